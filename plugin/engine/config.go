@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Seed-rule defaults, taken verbatim from the reference Sentinel rule.
+var (
+	// SeedCDNSuffixes are the rule's KnownCDNDomains.
+	SeedCDNSuffixes = []string{
+		"akamaiedge.net", "akamaitechnologies.com", "cloudfront.net",
+		"fastly.net", "cloudflare.net", "edgesuite.net",
+		"azureedge.net", "trafficmanager.net", "amazonaws.com",
+		"googleusercontent.com", "gstatic.com",
+	}
+	// SeedInternalTLDs are the rule's internal/trusted top-level labels.
+	SeedInternalTLDs = []string{"local", "internal", "corp", "lan", "home", "arpa"}
+	// SeedExcludeSuffixes are the rule's Microsoft cloud suffixes.
+	SeedExcludeSuffixes = []string{"microsoft.com", "windows.com", "office.com", "azure.com", "live.com"}
+	// SeedSuspiciousTLDs are the rule's suspicious top-level domains.
+	SeedSuspiciousTLDs = []string{"tk", "pw", "cc", "ws", "top", "xyz", "ru", "cn", "info", "online", "click", "link", "gq", "ml", "cf"}
+)
+
+// Config holds the engine's tunables. DefaultConfig returns the seed rule's values.
+type Config struct {
+	Window     time.Duration // lookback window (lookbackWindow)
+	MinIPs     int           // minimum unique public IPs to be a candidate (minUniqueIPThreshold)
+	MinQueries int           // minimum answered queries to be a candidate (minQueryCount)
+	Threshold  int           // SuspicionScore at or above which a candidate is flagged
+	Hold       time.Duration // how long a flagged name stays flagged after its last flagging answer
+
+	CDNSuffixes     []string // names under these are never tracked
+	InternalTLDs    []string // names under these top-level labels are never tracked
+	ExcludeSuffixes []string // further suffixes never tracked (the rule's Microsoft list)
+	Allow           []string // names (and their children) never tracked nor blocked
+	IgnoreNets      []netip.Prefix
+
+	SuspiciousTLDs []string
+	ShortSLD       int // an SLD at most this long scores a point
+	ManyIPs        int // this many unique IPs scores a point
+	ManyClients    int // this many unique clients scores a point
+
+	MaxNames          int // hard cap on tracked names
+	MaxIPsPerName     int // IPAddressList cap (make_set(IPAddress, 100))
+	MaxClientsPerName int // ClientList cap (make_set(ClientIP, 20))
+
+	Now func() time.Time // clock; time.Now when nil
+}
+
+// DefaultConfig returns the seed rule's semantics and defaults.
+func DefaultConfig() Config {
+	return Config{
+		Window:            time.Hour,
+		MinIPs:            5,
+		MinQueries:        3,
+		Threshold:         2,
+		Hold:              time.Hour,
+		CDNSuffixes:       SeedCDNSuffixes,
+		InternalTLDs:      SeedInternalTLDs,
+		ExcludeSuffixes:   SeedExcludeSuffixes,
+		SuspiciousTLDs:    SeedSuspiciousTLDs,
+		ShortSLD:          8,
+		ManyIPs:           10,
+		ManyClients:       5,
+		MaxNames:          DefaultMaxNames,
+		MaxIPsPerName:     100,
+		MaxClientsPerName: 20,
+	}
+}
+
+// DefaultMaxNames caps tracked names at about 256 MiB of state.
+const DefaultMaxNames = 500_000
+
+// Validate reports the first value that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Window < time.Minute:
+		return fmt.Errorf("window %s must be at least 1m", c.Window)
+	case c.Hold <= 0:
+		return fmt.Errorf("hold %s must be positive", c.Hold)
+	case c.MinIPs < 1, c.MinQueries < 1, c.Threshold < 1, c.ShortSLD < 1, c.ManyIPs < 1, c.ManyClients < 1:
+		return fmt.Errorf("thresholds must be positive")
+	case c.MaxNames < 1 || c.MaxIPsPerName < 1 || c.MaxClientsPerName < 1:
+		return fmt.Errorf("caps must be positive")
+	case c.MaxIPsPerName > 1024 || c.MaxClientsPerName > 1024:
+		return fmt.Errorf("per-name caps must be at most 1024")
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+// Package engine is fluxguard's detection engine: observations of DNS answers
+// go in, verdicts come out. It keeps per-name IP churn state over a sliding
+// window in a sharded, size-capped store and scores each name with a scoring
+// profile (the seed rule's by default).
+//
+// The package has no CoreDNS import, so it can be tested and benchmarked with
+// plain Go values and a fake clock.
+package engine

@@ -1,0 +1,339 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for tests.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time      { return c.t }
+func (c *fakeClock) set(hhmmss string)   { c.t = at(hhmmss) }
+func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func at(hhmmss string) time.Time         { t, _ := time.Parse(time.DateTime, "2026-11-26 "+hhmmss); return t }
+func addrs(ss ...string) (out []netip.Addr) {
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func newTestEngine(t testing.TB, clk *fakeClock, mod func(*Config)) *Engine {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Now = clk.now
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// event is one resolver log line: an answered A/AAAA query.
+type event struct {
+	at     string
+	name   string
+	client string
+	ips    []string
+}
+
+func feed(e *Engine, clk *fakeClock, evs []event) (last Verdict) {
+	for _, ev := range evs {
+		clk.set(ev.at)
+		last = e.Observe(&Observation{Name: ev.name, Client: netip.MustParseAddr(ev.client), Addrs: addrs(ev.ips...), MinTTL: 30})
+	}
+	return last
+}
+
+// TestSeedRuleParity drives an event stream through the engine and checks
+// the report against the seed rule's output, worked out by hand from its text.
+func TestSeedRuleParity(t *testing.T) {
+	clk := &fakeClock{t: at("08:00:00")}
+	e := newTestEngine(t, clk, nil)
+	feed(e, clk, []event{
+		// Outside the 1h lookback at report time (10:08): ignored.
+		{"08:30:00", "old.evil.tk", "10.0.0.9", []string{"45.1.0.1", "45.1.0.2", "45.1.0.3", "45.1.0.4", "45.1.0.5"}},
+		{"08:31:00", "old.evil.tk", "10.0.0.9", []string{"45.1.0.1"}},
+		{"08:32:00", "old.evil.tk", "10.0.0.9", []string{"45.1.0.1"}},
+		// A: 5 public IPs (private and loopback filtered), 3 queries, 2 clients.
+		{"10:00:10", "x.evil.tk", "10.0.0.1", []string{"45.0.0.1", "45.0.0.2", "10.1.1.1"}},
+		{"10:02:30", "x.evil.tk", "10.0.0.2", []string{"45.0.0.3", "45.0.0.4"}},
+		{"10:07:59", "x.evil.tk", "10.0.0.1", []string{"45.0.0.5", "45.0.0.1", "127.0.0.1"}},
+		// B: stable, one IP.
+		{"10:01:00", "static.example.com", "10.0.0.1", []string{"93.184.215.14"}},
+		{"10:02:00", "static.example.com", "10.0.0.2", []string{"93.184.215.14"}},
+		{"10:03:00", "static.example.com", "10.0.0.3", []string{"93.184.215.14"}},
+		// C: 12 IPs over 5 queries from 5 clients, long SLD, .com.
+		{"10:01:00", "www.longsecondlevel.com", "10.0.0.1", []string{"81.0.0.1", "82.0.0.1", "83.0.0.1"}},
+		{"10:01:30", "www.longsecondlevel.com", "10.0.0.2", []string{"81.0.0.2", "82.0.0.2", "83.0.0.2"}},
+		{"10:03:00", "www.longsecondlevel.com", "10.0.0.3", []string{"81.0.0.3", "82.0.0.3", "83.0.0.3"}},
+		{"10:03:59", "www.longsecondlevel.com", "10.0.0.4", []string{"81.0.0.4", "82.0.0.4", "83.0.0.4"}},
+		{"10:04:00", "www.longsecondlevel.com", "10.0.0.5", []string{"81.0.0.4"}},
+		// D, E: excluded by the CDN list, the internal TLDs and the Microsoft list.
+		{"10:01:00", "shop.cdn.cloudfront.net", "10.0.0.1", []string{"13.0.0.1", "13.0.0.2", "13.0.0.3", "13.0.0.4", "13.0.0.5"}},
+		{"10:02:00", "shop.cdn.cloudfront.net", "10.0.0.1", []string{"13.0.0.6"}},
+		{"10:03:00", "shop.cdn.cloudfront.net", "10.0.0.1", []string{"13.0.0.7"}},
+		{"10:01:00", "files.corp", "10.0.0.1", []string{"45.2.0.1", "45.2.0.2", "45.2.0.3", "45.2.0.4", "45.2.0.5"}},
+		{"10:02:00", "files.corp", "10.0.0.1", []string{"45.2.0.1"}},
+		{"10:03:00", "files.corp", "10.0.0.1", []string{"45.2.0.1"}},
+		{"10:01:00", "login.live.com", "10.0.0.1", []string{"45.3.0.1", "45.3.0.2", "45.3.0.3", "45.3.0.4", "45.3.0.5"}},
+		{"10:02:00", "login.live.com", "10.0.0.1", []string{"45.3.0.1"}},
+		{"10:03:00", "login.live.com", "10.0.0.1", []string{"45.3.0.1"}},
+		// F: 6 IPs in 3 queries within one minute; SLD "example" is short.
+		{"10:05:00", "api.example.org", "10.0.0.7", []string{"91.0.0.1", "91.0.0.2"}},
+		{"10:05:20", "api.example.org", "10.0.0.7", []string{"91.0.0.3", "91.0.0.4"}},
+		{"10:05:40", "api.example.org", "10.0.0.7", []string{"91.0.0.5", "91.0.0.6"}},
+		// G: private answers only: no row survives the rule's IP filter.
+		{"10:01:00", "priv.evil.tk", "10.0.0.1", []string{"10.0.0.1", "192.168.1.1", "172.16.0.1", "127.0.0.1", "0.0.0.0"}},
+	})
+	clk.set("10:08:00")
+	want := []Row{
+		{
+			DetectionTime: at("10:04:00"), DomainName: "www.longsecondlevel.com",
+			UniqueIPCount: 12, IPChurnRate: 4, QueryCount: 5, UniqueClients: 5,
+			ClientList:         []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"},
+			IPAddressList:      []string{"81.0.0.1", "82.0.0.1", "83.0.0.1", "81.0.0.2", "82.0.0.2", "83.0.0.2", "81.0.0.3", "82.0.0.3", "83.0.0.3", "81.0.0.4", "82.0.0.4", "83.0.0.4"},
+			ObservationMinutes: 3, TLD: "com", SuspicionScore: 2, FirstSeen: at("10:01:00"),
+		},
+		{
+			DetectionTime: at("10:05:40"), DomainName: "api.example.org",
+			UniqueIPCount: 6, IPChurnRate: 6, QueryCount: 3, UniqueClients: 1,
+			ClientList:         []string{"10.0.0.7"},
+			IPAddressList:      []string{"91.0.0.1", "91.0.0.2", "91.0.0.3", "91.0.0.4", "91.0.0.5", "91.0.0.6"},
+			ObservationMinutes: 1, TLD: "org", ShortSLD: true, SuspicionScore: 1, FirstSeen: at("10:05:00"),
+		},
+		{
+			DetectionTime: at("10:07:59"), DomainName: "x.evil.tk",
+			// The rule's count() runs after mv-expand and would give 6
+			// (one row per public IP); fluxguard counts answers: 3.
+			UniqueIPCount: 5, IPChurnRate: 0.7143, QueryCount: 3, UniqueClients: 2,
+			ClientList:         []string{"10.0.0.1", "10.0.0.2"},
+			IPAddressList:      []string{"45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4", "45.0.0.5"},
+			ObservationMinutes: 7, TLD: "tk", SuspiciousTLD: true, ShortSLD: true, SuspicionScore: 2, FirstSeen: at("10:00:10"),
+		},
+	}
+	got := e.Report()
+	if !reflect.DeepEqual(got, want) {
+		for i := range max(len(got), len(want)) {
+			if i < len(got) && i < len(want) && reflect.DeepEqual(got[i], want[i]) {
+				continue
+			}
+			if i < len(got) {
+				t.Errorf("got  row %d: %+v", i, got[i])
+			}
+			if i < len(want) {
+				t.Errorf("want row %d: %+v", i, want[i])
+			}
+		}
+	}
+	// Flagged set: score >= threshold 2.
+	for name, want := range map[string]bool{"x.evil.tk": true, "www.longsecondlevel.com": true, "api.example.org": false, "static.example.com": false, "old.evil.tk": false} {
+		if _, held := e.Held(name); held != want {
+			t.Errorf("Held(%q) = %v, want %v", name, held, want)
+		}
+	}
+}
+
+func TestVerdictLevels(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, nil)
+	name := "a.evil.tk"
+	ips := [][]string{{"45.0.0.1", "45.0.0.2"}, {"45.0.0.3", "45.0.0.4"}, {"45.0.0.5"}, {"45.0.0.6"}}
+	wantLevels := []Level{LevelNone, LevelNone, LevelFlagged, LevelFlagged}
+	for i, set := range ips {
+		v := e.Observe(&Observation{Name: name, Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs(set...)})
+		if v.Level != wantLevels[i] {
+			t.Fatalf("observation %d: level %s, want %s (%+v)", i, v.Level, wantLevels[i], v)
+		}
+		if changed := i == 2; v.Changed() != changed {
+			t.Errorf("observation %d: Changed() = %v, want %v", i, v.Changed(), changed)
+		}
+		clk.add(time.Second)
+	}
+	if v, held := e.Held(name); !held || v.Reasons != ReasonSuspiciousTLD|ReasonShortSLD || v.Reasons.String() != "suspicious_tld,short_sld" {
+		t.Fatalf("Held = %+v, %v", v, held)
+	}
+	// The hold outlives the window's evidence, then ends.
+	clk.add(59 * time.Minute)
+	if _, held := e.Held(name); !held {
+		t.Fatal("not held 59m after the last flagging answer")
+	}
+	clk.add(2 * time.Minute)
+	if _, held := e.Held(name); held {
+		t.Fatal("still held after hold time")
+	}
+	if n := e.Sweep(); n != 1 || e.Len() != 0 {
+		t.Fatalf("Sweep dropped %d, %d left", n, e.Len())
+	}
+}
+
+func TestSkip(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Allow = []string{"Trusted.Example."} })
+	tests := []struct {
+		name string
+		want Skip
+	}{
+		{"trusted.example", SkipAllowed},
+		{"a.b.trusted.example", SkipAllowed},
+		{"untrusted.example", SkipNone},
+		{"x.cloudfront.net", SkipExcluded},
+		{"cloudfront.net.evil.tk", SkipNone},
+		{"printer.lan", SkipExcluded},
+		{"1.0.0.10.in-addr.arpa", SkipExcluded},
+		{"outlook.office.com", SkipExcluded},
+		{"microsoft.com.evil.tk", SkipNone},
+	}
+	for _, tt := range tests {
+		if got := e.Skipped(tt.name); got != tt.want {
+			t.Errorf("Skipped(%q) = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if v := e.Observe(&Observation{Name: "trusted.example", Addrs: addrs("45.0.0.1")}); v.Skip != SkipAllowed || e.Len() != 0 {
+		t.Errorf("allowed name tracked: %+v, len %d", v, e.Len())
+	}
+}
+
+func TestIsPublic(t *testing.T) {
+	tests := map[string]bool{
+		"45.33.1.1": true, "8.8.8.8": true, "2a00:1450::1": true, "2606:4700::1111": true,
+		"::ffff:45.33.1.1": true, "::ffff:10.0.0.1": false,
+		"10.1.2.3": false, "172.16.0.1": false, "172.31.255.255": false, "172.32.0.1": true,
+		"192.168.0.1": false, "127.0.0.1": false, "0.0.0.0": false, "100.64.0.1": false,
+		"169.254.1.1": false, "192.0.2.1": false, "198.51.100.1": false, "203.0.113.9": false,
+		"198.18.0.1": false, "224.0.0.1": false, "255.255.255.255": false,
+		"::": false, "::1": false, "fe80::1": false, "fc00::1": false, "fd12::1": false, "ff02::1": false,
+		"2001:db8::1": false, "3fff::1": false, "2001:2::1": false,
+	}
+	for s, want := range tests {
+		if got := IsPublic(netip.MustParseAddr(s)); got != want {
+			t.Errorf("IsPublic(%s) = %v, want %v", s, got, want)
+		}
+	}
+	if IsPublic(netip.Addr{}) {
+		t.Error("IsPublic(invalid) = true")
+	}
+}
+
+func TestPerNameCaps(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.MaxIPsPerName = 3; c.MaxClientsPerName = 2 })
+	for i := range 10 {
+		clk.add(time.Second)
+		e.Observe(&Observation{Name: "a.example", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Addrs: addrs(fmt.Sprintf("45.0.0.%d", i+1))})
+	}
+	sh := e.st.shard("a.example")
+	en := sh.m["a.example"]
+	if len(en.ips) != 3 || len(en.clients) != 2 {
+		t.Fatalf("ips %d clients %d", len(en.ips), len(en.clients))
+	}
+	// The freshest values are kept.
+	if got := stringsSince(en.ips, 0); !reflect.DeepEqual(got, []string{"45.0.0.10", "45.0.0.8", "45.0.0.9"}) {
+		t.Errorf("ips = %v", got)
+	}
+	// A hostile answer with hundreds of addresses is bounded too.
+	var many []netip.Addr
+	for i := range 500 {
+		many = append(many, netip.AddrFrom4([4]byte{46, 0, byte(i >> 8), byte(i)}))
+	}
+	if v := e.Observe(&Observation{Name: "b.example", Addrs: many}); v.UniqueIPs != 3 {
+		t.Errorf("UniqueIPs = %d, want the cap 3", v.UniqueIPs)
+	}
+}
+
+func TestEvictionSparesFlagged(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	// Room for 16 names a shard; the 128 flagged names spread over 64 shards.
+	e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = shards * 16 })
+	var flagged []string
+	for i := range shards * 2 {
+		name := fmt.Sprintf("f%d.evil.tk", i)
+		for q := range 5 {
+			e.Observe(&Observation{Name: name, Addrs: addrs(fmt.Sprintf("45.0.%d.%d", i, q+1), fmt.Sprintf("45.1.%d.%d", i, q+1))})
+		}
+		if _, held := e.Held(name); !held {
+			t.Fatalf("%s not flagged", name)
+		}
+		flagged = append(flagged, name)
+	}
+	for i := range 100_000 {
+		clk.add(time.Millisecond)
+		e.Observe(&Observation{Name: fmt.Sprintf("r%d.example.com", i), Addrs: addrs("45.9.9.9")})
+	}
+	if n := e.Len(); n > shards*16 {
+		t.Errorf("Len = %d, above cap %d", n, shards*16)
+	}
+	if e.Evicted() == 0 {
+		t.Error("no evictions counted")
+	}
+	for _, name := range flagged {
+		if _, held := e.Held(name); !held {
+			t.Errorf("%s evicted or unflagged by a flood of benign names", name)
+		}
+	}
+}
+
+func TestWindowExpiry(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Threshold = 4 }) // never flags: only suspicious
+	for i := range 5 {
+		e.Observe(&Observation{Name: "api.example.org", Addrs: addrs(fmt.Sprintf("45.0.0.%d", i+1))})
+		clk.add(10 * time.Minute)
+	}
+	// At 10:50: 5 IPs, 5 queries since 10:00.
+	if v := e.Observe(&Observation{Name: "api.example.org", Addrs: addrs("45.0.0.1")}); v.Level != LevelSuspicious || v.Queries != 6 {
+		t.Fatalf("%+v", v)
+	}
+	clk.set("11:36:00") // the 10:40 and 10:50 answers remain in the window
+	if v := e.Observe(&Observation{Name: "api.example.org", Addrs: addrs("45.0.0.7")}); v.Level != LevelNone || v.UniqueIPs != 3 || v.Queries != 3 {
+		t.Fatalf("after expiry: %+v", v)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []func(*Config){
+		func(c *Config) { c.Window = time.Second },
+		func(c *Config) { c.Hold = 0 },
+		func(c *Config) { c.MinIPs = 0 },
+		func(c *Config) { c.Threshold = -1 },
+		func(c *Config) { c.MaxNames = 0 },
+		func(c *Config) { c.MaxIPsPerName = 5000 },
+	}
+	for i, mod := range tests {
+		cfg := DefaultConfig()
+		mod(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("case %d: no error", i)
+		}
+	}
+}
+
+func TestConcurrentObserve(t *testing.T) {
+	e, _ := New(DefaultConfig())
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				e.Observe(&Observation{Name: fmt.Sprintf("n%d.evil.tk", i%50), Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(g)}), Addrs: addrs(fmt.Sprintf("45.0.%d.%d", g, i%200))})
+				if i%500 == 0 {
+					e.Report()
+					e.Sweep()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, held := e.Held("n1.evil.tk"); !held {
+		t.Error("n1.evil.tk not flagged")
+	}
+}

@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// shards is the number of independently locked parts of the store; a power
+// of two so that a hash picks one with a mask.
+const shards = 64
+
+// evictSample is how many entries a full shard looks at to pick a victim.
+const evictSample = 8
+
+// rankFlagged is the lowest eviction rank of a flagged entry: rank orders
+// entries by level first, so a flagged name is evicted only when the shard
+// holds nothing else.
+const rankFlagged = uint64(LevelFlagged) << 32
+
+// store maps names to entries in shards, each with its own lock and cap.
+type store struct {
+	seed    maphash.Seed
+	shards  [shards]shard
+	perCap  int
+	evicted atomic.Uint64
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*entry
+	_  [40]byte // keep shards on separate cache lines
+}
+
+func newStore(maxNames int) *store {
+	s := &store{seed: maphash.MakeSeed(), perCap: (maxNames + shards - 1) / shards}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]*entry)
+	}
+	return s
+}
+
+func (s *store) shard(name string) *shard {
+	return &s.shards[maphash.String(s.seed, name)&(shards-1)]
+}
+
+// insert adds a new entry for name to a locked shard, evicting the least
+// valuable entry first when the shard is full.
+func (s *store) insert(sh *shard, name string, e *entry, rank func(*entry) uint64) {
+	if len(sh.m) >= s.perCap {
+		victim, best, n := "", ^uint64(0), 0
+		for k, v := range sh.m { // map iteration starts at a random entry
+			if r := rank(v); r < best {
+				victim, best = k, r
+			}
+			// Sample a few; look further only to spare a flagged name.
+			if n++; n >= evictSample && best < rankFlagged {
+				break
+			}
+		}
+		delete(sh.m, victim)
+		s.evicted.Add(1)
+	}
+	sh.m[strings.Clone(name)] = e
+}
+
+// len counts the entries of all shards.
+func (s *store) len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// each calls f for every entry, one shard locked at a time; f returning
+// false deletes the entry.
+func (s *store) each(f func(name string, e *entry) bool) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, v := range sh.m {
+			if !f(k, v) {
+				delete(sh.m, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}

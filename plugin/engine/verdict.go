@@ -1,0 +1,77 @@
+package engine
+
+import "strings"
+
+// Level is a name's standing.
+type Level uint8
+
+// Levels, in increasing order of concern.
+const (
+	LevelNone       Level = iota // not a candidate
+	LevelSuspicious              // a candidate (enough IPs and queries) scoring below the threshold
+	LevelFlagged                 // a candidate scoring at or above the threshold, or held
+)
+
+var levelNames = [...]string{"none", "suspicious", "flagged"}
+
+func (l Level) String() string {
+	if int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return "unknown"
+}
+
+// Reasons is a set of scoring reasons.
+type Reasons uint32
+
+// Reasons for a score point, from the seed rule.
+const (
+	ReasonSuspiciousTLD Reasons = 1 << iota // TLD is in the suspicious list
+	ReasonShortSLD                          // second-level label is short
+	ReasonManyIPs                           // many unique IPs
+	ReasonManyClients                       // many unique clients
+)
+
+var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients"}
+
+// String joins the reason names with commas, "" for none.
+func (r Reasons) String() string {
+	var b strings.Builder
+	for i, n := range reasonNames {
+		if r&(1<<i) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n)
+	}
+	return b.String()
+}
+
+// Skip says why an observation was not tracked.
+type Skip uint8
+
+// Why a name is not tracked.
+const (
+	SkipNone     Skip = iota // tracked
+	SkipAllowed              // on the allowlist: never tracked, never blocked
+	SkipExcluded             // excluded by the profile (CDN, internal TLD, excluded suffix)
+	SkipNoAddrs              // the answer held no public address: not evidence
+)
+
+// Verdict is the engine's judgement of one name after an observation.
+type Verdict struct {
+	Level   Level
+	Prev    Level // level before this observation
+	Score   int
+	Reasons Reasons
+	Skip    Skip
+
+	UniqueIPs int
+	Queries   int
+	Clients   int
+}
+
+// Changed reports whether the observation moved the name to another level.
+func (v Verdict) Changed() bool { return v.Level != v.Prev }
