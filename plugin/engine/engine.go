@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"time"
 )
 
@@ -251,4 +252,26 @@ func (e *Engine) Evicted() uint64 { return e.st.evicted.Load() }
 func (e *Engine) String() string {
 	return fmt.Sprintf("window=%s min_ips=%d min_queries=%d threshold=%d max_names=%d",
 		e.cfg.Window, e.cfg.MinIPs, e.cfg.MinQueries, e.cfg.Threshold, e.cfg.MaxNames)
+}
+
+// Flagged returns up to limit currently flagged names, most recently seen
+// first, and how many there are in all.
+func (e *Engine) Flagged(limit int) (names []string, total int) {
+	now := e.clock()
+	type item struct {
+		name string
+		last uint32
+	}
+	var items []item
+	e.st.each(func(name string, en *entry) bool {
+		if en.heldUntil > now {
+			items = append(items, item{name, en.last})
+		}
+		return true
+	})
+	sort.Slice(items, func(i, j int) bool { return items[i].last > items[j].last })
+	for _, it := range items[:min(limit, len(items))] {
+		names = append(names, it.name)
+	}
+	return names, len(items)
 }

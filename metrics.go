@@ -1,0 +1,133 @@
+package fluxguard
+
+import (
+	"context"
+	"sync"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+var (
+	responsesInspected = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "responses_inspected_total",
+		Help:      "Counter of A/AAAA answers inspected.",
+	}, []string{"server"})
+	verdicts = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "verdicts_total",
+		Help:      "Counter of verdicts on tracked names, by level.",
+	}, []string{"server", "level"})
+	actions = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "actions_total",
+		Help:      "Counter of answers replaced for flagged names, by action.",
+	}, []string{"server", "action"})
+	trackedNames = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "tracked_names",
+		Help:      "Number of names whose state is kept.",
+	}, []string{"server"})
+	namesEvicted = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "names_evicted_total",
+		Help:      "Counter of names evicted to keep under the max_names cap.",
+	}, []string{"server"})
+	flaggedDomains = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "flagged_domains",
+		Help:      "Number of currently flagged domains.",
+	}, []string{"server"})
+	flaggedDomain = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "flagged",
+		Help:      "1 for each currently flagged domain, for at most metrics_domains domains per server.",
+	}, []string{"server", "domain"})
+)
+
+// metricsServer returns the server label for ctx.
+func metricsServer(ctx context.Context) string { return metrics.WithServer(ctx) }
+
+// flaggedGauge keeps the flagged{domain} series in step with the engine,
+// never with more than max domains per server.
+type flaggedGauge struct {
+	max    int
+	mu     sync.Mutex
+	server string              // learnt from the first flagged answer
+	shown  map[string]struct{} // domains with a series
+}
+
+func newFlaggedGauge(max int) *flaggedGauge {
+	return &flaggedGauge{max: max, shown: map[string]struct{}{}}
+}
+
+// add shows a newly flagged domain at once, if there is room.
+func (g *flaggedGauge) add(server, name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.server = server
+	if _, ok := g.shown[name]; ok || len(g.shown) >= g.max {
+		return
+	}
+	g.shown[name] = struct{}{}
+	flaggedDomain.WithLabelValues(server, name).Set(1)
+}
+
+func (g *flaggedGauge) serverLabel() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.server
+}
+
+// refresh drops the series of domains no longer flagged, fills free room
+// with flagged domains not shown yet, and sets the total.
+func (g *flaggedGauge) refresh(eng *engine.Engine) {
+	names, total := eng.Flagged(g.max)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.server == "" {
+		return // nothing flagged yet
+	}
+	flaggedDomains.WithLabelValues(g.server).Set(float64(total))
+	current := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		current[n] = struct{}{}
+	}
+	for n := range g.shown {
+		if _, ok := current[n]; !ok {
+			flaggedDomain.DeleteLabelValues(g.server, n)
+			delete(g.shown, n)
+		}
+	}
+	for _, n := range names {
+		if len(g.shown) >= g.max {
+			break
+		}
+		if _, ok := g.shown[n]; !ok {
+			g.shown[n] = struct{}{}
+			flaggedDomain.WithLabelValues(g.server, n).Set(1)
+		}
+	}
+}
+
+// clear removes every series this gauge made, at shutdown.
+func (g *flaggedGauge) clear() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for n := range g.shown {
+		flaggedDomain.DeleteLabelValues(g.server, n)
+	}
+	g.shown = map[string]struct{}{}
+}

@@ -1,0 +1,171 @@
+package fluxsim
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// Kind of behaviour a simulated name has.
+type Kind int
+
+const (
+	Static     Kind = iota // fixed IP set, same order each time
+	RoundRobin             // fixed IP set, rotated order each query
+	Flux                   // PerAnswer IPs per query, walking a deterministic pool of Pool public IPs
+	CNAME                  // CNAME to Target, plus the target's records when the target is served too
+)
+
+// Name describes one simulated name and how it answers.
+type Name struct {
+	Name      string   // FQDN or bare name; normalized to lower-case FQDN
+	Kind      Kind     // behaviour
+	IPs       []string // Static / RoundRobin addresses (v4 and/or v6)
+	Pool      int      // Flux: pool size (default 50)
+	PerAnswer int      // Flux: IPs per answer (default 4)
+	TTL       uint32   // default 300, 30 for Flux
+	IPv6      bool     // Flux: also answer AAAA from a public-looking IPv6 pool
+	Target    string   // CNAME target
+	Wildcard  bool     // also answer for any subdomain of Name
+	NSPool    int      // >0: double flux, NS records rotate over NSPool names ns<k>.<parent>
+}
+
+const (
+	defaultPool      = 50
+	defaultPerAnswer = 4
+	maxPool          = 100000 // upper bound for Pool and NSPool
+	nsPerResp        = 2      // NS records per double-flux response
+)
+
+// entry is a validated Name with its precomputed address pools and rotation counters.
+type entry struct {
+	Name
+	v4, v6 []net.IP
+	parent string   // registered parent, e.g. kwik.tk. for cdn.kwik.tk.
+	ns     []string // double flux name servers
+	glue   []net.IP // double flux glue pool
+	ctr    atomic.Uint64
+	nsCtr  atomic.Uint64
+}
+
+// fqdn lower-cases and fully qualifies s.
+func fqdn(s string) string { return dns.Fqdn(strings.ToLower(strings.TrimSpace(s))) }
+
+// registeredParent approximates the registered domain of name as its last two labels.
+func registeredParent(name string) string {
+	labels := dns.SplitDomainName(name)
+	if len(labels) <= 2 {
+		return name
+	}
+	return dns.Fqdn(strings.Join(labels[len(labels)-2:], "."))
+}
+
+// newEntry validates n and builds its entry.
+func newEntry(n Name) (*entry, error) {
+	n.Name = fqdn(n.Name)
+	if n.Name == "." {
+		return nil, errors.New("fluxsim: empty name")
+	}
+	if _, ok := dns.IsDomainName(n.Name); !ok {
+		return nil, fmt.Errorf("fluxsim: invalid name %q", n.Name)
+	}
+	if n.NSPool < 0 || n.NSPool > maxPool {
+		return nil, fmt.Errorf("fluxsim: %s: bad NSPool %d", n.Name, n.NSPool)
+	}
+	e := &entry{Name: n, parent: registeredParent(n.Name)}
+	if e.TTL == 0 {
+		e.TTL = 300
+	}
+	switch n.Kind {
+	case Static, RoundRobin:
+		if len(n.IPs) == 0 {
+			return nil, fmt.Errorf("fluxsim: %s: no IPs", n.Name)
+		}
+		for _, s := range n.IPs {
+			ip := net.ParseIP(strings.TrimSpace(s))
+			if ip == nil {
+				return nil, fmt.Errorf("fluxsim: %s: bad IP %q", n.Name, s)
+			}
+			if v4 := ip.To4(); v4 != nil {
+				e.v4 = append(e.v4, v4)
+			} else {
+				e.v6 = append(e.v6, ip)
+			}
+		}
+	case Flux:
+		if e.Pool == 0 {
+			e.Pool = defaultPool
+		}
+		if e.PerAnswer == 0 {
+			e.PerAnswer = defaultPerAnswer
+		}
+		if n.TTL == 0 {
+			e.TTL = 30
+		}
+		if e.PerAnswer < 1 || e.Pool < e.PerAnswer || e.Pool > maxPool {
+			return nil, fmt.Errorf("fluxsim: %s: need 0 < PerAnswer (%d) <= Pool (%d) <= %d", n.Name, e.PerAnswer, e.Pool, maxPool)
+		}
+		e.v4 = pool4(n.Name, e.Pool)
+		if n.IPv6 {
+			e.v6 = pool6(n.Name, e.Pool)
+		}
+	case CNAME:
+		e.Target = fqdn(n.Target)
+		if e.Target == "." {
+			return nil, fmt.Errorf("fluxsim: %s: CNAME without Target", n.Name)
+		}
+		if _, ok := dns.IsDomainName(e.Target); !ok || e.Target == n.Name {
+			return nil, fmt.Errorf("fluxsim: %s: bad CNAME target %q", n.Name, n.Target)
+		}
+	default:
+		return nil, fmt.Errorf("fluxsim: %s: unknown kind %d", n.Name, int(n.Kind))
+	}
+	if n.NSPool > 0 {
+		for k := 1; k <= n.NSPool; k++ {
+			e.ns = append(e.ns, fmt.Sprintf("ns%d.%s", k, e.parent))
+		}
+		e.glue = pool4("glue:"+e.parent, 2*n.NSPool)
+	}
+	return e, nil
+}
+
+// pick returns the addresses for one answer, rotating as the kind requires.
+func (e *entry) pick(ips []net.IP) []net.IP {
+	if len(ips) == 0 {
+		return nil
+	}
+	switch e.Kind {
+	case RoundRobin:
+		off := (e.ctr.Add(1) - 1) % uint64(len(ips))
+		return append(append([]net.IP{}, ips[off:]...), ips[:off]...)
+	case Flux:
+		off := (e.ctr.Add(1) - 1) * uint64(e.PerAnswer)
+		out := make([]net.IP, e.PerAnswer)
+		for i := range out {
+			out[i] = ips[(off+uint64(i))%uint64(len(ips))]
+		}
+		return out
+	}
+	return ips
+}
+
+// nameServers returns the rotating NS names and their current glue addresses.
+func (e *entry) nameServers() ([]string, []net.IP) {
+	off := e.nsCtr.Add(1) - 1
+	n := min(nsPerResp, len(e.ns))
+	names, glue := make([]string, n), make([]net.IP, n)
+	for j := range n {
+		k := (off*uint64(n) + uint64(j)) % uint64(len(e.ns))
+		names[j], glue[j] = e.ns[k], e.glueFor(k, off)
+	}
+	return names, glue
+}
+
+// glueFor is the address of name server k at rotation step off.
+func (e *entry) glueFor(k, off uint64) net.IP {
+	return e.glue[(k+off)%uint64(len(e.glue))]
+}

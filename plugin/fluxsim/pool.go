@@ -1,0 +1,94 @@
+package fluxsim
+
+import (
+	"hash/fnv"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// reserved holds the non-public ranges that netip's predicates don't cover.
+var reserved = func() (ps []netip.Prefix) {
+	for _, s := range strings.Fields(`0.0.0.0/8 100.64.0.0/10 192.0.0.0/24 192.0.2.0/24 198.18.0.0/15
+		198.51.100.0/24 203.0.113.0/24 240.0.0.0/4 2001:db8::/32 2001::/23 2002::/16 64:ff9b::/96`) {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}()
+
+// firstOctets are the first octets pool4 cycles over: 23..223 minus those with reserved blocks.
+var firstOctets = func() []byte {
+	var o []byte
+	for b := 23; b <= 223; b++ {
+		switch b {
+		case 100, 127, 169, 172, 192, 198, 203:
+			continue
+		}
+		o = append(o, byte(b))
+	}
+	return o
+}()
+
+// isPublic reports whether ip is a globally routable unicast address.
+func isPublic(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	if !a.IsGlobalUnicast() || a.IsPrivate() {
+		return false
+	}
+	for _, p := range reserved {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// rng returns a generator seeded from a hash of seed, so pools are deterministic per name.
+func rng(seed string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(seed))
+	s := h.Sum64()
+	return rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))
+}
+
+// pool4 returns n distinct public IPv4 addresses spread over many /16s.
+func pool4(seed string, n int) []net.IP {
+	r := rng(seed)
+	start := r.IntN(len(firstOctets))
+	return fill(n, func(i int) net.IP {
+		return net.IPv4(firstOctets[(start+i)%len(firstOctets)], byte(r.IntN(256)), byte(r.IntN(256)), byte(1+r.IntN(254))).To4()
+	})
+}
+
+// pool6 returns n distinct public IPv6 addresses from 2a00::/12.
+func pool6(seed string, n int) []net.IP {
+	r := rng("v6:" + seed)
+	return fill(n, func(int) net.IP {
+		ip := make(net.IP, net.IPv6len)
+		ip[0], ip[1] = 0x2a, byte(r.IntN(16))
+		for j := 2; j < 8; j++ {
+			ip[j] = byte(r.IntN(256))
+		}
+		ip[15] = byte(1 + r.IntN(254))
+		return ip
+	})
+}
+
+// fill draws addresses from gen until it has n distinct public ones.
+func fill(n int, gen func(i int) net.IP) []net.IP {
+	out := make([]net.IP, 0, n)
+	seen := make(map[string]bool, n)
+	for len(out) < n {
+		ip := gen(len(out))
+		if k := ip.String(); isPublic(ip) && !seen[k] {
+			seen[k] = true
+			out = append(out, ip)
+		}
+	}
+	return out
+}

@@ -1,0 +1,269 @@
+package fluxguard
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+const pluginName = "fluxguard"
+
+func init() { plugin.Register(pluginName, setup) }
+
+func setup(c *caddy.Controller) error {
+	cfg, err := parse(c)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	f, err := newFluxguard(cfg)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	c.OnStartup(f.start)
+	c.OnShutdown(f.stop)
+	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+		f.Next = next
+		return f
+	})
+	return nil
+}
+
+// action is what fluxguard does with the answer for a flagged name.
+type action int
+
+const (
+	actionLog      action = iota // monitor: log, tag and count only
+	actionBlock                  // answer REFUSED or NXDOMAIN with EDE 15
+	actionSinkhole               // answer with the sinkhole addresses and EDE 15
+)
+
+var actionNames = map[string]action{"log": actionLog, "block": actionBlock, "sinkhole": actionSinkhole}
+
+// config is a parsed fluxguard block.
+type config struct {
+	zones          []string
+	engine         engine.Config
+	action         action
+	blockRcode     int
+	sinkhole       []netip.Addr
+	sinkholeTTL    uint32
+	metricsDomains int
+	report         string // listen address of the JSON report, "" for none
+}
+
+func defaultConfig() config {
+	return config{
+		engine:         engine.DefaultConfig(),
+		action:         actionLog,
+		blockRcode:     dns.RcodeRefused,
+		sinkhole:       []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()},
+		sinkholeTTL:    10,
+		metricsDomains: 100,
+	}
+}
+
+func parse(c *caddy.Controller) (config, error) {
+	cfg := defaultConfig()
+	blocks := 0
+	for c.Next() {
+		if blocks++; blocks > 1 {
+			return cfg, c.Err("only one fluxguard block per server block")
+		}
+		cfg.zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
+		for c.NextBlock() {
+			if err := parseOption(c, &cfg); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	if err := cfg.engine.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// parseOption parses the option under the cursor into cfg.
+func parseOption(c *caddy.Controller, cfg *config) error {
+	opt := c.Val()
+	args := c.RemainingArgs()
+	if len(args) == 0 {
+		return c.ArgErr()
+	}
+	ec := &cfg.engine
+	one := func() (string, error) {
+		if len(args) != 1 {
+			return "", c.Errf("%s takes exactly one argument", opt)
+		}
+		return args[0], nil
+	}
+	positive := func(dst *int) error {
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return c.Errf("%s: %q is not a positive integer", opt, s)
+		}
+		*dst = n
+		return nil
+	}
+	duration := func(dst *time.Duration) error {
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return c.Errf("%s: %q is not a positive duration", opt, s)
+		}
+		*dst = d
+		return nil
+	}
+	names := func() []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = engine.Normalize(a)
+		}
+		return out
+	}
+
+	switch opt {
+	case "profile":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		if s != "seed" {
+			return c.Errf("profile: unknown profile %q; expect 'seed'", s)
+		}
+	case "window":
+		if err := duration(&ec.Window); err != nil {
+			return err
+		}
+		if ec.Window < time.Minute {
+			return c.Errf("window: %s is shorter than 1m", ec.Window)
+		}
+	case "hold":
+		return duration(&ec.Hold)
+	case "min_ips":
+		return positive(&ec.MinIPs)
+	case "min_queries":
+		return positive(&ec.MinQueries)
+	case "threshold":
+		return positive(&ec.Threshold)
+	case "short_sld":
+		return positive(&ec.ShortSLD)
+	case "many_ips":
+		return positive(&ec.ManyIPs)
+	case "many_clients":
+		return positive(&ec.ManyClients)
+	case "max_names":
+		return positive(&ec.MaxNames)
+	case "max_ips_per_name":
+		if err := positive(&ec.MaxIPsPerName); err != nil {
+			return err
+		}
+		if ec.MaxIPsPerName > 1024 {
+			return c.Errf("max_ips_per_name: %d is above 1024", ec.MaxIPsPerName)
+		}
+	case "max_clients_per_name":
+		if err := positive(&ec.MaxClientsPerName); err != nil {
+			return err
+		}
+		if ec.MaxClientsPerName > 1024 {
+			return c.Errf("max_clients_per_name: %d is above 1024", ec.MaxClientsPerName)
+		}
+	case "metrics_domains":
+		return positive(&cfg.metricsDomains)
+	case "cdn_suffixes":
+		ec.CDNSuffixes = names()
+	case "internal_tlds":
+		ec.InternalTLDs = names()
+	case "exclude_suffixes":
+		ec.ExcludeSuffixes = names()
+	case "suspicious_tlds":
+		ec.SuspiciousTLDs = names()
+	case "allow":
+		ec.Allow = append(ec.Allow, names()...)
+	case "ignore_nets":
+		for _, a := range args {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return c.Errf("ignore_nets: %q is not a CIDR prefix", a)
+			}
+			ec.IgnoreNets = append(ec.IgnoreNets, p.Masked())
+		}
+	case "action":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		a, ok := actionNames[strings.ToLower(s)]
+		if !ok {
+			return c.Errf("action: unknown action %q; expect 'log', 'block' or 'sinkhole'", s)
+		}
+		cfg.action = a
+	case "block_rcode":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		switch strings.ToUpper(s) {
+		case "REFUSED":
+			cfg.blockRcode = dns.RcodeRefused
+		case "NXDOMAIN":
+			cfg.blockRcode = dns.RcodeNameError
+		default:
+			return c.Errf("block_rcode: %q; expect 'REFUSED' or 'NXDOMAIN'", s)
+		}
+	case "sinkhole":
+		cfg.sinkhole = cfg.sinkhole[:0:0]
+		for _, a := range args {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return c.Errf("sinkhole: %q is not an IP address", a)
+			}
+			cfg.sinkhole = append(cfg.sinkhole, ip.Unmap())
+		}
+	case "sinkhole_ttl":
+		var d time.Duration
+		if err := duration(&d); err != nil {
+			return err
+		}
+		if d < time.Second || d > 24*time.Hour {
+			return c.Errf("sinkhole_ttl: %s is outside 1s..24h", d)
+		}
+		cfg.sinkholeTTL = uint32(d / time.Second)
+	case "report":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return c.Errf("report: %q is not a host:port address", s)
+		}
+		cfg.report = s
+	default:
+		return c.Errf("unknown option %q", opt)
+	}
+	return nil
+}
+
+func (a action) String() string {
+	for name, v := range actionNames {
+		if v == a {
+			return name
+		}
+	}
+	return "unknown"
+}
