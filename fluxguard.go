@@ -71,11 +71,11 @@ func (f *Fluxguard) inspect(ctx context.Context, server, name string, client net
 	}
 	responsesInspected.WithLabelValues(server).Inc()
 	v := f.eng.Observe(&obs)
+	setMetadata(ctx, v)
 	if v.Skip != engine.SkipNone {
 		return v, false
 	}
 	verdicts.WithLabelValues(server, v.Level.String()).Inc()
-	setMetadata(ctx, v)
 	if v.Changed() {
 		log.Infof("domain=%s level=%s previous=%s score=%d reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001",
 			name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients)

@@ -18,9 +18,14 @@ const (
 )
 
 // setMetadata publishes v for the plugins that read metadata after the
-// chain returns, such as log.
+// chain returns, such as log. For a name that is not tracked the level is
+// why: "allowed", "excluded" or "no_public_addrs".
 func setMetadata(ctx context.Context, v engine.Verdict) {
-	if !metadata.SetValueFunc(ctx, metaLevel, func() string { return v.Level.String() }) {
+	level := v.Level.String()
+	if v.Skip != engine.SkipNone {
+		level = v.Skip.String()
+	}
+	if !metadata.SetValueFunc(ctx, metaLevel, func() string { return level }) {
 		return // no metadata plugin
 	}
 	metadata.SetValueFunc(ctx, metaScore, func() string { return strconv.Itoa(v.Score) })

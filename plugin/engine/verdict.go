@@ -60,6 +60,15 @@ const (
 	SkipNoAddrs              // the answer held no public address: not evidence
 )
 
+var skipNames = [...]string{"tracked", "allowed", "excluded", "no_public_addrs"}
+
+func (s Skip) String() string {
+	if int(s) < len(skipNames) {
+		return skipNames[s]
+	}
+	return "unknown"
+}
+
 // Verdict is the engine's judgement of one name after an observation.
 type Verdict struct {
 	Level   Level

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+)
+
+// TestEndToEnd builds the real CoreDNS binary with fluxguard, starts it in
+// front of fluxsim (a real authoritative DNS server on loopback) and queries
+// it over UDP and TCP as a client would.
+func TestEndToEnd(t *testing.T) {
+	sim, err := fluxsim.New(fluxsim.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+
+	blockAddr, sinkAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, reportAddr := freeAddr(t), freeAddr(t)
+	core := startCoreDNS(t, fmt.Sprintf(`
+%[1]s {
+    bind 127.0.0.1
+    metadata
+    log . "{type} {name} {rcode} fluxguard={/fluxguard/level} score={/fluxguard/score} reasons={/fluxguard/reasons}"
+    prometheus %[3]s
+    fluxguard {
+        action block
+        allow alias.example
+        report %[4]s
+    }
+    cache 30
+    forward . %[5]s
+}
+%[2]s {
+    bind 127.0.0.1
+    fluxguard {
+        action sinkhole
+        allow alias.example
+    }
+    forward . %[5]s
+}
+`, zoneAt(blockAddr), zoneAt(sinkAddr), metricsAddr, reportAddr, sim.Addr()))
+
+	t.Run("flux domain flagged then blocked", func(t *testing.T) {
+		// A gives 4 IPv4, AAAA 4 IPv6 addresses: 8 unique IPs; the third
+		// answer (a cache hit) makes 3 queries and crosses the threshold.
+		var r *dns.Msg
+		for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
+			r = query(t, "udp", blockAddr, "login.fluxy.top.", qtype, true)
+			if r.Rcode == dns.RcodeRefused {
+				if i < 2 {
+					t.Fatalf("blocked after %d answers, before the evidence was there", i)
+				}
+				break
+			}
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Fatalf("answer %d: %s", i, r)
+			}
+		}
+		if r.Rcode != dns.RcodeRefused {
+			t.Fatalf("never blocked; last answer:\n%s", r)
+		}
+		checkEDE(t, r, true)
+		// Held: blocked over TCP too, and without EDNS no OPT is added.
+		r = query(t, "tcp", blockAddr, "LOGIN.fluxy.top.", dns.TypeA, false)
+		if r.Rcode != dns.RcodeRefused {
+			t.Fatalf("TCP query not blocked:\n%s", r)
+		}
+		checkEDE(t, r, false)
+		core.waitLog(t, "domain=login.fluxy.top level=flagged previous=none score=2 reasons=suspicious_tld,short_sld")
+		core.waitLog(t, "technique=T1568.001")
+	})
+
+	t.Run("stable and allowlisted names untouched", func(t *testing.T) {
+		names := []string{"www.stable.example.", "www.rr-shop.example.", "www.alias.example.", "img.shop.cloudfront.net."}
+		for i := range 12 {
+			for _, name := range names {
+				for _, server := range []string{blockAddr, sinkAddr} {
+					netw := []string{"udp", "tcp"}[i%2]
+					r := query(t, netw, server, name, dns.TypeA, true)
+					if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 || r.IsEdns0() == nil || len(r.IsEdns0().Option) != 0 {
+						t.Fatalf("%s over %s to %s, round %d: touched:\n%s", name, netw, server, i, r)
+					}
+					if a, ok := r.Answer[len(r.Answer)-1].(*dns.A); !ok || a.A.IsUnspecified() {
+						t.Fatalf("%s sinkholed:\n%s", name, r)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("flux domain sinkholed", func(t *testing.T) {
+		// No cache in this server block: each query reaches fluxsim, which
+		// rotates 3 of 40 IPs per answer.
+		var r *dns.Msg
+		for range 4 {
+			r = query(t, "udp", sinkAddr, "cdn.kwik.tk.", dns.TypeA, true)
+			if a, ok := firstA(r); ok && a.A.Equal(net.IPv4zero) {
+				break
+			}
+		}
+		a, ok := firstA(r)
+		if !ok || !a.A.Equal(net.IPv4zero) || len(r.Answer) != 1 || a.Hdr.Ttl != 10 {
+			t.Fatalf("not sinkholed to 0.0.0.0 with TTL 10:\n%s", r)
+		}
+		checkEDE(t, r, true)
+		r = query(t, "tcp", sinkAddr, "cdn.kwik.tk.", dns.TypeAAAA, true)
+		if len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "::" {
+			t.Fatalf("AAAA not sinkholed to :::\n%s", r)
+		}
+	})
+
+	t.Run("metadata reaches the log plugin", func(t *testing.T) {
+		core.waitLog(t, "A login.fluxy.top. REFUSED fluxguard=flagged score=2 reasons=suspicious_tld,short_sld")
+		core.waitLog(t, "A www.stable.example. NOERROR fluxguard=none score=1 reasons=short_sld")
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		body := httpGet(t, "http://"+metricsAddr+"/metrics")
+		for _, want := range []string{
+			fmt.Sprintf(`coredns_fluxguard_actions_total{action="block",server="dns://%s"}`, blockAddr),
+			fmt.Sprintf(`coredns_fluxguard_actions_total{action="sinkhole",server="dns://%s"}`, sinkAddr),
+			fmt.Sprintf(`coredns_fluxguard_flagged{domain="login.fluxy.top",server="dns://%s"} 1`, blockAddr),
+			fmt.Sprintf(`coredns_fluxguard_flagged{domain="cdn.kwik.tk",server="dns://%s"} 1`, sinkAddr),
+			`coredns_fluxguard_responses_inspected_total{server="dns://` + blockAddr,
+			`coredns_fluxguard_verdicts_total{level="flagged",server="dns://` + blockAddr,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		for _, name := range []string{"www.stable.example", "img.shop.cloudfront.net", "www.alias.example"} {
+			if strings.Contains(body, `domain="`+name+`"`) {
+				t.Errorf("metrics flag %s", name)
+			}
+		}
+	})
+
+	t.Run("report", func(t *testing.T) {
+		var rows []engine.Row
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+reportAddr+"/report")), &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].DomainName != "login.fluxy.top" || rows[0].UniqueIPCount != 8 || rows[0].SuspicionScore != 2 || rows[0].QueryCount < 3 {
+			t.Fatalf("report rows: %+v", rows)
+		}
+	})
+}
+
+// zoneAt is the server block key for the root zone on addr's port.
+func zoneAt(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return ".:" + port
+}
+
+func query(t *testing.T, netw, server, name string, qtype uint16, edns bool) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if edns {
+		m.SetEdns0(1232, false)
+	}
+	c := &dns.Client{Net: netw, Timeout: 3 * time.Second}
+	r, _, err := c.Exchange(m, server)
+	if err != nil {
+		t.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qtype], netw, err)
+	}
+	return r
+}
+
+func firstA(r *dns.Msg) (*dns.A, bool) {
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a, true
+		}
+	}
+	return nil, false
+}
+
+// checkEDE checks for EDE 15 with the client's buffer size and no DO bit
+// when the query had EDNS0, and for no OPT at all when it did not.
+func checkEDE(t *testing.T, r *dns.Msg, edns bool) {
+	t.Helper()
+	opt := r.IsEdns0()
+	if !edns {
+		if opt != nil {
+			t.Fatalf("OPT added to a reply to a query without EDNS0:\n%s", r)
+		}
+		return
+	}
+	if opt == nil || opt.UDPSize() != 1232 || opt.Do() || len(opt.Option) != 1 {
+		t.Fatalf("want OPT with size 1232, no DO, one option:\n%s", r)
+	}
+	if ede, ok := opt.Option[0].(*dns.EDNS0_EDE); !ok || ede.InfoCode != dns.ExtendedErrorCodeBlocked {
+		t.Fatalf("want EDE 15:\n%s", r)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// freeAddr returns a loopback address whose port is free for UDP and TCP.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		p, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			p.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// coreDNS is a running fluxguard binary and its output.
+type coreDNS struct {
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (c *coreDNS) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(p)
+}
+
+func (c *coreDNS) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+// waitLog waits up to 5s for want in CoreDNS's output.
+func (c *coreDNS) waitLog(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(c.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("log lacks %q; log:\n%s", want, c)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds this package's binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fluxguard-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "coredns-fluxguard")
+		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startCoreDNS runs the binary with corefile until the test ends, and
+// waits until it answers.
+func startCoreDNS(t *testing.T, corefile string) *coreDNS {
+	t.Helper()
+	bin := buildBinary(t)
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &coreDNS{}
+	cmd := exec.Command(bin, "-conf", conf)
+	cmd.Stdout, cmd.Stderr = c, c
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("CoreDNS output:\n%s", c)
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("CoreDNS exited: %v\n%s", err, c)
+		default:
+		}
+		if strings.Contains(c.String(), "CoreDNS-") {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CoreDNS did not start:\n%s", c)
+		}
+	}
+}
