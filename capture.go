@@ -16,7 +16,7 @@ type captureWriter struct {
 	dns.ResponseWriter
 	f       *Fluxguard
 	ctx     context.Context
-	server  string
+	metrics *serverMetrics
 	req     *dns.Msg
 	name    string
 	written bool
@@ -28,9 +28,9 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 		return c.ResponseWriter.WriteMsg(m)
 	}
 	c.written = true
-	v, ok := c.f.inspect(c.ctx, c.server, c.name, clientAddr(c.ResponseWriter), m)
+	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, clientAddr(c.ResponseWriter), m)
 	if ok && v.Level == engine.LevelFlagged && c.f.cfg.action != actionLog {
-		return c.f.act(c.server, c.ResponseWriter, c.req, v)
+		return c.f.act(c.metrics, c.ResponseWriter, c.req)
 	}
 	return c.ResponseWriter.WriteMsg(m)
 }
@@ -42,25 +42,26 @@ const (
 	maxChain       = 8
 )
 
-// observe fills obs from a NOERROR answer: the A and AAAA addresses of the
+// observe reads a NOERROR answer into buf: the A or AAAA addresses of the
 // question name, following its CNAME chain from the question only, and
-// their lowest TTL. Records whose owner is not on the chain are ignored, so
-// an answer cannot put evidence on a name it was not asked about. It reports
-// false when m is not evidence: nil, not NOERROR, truncated, or no address.
-func observe(m *dns.Msg, obs *engine.Observation, buf []netip.Addr) bool {
+// returns them with their lowest TTL. Records whose owner is not on the
+// chain are ignored, so an answer cannot put evidence on a name it was not
+// asked about. It returns no address when m is not evidence: nil, not
+// NOERROR, truncated, or without an address for the question.
+func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr) (addrs []netip.Addr, minTTL uint32) {
 	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
-		return false
+		return nil, 0
 	}
 	qtype := m.Question[0].Qtype
 	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
-		return false
+		return nil, 0
 	}
-	target := m.Question[0].Name
+	target, n := m.Question[0].Name, 0
 	for range maxChain + 1 {
 		next := ""
 		for _, rr := range m.Answer {
 			h := rr.Header()
-			if !strings.EqualFold(h.Name, target) || len(buf) == cap(buf) {
+			if !strings.EqualFold(h.Name, target) || n == len(buf) {
 				continue
 			}
 			var ip netip.Addr
@@ -78,16 +79,15 @@ func observe(m *dns.Msg, obs *engine.Observation, buf []netip.Addr) bool {
 			if !ip.IsValid() || h.Rrtype != qtype {
 				continue
 			}
-			buf = append(buf, ip)
-			if obs.MinTTL == 0 || h.Ttl < obs.MinTTL {
-				obs.MinTTL = h.Ttl
+			buf[n] = ip
+			if n++; n == 1 || h.Ttl < minTTL {
+				minTTL = h.Ttl
 			}
 		}
-		if next == "" || len(buf) > 0 {
+		if next == "" || n > 0 {
 			break
 		}
 		target = next
 	}
-	obs.Addrs = buf
-	return len(buf) > 0
+	return buf[:n], minTTL
 }

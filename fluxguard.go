@@ -8,9 +8,11 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
@@ -29,6 +31,7 @@ type Fluxguard struct {
 	flagged *flaggedGauge
 	report  *reportServer
 	done    chan struct{}
+	metrics atomic.Pointer[serverMetrics] // for the server of the last query
 }
 
 func newFluxguard(cfg config) (*Fluxguard, error) {
@@ -50,52 +53,50 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
 	}
 	name := engine.Normalize(state.Name())
-	server := metricsServer(ctx)
+	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog {
 		if v, held := f.eng.Held(name); held {
 			setMetadata(ctx, v)
-			return dns.RcodeSuccess, f.act(server, w, r, v)
+			return dns.RcodeSuccess, f.act(sm, w, r)
 		}
 	}
-	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, server: server, req: r, name: name}
+	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
 	return plugin.NextOrFailure(f.Name(), f.Next, ctx, cw, r)
 }
 
 // inspect observes an answer written by the rest of the chain and returns
 // the verdict, or false when the answer is not evidence.
-func (f *Fluxguard) inspect(ctx context.Context, server, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
+func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
 	var buf [maxAnswerAddrs]netip.Addr
 	obs := engine.Observation{Name: name, Client: client}
-	if !observe(m, &obs, buf[:0]) {
+	if obs.Addrs, obs.MinTTL = observe(m, &buf); len(obs.Addrs) == 0 {
 		return engine.Verdict{}, false
 	}
-	responsesInspected.WithLabelValues(server).Inc()
+	sm.inspected.Inc()
 	v := f.eng.Observe(&obs)
 	setMetadata(ctx, v)
 	if v.Skip != engine.SkipNone {
 		return v, false
 	}
-	verdicts.WithLabelValues(server, v.Level.String()).Inc()
+	sm.verdicts[v.Level].Inc()
 	if v.Changed() {
 		log.Infof("domain=%s level=%s previous=%s score=%d reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001",
 			name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients)
 		if v.Level == engine.LevelFlagged {
-			f.flagged.add(server, name)
+			f.flagged.add(sm.server, name)
 		}
 	}
 	return v, true
 }
 
 // act answers r for a flagged name as configured and counts the action.
-func (f *Fluxguard) act(server string, w dns.ResponseWriter, r *dns.Msg, v engine.Verdict) error {
-	actions.WithLabelValues(server, f.cfg.action.String()).Inc()
+func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg) error {
+	sm.action.Inc()
 	return w.WriteMsg(f.reply(r))
 }
 
-// start runs the periodic housekeeping and the report listener.
+// start runs the report listener and the periodic housekeeping.
 func (f *Fluxguard) start() error {
-	f.done = make(chan struct{})
-	go f.housekeep(f.done)
 	if f.cfg.report != "" {
 		rs, err := acquireReport(f.cfg.report, f.eng)
 		if err != nil {
@@ -103,14 +104,32 @@ func (f *Fluxguard) start() error {
 		}
 		f.report = rs
 	}
+	f.done = make(chan struct{})
+	go f.housekeep(f.done)
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil
 }
 
+// stop ends what start began; on a reload the new instance has already
+// started, and its housekeeping restores any flagged series cleared here.
 func (f *Fluxguard) stop() error {
-	close(f.done)
+	if f.done != nil {
+		close(f.done)
+		f.done = nil
+	}
 	if f.report != nil {
 		releaseReport(f.report)
+		f.report = nil
+	}
+	f.flagged.clear()
+	return nil
+}
+
+// restartFailed points a shared report back at this instance's engine when
+// a reload that would have replaced it fails.
+func (f *Fluxguard) restartFailed() error {
+	if f.report != nil {
+		f.report.eng.Store(f.eng)
 	}
 	return nil
 }
@@ -129,14 +148,29 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		case <-t.C:
 		}
 		f.eng.Sweep()
-		server := f.flagged.serverLabel()
-		trackedNames.WithLabelValues(server).Set(float64(f.eng.Len()))
+		sm := f.metrics.Load()
+		if sm == nil {
+			continue // no query yet: the server label is not known
+		}
+		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
 		if n := f.eng.Evicted(); n > evicted {
-			namesEvicted.WithLabelValues(server).Add(float64(n - evicted))
+			namesEvicted.WithLabelValues(sm.server).Add(float64(n - evicted))
 			evicted = n
 		}
-		f.flagged.refresh(f.eng)
+		f.flagged.refresh(sm.server, f.eng)
 	}
+}
+
+// metricsFor returns the counters of the server serving ctx, looked up
+// once per server rather than once per query.
+func (f *Fluxguard) metricsFor(ctx context.Context) *serverMetrics {
+	server := metrics.WithServer(ctx)
+	if sm := f.metrics.Load(); sm != nil && sm.server == server {
+		return sm
+	}
+	sm := newServerMetrics(server, f.cfg.action)
+	f.metrics.Store(sm)
+	return sm
 }
 
 // clientAddr returns the client's address, invalid when there is none

@@ -5,29 +5,71 @@ import (
 	"strconv"
 
 	"github.com/coredns/coredns/plugin/metadata"
+	"github.com/coredns/coredns/request"
 
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
-// Metadata labels set for every inspected A/AAAA answer. They need the
-// metadata plugin in the server block; without it setting them is a no-op.
+// Metadata labels, set for every inspected A/AAAA answer. They need the
+// metadata plugin in the server block.
 const (
 	metaLevel   = pluginName + "/level"
 	metaScore   = pluginName + "/score"
 	metaReasons = pluginName + "/reasons"
 )
 
-// setMetadata publishes v for the plugins that read metadata after the
-// chain returns, such as log. For a name that is not tracked the level is
-// why: "allowed", "excluded" or "no_public_addrs".
+// verdictMeta carries one request's verdict to the metadata functions,
+// which plugins such as log evaluate after the chain returns.
+type verdictMeta struct {
+	v   engine.Verdict
+	set bool
+}
+
+type verdictMetaKey struct{}
+
+// Metadata implements metadata.Provider. The metadata plugin calls it
+// before the chain runs; without that plugin fluxguard costs nothing here.
+func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Context {
+	vm := &verdictMeta{}
+	metadata.SetValueFunc(ctx, metaLevel, vm.level)
+	metadata.SetValueFunc(ctx, metaScore, vm.score)
+	metadata.SetValueFunc(ctx, metaReasons, vm.reasons)
+	return context.WithValue(ctx, verdictMetaKey{}, vm)
+}
+
+// setMetadata records v for the metadata functions of ctx's request.
 func setMetadata(ctx context.Context, v engine.Verdict) {
-	level := v.Level.String()
-	if v.Skip != engine.SkipNone {
-		level = v.Skip.String()
+	if vm, ok := ctx.Value(verdictMetaKey{}).(*verdictMeta); ok {
+		vm.v, vm.set = v, true
 	}
-	if !metadata.SetValueFunc(ctx, metaLevel, func() string { return level }) {
-		return // no metadata plugin
+}
+
+// unset is what the labels read for requests fluxguard did not inspect,
+// as the log plugin prints an absent label.
+const unset = "-"
+
+// level is the verdict's level or, for a name that is not tracked, why:
+// "allowed", "excluded" or "no_public_addrs".
+func (vm *verdictMeta) level() string {
+	switch {
+	case !vm.set:
+		return unset
+	case vm.v.Skip != engine.SkipNone:
+		return vm.v.Skip.String()
 	}
-	metadata.SetValueFunc(ctx, metaScore, func() string { return strconv.Itoa(v.Score) })
-	metadata.SetValueFunc(ctx, metaReasons, func() string { return v.Reasons.String() })
+	return vm.v.Level.String()
+}
+
+func (vm *verdictMeta) score() string {
+	if !vm.set || vm.v.Skip != engine.SkipNone {
+		return unset
+	}
+	return strconv.Itoa(vm.v.Score)
+}
+
+func (vm *verdictMeta) reasons() string {
+	if !vm.set || vm.v.Skip != engine.SkipNone || vm.v.Reasons == 0 {
+		return unset
+	}
+	return vm.v.Reasons.String()
 }

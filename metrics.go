@@ -1,11 +1,9 @@
 package fluxguard
 
 import (
-	"context"
 	"sync"
 
 	"github.com/coredns/coredns/plugin"
-	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -57,15 +55,32 @@ var (
 	}, []string{"server", "domain"})
 )
 
-// metricsServer returns the server label for ctx.
-func metricsServer(ctx context.Context) string { return metrics.WithServer(ctx) }
+// serverMetrics holds the per-query counters of one server, so that the
+// query path does not look up label values.
+type serverMetrics struct {
+	server    string
+	inspected prometheus.Counter
+	verdicts  [engine.LevelFlagged + 1]prometheus.Counter
+	action    prometheus.Counter // nil in monitor mode, which replaces nothing
+}
+
+func newServerMetrics(server string, a action) *serverMetrics {
+	sm := &serverMetrics{server: server, inspected: responsesInspected.WithLabelValues(server)}
+	if a != actionLog {
+		sm.action = actions.WithLabelValues(server, a.String())
+	}
+	for l := range sm.verdicts {
+		sm.verdicts[l] = verdicts.WithLabelValues(server, engine.Level(l).String())
+	}
+	return sm
+}
 
 // flaggedGauge keeps the flagged{domain} series in step with the engine,
 // never with more than max domains per server.
 type flaggedGauge struct {
 	max    int
 	mu     sync.Mutex
-	server string              // learnt from the first flagged answer
+	server string              // label of the shown series
 	shown  map[string]struct{} // domains with a series
 }
 
@@ -85,22 +100,14 @@ func (g *flaggedGauge) add(server, name string) {
 	flaggedDomain.WithLabelValues(server, name).Set(1)
 }
 
-func (g *flaggedGauge) serverLabel() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.server
-}
-
-// refresh drops the series of domains no longer flagged, fills free room
-// with flagged domains not shown yet, and sets the total.
-func (g *flaggedGauge) refresh(eng *engine.Engine) {
+// refresh drops the series of domains no longer flagged, (re)sets those
+// of the flagged ones up to max, and sets the total.
+func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 	names, total := eng.Flagged(g.max)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.server == "" {
-		return // nothing flagged yet
-	}
-	flaggedDomains.WithLabelValues(g.server).Set(float64(total))
+	g.server = server
+	flaggedDomains.WithLabelValues(server).Set(float64(total))
 	current := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		current[n] = struct{}{}
@@ -112,13 +119,11 @@ func (g *flaggedGauge) refresh(eng *engine.Engine) {
 		}
 	}
 	for _, n := range names {
-		if len(g.shown) >= g.max {
-			break
+		if _, ok := g.shown[n]; !ok && len(g.shown) >= g.max {
+			continue
 		}
-		if _, ok := g.shown[n]; !ok {
-			g.shown[n] = struct{}{}
-			flaggedDomain.WithLabelValues(g.server, n).Set(1)
-		}
+		g.shown[n] = struct{}{}
+		flaggedDomain.WithLabelValues(server, n).Set(1)
 	}
 }
 

@@ -30,6 +30,7 @@ func setup(c *caddy.Controller) error {
 	}
 	c.OnStartup(f.start)
 	c.OnShutdown(f.stop)
+	c.OnRestartFailed(f.restartFailed)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		f.Next = next
 		return f

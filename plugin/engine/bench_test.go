@@ -3,6 +3,10 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +45,50 @@ func BenchmarkObserveParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkMemoryPerName fills an engine with 1,000,000 names of 4 IPs each
+// and reports the live heap and the resident memory they take per name.
+func BenchmarkMemoryPerName(b *testing.B) {
+	const names = 1_000_000
+	cfg := DefaultConfig()
+	cfg.MaxNames = names
+	client := netip.MustParseAddr("10.0.0.1")
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		rssBefore := residentBytes()
+		e, _ := New(cfg)
+		obs := Observation{Client: client, Addrs: make([]netip.Addr, 4)}
+		buf := make([]byte, 0, 32)
+		for i := range names {
+			buf = strconv.AppendInt(append(buf[:0], 'h'), int64(i), 10)
+			obs.Name = string(append(buf, ".example.com"...))
+			for j := range obs.Addrs {
+				obs.Addrs[j] = netip.AddrFrom4([4]byte{45, byte(i >> 16), byte(i >> 8), byte(i)<<2 | byte(j)})
+			}
+			e.Observe(&obs)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if e.Len() != names {
+			b.Fatalf("%d names tracked", e.Len())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/names, "heap-B/name")
+		b.ReportMetric(float64(residentBytes()-rssBefore)/names, "rss-B/name")
+		runtime.KeepAlive(e)
+	}
+}
+
+// residentBytes reads the process's resident set size from /proc.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
 }

@@ -19,11 +19,13 @@ const evictSample = 8
 // holds nothing else.
 const rankFlagged = uint64(LevelFlagged) << 32
 
-// store maps names to entries in shards, each with its own lock and cap.
+// store maps names to entries in shards, each with its own lock. The cap
+// is global: an insert into a full store evicts from the inserting shard.
 type store struct {
 	seed    maphash.Seed
 	shards  [shards]shard
-	perCap  int
+	max     int64
+	count   atomic.Int64
 	evicted atomic.Uint64
 }
 
@@ -34,7 +36,7 @@ type shard struct {
 }
 
 func newStore(maxNames int) *store {
-	s := &store{seed: maphash.MakeSeed(), perCap: (maxNames + shards - 1) / shards}
+	s := &store{seed: maphash.MakeSeed(), max: int64(maxNames)}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*entry)
 	}
@@ -46,9 +48,9 @@ func (s *store) shard(name string) *shard {
 }
 
 // insert adds a new entry for name to a locked shard, evicting the least
-// valuable entry first when the shard is full.
+// valuable entry of the shard first when the store is full.
 func (s *store) insert(sh *shard, name string, e *entry, rank func(*entry) uint64) {
-	if len(sh.m) >= s.perCap {
+	if s.count.Load() >= s.max && len(sh.m) > 0 {
 		victim, best, n := "", ^uint64(0), 0
 		for k, v := range sh.m { // map iteration starts at a random entry
 			if r := rank(v); r < best {
@@ -60,22 +62,15 @@ func (s *store) insert(sh *shard, name string, e *entry, rank func(*entry) uint6
 			}
 		}
 		delete(sh.m, victim)
+		s.count.Add(-1)
 		s.evicted.Add(1)
 	}
 	sh.m[strings.Clone(name)] = e
+	s.count.Add(1)
 }
 
-// len counts the entries of all shards.
-func (s *store) len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+// len returns the number of entries.
+func (s *store) len() int { return int(s.count.Load()) }
 
 // each calls f for every entry, one shard locked at a time; f returning
 // false deletes the entry.
@@ -86,6 +81,7 @@ func (s *store) each(f func(name string, e *entry) bool) {
 		for k, v := range sh.m {
 			if !f(k, v) {
 				delete(sh.m, k)
+				s.count.Add(-1)
 			}
 		}
 		sh.mu.Unlock()

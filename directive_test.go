@@ -1,11 +1,11 @@
-package main
+package fluxguard
 
 import (
 	"slices"
 	"testing"
 )
 
-func TestInsertBefore(t *testing.T) {
+func TestInsertDirective(t *testing.T) {
 	tests := []struct {
 		in      []string
 		want    []string
@@ -18,12 +18,12 @@ func TestInsertBefore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		in := slices.Clone(tt.in)
-		got, err := insertBefore(in, "fluxguard", "cache")
+		got, err := InsertDirective(in)
 		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
-			t.Errorf("insertBefore(%v) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			t.Errorf("InsertDirective(%v) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 		if !slices.Equal(in, tt.in) {
-			t.Errorf("insertBefore modified its input: %v", in)
+			t.Errorf("InsertDirective modified its input: %v", in)
 		}
 	}
 }

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# bench/run.sh - CoreDNS with and without fluxguard, side by side: same binary, same machine, one run.
+#
+#   bench/run.sh            compare BASE (cache+forward) with FG (fluxguard+cache+forward), Markdown table
+#   bench/run.sh flood      spray FLOOD_NAMES random names at a capped fluxguard (max_names), watch RSS
+#
+# Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_DURATION=5 (s) LAT_LOAD=50 (% of BASE qps)
+#      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
+#      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
+#      PORT_BASE=15353 (first port tried), MODE=compare|flood, FLOOD_NAMES=5000000, MAX_NAMES=200000
+# GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
+# Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
+# Latency: dnsperf 2.10 has no latency histogram, so avg/p99 come from separate runs at a fixed rate
+# (LAT_LOAD % of BASE's median saturated qps, same rate for both) with -v, one latency per query.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-${MODE:-compare}}
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_DURATION=${LAT_DURATION:-5}
+LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
+BIN=bin/coredns-fluxguard TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
+declare -A PID_OF=()
+CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then CUT=(taskset -c 0) TOOL=(taskset -c 1); fi
+
+cleanup() {
+  local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true; rm -rf "$TMP"
+}
+trap cleanup EXIT
+die() { echo "bench: $*" >&2; exit 1; }
+
+setup() {  # dnsperf and curl (apt) and the binary (go build is cached, so always run it)
+  local p missing=() sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  for p in dnsperf curl; do command -v $p >/dev/null || missing+=($p); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+      { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+  fi
+  mkdir -p bin bench/results && go build -o "$BIN" ./fluxguard
+}
+
+port_busy() { command -v ss >/dev/null && ss -Hltun "sport = :$1" | grep -q .; }
+alloc_port() {  # alloc_port VAR: the next free TCP+UDP port on loopback
+  while port_busy "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+  printf -v "$1" %d "$NEXT_PORT"; NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+# start NAME CPU-PREFIX-VAR: runs $BIN with $TMP/NAME.conf, waits until it serves, or fails with its log.
+start() {
+  local name=$1 i; local -n pre=$2
+  "${pre[@]}" "$BIN" -conf "$TMP/$name.conf" >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!) PID_OF[$name]=$!
+  for i in $(seq 100); do
+    grep -q '^CoreDNS-' "$TMP/$name.log" && return 0
+    kill -0 "${PID_OF[$name]}" 2>/dev/null || break; sleep 0.1
+  done
+  cat "$TMP/$name.log" >&2; die "$name did not start"
+}
+stop() { kill "${PID_OF[$1]}" 2>/dev/null || true; wait "${PID_OF[$1]}" 2>/dev/null || true; unset "PID_OF[$1]"; }
+check_alive() {
+  local n; for n in "${!PID_OF[@]}"; do
+    kill -0 "${PID_OF[$n]}" 2>/dev/null || { tail -n 30 "$TMP/$n.log" >&2; die "$n (pid ${PID_OF[$n]}) died"; }
+  done
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${PID_OF[$1]}/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }  # utime+stime, in USER_HZ
+# metric PORT NAME gauge|counter [LABEL-FILTER]: fluxguard's gauges carry server="" until a name is flagged and
+# keep that stale series afterwards, so a gauge prefers the labelled series; a counter sums them all.
+metric() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2{" -v kind="$3" -v f="${4:-}" 'index($1, m) == 1 && (f == "" || index($1, f)) {
+      if (index($1, "server=\"\"")) e += $NF; else { s += $NF; n++ } }
+    END {printf "%d\n", (kind == "counter") ? s + e : (n ? s : e)}'
+}
+
+upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names under flux.top rotate per query id
+  cat >"$TMP/up.conf" <<EOF
+.:$1 {
+    bind 127.0.0.1
+    template IN A flux.top {
+        var o "id() % 250 + 1"
+        answer "{{ .Name }} 0 IN A 45.1.{{ .Var.o }}.1" "{{ .Name }} 0 IN A 45.2.{{ .Var.o }}.2"
+    }
+    template IN A {
+        answer "{{ .Name }} 60 IN A 45.0.0.1" "{{ .Name }} 60 IN A 45.0.0.2"
+        answer "{{ .Name }} 60 IN A 45.0.0.3" "{{ .Name }} 60 IN A 45.0.0.4"
+    }
+    template ANY ANY
+}
+EOF
+}
+server_conf() {  # server_conf NAME PORT PROMPORT UPPORT FLUXGUARD-LINE CACHE-LINE
+  cat >"$TMP/$1.conf" <<EOF
+.:$2 {
+    bind 127.0.0.1
+    errors
+    prometheus 127.0.0.1:$3
+    $5
+    $6
+    forward . 127.0.0.1:$4
+}
+EOF
+}
+
+# perf NAME PORT FILE ARGS...: one dnsperf run from CPU 1; prints its output, fails if it or CoreDNS dies.
+perf() {
+  local out; out=$("${TOOL[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -c "$CLIENTS" -q "$OUTSTANDING" "${@:4}" 2>&1) ||
+    { echo "$out" >&2; die "dnsperf against $1 failed"; }
+  check_alive; printf '%s\n' "$out"
+}
+field() { awk -v k="$1" 'index($0, k) {sub(/.*: */, ""); print $1; exit}'; }  # value after "KEY:"
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+lat_stats() { grep '^> [A-Z]' | awk 'NF == 5 {print $5 * 1000}' | sort -g |  # "avg p99" in ms from dnsperf -v
+  awk '{a[NR] = $1; s += $1} END {i = int(NR * 0.99 + 0.999); if (!NR) print "nan nan"; else printf "%.3f %.3f\n", s / NR, a[i]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}'; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+
+# workload NAME FILE CACHE-LINE: fresh BASE and FG, alternating runs, appends one table row.
+workload() {
+  local wl=$1 file=$2 cache=$3 r c out a p bport bprom fport fprom rate
+  declare -A qps=() lat=() p99=() ticks=() nq=()
+  alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
+  server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
+  server_conf FG "$fport" "$fprom" "$UPPORT" fluxguard "$cache"
+  start BASE CUT; start FG CUT
+  declare -A port=([BASE]=$bport [FG]=$fport)
+  if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
+  for c in BASE FG; do ticks[$c]=$(cpu_ticks $c) nq[$c]=0; done
+  for r in $(seq "$ROUNDS"); do          # throughput: A B A B ... at saturation
+    for c in BASE FG; do
+      out=$(perf $c "${port[$c]}" "$file" -l "$DURATION")
+      qps[$c]+="$(field 'Queries per second' <<<"$out") "
+      nq[$c]=$((nq[$c] + $(field 'Queries completed' <<<"$out")))
+      LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
+    done
+  done
+  for c in BASE FG; do ticks[$c]=$(($(cpu_ticks $c) - ticks[$c])); qps[$c]=$(median ${qps[$c]}); done
+  rate=$(awk -v q="${qps[BASE]}" -v p="$LAT_LOAD" 'BEGIN {printf "%d", q * p / 100}')
+  for r in $(seq "$ROUNDS"); do          # latency: A B A B ... at a fixed rate, per-query latencies
+    for c in BASE FG; do
+      out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "$rate" -v)
+      read -r a p <<<"$(lat_stats <<<"$out")"
+      lat[$c]+="$a " p99[$c]+="$p "
+    done
+  done
+  local rb rf; rb=$(rss_kb BASE) rf=$(rss_kb FG)
+  sleep 11; local tracked; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge)
+  for c in BASE FG; do lat[$c]=$(median ${lat[$c]}) p99[$c]=$(median ${p99[$c]}); done
+  for c in BASE FG; do  # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
+    ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
+      'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
+  done
+  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(ratio "${qps[FG]}" "${qps[BASE]}") | ${lat[BASE]} / ${p99[BASE]} ms"
+  ROWS+=" | ${lat[FG]} / ${p99[FG]} ms | $(ratio "${p99[FG]}" "${p99[BASE]}") | $(mib "$rb") | $(mib "$rf")"
+  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $rate | $tracked |"$'\n'
+  ERRS+="$wl: CoreDNS [ERROR] lines BASE=$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true) FG=$(grep -c '\[ERROR\]' "$TMP/FG.log" || true); "
+  stop BASE; stop FG
+}
+
+header() {
+  echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)," \
+    "$(go version | awk '{print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo; echo "Parameters: $*, dnsperf -c $CLIENTS -q $OUTSTANDING -T 1, PIN=$PIN" \
+    "$([ "${#CUT[@]}" -gt 0 ] && echo '(CoreDNS under test on CPU 0, dnsperf + upstream on CPU 1, GOMAXPROCS=1 from affinity)' || echo '(no pinning)')"
+}
+
+compare() {
+  awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
+  awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
+  alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
+  ROWS="" ERRS="" LOST=0
+  workload hot "$TMP/hot.txt" cache           # 1,000 names: cache hits
+  workload distinct "$TMP/distinct.txt" cache # 200,000 names: cache (9,984 entries) churns, fluxguard tracks all
+  workload miss "$TMP/hot.txt" ""             # no cache: every query goes upstream
+  {
+    header "ROUNDS=$ROUNDS x DURATION=${DURATION}s per config (median; warm-up ${WARMUP}s), latency runs ROUNDS x ${LAT_DURATION}s"
+    echo
+    echo "qps: dnsperf 'Queries per second' at saturation. Latency: avg / p99 of per-query latencies (dnsperf -v) in"
+    echo "separate runs at a fixed rate (LAT_LOAD=${LAT_LOAD}% of BASE's median qps, same for both; dnsperf 2.10 has no histogram)."
+    echo "CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput runs (softirq not included),"
+    echo "(busy %): its share of one core; below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
+    echo "RSS: VmRSS after the workload. Tracked names: coredns_fluxguard_tracked_names, 11 s after the workload."
+    echo
+    echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE avg / p99 latency | FG avg / p99 latency | p99 ratio | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | latency rate (qps) | FG tracked names |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s' "$ROWS"
+    echo; echo "Queries lost (all throughput runs): $LOST. ${ERRS}"
+  } | tee bench/results/latest.md
+}
+
+flood() {
+  local fport fprom out t0 t1 i peak final tracked evicted flagged refused
+  alloc_port UPPORT; alloc_port fport; alloc_port fprom
+  upstream_conf "$UPPORT"; start up TOOL
+  server_conf FG "$fport" "$fprom" "$UPPORT" "fluxguard { max_names $MAX_NAMES
+        action block
+    }" "cache { disable success flux.top }"  # flux.top rotates per query: keep it out of the cache
+  start FG CUT
+  echo "login.flux.top A" >"$TMP/flag.txt"
+  for i in $(seq 20); do  # sequential queries get new ids, hence new addresses, until the name is blocked
+    out=$(perf FG "$fport" "$TMP/flag.txt" -n 1); grep -q 'Response codes:.*REFUSED' <<<"$out" && break
+    [ "$i" = 20 ] && die "login.flux.top was not flagged after 20 queries"
+  done
+  echo "login.flux.top flagged and blocked after $i queries; generating $FLOOD_NAMES names"
+  awk -v n="$FLOOD_NAMES" -v seed="$RANDOM" 'BEGIN {srand(seed); for (i = 0; i < n; i++)
+    printf "%06x%x.flood.example.com A\n", int(rand() * 16777216), i}' >"$TMP/flood.txt"
+  (while kill -0 "${PID_OF[FG]}" 2>/dev/null; do rss_kb FG >>"$TMP/rss.txt" 2>/dev/null || true; sleep 1; done) &
+  PIDS+=($!)
+  t0=$(date +%s); out=$(perf FG "$fport" "$TMP/flood.txt" -n 1); t1=$(date +%s)
+  final=$(rss_kb FG); peak=$(sort -n "$TMP/rss.txt" | tail -n 1); peak=${peak:-0}; [ "$final" -gt "$peak" ] && peak=$final
+  sleep 11  # gauges refresh every 10s
+  tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge)
+  evicted=$(metric "$fprom" coredns_fluxguard_names_evicted_total counter)
+  flagged=$(metric "$fprom" coredns_fluxguard_flagged gauge 'domain="login.flux.top"')
+  refused=$(perf FG "$fport" "$TMP/flag.txt" -n 1); grep -q 'Response codes:.*REFUSED' <<<"$refused" && refused=yes || refused=NO
+  {
+    header "FLOOD_NAMES=$FLOOD_NAMES, max_names $MAX_NAMES, action block"
+    echo
+    echo "| flood | value |"; echo "|---|---|"
+    echo "| names sent / completed / lost | $(field 'Queries sent' <<<"$out") / $(field 'Queries completed' <<<"$out") / $(field 'Queries lost' <<<"$out") |"
+    echo "| duration / qps | $((t1 - t0)) s / $(field 'Queries per second' <<<"$out") |"
+    echo "| peak RSS / final RSS | $(mib "$peak") / $(mib "$final") |"
+    echo "| coredns_fluxguard_tracked_names | $tracked (max_names $MAX_NAMES) |"
+    echo "| coredns_fluxguard_names_evicted_total | $evicted |"
+    echo "| coredns_fluxguard_flagged{domain=\"login.flux.top\"} | $flagged |"
+    echo "| login.flux.top still REFUSED | $refused |"
+    echo; echo "CoreDNS [ERROR] lines: $(grep -c '\[ERROR\]' "$TMP/FG.log" || true)"
+  } | tee bench/results/flood-latest.md
+  [ "$refused" = yes ] && [ "$flagged" = 1 ] || die "the flagged name did not survive the flood"
+}
+
+setup
+case $MODE in
+  compare) compare ;;
+  flood) flood ;;
+  *) die "usage: $0 [compare|flood]" ;;
+esac

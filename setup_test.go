@@ -1,0 +1,363 @@
+package fluxguard
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+func TestSetup(t *testing.T) {
+	c := caddy.NewTestController("dns", `fluxguard {
+		action block
+	}`)
+	if err := setup(c); err != nil {
+		t.Fatalf("Expected no errors, but got: %v", err)
+	}
+	plugins := dnsserver.GetConfig(c).Plugin
+	if len(plugins) != 1 {
+		t.Fatalf("Expected 1 plugin in the chain, got %d", len(plugins))
+	}
+	f, ok := plugins[0](nil).(*Fluxguard)
+	if !ok {
+		t.Fatalf("Expected the plugin to be a *Fluxguard, got %T", plugins[0](nil))
+	}
+	if f.Name() != "fluxguard" {
+		t.Errorf("Expected name fluxguard, got %q", f.Name())
+	}
+	if f.cfg.action != actionBlock {
+		t.Errorf("Expected action block, got %s", f.cfg.action)
+	}
+
+	c = caddy.NewTestController("dns", `fluxguard {
+		window 10s
+	}`)
+	err := setup(c)
+	if err == nil {
+		t.Fatal("Expected errors, but got none")
+	}
+	if !strings.HasPrefix(err.Error(), "plugin/fluxguard: ") || !strings.Contains(err.Error(), "window") {
+		t.Errorf("Expected a plugin/fluxguard error naming window, got: %v", err)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c := caddy.NewTestController("dns", `fluxguard`)
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatalf("Expected no errors, but got: %v", err)
+	}
+	if !reflect.DeepEqual(cfg.engine, engine.DefaultConfig()) {
+		t.Errorf("Expected engine config %+v, got %+v", engine.DefaultConfig(), cfg.engine)
+	}
+	if cfg.action != actionLog {
+		t.Errorf("Expected action log, got %s", cfg.action)
+	}
+	if cfg.blockRcode != dns.RcodeRefused {
+		t.Errorf("Expected block_rcode REFUSED, got %s", dns.RcodeToString[cfg.blockRcode])
+	}
+	if want := []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}; !slices.Equal(cfg.sinkhole, want) {
+		t.Errorf("Expected sinkhole %v, got %v", want, cfg.sinkhole)
+	}
+	if cfg.sinkholeTTL != 10 {
+		t.Errorf("Expected sinkhole_ttl 10, got %d", cfg.sinkholeTTL)
+	}
+	if cfg.metricsDomains != 100 {
+		t.Errorf("Expected metrics_domains 100, got %d", cfg.metricsDomains)
+	}
+	if cfg.report != "" {
+		t.Errorf("Expected no report address, got %q", cfg.report)
+	}
+	if len(cfg.zones) != 0 {
+		t.Errorf("Expected no zones without args or server block keys, got %v", cfg.zones)
+	}
+	// The defaults must be a working engine configuration.
+	if _, err := newFluxguard(cfg); err != nil {
+		t.Errorf("Expected the default config to build, got: %v", err)
+	}
+}
+
+func TestParseZones(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		keys  []string
+		want  []string
+	}{
+		{"from args", `fluxguard example.org Example.NET.`, nil, []string{"example.org.", "example.net."}},
+		{"from args, keys ignored", `fluxguard example.org`, []string{"example.com.:53"}, []string{"example.org."}},
+		{"from server block keys", `fluxguard`, []string{"example.org.:53", "dns://example.net.:1053"}, []string{"example.org.", "example.net."}},
+		{"root from server block key", `fluxguard {
+			action log
+		}`, []string{"dns://.:53"}, []string{"."}},
+		{"root from args", `fluxguard .`, nil, []string{"."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := caddy.NewTestController("dns", tc.input)
+			c.ServerBlockKeys = tc.keys
+			cfg, err := parse(c)
+			if err != nil {
+				t.Fatalf("Expected no errors, but got: %v", err)
+			}
+			if !slices.Equal(cfg.zones, tc.want) {
+				t.Errorf("Expected zones %v, got %v", tc.want, cfg.zones)
+			}
+		})
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	prefixes := func(s ...string) []netip.Prefix {
+		out := make([]netip.Prefix, len(s))
+		for i, p := range s {
+			out[i] = netip.MustParsePrefix(p)
+		}
+		return out
+	}
+	addrs := func(s ...string) []netip.Addr {
+		out := make([]netip.Addr, len(s))
+		for i, a := range s {
+			out[i] = netip.MustParseAddr(a)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		input string
+		check func(config) any // returns the field under test
+		want  any
+	}{
+		{"profile seed", "profile seed", func(c config) any { return reflect.DeepEqual(c.engine, engine.DefaultConfig()) }, true},
+		{"window", "window 5m", func(c config) any { return c.engine.Window }, 5 * time.Minute},
+		{"window at 1m", "window 1m", func(c config) any { return c.engine.Window }, time.Minute},
+		{"hold", "hold 90s", func(c config) any { return c.engine.Hold }, 90 * time.Second},
+		{"min_ips", "min_ips 7", func(c config) any { return c.engine.MinIPs }, 7},
+		{"min_queries", "min_queries 9", func(c config) any { return c.engine.MinQueries }, 9},
+		{"threshold", "threshold 3", func(c config) any { return c.engine.Threshold }, 3},
+		{"short_sld", "short_sld 4", func(c config) any { return c.engine.ShortSLD }, 4},
+		{"many_ips", "many_ips 20", func(c config) any { return c.engine.ManyIPs }, 20},
+		{"many_clients", "many_clients 11", func(c config) any { return c.engine.ManyClients }, 11},
+		{"max_names", "max_names 1000", func(c config) any { return c.engine.MaxNames }, 1000},
+		{"max_ips_per_name", "max_ips_per_name 1024", func(c config) any { return c.engine.MaxIPsPerName }, 1024},
+		{"max_clients_per_name", "max_clients_per_name 1", func(c config) any { return c.engine.MaxClientsPerName }, 1},
+		{"metrics_domains", "metrics_domains 25", func(c config) any { return c.metricsDomains }, 25},
+		{"cdn_suffixes replaces", "cdn_suffixes CDN.Example. edge.example", func(c config) any { return c.engine.CDNSuffixes }, []string{"cdn.example", "edge.example"}},
+		{"internal_tlds replaces", "internal_tlds intranet", func(c config) any { return c.engine.InternalTLDs }, []string{"intranet"}},
+		{"exclude_suffixes replaces", "exclude_suffixes example.com example.net.", func(c config) any { return c.engine.ExcludeSuffixes }, []string{"example.com", "example.net"}},
+		{"suspicious_tlds replaces", "suspicious_tlds TK zip", func(c config) any { return c.engine.SuspiciousTLDs }, []string{"tk", "zip"}},
+		{"allow", "allow Good.Example.", func(c config) any { return c.engine.Allow }, []string{"good.example"}},
+		{"allow is additive", "allow a.example b.example\nallow c.example", func(c config) any { return c.engine.Allow }, []string{"a.example", "b.example", "c.example"}},
+		{"ignore_nets masked and additive", "ignore_nets 45.1.2.3/16 2001:db8::1/32\nignore_nets 8.8.8.0/24", func(c config) any { return c.engine.IgnoreNets }, prefixes("45.1.0.0/16", "2001:db8::/32", "8.8.8.0/24")},
+		{"action log", "action log", func(c config) any { return c.action }, actionLog},
+		{"action block", "action block", func(c config) any { return c.action }, actionBlock},
+		{"action sinkhole", "action sinkhole", func(c config) any { return c.action }, actionSinkhole},
+		{"action is case-insensitive", "action BLOCK", func(c config) any { return c.action }, actionBlock},
+		{"block_rcode REFUSED", "block_rcode REFUSED", func(c config) any { return c.blockRcode }, dns.RcodeRefused},
+		{"block_rcode NXDOMAIN", "block_rcode NXDOMAIN", func(c config) any { return c.blockRcode }, dns.RcodeNameError},
+		{"block_rcode is case-insensitive", "block_rcode nxdomain", func(c config) any { return c.blockRcode }, dns.RcodeNameError},
+		{"sinkhole replaces and unmaps", "sinkhole 192.0.2.53 ::ffff:192.0.2.54 2001:db8::53", func(c config) any { return c.sinkhole }, addrs("192.0.2.53", "192.0.2.54", "2001:db8::53")},
+		{"sinkhole_ttl", "sinkhole_ttl 30s", func(c config) any { return c.sinkholeTTL }, uint32(30)},
+		{"sinkhole_ttl minimum", "sinkhole_ttl 1s", func(c config) any { return c.sinkholeTTL }, uint32(1)},
+		{"sinkhole_ttl maximum", "sinkhole_ttl 24h", func(c config) any { return c.sinkholeTTL }, uint32(86400)},
+		{"report", "report 127.0.0.1:9253", func(c config) any { return c.report }, "127.0.0.1:9253"},
+		{"report any host", "report :9253", func(c config) any { return c.report }, ":9253"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := caddy.NewTestController("dns", "fluxguard {\n"+tc.input+"\n}")
+			cfg, err := parse(c)
+			if err != nil {
+				t.Fatalf("Expected no errors, but got: %v", err)
+			}
+			if got := tc.check(cfg); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Expected %v, got %v", tc.want, got)
+			}
+			if _, err := newFluxguard(cfg); err != nil {
+				t.Errorf("Expected the parsed config to build, got: %v", err)
+			}
+		})
+	}
+}
+
+// TestParseAllOptions parses a block with every option at once and checks
+// that the options do not interfere with each other.
+func TestParseAllOptions(t *testing.T) {
+	c := caddy.NewTestController("dns", `fluxguard example.org {
+		profile seed
+		window 30m
+		hold 2h
+		min_ips 6
+		min_queries 4
+		threshold 3
+		short_sld 5
+		many_ips 12
+		many_clients 6
+		max_names 5000
+		max_ips_per_name 50
+		max_clients_per_name 10
+		metrics_domains 10
+		cdn_suffixes cdn.example
+		internal_tlds lan
+		exclude_suffixes corp.example
+		suspicious_tlds tk
+		allow good.example
+		ignore_nets 45.0.0.0/8
+		action sinkhole
+		block_rcode NXDOMAIN
+		sinkhole 192.0.2.1
+		sinkhole_ttl 1m
+		report localhost:9254
+	}`)
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatalf("Expected no errors, but got: %v", err)
+	}
+	want := config{
+		zones: []string{"example.org."},
+		engine: engine.Config{
+			Window: 30 * time.Minute, MinIPs: 6, MinQueries: 4, Threshold: 3, Hold: 2 * time.Hour,
+			CDNSuffixes: []string{"cdn.example"}, InternalTLDs: []string{"lan"}, ExcludeSuffixes: []string{"corp.example"},
+			Allow: []string{"good.example"}, IgnoreNets: []netip.Prefix{netip.MustParsePrefix("45.0.0.0/8")},
+			SuspiciousTLDs: []string{"tk"}, ShortSLD: 5, ManyIPs: 12, ManyClients: 6,
+			MaxNames: 5000, MaxIPsPerName: 50, MaxClientsPerName: 10,
+		},
+		action:         actionSinkhole,
+		blockRcode:     dns.RcodeNameError,
+		sinkhole:       []netip.Addr{netip.MustParseAddr("192.0.2.1")},
+		sinkholeTTL:    60,
+		metricsDomains: 10,
+		report:         "localhost:9254",
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Expected\n%+v\ngot\n%+v", want, cfg)
+	}
+}
+
+// TestParseDoesNotAliasDefaults checks that options replacing a seed list do
+// not write into the package-level seed slices.
+func TestParseDoesNotAliasDefaults(t *testing.T) {
+	before := slices.Clone(engine.SeedSuspiciousTLDs)
+	c := caddy.NewTestController("dns", "fluxguard {\nsuspicious_tlds zip\nallow a.example\n}")
+	if _, err := parse(c); err != nil {
+		t.Fatalf("Expected no errors, but got: %v", err)
+	}
+	if !slices.Equal(engine.SeedSuspiciousTLDs, before) {
+		t.Errorf("Expected seed suspicious TLDs unchanged, got %v", engine.SeedSuspiciousTLDs)
+	}
+	if len(engine.DefaultConfig().Allow) != 0 {
+		t.Errorf("Expected no default allowlist, got %v", engine.DefaultConfig().Allow)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		option string // the line 3 of the block
+		want   []string
+	}{
+		{"unknown option", "nosuch 1", []string{`unknown option "nosuch"`}},
+		{"bad profile", "profile aggressive", []string{"profile", `"aggressive"`}},
+		{"bad window", "window soon", []string{"window", `"soon"`}},
+		{"window without unit", "window 10", []string{"window", `"10"`}},
+		{"zero window", "window 0s", []string{"window", "positive"}},
+		{"negative window", "window -5m", []string{"window", "positive"}},
+		{"short window", "window 59s", []string{"window", "shorter than 1m"}},
+		{"bad hold", "hold forever", []string{"hold", `"forever"`}},
+		{"zero hold", "hold 0s", []string{"hold", "positive"}},
+		{"negative hold", "hold -1h", []string{"hold", "positive"}},
+		{"bad min_ips", "min_ips five", []string{"min_ips", "not a positive integer"}},
+		{"zero min_ips", "min_ips 0", []string{"min_ips", "not a positive integer"}},
+		{"negative min_ips", "min_ips -1", []string{"min_ips", "not a positive integer"}},
+		{"zero min_queries", "min_queries 0", []string{"min_queries", "not a positive integer"}},
+		{"zero threshold", "threshold 0", []string{"threshold", "not a positive integer"}},
+		{"negative threshold", "threshold -2", []string{"threshold", "not a positive integer"}},
+		{"zero short_sld", "short_sld 0", []string{"short_sld", "not a positive integer"}},
+		{"zero many_ips", "many_ips 0", []string{"many_ips", "not a positive integer"}},
+		{"zero many_clients", "many_clients 0", []string{"many_clients", "not a positive integer"}},
+		{"zero max_names", "max_names 0", []string{"max_names", "not a positive integer"}},
+		{"float max_names", "max_names 1.5", []string{"max_names", "not a positive integer"}},
+		{"zero max_ips_per_name", "max_ips_per_name 0", []string{"max_ips_per_name", "not a positive integer"}},
+		{"max_ips_per_name above cap", "max_ips_per_name 1025", []string{"max_ips_per_name", "above 1024"}},
+		{"zero max_clients_per_name", "max_clients_per_name 0", []string{"max_clients_per_name", "not a positive integer"}},
+		{"max_clients_per_name above cap", "max_clients_per_name 4096", []string{"max_clients_per_name", "above 1024"}},
+		{"zero metrics_domains", "metrics_domains 0", []string{"metrics_domains", "not a positive integer"}},
+		{"bad ignore_nets", "ignore_nets 10.0.0.0/8 10.0.0.1", []string{"ignore_nets", `"10.0.0.1"`}},
+		{"bad ignore_nets mask", "ignore_nets 10.0.0.0/33", []string{"ignore_nets", `"10.0.0.0/33"`}},
+		{"bad action", "action drop", []string{"action", `"drop"`}},
+		{"bad block_rcode", "block_rcode SERVFAIL", []string{"block_rcode", `"SERVFAIL"`}},
+		{"bad sinkhole", "sinkhole 0.0.0.0 sinkhole.example", []string{"sinkhole", `"sinkhole.example"`}},
+		{"bad sinkhole CIDR", "sinkhole 192.0.2.0/24", []string{"sinkhole", `"192.0.2.0/24"`}},
+		{"bad sinkhole_ttl", "sinkhole_ttl 10", []string{"sinkhole_ttl", `"10"`}},
+		{"zero sinkhole_ttl", "sinkhole_ttl 0s", []string{"sinkhole_ttl", "positive"}},
+		{"sinkhole_ttl below range", "sinkhole_ttl 500ms", []string{"sinkhole_ttl", "outside 1s..24h"}},
+		{"sinkhole_ttl above range", "sinkhole_ttl 25h", []string{"sinkhole_ttl", "outside 1s..24h"}},
+		{"report without port", "report localhost", []string{"report", `"localhost"`}},
+		{"report bad address", "report http://localhost:9253/report", []string{"report", "not a host:port"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+tc.option+"\n}", tc.want...)
+		})
+	}
+}
+
+// TestParseArgCount checks that every option fails without arguments and
+// that the one-argument options fail with two.
+func TestParseArgCount(t *testing.T) {
+	all := []string{
+		"profile", "window", "hold", "min_ips", "min_queries", "threshold", "short_sld", "many_ips",
+		"many_clients", "max_names", "max_ips_per_name", "max_clients_per_name", "metrics_domains",
+		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
+		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report",
+	}
+	for _, opt := range all {
+		t.Run(opt+" without args", func(t *testing.T) {
+			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+opt+"\n}", "Wrong argument count", "'"+opt+"'")
+		})
+	}
+	oneArg := map[string]string{
+		"profile": "seed", "window": "5m", "hold": "5m", "min_ips": "5", "min_queries": "3", "threshold": "2",
+		"short_sld": "8", "many_ips": "10", "many_clients": "5", "max_names": "10", "max_ips_per_name": "10",
+		"max_clients_per_name": "10", "metrics_domains": "10", "action": "block", "block_rcode": "REFUSED",
+		"sinkhole_ttl": "10s", "report": ":9253",
+	}
+	for opt, arg := range oneArg {
+		t.Run(opt+" with extra args", func(t *testing.T) {
+			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+opt+" "+arg+" "+arg+"\n}", opt+" takes exactly one argument")
+		})
+	}
+}
+
+func TestParseTwoBlocks(t *testing.T) {
+	testParseError(t, "fluxguard {\n}\nfluxguard", "only one fluxguard block")
+	testParseError(t, "fluxguard example.org\n\n fluxguard example.net", "only one fluxguard block")
+}
+
+// testParseError parses input, which must fail on line 3, and checks that the
+// error names that line and holds every one of want.
+func testParseError(t *testing.T, input string, want ...string) {
+	t.Helper()
+	c := caddy.NewTestController("dns", input)
+	_, err := parse(c)
+	if err == nil {
+		t.Fatalf("Expected errors for %q, but got none", input)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "Testfile:3 - Error during parsing") {
+		t.Errorf("Expected the error to name Testfile:3, got: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("Expected the error to contain %q, got: %v", w, err)
+		}
+	}
+}
