@@ -14,7 +14,9 @@
 # (LAT_LOAD % of BASE's median saturated qps, same rate for both) with -v, one latency per query.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
+case $MODE in compare | flood) ;; *) echo "usage: $0 [compare|flood]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_DURATION=${LAT_DURATION:-5}
 LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
@@ -65,12 +67,13 @@ check_alive() {
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${PID_OF[$1]}/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }  # utime+stime, in USER_HZ
-# metric PORT NAME gauge|counter [LABEL-FILTER]: fluxguard's gauges carry server="" until a name is flagged and
-# keep that stale series afterwards, so a gauge prefers the labelled series; a counter sums them all.
+# metric PORT NAME gauge|counter [LABEL-FILTER]: some fluxguard builds labelled gauges server="" before the
+# server was known (a stale series), so a gauge prefers the labelled series; a counter sums them all.
 metric() {
-  curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2{" -v kind="$3" -v f="${4:-}" 'index($1, m) == 1 && (f == "" || index($1, f)) {
+  local body; body=$(curl -sf "http://127.0.0.1:$1/metrics") || die "no metrics on 127.0.0.1:$1"
+  awk -v m="$2{" -v kind="$3" -v f="${4:-}" 'index($1, m) == 1 && (f == "" || index($1, f)) {
       if (index($1, "server=\"\"")) e += $NF; else { s += $NF; n++ } }
-    END {printf "%d\n", (kind == "counter") ? s + e : (n ? s : e)}'
+    END {printf "%d\n", (kind == "counter") ? s + e : (n ? s : e)}' <<<"$body"
 }
 
 upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names under flux.top rotate per query id
@@ -178,7 +181,7 @@ compare() {
     echo "qps: dnsperf 'Queries per second' at saturation. Latency: avg / p99 of per-query latencies (dnsperf -v) in"
     echo "separate runs at a fixed rate (LAT_LOAD=${LAT_LOAD}% of BASE's median qps, same for both; dnsperf 2.10 has no histogram)."
     echo "CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput runs (softirq not included),"
-    echo "(busy %): its share of one core; below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
+    echo "(busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
     echo "RSS: VmRSS after the workload. Tracked names: coredns_fluxguard_tracked_names, 11 s after the workload."
     echo
     echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE avg / p99 latency | FG avg / p99 latency | p99 ratio | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | latency rate (qps) | FG tracked names |"
@@ -230,8 +233,4 @@ flood() {
 }
 
 setup
-case $MODE in
-  compare) compare ;;
-  flood) flood ;;
-  *) die "usage: $0 [compare|flood]" ;;
-esac
+"$MODE"
