@@ -41,7 +41,7 @@ const benchNames = 1024
 // BenchmarkServeDNS is fluxguard's handler in monitor mode on a tracked
 // name's 4-address answer: capture, observe, score, metrics and metadata.
 func BenchmarkServeDNS(b *testing.B) {
-	f, err := newFluxguard(defaultConfig())
+	f, err := newFluxguard(defaultConfig(), "")
 	if err != nil {
 		b.Fatal(err)
 	}

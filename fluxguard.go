@@ -27,6 +27,7 @@ type Fluxguard struct {
 	Next plugin.Handler
 
 	cfg     config
+	key     string // server block, for state kept across reloads
 	eng     *engine.Engine
 	flagged *flaggedGauge
 	report  *reportServer
@@ -34,12 +35,14 @@ type Fluxguard struct {
 	metrics atomic.Pointer[serverMetrics] // for the server of the last query
 }
 
-func newFluxguard(cfg config) (*Fluxguard, error) {
-	eng, err := engine.New(cfg.engine)
+// newFluxguard returns the handler for cfg; key names its server block for
+// keeping state across reloads ("" for none).
+func newFluxguard(cfg config, key string) (*Fluxguard, error) {
+	eng, err := engineFor(key, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Fluxguard{cfg: cfg, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains)}, nil
+	return &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains)}, nil
 }
 
 // Name implements plugin.Handler.
@@ -125,6 +128,22 @@ func (f *Fluxguard) stop() error {
 	return nil
 }
 
+// finalShutdown saves the state, if configured, when CoreDNS exits.
+func (f *Fluxguard) finalShutdown() error {
+	f.saveState()
+	forgetEngine(f.key)
+	return nil
+}
+
+func (f *Fluxguard) saveState() {
+	if f.cfg.stateFile == "" {
+		return
+	}
+	if err := saveState(f.eng, f.cfg.stateFile); err != nil {
+		log.Errorf("saving state to %s: %v", f.cfg.stateFile, err)
+	}
+}
+
 // restartFailed points a shared report back at this instance's engine when
 // a reload that would have replaced it fails.
 func (f *Fluxguard) restartFailed() error {
@@ -141,6 +160,7 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 	t := time.NewTicker(housekeepEvery)
 	defer t.Stop()
 	var evicted uint64
+	lastSave := time.Now()
 	for {
 		select {
 		case <-done:
@@ -148,6 +168,10 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		case <-t.C:
 		}
 		f.eng.Sweep()
+		if time.Since(lastSave) >= f.cfg.stateInterval {
+			f.saveState()
+			lastSave = time.Now()
+		}
 		sm := f.metrics.Load()
 		if sm == nil {
 			continue // no query yet: the server label is not known

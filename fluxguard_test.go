@@ -143,7 +143,7 @@ func newTestFluxguard(t *testing.T, corefile string) (*Fluxguard, *upstream) {
 	if err != nil {
 		t.Fatalf("Expected no errors parsing %q, but got: %v", corefile, err)
 	}
-	f, err := newFluxguard(cfg)
+	f, err := newFluxguard(cfg, "")
 	if err != nil {
 		t.Fatalf("Expected no errors building %q, but got: %v", corefile, err)
 	}
@@ -721,7 +721,7 @@ func TestFlaggedGaugeRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.engine.Now = func() time.Time { return time.Unix(now.Load(), 0) }
-	f, err := newFluxguard(cfg)
+	f, err := newFluxguard(cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package fluxguard
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,12 +26,13 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	f, err := newFluxguard(cfg)
+	f, err := newFluxguard(cfg, stateKey(c))
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
 	c.OnStartup(f.start)
 	c.OnShutdown(f.stop)
+	c.OnFinalShutdown(f.finalShutdown)
 	c.OnRestartFailed(f.restartFailed)
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		f.Next = next
@@ -59,6 +62,8 @@ type config struct {
 	sinkholeTTL    uint32
 	metricsDomains int
 	report         string // listen address of the JSON report, "" for none
+	stateFile      string // where state is saved across restarts, "" for none
+	stateInterval  time.Duration
 }
 
 func defaultConfig() config {
@@ -69,6 +74,7 @@ func defaultConfig() config {
 		sinkhole:       []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()},
 		sinkholeTTL:    10,
 		metricsDomains: 100,
+		stateInterval:  time.Minute,
 	}
 }
 
@@ -245,6 +251,22 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 			return c.Errf("sinkhole_ttl: %s is outside 1s..24h", d)
 		}
 		cfg.sinkholeTTL = uint32(d / time.Second)
+	case "state_file":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(filepath.Dir(s)); err != nil || !fi.IsDir() {
+			return c.Errf("state_file: directory of %q does not exist", s)
+		}
+		cfg.stateFile = s
+	case "state_interval":
+		if err := duration(&cfg.stateInterval); err != nil {
+			return err
+		}
+		if cfg.stateInterval < housekeepEvery {
+			return c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
+		}
 	case "report":
 		s, err := one()
 		if err != nil {

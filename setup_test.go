@@ -80,7 +80,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("Expected no zones without args or server block keys, got %v", cfg.zones)
 	}
 	// The defaults must be a working engine configuration.
-	if _, err := newFluxguard(cfg); err != nil {
+	if _, err := newFluxguard(cfg, ""); err != nil {
 		t.Errorf("Expected the default config to build, got: %v", err)
 	}
 }
@@ -181,7 +181,7 @@ func TestParseOptions(t *testing.T) {
 			if got := tc.check(cfg); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Expected %v, got %v", tc.want, got)
 			}
-			if _, err := newFluxguard(cfg); err != nil {
+			if _, err := newFluxguard(cfg, ""); err != nil {
 				t.Errorf("Expected the parsed config to build, got: %v", err)
 			}
 		})
@@ -216,6 +216,8 @@ func TestParseAllOptions(t *testing.T) {
 		sinkhole 192.0.2.1
 		sinkhole_ttl 1m
 		report localhost:9254
+		state_file /tmp/fluxguard.state
+		state_interval 2m
 	}`)
 	cfg, err := parse(c)
 	if err != nil {
@@ -236,6 +238,8 @@ func TestParseAllOptions(t *testing.T) {
 		sinkholeTTL:    60,
 		metricsDomains: 10,
 		report:         "localhost:9254",
+		stateFile:      "/tmp/fluxguard.state",
+		stateInterval:  2 * time.Minute,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Expected\n%+v\ngot\n%+v", want, cfg)
@@ -300,6 +304,9 @@ func TestParseErrors(t *testing.T) {
 		{"zero sinkhole_ttl", "sinkhole_ttl 0s", []string{"sinkhole_ttl", "positive"}},
 		{"sinkhole_ttl below range", "sinkhole_ttl 500ms", []string{"sinkhole_ttl", "outside 1s..24h"}},
 		{"sinkhole_ttl above range", "sinkhole_ttl 25h", []string{"sinkhole_ttl", "outside 1s..24h"}},
+		{"state_file in a missing directory", "state_file /nonexistent/dir/fg.state", []string{"state_file", "does not exist"}},
+		{"bad state_interval", "state_interval often", []string{"state_interval", `"often"`}},
+		{"short state_interval", "state_interval 1s", []string{"state_interval", "shorter than 10s"}},
 		{"report without port", "report localhost", []string{"report", `"localhost"`}},
 		{"report bad address", "report http://localhost:9253/report", []string{"report", "not a host:port"}},
 	}
@@ -317,7 +324,7 @@ func TestParseArgCount(t *testing.T) {
 		"profile", "window", "hold", "min_ips", "min_queries", "threshold", "short_sld", "many_ips",
 		"many_clients", "max_names", "max_ips_per_name", "max_clients_per_name", "metrics_domains",
 		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
-		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report",
+		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report", "state_file", "state_interval",
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {
@@ -328,7 +335,7 @@ func TestParseArgCount(t *testing.T) {
 		"profile": "seed", "window": "5m", "hold": "5m", "min_ips": "5", "min_queries": "3", "threshold": "2",
 		"short_sld": "8", "many_ips": "10", "many_clients": "5", "max_names": "10", "max_ips_per_name": "10",
 		"max_clients_per_name": "10", "metrics_domains": "10", "action": "block", "block_rcode": "REFUSED",
-		"sinkhole_ttl": "10s", "report": ":9253",
+		"sinkhole_ttl": "10s", "report": ":9253", "state_file": "/tmp/fg.state", "state_interval": "1m",
 	}
 	for opt, arg := range oneArg {
 		t.Run(opt+" with extra args", func(t *testing.T) {

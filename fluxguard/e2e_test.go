@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,8 +253,22 @@ func freeAddr(t *testing.T) string {
 
 // coreDNS is a running fluxguard binary and its output.
 type coreDNS struct {
-	mu  sync.Mutex
-	out bytes.Buffer
+	mu     sync.Mutex
+	out    bytes.Buffer
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// terminate stops CoreDNS as an init system does, with SIGTERM, and waits
+// for it to exit.
+func (c *coreDNS) terminate(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("CoreDNS did not exit on SIGTERM:\n%s", c)
+	}
 }
 
 func (c *coreDNS) Write(p []byte) (int, error) {
@@ -311,19 +326,29 @@ func buildBinary(t *testing.T) string {
 // waits until it answers.
 func startCoreDNS(t *testing.T, corefile string) *coreDNS {
 	t.Helper()
-	bin := buildBinary(t)
 	conf := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &coreDNS{}
+	return startCoreDNSFile(t, conf)
+}
+
+// startCoreDNSFile is startCoreDNS with a Corefile already on disk.
+func startCoreDNSFile(t *testing.T, conf string) *coreDNS {
+	t.Helper()
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, "-conf", conf)
+	c := &coreDNS{cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c, c
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := c.exited
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
@@ -343,5 +368,92 @@ func startCoreDNS(t *testing.T, corefile string) *coreDNS {
 		if time.Now().After(deadline) {
 			t.Fatalf("CoreDNS did not start:\n%s", c)
 		}
+	}
+}
+
+// TestStateSurvivesReloadAndRestart flags a domain, then checks that it
+// stays blocked across a Corefile reload (the reload plugin), across a
+// restart through the state file, and that a corrupt state file is
+// reported and ignored.
+func TestStateSurvivesReloadAndRestart(t *testing.T) {
+	sim, err := fluxsim.New(fluxsim.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+
+	dir := t.TempDir()
+	addr, state := freeAddr(t), filepath.Join(dir, "fluxguard.state")
+	conf := filepath.Join(dir, "Corefile")
+	corefile := func(hold string) []byte {
+		return fmt.Appendf(nil, `%s {
+    bind 127.0.0.1
+    reload 2s 1s
+    fluxguard {
+        action block
+        hold %s
+        state_file %s
+    }
+    cache 30
+    forward . %s
+}
+`, zoneAt(addr), hold, state, sim.Addr())
+	}
+	if err := os.WriteFile(conf, corefile("1h"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	blocked := func() bool {
+		return query(t, "udp", addr, "login.fluxy.top.", dns.TypeA, true).Rcode == dns.RcodeRefused
+	}
+
+	core := startCoreDNSFile(t, conf)
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA} {
+		query(t, "udp", addr, "login.fluxy.top.", qtype, true)
+	}
+	if !blocked() {
+		t.Fatal("flux domain not blocked before reload")
+	}
+
+	// Reload: a changed Corefile is picked up by the reload plugin.
+	if err := os.WriteFile(conf, corefile("2h"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(core.String(), "Reloading complete") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", core)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !blocked() {
+		t.Fatal("flux domain no longer blocked after reload")
+	}
+
+	// Restart: SIGTERM saves the state file, the next process loads it.
+	core.terminate(t)
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no state file after SIGTERM: %v\n%s", err, core)
+	}
+	core = startCoreDNSFile(t, conf)
+	core.waitLog(t, "restored 1 names from "+state)
+	if !blocked() {
+		t.Fatal("flux domain not blocked after restart")
+	}
+	core.terminate(t)
+
+	// A corrupt state file is reported once and ignored.
+	if err := os.WriteFile(state, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core = startCoreDNSFile(t, conf)
+	core.waitLog(t, "state file "+state+" ignored")
+	if blocked() {
+		t.Fatal("blocked from a corrupt state file")
+	}
+	if r := query(t, "tcp", addr, "www.stable.example.", dns.TypeA, true); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("stable name after corrupt state:\n%s", r)
 	}
 }

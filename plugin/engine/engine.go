@@ -19,7 +19,6 @@ type Observation struct {
 type Engine struct {
 	cfg     Config
 	now     func() time.Time
-	epoch   int64  // unix seconds; internal times are seconds since then
 	width   uint32 // seconds per query-count bucket
 	window  uint32 // seconds
 	hold    uint32 // seconds
@@ -48,17 +47,36 @@ func New(cfg Config) (*Engine, error) {
 		e.now = time.Now
 	}
 	e.width = max(e.window/buckets, 1)
-	// Start the epoch a day early so that every internal time is positive
-	// even for a clock that steps back a little.
-	e.epoch = e.now().Unix() - 86400
 	return e, nil
+}
+
+// epoch is the origin of the engine's internal times, in unix seconds
+// (2020-01-01 UTC): fixed, so that saved state means the same to every
+// process. uint32 seconds from it last until 2156.
+const epoch = 1577836800
+
+// Reconfigured returns an engine with cfg that keeps e's state, for a
+// configuration reload: tracked names, their evidence and the flagged set
+// carry over. e must not be used afterwards.
+func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.st = e.st
+	n.st.max.Store(int64(cfg.MaxNames))
+	n.st.each(func(name string, en *entry) bool {
+		en.nameBits = n.nameReasons(name)
+		return true
+	})
+	return n, nil
 }
 
 // Config returns the engine's configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
 func (e *Engine) clock() uint32 {
-	s := e.now().Unix() - e.epoch
+	s := e.now().Unix() - epoch
 	if s < 1 {
 		return 1
 	}

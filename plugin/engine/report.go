@@ -72,7 +72,7 @@ func (e *Engine) Report() []Row {
 	return rows
 }
 
-func (e *Engine) time(s uint32) time.Time { return time.Unix(e.epoch+int64(s), 0).UTC() }
+func (e *Engine) time(s uint32) time.Time { return time.Unix(epoch+int64(s), 0).UTC() }
 
 // minutesBetween is KQL's datetime_diff('minute', b, a): the number of
 // minute boundaries crossed from a to b.

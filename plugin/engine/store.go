@@ -24,7 +24,7 @@ const rankFlagged = uint64(LevelFlagged) << 32
 type store struct {
 	seed    maphash.Seed
 	shards  [shards]shard
-	max     int64
+	max     atomic.Int64
 	count   atomic.Int64
 	evicted atomic.Uint64
 }
@@ -36,7 +36,8 @@ type shard struct {
 }
 
 func newStore(maxNames int) *store {
-	s := &store{seed: maphash.MakeSeed(), max: int64(maxNames)}
+	s := &store{seed: maphash.MakeSeed()}
+	s.max.Store(int64(maxNames))
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*entry)
 	}
@@ -50,7 +51,7 @@ func (s *store) shard(name string) *shard {
 // insert adds a new entry for name to a locked shard, evicting the least
 // valuable entry of the shard first when the store is full.
 func (s *store) insert(sh *shard, name string, e *entry, rank func(*entry) uint64) {
-	if s.count.Load() >= s.max && len(sh.m) > 0 {
+	if s.count.Load() >= s.max.Load() && len(sh.m) > 0 {
 		victim, best, n := "", ^uint64(0), 0
 		for k, v := range sh.m { // map iteration starts at a random entry
 			if r := rank(v); r < best {

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// SnapshotVersion is the version of the state format Save writes; Load
+// refuses any other.
+const SnapshotVersion = 1
+
+// snapshot is the saved form of the engine's state.
+type snapshot struct {
+	Version int
+	Window  uint32 // seconds; bucket counts are kept only if it matches
+	Entries []savedEntry
+}
+
+type savedEntry struct {
+	Name           string
+	IPs, Clients   []savedSeen
+	Counts, Firsts []uint32
+	Head, Last     uint32
+	HeldUntil, TTL uint32
+	Level          uint8
+}
+
+type savedSeen struct {
+	Addr [16]byte
+	Last uint32
+}
+
+// Save writes the tracked state to w. Shards are locked one at a time, so
+// the query path is never stopped for long.
+func (e *Engine) Save(w io.Writer) error {
+	s := snapshot{Version: SnapshotVersion, Window: e.window}
+	e.st.each(func(name string, en *entry) bool {
+		s.Entries = append(s.Entries, savedEntry{
+			Name: name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
+			Counts: append([]uint32(nil), en.counts[:]...), Firsts: append([]uint32(nil), en.firsts[:]...),
+			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
+		})
+		return true
+	})
+	return gob.NewEncoder(w).Encode(&s)
+}
+
+// ErrSnapshotVersion is returned by Load for state saved in another format.
+var ErrSnapshotVersion = errors.New("unsupported state version")
+
+// Load reads state written by Save into e, which should be new, and
+// returns how many names it restored. Names past the caps are dropped;
+// state whose evidence has expired is dropped at the next Sweep.
+func (e *Engine) Load(r io.Reader) (int, error) {
+	var s snapshot
+	if err := gob.NewDecoder(r).Decode(&s); err != nil {
+		return 0, fmt.Errorf("decoding state: %w", err)
+	}
+	if s.Version != SnapshotVersion {
+		return 0, fmt.Errorf("%w %d, want %d", ErrSnapshotVersion, s.Version, SnapshotVersion)
+	}
+	n := 0
+	for _, se := range s.Entries {
+		name := Normalize(se.Name)
+		if name == "" || e.Skipped(name) != SkipNone || len(se.Counts) != buckets+1 || len(se.Firsts) != buckets+1 {
+			continue
+		}
+		en := &entry{
+			ips: loadSeen(se.IPs, e.cfg.MaxIPsPerName), clients: loadSeen(se.Clients, e.cfg.MaxClientsPerName),
+			head: se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
+			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name),
+		}
+		if s.Window == e.window {
+			copy(en.counts[:], se.Counts)
+			copy(en.firsts[:], se.Firsts)
+		}
+		sh := e.st.shard(name)
+		sh.mu.Lock()
+		if _, dup := sh.m[name]; !dup && e.st.count.Load() < e.st.max.Load() {
+			sh.m[name] = en
+			e.st.count.Add(1)
+			n++
+		}
+		sh.mu.Unlock()
+	}
+	return n, nil
+}
+
+func saveSeen(list []seen) []savedSeen {
+	out := make([]savedSeen, len(list))
+	for i, s := range list {
+		out[i] = savedSeen{Addr: s.addr, Last: s.last}
+	}
+	return out
+}
+
+func loadSeen(list []savedSeen, max int) []seen {
+	out := make([]seen, 0, min(len(list), max))
+	for _, s := range list[:min(len(list), max)] {
+		out = append(out, seen{addr: s.Addr, last: s.Last})
+	}
+	return out
+}

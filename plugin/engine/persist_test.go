@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func flaggedEngine(t *testing.T, clk *fakeClock) *Engine {
+	t.Helper()
+	e := newTestEngine(t, clk, nil)
+	feed(e, clk, []event{
+		{"10:00:10", "x.evil.tk", "10.0.0.1", []string{"45.0.0.1", "45.0.0.2"}},
+		{"10:02:30", "x.evil.tk", "10.0.0.2", []string{"45.0.0.3", "45.0.0.4"}},
+		{"10:07:59", "x.evil.tk", "10.0.0.1", []string{"45.0.0.5"}},
+		{"10:05:00", "api.example.org", "10.0.0.7", []string{"91.0.0.1", "91.0.0.2", "91.0.0.3"}},
+		{"10:05:20", "api.example.org", "10.0.0.7", []string{"91.0.0.4", "91.0.0.5", "91.0.0.6"}},
+		{"10:05:40", "api.example.org", "10.0.0.7", []string{"91.0.0.1"}},
+		{"10:06:00", "static.example.com", "10.0.0.1", []string{"93.184.215.14"}},
+	})
+	clk.set("10:08:00")
+	return e
+}
+
+func TestSaveLoad(t *testing.T) {
+	clk := &fakeClock{t: at("09:00:00")}
+	e := flaggedEngine(t, clk)
+	var buf bytes.Buffer
+	if err := e.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := newTestEngine(t, clk, nil)
+	n, err := restored.Load(bytes.NewReader(buf.Bytes()))
+	if err != nil || n != 3 {
+		t.Fatalf("Load = %d, %v", n, err)
+	}
+	if got, want := restored.Report(), e.Report(); !reflect.DeepEqual(got, want) {
+		t.Errorf("report after restore:\n%+v\nwant\n%+v", got, want)
+	}
+	if _, held := restored.Held("x.evil.tk"); !held {
+		t.Error("flagged name not held after restore")
+	}
+	// Evidence keeps accumulating on restored state.
+	clk.add(time.Minute)
+	if v := restored.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.9")}); v.UniqueIPs != 7 || v.Queries != 4 {
+		t.Errorf("after restore: %+v", v)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	clk := &fakeClock{t: at("09:00:00")}
+	var good bytes.Buffer
+	if err := flaggedEngine(t, clk).Save(&good); err != nil {
+		t.Fatal(err)
+	}
+	var old bytes.Buffer
+	gob.NewEncoder(&old).Encode(&snapshot{Version: SnapshotVersion + 1})
+	tests := map[string][]byte{
+		"empty":     nil,
+		"garbage":   []byte("not a state file at all"),
+		"truncated": good.Bytes()[:good.Len()/2],
+		"version":   old.Bytes(),
+	}
+	for name, data := range tests {
+		e := newTestEngine(t, clk, nil)
+		n, err := e.Load(bytes.NewReader(data))
+		if err == nil || n != 0 || e.Len() != 0 {
+			t.Errorf("%s: Load = %d, %v; %d names", name, n, err, e.Len())
+		}
+		if name == "version" && !errors.Is(err, ErrSnapshotVersion) {
+			t.Errorf("version: error %v", err)
+		}
+	}
+}
+
+func TestReconfigured(t *testing.T) {
+	clk := &fakeClock{t: at("09:00:00")}
+	e := flaggedEngine(t, clk)
+	cfg := e.Config()
+	cfg.SuspiciousTLDs = []string{"org"} // api.example.org now scores 2
+	n, err := e.Reconfigured(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Len() != 3 {
+		t.Fatalf("Len = %d after reconfigure", n.Len())
+	}
+	if _, held := n.Held("x.evil.tk"); !held {
+		t.Error("flagged set lost on reconfigure")
+	}
+	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1")}); v.Level != LevelFlagged || v.Reasons&ReasonSuspiciousTLD == 0 {
+		t.Errorf("new config not applied to kept state: %+v", v)
+	}
+}
