@@ -44,20 +44,20 @@ const (
 
 // observe reads a NOERROR answer into buf: the A or AAAA addresses of the
 // question name, following its CNAME chain from the question only, and
-// returns them with their lowest TTL. Records whose owner is not on the
+// returns them with their lowest TTL and the chain's targets (in chain). Records whose owner is not on the
 // chain are ignored, so an answer cannot put evidence on a name it was not
 // asked about. It returns no address when m is not evidence: nil, not
 // NOERROR, truncated, or without an address for the question.
-func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr) (addrs []netip.Addr, minTTL uint32) {
+func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]string) (addrs []netip.Addr, minTTL uint32, targets []string) {
 	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
-		return nil, 0
+		return nil, 0, nil
 	}
 	qtype := m.Question[0].Qtype
 	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
-		return nil, 0
+		return nil, 0, nil
 	}
-	target, n := m.Question[0].Name, 0
-	for range maxChain + 1 {
+	target, n, hops := m.Question[0].Name, 0, 0
+	for {
 		next := ""
 		for _, rr := range m.Answer {
 			h := rr.Header()
@@ -84,10 +84,12 @@ func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr) (addrs []netip.Addr, m
 				minTTL = h.Ttl
 			}
 		}
-		if next == "" || n > 0 {
+		if next == "" || n > 0 || hops == len(chain) {
 			break
 		}
 		target = next
+		chain[hops] = engine.Normalize(next)
+		hops++
 	}
-	return buf[:n], minTTL
+	return buf[:n], minTTL, chain[:hops]
 }

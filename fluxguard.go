@@ -42,6 +42,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 	if err != nil {
 		return nil, err
 	}
+	eng.SetPolicy(cfg.policy())
 	return &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains)}, nil
 }
 
@@ -71,8 +72,9 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // the verdict, or false when the answer is not evidence.
 func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
 	var buf [maxAnswerAddrs]netip.Addr
+	var chain [maxChain]string
 	obs := engine.Observation{Name: name, Client: client}
-	if obs.Addrs, obs.MinTTL = observe(m, &buf); len(obs.Addrs) == 0 {
+	if obs.Addrs, obs.MinTTL, obs.Chain = observe(m, &buf, &chain); len(obs.Addrs) == 0 {
 		return engine.Verdict{}, false
 	}
 	sm.inspected.Inc()
@@ -168,6 +170,7 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		case <-t.C:
 		}
 		f.eng.Sweep()
+		f.reloadPolicy()
 		if time.Since(lastSave) >= f.cfg.stateInterval {
 			f.saveState()
 			lastSave = time.Now()

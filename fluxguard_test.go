@@ -957,7 +957,7 @@ func TestObserve(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var obs engine.Observation
-			obs.Addrs, obs.MinTTL = observe(tc.m, new([maxAnswerAddrs]netip.Addr))
+			obs.Addrs, obs.MinTTL, obs.Chain = observe(tc.m, new([maxAnswerAddrs]netip.Addr), new([maxChain]string))
 			ok := len(obs.Addrs) > 0
 			if ok != (tc.want != nil) {
 				t.Fatalf("Expected evidence %t, got %t (addrs %v)", tc.want != nil, ok, obs.Addrs)

@@ -32,7 +32,7 @@ func FuzzObserve(f *testing.F) {
 			return
 		}
 		var buf [maxAnswerAddrs]netip.Addr
-		addrs, _ := observe(m, &buf)
+		addrs, _, _ := observe(m, &buf, new([maxChain]string))
 		if len(addrs) > maxAnswerAddrs {
 			t.Fatalf("%d addresses", len(addrs))
 		}

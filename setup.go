@@ -64,6 +64,8 @@ type config struct {
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration
+	allowFile      *policyFile // reloaded on change
+	denyFile       *policyFile
 }
 
 func defaultConfig() config {
@@ -200,15 +202,39 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		ec.ExcludeSuffixes = names()
 	case "suspicious_tlds":
 		ec.SuspiciousTLDs = names()
-	case "allow":
-		ec.Allow = append(ec.Allow, names()...)
-	case "ignore_nets":
-		for _, a := range args {
-			p, err := netip.ParsePrefix(a)
-			if err != nil {
-				return c.Errf("ignore_nets: %q is not a CIDR prefix", a)
-			}
-			ec.IgnoreNets = append(ec.IgnoreNets, p.Masked())
+	case "allow", "deny":
+		rules, err := parseRules(args)
+		if err != nil {
+			return c.Errf("%s: %v", opt, err)
+		}
+		if opt == "allow" {
+			ec.Allow = append(ec.Allow, rules...)
+		} else {
+			ec.Deny = append(ec.Deny, rules...)
+		}
+	case "ignore_nets", "allow_nets":
+		nets, err := parsePrefixes(args)
+		if err != nil {
+			return c.Errf("%s: %v", opt, err)
+		}
+		if opt == "ignore_nets" {
+			ec.IgnoreNets = append(ec.IgnoreNets, nets...)
+		} else {
+			ec.AllowNets = append(ec.AllowNets, nets...)
+		}
+	case "allow_file", "deny_file":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		pf := &policyFile{path: s}
+		if err := pf.read(); err != nil {
+			return c.Errf("%s: %v", opt, err)
+		}
+		if opt == "allow_file" {
+			cfg.allowFile = pf
+		} else {
+			cfg.denyFile = pf
 		}
 	case "action":
 		s, err := one()

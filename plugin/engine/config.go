@@ -34,8 +34,10 @@ type Config struct {
 	CDNSuffixes     []string // names under these are never tracked
 	InternalTLDs    []string // names under these top-level labels are never tracked
 	ExcludeSuffixes []string // further suffixes never tracked (the rule's Microsoft list)
-	Allow           []string // names (and their children) never tracked nor blocked
-	IgnoreNets      []netip.Prefix
+	Allow           []Rule         // names (and their children) never tracked nor blocked
+	Deny            []Rule         // names (and their children) flagged without evidence
+	AllowNets       []netip.Prefix // answers entirely in these networks are allowed
+	IgnoreNets      []netip.Prefix // addresses in these networks are not evidence
 
 	SuspiciousTLDs []string
 	ShortSLD       int // an SLD at most this long scores a point

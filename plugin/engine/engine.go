@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,7 @@ type Observation struct {
 	Client netip.Addr   // the querying client; invalid when unknown
 	Addrs  []netip.Addr // A/AAAA addresses of the answer, through CNAME chains
 	MinTTL uint32       // lowest TTL of the answer's address records
+	Chain  []string     // the CNAME targets from Name to the addresses, normalized
 }
 
 // Engine tracks names and scores them. It is safe for concurrent use.
@@ -22,7 +24,7 @@ type Engine struct {
 	width   uint32 // seconds per query-count bucket
 	window  uint32 // seconds
 	hold    uint32 // seconds
-	allow   suffixSet
+	policy  atomic.Pointer[Policy]
 	exclude suffixSet
 	susTLD  suffixSet
 	st      *store
@@ -38,7 +40,6 @@ func New(cfg Config) (*Engine, error) {
 		now:     cfg.Now,
 		window:  uint32(cfg.Window / time.Second),
 		hold:    uint32(cfg.Hold / time.Second),
-		allow:   newSuffixSet(cfg.Allow),
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes),
 		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
 		st:      newStore(cfg.MaxNames),
@@ -46,6 +47,7 @@ func New(cfg Config) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.policy.Store(NewPolicy(cfg.Allow, cfg.Deny, cfg.AllowNets))
 	e.width = max(e.window/buckets, 1)
 	return e, nil
 }
@@ -75,12 +77,14 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 // Config returns the engine's configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
-func (e *Engine) clock() uint32 {
-	s := e.now().Unix() - epoch
-	if s < 1 {
-		return 1
+func (e *Engine) clock() uint32 { return internalTime(e.now().Unix()) }
+
+// internalTime converts unix seconds to the engine's time.
+func internalTime(unix int64) uint32 {
+	if s := unix - epoch; s >= 1 {
+		return uint32(s)
 	}
-	return uint32(s)
+	return 1
 }
 
 func (e *Engine) since(now uint32) uint32 {
@@ -90,21 +94,44 @@ func (e *Engine) since(now uint32) uint32 {
 	return now - e.window
 }
 
-// Skipped reports why name is never tracked, or SkipNone.
-func (e *Engine) Skipped(name string) Skip {
-	switch {
-	case e.allow.match(name):
+// SetPolicy replaces the allow and deny policy, for example when a policy
+// file changes. Names it allows are forgotten at once.
+func (e *Engine) SetPolicy(p *Policy) {
+	e.policy.Store(p)
+	unix := e.now().Unix()
+	e.st.each(func(name string, _ *entry) bool { return !p.allowed(name, nil, unix) })
+}
+
+// Skipped reports why name, reached through chain, is never tracked, or
+// SkipNone.
+func (e *Engine) Skipped(name string, chain []string) Skip {
+	return e.skipped(e.policy.Load(), name, chain, e.now().Unix())
+}
+
+func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Skip {
+	if p.allowed(name, chain, unix) {
 		return SkipAllowed
-	case e.exclude.match(name):
+	}
+	if e.exclude.match(name) {
 		return SkipExcluded
 	}
 	return SkipNone
 }
 
+// denied is the verdict for a name on the deny list.
+var denied = Verdict{Level: LevelFlagged, Prev: LevelFlagged, Reasons: ReasonDenied}
+
 // Observe records an answer and returns the name's verdict.
 func (e *Engine) Observe(o *Observation) Verdict {
-	if s := e.Skipped(o.Name); s != SkipNone {
+	p, unix := e.policy.Load(), e.now().Unix()
+	if s := e.skipped(p, o.Name, o.Chain, unix); s != SkipNone {
 		return Verdict{Skip: s}
+	}
+	if p.deny.match(o.Name, unix) {
+		return denied
+	}
+	if p.netsAllowed(o.Addrs) {
+		return Verdict{Skip: SkipAllowed}
 	}
 	var addrs [maxAddrsPerObservation][16]byte
 	n := 0
@@ -120,7 +147,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if n == 0 {
 		return Verdict{Skip: SkipNoAddrs}
 	}
-	now := e.clock()
+	now := internalTime(unix)
 	sh := e.st.shard(o.Name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -229,10 +256,18 @@ func (e *Engine) rank(en *entry, now uint32) uint64 {
 	return uint64(lvl)<<32 | 1<<31 | uint64(en.last)>>1
 }
 
-// Held reports whether name is flagged and within its hold time, with its
-// last verdict; a held name is answered without going upstream.
+// Held reports whether name is flagged and within its hold time, or
+// denied, with its verdict; a held name is answered without going upstream.
+// An allowed name is never held.
 func (e *Engine) Held(name string) (Verdict, bool) {
-	now := e.clock()
+	p, unix := e.policy.Load(), e.now().Unix()
+	if p.allowed(name, nil, unix) {
+		return Verdict{}, false
+	}
+	if p.deny.match(name, unix) {
+		return denied, true
+	}
+	now := internalTime(unix)
 	sh := e.st.shard(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

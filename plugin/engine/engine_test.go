@@ -177,7 +177,7 @@ func TestVerdictLevels(t *testing.T) {
 
 func TestSkip(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
-	e := newTestEngine(t, clk, func(c *Config) { c.Allow = []string{"Trusted.Example."} })
+	e := newTestEngine(t, clk, func(c *Config) { c.Allow = []Rule{{Name: "Trusted.Example."}} })
 	tests := []struct {
 		name string
 		want Skip
@@ -193,7 +193,7 @@ func TestSkip(t *testing.T) {
 		{"microsoft.com.evil.tk", SkipNone},
 	}
 	for _, tt := range tests {
-		if got := e.Skipped(tt.name); got != tt.want {
+		if got := e.Skipped(tt.name, nil); got != tt.want {
 			t.Errorf("Skipped(%q) = %d, want %d", tt.name, got, tt.want)
 		}
 	}

@@ -64,7 +64,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	n := 0
 	for _, se := range s.Entries {
 		name := Normalize(se.Name)
-		if name == "" || e.Skipped(name) != SkipNone || len(se.Counts) != buckets+1 || len(se.Firsts) != buckets+1 {
+		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 || len(se.Firsts) != buckets+1 {
 			continue
 		}
 		en := &entry{

@@ -30,9 +30,10 @@ const (
 	ReasonShortSLD                          // second-level label is short
 	ReasonManyIPs                           // many unique IPs
 	ReasonManyClients                       // many unique clients
+	ReasonDenied                            // on the deny list
 )
 
-var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients"}
+var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {

@@ -1,0 +1,145 @@
+package fluxguard
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+// parseRules reads "NAME... [until TIME]" arguments into rules.
+func parseRules(args []string) ([]engine.Rule, error) {
+	var until time.Time
+	if n := len(args); n >= 2 && args[n-2] == "until" {
+		t, err := parseUntil(args[n-1])
+		if err != nil {
+			return nil, err
+		}
+		until, args = t, args[:n-2]
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no name before 'until'")
+	}
+	rules := make([]engine.Rule, 0, len(args))
+	for _, a := range args {
+		if a == "until" {
+			return nil, fmt.Errorf("'until' must come last, with one time")
+		}
+		rules = append(rules, engine.Rule{Name: engine.Normalize(a), Until: until})
+	}
+	return rules, nil
+}
+
+// parseUntil reads an RFC 3339 time or a date (midnight UTC).
+func parseUntil(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time or a YYYY-MM-DD date", s)
+}
+
+// parsePrefixes reads CIDR prefixes.
+func parsePrefixes(args []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(args))
+	for _, a := range args {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix", a)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// policyFile is an allow or deny list file: one entry a line, "NAME
+// [until TIME]" or, in an allow file, a CIDR prefix; '#' starts a comment.
+type policyFile struct {
+	path    string
+	modTime time.Time
+	size    int64
+	rules   []engine.Rule
+	nets    []netip.Prefix
+}
+
+// changed reports whether the file differs from what was last read.
+func (pf *policyFile) changed() bool {
+	fi, err := os.Stat(pf.path)
+	return err != nil || !fi.ModTime().Equal(pf.modTime) || fi.Size() != pf.size
+}
+
+// read (re)loads the file; on error the previous content stays in force.
+func (pf *policyFile) read() error {
+	f, err := os.Open(pf.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var rules []engine.Rule
+	var nets []netip.Prefix
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(text)
+		if len(fields) == 0 {
+			continue
+		}
+		if p, err := netip.ParsePrefix(fields[0]); err == nil && len(fields) == 1 {
+			nets = append(nets, p.Masked())
+			continue
+		}
+		r, err := parseRules(fields)
+		if err != nil || len(r) != 1 {
+			return fmt.Errorf("%s:%d: want 'NAME [until TIME]' or a CIDR prefix", pf.path, line)
+		}
+		rules = append(rules, r...)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	pf.rules, pf.nets, pf.modTime, pf.size = rules, nets, fi.ModTime(), fi.Size()
+	return nil
+}
+
+// policy is the engine policy of the configuration and its files.
+func (cfg *config) policy() *engine.Policy {
+	allow, deny, nets := cfg.engine.Allow, cfg.engine.Deny, cfg.engine.AllowNets
+	if pf := cfg.allowFile; pf != nil {
+		allow = append(append([]engine.Rule(nil), allow...), pf.rules...)
+		nets = append(append([]netip.Prefix(nil), nets...), pf.nets...)
+	}
+	if pf := cfg.denyFile; pf != nil {
+		deny = append(append([]engine.Rule(nil), deny...), pf.rules...)
+	}
+	return engine.NewPolicy(allow, deny, nets)
+}
+
+// reloadPolicy rereads changed policy files and applies them; a file that
+// fails to read is reported and its previous content kept.
+func (f *Fluxguard) reloadPolicy() {
+	changed := false
+	for _, pf := range []*policyFile{f.cfg.allowFile, f.cfg.denyFile} {
+		if pf == nil || !pf.changed() {
+			continue
+		}
+		if err := pf.read(); err != nil {
+			log.Errorf("policy file not reloaded: %v", err)
+			continue
+		}
+		log.Infof("policy file %s reloaded: %d names, %d networks", pf.path, len(pf.rules), len(pf.nets))
+		changed = true
+	}
+	if changed {
+		f.eng.SetPolicy(f.cfg.policy())
+	}
+}

@@ -1,0 +1,65 @@
+package fluxguard
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestPolicyFiles checks that allow and deny files apply at start and are
+// reloaded on change, and that a bad file keeps the previous content.
+func TestPolicyFiles(t *testing.T) {
+	dir := t.TempDir()
+	allow, deny := filepath.Join(dir, "allow.txt"), filepath.Join(dir, "deny.txt")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Make the change visible to a modification-time check.
+		later := time.Now().Add(time.Duration(len(content)) * time.Second)
+		os.Chtimes(path, later, later)
+	}
+	write(allow, "# partners\npartner.example\n13.32.0.0/15\n")
+	write(deny, "known-bad.tk until 2099-01-01\n")
+	f, _ := newTestFluxguard(t, "fluxguard . {\n action block\n allow_file "+allow+"\n deny_file "+deny+"\n}")
+
+	if _, held := f.eng.Held("www.known-bad.tk"); !held {
+		t.Error("deny file not applied")
+	}
+	ctx := newContext(serverLabel(t))
+	for range 3 {
+		serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA))
+	}
+	if _, held := f.eng.Held("c2.evil.tk"); !held {
+		t.Fatal("c2.evil.tk not flagged")
+	}
+
+	write(allow, "partner.example\nevil.tk until 2099-01-01\n")
+	f.reloadPolicy()
+	if _, held := f.eng.Held("c2.evil.tk"); held {
+		t.Error("allow file change not applied")
+	}
+	if rec, _ := serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA)); rec.Msg.Rcode != dns.RcodeSuccess {
+		t.Errorf("allowed name answered %s", dns.RcodeToString[rec.Msg.Rcode])
+	}
+
+	write(deny, "this line is wrong\n")
+	f.reloadPolicy()
+	if _, held := f.eng.Held("www.known-bad.tk"); !held {
+		t.Error("a bad deny file dropped the previous deny list")
+	}
+}
+
+func TestPolicyFileErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "allow.txt")
+	os.WriteFile(path, []byte("ok.example\nbad.example until never\n"), 0o644)
+	pf := &policyFile{path: path}
+	if err := pf.read(); err == nil || !strings.Contains(err.Error(), path+":2") {
+		t.Errorf("error %v does not name the line", err)
+	}
+}
