@@ -35,12 +35,36 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 	return c.ResponseWriter.WriteMsg(m)
 }
 
-// maxAnswerAddrs bounds the addresses taken from one answer, and maxChain
-// the CNAME hops followed: hostile answers cannot make fluxguard work more.
+// maxAnswerAddrs bounds the addresses taken from one answer, maxChain the
+// CNAME hops followed, and maxNS the name servers taken: hostile answers
+// cannot make fluxguard work more.
 const (
 	maxAnswerAddrs = 64
 	maxChain       = 8
+	maxNS          = 8
 )
+
+// nameServers reads into buf the targets of m's NS records (answer or
+// authority section) owned by the question name or one of its parents
+// below the root: the name servers of the name's zone, whose rotation is
+// double flux.
+func nameServers(m *dns.Msg, buf *[maxNS]string) []string {
+	if m == nil || len(m.Question) != 1 {
+		return nil
+	}
+	qname, n := m.Question[0].Name, 0
+	for _, section := range [][]dns.RR{m.Answer, m.Ns} {
+		for _, rr := range section {
+			ns, ok := rr.(*dns.NS)
+			if !ok || n == len(buf) || ns.Hdr.Name == "." || !dns.IsSubDomain(ns.Hdr.Name, qname) {
+				continue
+			}
+			buf[n] = engine.Normalize(ns.Ns)
+			n++
+		}
+	}
+	return buf[:n]
+}
 
 // observe reads a NOERROR answer into buf: the A or AAAA addresses of the
 // question name, following its CNAME chain from the question only, and

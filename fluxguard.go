@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,15 +69,27 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	return plugin.NextOrFailure(f.Name(), f.Next, ctx, cw, r)
 }
 
+// answerBuffers hold what observe reads from an answer. They are pooled
+// rather than put on the stack, which would make every query's goroutine
+// grow its stack.
+type answerBuffers struct {
+	addrs [maxAnswerAddrs]netip.Addr
+	chain [maxChain]string
+	ns    [maxNS]string
+}
+
+var buffers = sync.Pool{New: func() any { return new(answerBuffers) }}
+
 // inspect observes an answer written by the rest of the chain and returns
 // the verdict, or false when the answer is not evidence.
 func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
-	var buf [maxAnswerAddrs]netip.Addr
-	var chain [maxChain]string
+	b := buffers.Get().(*answerBuffers)
+	defer buffers.Put(b)
 	obs := engine.Observation{Name: name, Client: client}
-	if obs.Addrs, obs.MinTTL, obs.Chain = observe(m, &buf, &chain); len(obs.Addrs) == 0 {
+	if obs.Addrs, obs.MinTTL, obs.Chain = observe(m, &b.addrs, &b.chain); len(obs.Addrs) == 0 {
 		return engine.Verdict{}, false
 	}
+	obs.NS = nameServers(m, &b.ns)
 	sm.inspected.Inc()
 	v := f.eng.Observe(&obs)
 	setMetadata(ctx, v)
@@ -85,7 +98,7 @@ func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string,
 	}
 	sm.verdicts[v.Level].Inc()
 	if v.Changed() {
-		log.Infof("domain=%s level=%s previous=%s score=%d reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001",
+		log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001",
 			name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients)
 		if v.Level == engine.LevelFlagged {
 			f.flagged.add(sm.server, name)

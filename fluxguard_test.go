@@ -143,6 +143,10 @@ func newTestFluxguard(t *testing.T, corefile string) (*Fluxguard, *upstream) {
 	if err != nil {
 		t.Fatalf("Expected no errors parsing %q, but got: %v", corefile, err)
 	}
+	if !strings.Contains(corefile, "profile") {
+		// The handler tests check the seed profile's scores, simple to work out by hand.
+		cfg.engine.Profile = engine.ProfileSeed
+	}
 	f, err := newFluxguard(cfg, "")
 	if err != nil {
 		t.Fatalf("Expected no errors building %q, but got: %v", corefile, err)
@@ -716,7 +720,7 @@ func TestFlaggedGaugeCap(t *testing.T) {
 func TestFlaggedGaugeRefresh(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n metrics_domains 1\n hold 10m\n window 10m\n}"))
+	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n profile seed\n metrics_domains 1\n hold 10m\n window 10m\n}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1112,8 +1116,10 @@ func TestReportServer(t *testing.T) {
 // listener, which serves the newest engine and closes with the last release.
 func TestReportShared(t *testing.T) {
 	addr := freeAddr(t)
-	eng1, _ := engine.New(engine.DefaultConfig())
-	eng2, _ := engine.New(engine.DefaultConfig())
+	cfg := engine.DefaultConfig()
+	cfg.Profile = engine.ProfileSeed
+	eng1, _ := engine.New(cfg)
+	eng2, _ := engine.New(cfg)
 	rs1, err := acquireReport(addr, eng1)
 	if err != nil {
 		t.Fatalf("Expected no error, got: %v", err)

@@ -64,7 +64,7 @@ func (vm *verdictMeta) score() string {
 	if !vm.set || vm.v.Skip != engine.SkipNone {
 		return unset
 	}
-	return strconv.Itoa(vm.v.Score)
+	return strconv.FormatFloat(vm.v.Score, 'g', -1, 64)
 }
 
 func (vm *verdictMeta) reasons() string {

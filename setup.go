@@ -152,9 +152,10 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		if err != nil {
 			return err
 		}
-		if s != "seed" {
-			return c.Errf("profile: unknown profile %q; expect 'seed'", s)
+		if s != engine.ProfileDefault && s != engine.ProfileSeed {
+			return c.Errf("profile: unknown profile %q; expect 'default' or 'seed'", s)
 		}
+		ec.Profile = s
 	case "window":
 		if err := duration(&ec.Window); err != nil {
 			return err
@@ -169,7 +170,38 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 	case "min_queries":
 		return positive(&ec.MinQueries)
 	case "threshold":
-		return positive(&ec.Threshold)
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f <= 0 {
+			return c.Errf("threshold: %q is not a positive number", s)
+		}
+		ec.Threshold = f
+	case "weight":
+		if len(args) != 2 {
+			return c.Errf("weight takes a name and a value")
+		}
+		f, err := strconv.ParseFloat(args[1], 64)
+		if err != nil || f < 0 {
+			return c.Errf("weight: %q is not a number >= 0", args[1])
+		}
+		switch args[0] {
+		case "prefix":
+			ec.Weights.Prefix = f
+		case "ns":
+			ec.Weights.NS = f
+		case "tld":
+			ec.Weights.TLD = f
+		case "domain":
+			if f < 1 {
+				return c.Errf("weight: domain %s is below 1", args[1])
+			}
+			ec.Weights.Domain = f
+		default:
+			return c.Errf("weight: unknown weight %q; expect 'prefix', 'ns', 'tld' or 'domain'", args[0])
+		}
 	case "short_sld":
 		return positive(&ec.ShortSLD)
 	case "many_ips":

@@ -136,13 +136,17 @@ func TestParseOptions(t *testing.T) {
 		check func(config) any // returns the field under test
 		want  any
 	}{
-		{"profile seed", "profile seed", func(c config) any { return reflect.DeepEqual(c.engine, engine.DefaultConfig()) }, true},
+		{"profile seed", "profile seed", func(c config) any { return c.engine.Profile }, engine.ProfileSeed},
+		{"profile default", "profile default", func(c config) any { return reflect.DeepEqual(c.engine, engine.DefaultConfig()) }, true},
+		{"weight", "weight prefix 1.5\nweight domain 2", func(c config) any { return c.engine.Weights },
+			engine.Weights{Prefix: 1.5, NS: 1, TLD: 1, Domain: 2}},
 		{"window", "window 5m", func(c config) any { return c.engine.Window }, 5 * time.Minute},
 		{"window at 1m", "window 1m", func(c config) any { return c.engine.Window }, time.Minute},
 		{"hold", "hold 90s", func(c config) any { return c.engine.Hold }, 90 * time.Second},
 		{"min_ips", "min_ips 7", func(c config) any { return c.engine.MinIPs }, 7},
 		{"min_queries", "min_queries 9", func(c config) any { return c.engine.MinQueries }, 9},
-		{"threshold", "threshold 3", func(c config) any { return c.engine.Threshold }, 3},
+		{"threshold", "threshold 3", func(c config) any { return c.engine.Threshold }, 3.0},
+		{"fractional threshold", "threshold 7.5", func(c config) any { return c.engine.Threshold }, 7.5},
 		{"short_sld", "short_sld 4", func(c config) any { return c.engine.ShortSLD }, 4},
 		{"many_ips", "many_ips 20", func(c config) any { return c.engine.ManyIPs }, 20},
 		{"many_clients", "many_clients 11", func(c config) any { return c.engine.ManyClients }, 11},
@@ -233,6 +237,7 @@ func TestParseAllOptions(t *testing.T) {
 	want := config{
 		zones: []string{"example.org."},
 		engine: engine.Config{
+			Profile: engine.ProfileSeed, Weights: engine.DefaultWeights,
 			Window: 30 * time.Minute, MinIPs: 6, MinQueries: 4, Threshold: 3, Hold: 2 * time.Hour,
 			CDNSuffixes: []string{"cdn.example"}, InternalTLDs: []string{"lan"}, ExcludeSuffixes: []string{"corp.example"},
 			Allow: []engine.Rule{{Name: "good.example"}}, IgnoreNets: []netip.Prefix{netip.MustParsePrefix("45.0.0.0/8")},
@@ -289,8 +294,12 @@ func TestParseErrors(t *testing.T) {
 		{"zero min_ips", "min_ips 0", []string{"min_ips", "not a positive integer"}},
 		{"negative min_ips", "min_ips -1", []string{"min_ips", "not a positive integer"}},
 		{"zero min_queries", "min_queries 0", []string{"min_queries", "not a positive integer"}},
-		{"zero threshold", "threshold 0", []string{"threshold", "not a positive integer"}},
-		{"negative threshold", "threshold -2", []string{"threshold", "not a positive integer"}},
+		{"zero threshold", "threshold 0", []string{"threshold", "not a positive number"}},
+		{"negative threshold", "threshold -2", []string{"threshold", "not a positive number"}},
+		{"unknown weight", "weight asn 2", []string{"weight", `unknown weight "asn"`}},
+		{"negative weight", "weight ns -1", []string{"weight", "not a number >= 0"}},
+		{"weight without value", "weight ns", []string{"weight takes a name and a value"}},
+		{"domain weight below 1", "weight domain 0.5", []string{"weight", "below 1"}},
 		{"zero short_sld", "short_sld 0", []string{"short_sld", "not a positive integer"}},
 		{"zero many_ips", "many_ips 0", []string{"many_ips", "not a positive integer"}},
 		{"zero many_clients", "many_clients 0", []string{"many_clients", "not a positive integer"}},

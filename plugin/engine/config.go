@@ -28,12 +28,14 @@ type Config struct {
 	Window     time.Duration // lookback window (lookbackWindow)
 	MinIPs     int           // minimum unique public IPs to be a candidate (minUniqueIPThreshold)
 	MinQueries int           // minimum answered queries to be a candidate (minQueryCount)
-	Threshold  int           // SuspicionScore at or above which a candidate is flagged
+	Profile    string        // scoring profile: ProfileDefault or ProfileSeed
+	Threshold  float64       // score at or above which a candidate is flagged; 0 for the profile's default
+	Weights    Weights       // the default profile's weights
 	Hold       time.Duration // how long a flagged name stays flagged after its last flagging answer
 
-	CDNSuffixes     []string // names under these are never tracked
-	InternalTLDs    []string // names under these top-level labels are never tracked
-	ExcludeSuffixes []string // further suffixes never tracked (the rule's Microsoft list)
+	CDNSuffixes     []string       // names under these are never tracked
+	InternalTLDs    []string       // names under these top-level labels are never tracked
+	ExcludeSuffixes []string       // further suffixes never tracked (the rule's Microsoft list)
 	Allow           []Rule         // names (and their children) never tracked nor blocked
 	Deny            []Rule         // names (and their children) flagged without evidence
 	AllowNets       []netip.Prefix // answers entirely in these networks are allowed
@@ -57,7 +59,8 @@ func DefaultConfig() Config {
 		Window:            time.Hour,
 		MinIPs:            5,
 		MinQueries:        3,
-		Threshold:         2,
+		Profile:           ProfileDefault,
+		Weights:           DefaultWeights,
 		Hold:              time.Hour,
 		CDNSuffixes:       SeedCDNSuffixes,
 		InternalTLDs:      SeedInternalTLDs,
@@ -72,6 +75,29 @@ func DefaultConfig() Config {
 	}
 }
 
+// Profiles.
+const (
+	ProfileDefault = "default" // prefix diversity, rotation, TTL, NS churn, registered-domain aggregation
+	ProfileSeed    = "seed"    // the reference Sentinel rule's SuspicionScore
+)
+
+// Default thresholds per profile.
+const (
+	DefaultThreshold = 8 // the default profile's score
+	SeedThreshold    = 2 // the seed profile's SuspicionScore
+)
+
+// Weights are the default profile's weights (see score.go).
+type Weights struct {
+	Prefix float64 // per effective /16 (IPv4) or /32 (IPv6) prefix
+	NS     float64 // per name server beyond the first four
+	TLD    float64 // for a suspicious TLD
+	Domain float64 // a registered domain needs Domain times the threshold
+}
+
+// DefaultWeights are the default profile's documented weights.
+var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5}
+
 // DefaultMaxNames caps tracked names at about 256 MiB of state.
 const DefaultMaxNames = 500_000
 
@@ -82,8 +108,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("window %s must be at least 1m", c.Window)
 	case c.Hold <= 0:
 		return fmt.Errorf("hold %s must be positive", c.Hold)
-	case c.MinIPs < 1, c.MinQueries < 1, c.Threshold < 1, c.ShortSLD < 1, c.ManyIPs < 1, c.ManyClients < 1:
+	case c.Profile != ProfileDefault && c.Profile != ProfileSeed:
+		return fmt.Errorf("unknown profile %q", c.Profile)
+	case c.MinIPs < 1, c.MinQueries < 1, c.Threshold < 0, c.ShortSLD < 1, c.ManyIPs < 1, c.ManyClients < 1:
 		return fmt.Errorf("thresholds must be positive")
+	case c.Weights.Prefix < 0 || c.Weights.NS < 0 || c.Weights.TLD < 0 || c.Weights.Domain < 1:
+		return fmt.Errorf("weights must be positive, and the domain factor at least 1")
 	case c.MaxNames < 1 || c.MaxIPsPerName < 1 || c.MaxClientsPerName < 1:
 		return fmt.Errorf("caps must be positive")
 	case c.MaxIPsPerName > 1024 || c.MaxClientsPerName > 1024:

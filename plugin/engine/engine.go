@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -15,6 +17,7 @@ type Observation struct {
 	Addrs  []netip.Addr // A/AAAA addresses of the answer, through CNAME chains
 	MinTTL uint32       // lowest TTL of the answer's address records
 	Chain  []string     // the CNAME targets from Name to the addresses, normalized
+	NS     []string     // name servers of the name's zone seen in the answer
 }
 
 // Engine tracks names and scores them. It is safe for concurrent use.
@@ -26,8 +29,12 @@ type Engine struct {
 	hold    uint32 // seconds
 	policy  atomic.Pointer[Policy]
 	exclude suffixSet
+	chains  bool // the exclusions apply to CNAME chains too (default profile)
 	susTLD  suffixSet
 	st      *store
+	domains *store // registered-domain aggregates (default profile), or nil
+
+	threshold float64
 }
 
 // New returns an engine for cfg, or an error when cfg cannot work.
@@ -49,6 +56,14 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.policy.Store(NewPolicy(cfg.Allow, cfg.Deny, cfg.AllowNets))
 	e.width = max(e.window/buckets, 1)
+	e.threshold = cfg.Threshold
+	if cfg.Profile == ProfileSeed {
+		e.threshold = cmp.Or(e.threshold, SeedThreshold)
+	} else {
+		e.threshold = cmp.Or(e.threshold, DefaultThreshold)
+		e.chains = true
+		e.domains = newStore(max(cfg.MaxNames/4, 1))
+	}
 	return e, nil
 }
 
@@ -67,11 +82,38 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	}
 	n.st = e.st
 	n.st.max.Store(int64(cfg.MaxNames))
-	n.st.each(func(name string, en *entry) bool {
+	if n.domains != nil && e.domains != nil {
+		n.domains = e.domains
+		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
+	}
+	n.each(func(_ scope, name string, en *entry) bool {
 		en.nameBits = n.nameReasons(name)
 		return true
 	})
 	return n, nil
+}
+
+// scope is one of the engine's stores: exact names, or registered-domain
+// aggregates, shown as "*.domain" and judged by a higher threshold.
+type scope struct {
+	st        *store
+	prefix    string
+	threshold float64
+}
+
+func (e *Engine) scopes() []scope {
+	s := []scope{{e.st, "", e.threshold}}
+	if e.domains != nil {
+		s = append(s, scope{e.domains, "*.", e.threshold * e.cfg.Weights.Domain})
+	}
+	return s
+}
+
+// each calls f for every entry of every scope (see store.each).
+func (e *Engine) each(f func(sc scope, key string, en *entry) bool) {
+	for _, sc := range e.scopes() {
+		sc.st.each(func(key string, en *entry) bool { return f(sc, key, en) })
+	}
 }
 
 // Config returns the engine's configuration.
@@ -99,7 +141,7 @@ func (e *Engine) since(now uint32) uint32 {
 func (e *Engine) SetPolicy(p *Policy) {
 	e.policy.Store(p)
 	unix := e.now().Unix()
-	e.st.each(func(name string, _ *entry) bool { return !p.allowed(name, nil, unix) })
+	e.each(func(_ scope, name string, _ *entry) bool { return !p.allowed(name, nil, unix) })
 }
 
 // Skipped reports why name, reached through chain, is never tracked, or
@@ -114,6 +156,13 @@ func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Ski
 	}
 	if e.exclude.match(name) {
 		return SkipExcluded
+	}
+	if e.chains {
+		for _, c := range chain {
+			if e.exclude.match(c) {
+				return SkipExcluded
+			}
+		}
 	}
 	return SkipNone
 }
@@ -133,14 +182,12 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if p.netsAllowed(o.Addrs) {
 		return Verdict{Skip: SkipAllowed}
 	}
-	var addrs [maxAddrsPerObservation][16]byte
+	// The addresses are walked twice rather than copied: a big array on
+	// the stack would make every query's goroutine grow its stack.
+	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
 	n := 0
-	for _, a := range o.Addrs {
-		if n == len(addrs) {
-			break
-		}
-		if IsPublic(a) && !e.ignored(a) {
-			addrs[n] = a.Unmap().As16()
+	for _, a := range addrs {
+		if e.evidence(a) {
 			n++
 		}
 	}
@@ -148,55 +195,115 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		return Verdict{Skip: SkipNoAddrs}
 	}
 	now := internalTime(unix)
-	sh := e.st.shard(o.Name)
+	v, created := e.record(e.st, o.Name, o, addrs, n, now, e.threshold, false)
+	if e.domains == nil {
+		return v
+	}
+	// Aggregate over the registered domain too: flux spread over random
+	// subdomains shows there, and flagging it covers every subdomain.
+	domain := registeredDomain(o.Name)
+	if domain == "" || domain == o.Name || e.skipped(p, domain, nil, unix) != SkipNone {
+		return v
+	}
+	dv, _ := e.record(e.domains, domain, o, addrs, n, now, e.threshold*e.cfg.Weights.Domain, created)
+	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
+		dv.Reasons |= ReasonRegisteredDomain
+		dv.Prev = v.Prev
+		return dv
+	}
+	return v
+}
+
+// record adds an answer's evidence to key's entry in st and judges it,
+// reporting whether the entry is new. newName tells a registered domain's
+// aggregate that the answer is for a name not seen before.
+func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, n int, now uint32, threshold float64, newName bool) (Verdict, bool) {
+	sh := st.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.m[o.Name]
-	if en == nil {
-		en = &entry{ips: make([]seen, 0, n), nameBits: e.nameReasons(o.Name)}
-		e.st.insert(sh, o.Name, en, func(v *entry) uint64 { return e.rank(v, now) })
+	en := sh.m[key]
+	created := en == nil
+	if created {
+		en = &entry{ips: make([]seen, 0, min(n, e.cfg.MaxIPsPerName)), nameBits: e.nameReasons(key), meanTTL: o.MinTTL}
+		st.insert(sh, key, en, func(v *entry) uint64 { return e.rank(v, now) })
 	}
-	for _, a := range addrs[:n] {
-		en.ips = addSeen(en.ips, a, now, e.cfg.MaxIPsPerName)
+	if newName {
+		en.subnames = min(en.subnames+1, ^uint16(0))
 	}
-	if o.Client.IsValid() {
+	for _, a := range addrs {
+		if e.evidence(a) {
+			en.ips = addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+		}
+	}
+	if o.Client.IsValid() && st == e.st {
 		en.clients = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+	}
+	for _, ns := range o.NS {
+		en.ns = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
 	if en.minTTL == 0 || o.MinTTL < en.minTTL {
 		en.minTTL = o.MinTTL
 	}
+	en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
+	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
 	en.last = now
 	en.count(now, now/e.width)
-	v := e.judge(en, now)
-	if e.crosses(v) {
+	v := e.judge(en, now, threshold)
+	if e.candidate(v) && v.Score >= threshold {
 		en.heldUntil = now + e.hold
 	}
 	v.Prev, en.level = en.level, v.Level
-	return v
+	return v, created
+}
+
+// maxNSPerDomain bounds the name servers kept per registered domain.
+const maxNSPerDomain = 32
+
+// nsKey hashes a name server name into the address-sized key kept for it.
+func (e *Engine) nsKey(ns string) (k [16]byte) {
+	h := maphash.String(e.st.seed, Normalize(ns))
+	for i := range 8 {
+		k[i] = byte(h >> (8 * i))
+	}
+	return k
 }
 
 // maxAddrsPerObservation bounds the addresses taken from one answer; more
 // are ignored (a hostile answer can hold hundreds).
 const maxAddrsPerObservation = 64
 
-func (e *Engine) ignored(a netip.Addr) bool {
+// evidence reports whether a counts: public and not in an ignored network.
+func (e *Engine) evidence(a netip.Addr) bool {
+	if !IsPublic(a) {
+		return false
+	}
 	for _, p := range e.cfg.IgnoreNets {
 		if p.Contains(a.Unmap()) {
-			return true
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // judge scores en at now without changing it. A held name stays flagged
-// whatever its current evidence.
-func (e *Engine) judge(en *entry, now uint32) Verdict {
+// whatever its current evidence. threshold is the name's or, for a
+// registered domain's aggregate, the domain's.
+func (e *Engine) judge(en *entry, now uint32, threshold float64) Verdict {
 	since := e.since(now)
 	v := Verdict{Prev: en.level, UniqueIPs: countSince(en.ips, since), Clients: countSince(en.clients, since)}
 	v.Queries, _ = en.queries(now / e.width)
-	v.Score, v.Reasons = e.score(en, v.UniqueIPs, v.Clients)
 	switch {
-	case e.crosses(v), en.heldUntil > now:
+	case en.subnames == 1:
+		// A registered domain seen through one name only adds nothing to
+		// that name's own verdict.
+		return v
+	case e.cfg.Profile == ProfileSeed:
+		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
+	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
+		v.Score, v.Reasons = e.fluxScore(en, v.UniqueIPs, since)
+	}
+	switch {
+	case e.candidate(v) && v.Score >= threshold, en.heldUntil > now:
 		v.Level = LevelFlagged
 	case e.candidate(v):
 		v.Level = LevelSuspicious
@@ -207,27 +314,6 @@ func (e *Engine) judge(en *entry, now uint32) Verdict {
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).
 func (e *Engine) candidate(v Verdict) bool {
 	return v.UniqueIPs >= e.cfg.MinIPs && v.Queries >= e.cfg.MinQueries
-}
-
-// crosses reports whether v is a candidate scoring at or above the threshold.
-func (e *Engine) crosses(v Verdict) bool {
-	return e.candidate(v) && v.Score >= e.cfg.Threshold
-}
-
-// score is the seed rule's SuspicionScore.
-func (e *Engine) score(en *entry, ips, clients int) (int, Reasons) {
-	r := en.nameBits
-	if ips >= e.cfg.ManyIPs {
-		r |= ReasonManyIPs
-	}
-	if clients >= e.cfg.ManyClients {
-		r |= ReasonManyClients
-	}
-	n := 0
-	for x := r; x != 0; x &= x - 1 {
-		n++
-	}
-	return n, r
 }
 
 func (e *Engine) nameReasons(name string) Reasons {
@@ -268,14 +354,30 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 		return denied, true
 	}
 	now := internalTime(unix)
-	sh := e.st.shard(name)
+	if v, ok := e.held(e.st, name, now, e.threshold); ok {
+		return v, true
+	}
+	if e.domains == nil {
+		return Verdict{}, false
+	}
+	domain := registeredDomain(name)
+	if domain == "" || domain == name || p.allowed(domain, nil, unix) {
+		return Verdict{}, false
+	}
+	v, ok := e.held(e.domains, domain, now, e.threshold*e.cfg.Weights.Domain)
+	v.Reasons |= ReasonRegisteredDomain
+	return v, ok
+}
+
+func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool) {
+	sh := st.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.m[name]
+	en := sh.m[key]
 	if en == nil || en.heldUntil <= now {
 		return Verdict{}, false
 	}
-	return e.judge(en, now), true
+	return e.judge(en, now, threshold), true
 }
 
 // Sweep drops the entries with no evidence left in the window that are not
@@ -285,7 +387,7 @@ func (e *Engine) Sweep() int {
 	now := e.clock()
 	since := e.since(now)
 	n := 0
-	e.st.each(func(_ string, en *entry) bool {
+	e.each(func(_ scope, _ string, en *entry) bool {
 		if en.last <= since && en.heldUntil <= now {
 			n++
 			return false
@@ -295,16 +397,28 @@ func (e *Engine) Sweep() int {
 	return n
 }
 
-// Len returns the number of tracked names.
-func (e *Engine) Len() int { return e.st.len() }
+// Len returns the number of tracked names and registered domains.
+func (e *Engine) Len() int {
+	n := 0
+	for _, sc := range e.scopes() {
+		n += sc.st.len()
+	}
+	return n
+}
 
-// Evicted returns how many names were evicted to respect the cap so far.
-func (e *Engine) Evicted() uint64 { return e.st.evicted.Load() }
+// Evicted returns how many entries were evicted to respect the caps so far.
+func (e *Engine) Evicted() uint64 {
+	n := uint64(0)
+	for _, sc := range e.scopes() {
+		n += sc.st.evicted.Load()
+	}
+	return n
+}
 
 // String describes the engine for logs.
 func (e *Engine) String() string {
-	return fmt.Sprintf("window=%s min_ips=%d min_queries=%d threshold=%d max_names=%d",
-		e.cfg.Window, e.cfg.MinIPs, e.cfg.MinQueries, e.cfg.Threshold, e.cfg.MaxNames)
+	return fmt.Sprintf("profile=%s window=%s min_ips=%d min_queries=%d threshold=%g max_names=%d",
+		e.cfg.Profile, e.cfg.Window, e.cfg.MinIPs, e.cfg.MinQueries, e.threshold, e.cfg.MaxNames)
 }
 
 // Flagged returns up to limit currently flagged names, most recently seen
@@ -316,9 +430,9 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 		last uint32
 	}
 	var items []item
-	e.st.each(func(name string, en *entry) bool {
+	e.each(func(sc scope, name string, en *entry) bool {
 		if en.heldUntil > now {
-			items = append(items, item{name, en.last})
+			items = append(items, item{sc.prefix + name, en.last})
 		}
 		return true
 	})

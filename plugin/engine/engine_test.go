@@ -26,6 +26,7 @@ func addrs(ss ...string) (out []netip.Addr) {
 func newTestEngine(t testing.TB, clk *fakeClock, mod func(*Config)) *Engine {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Profile = ProfileSeed // most tests check the seed rule's simple scores
 	cfg.Now = clk.now
 	if mod != nil {
 		mod(&cfg)
@@ -317,7 +318,9 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConcurrentObserve(t *testing.T) {
-	e, _ := New(DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.Profile = ProfileSeed
+	e, _ := New(cfg)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)

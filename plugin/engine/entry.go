@@ -27,8 +27,12 @@ type entry struct {
 	last      uint32 // last observation
 	heldUntil uint32 // flagged until then
 	minTTL    uint32
+	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
 	level     Level
+	maxAnswer uint8   // most evidence addresses seen in one answer
+	subnames  uint16  // names seen under a registered domain; 0 for exact names
 	nameBits  Reasons // name-derived reasons, computed once
+	ns        []seen  // name servers (hashed) seen for a registered domain
 }
 
 // addSeen records a in list at time now. A full list drops its stalest

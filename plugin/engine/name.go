@@ -1,6 +1,10 @@
 package engine
 
-import "strings"
+import (
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
+)
 
 // suffixSet matches a name against a set of domain suffixes on label
 // boundaries: "a.b.example" matches "example", "b.example" and itself.
@@ -51,4 +55,14 @@ func tldSLD(name string) (tld, sld string) {
 	}
 	tld, rest := name[i+1:], name[:i]
 	return tld, rest[strings.LastIndexByte(rest, '.')+1:]
+}
+
+// registeredDomain returns name's registered domain (eTLD+1, from the
+// public suffix list), or "" when it has none.
+func registeredDomain(name string) string {
+	d, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		return ""
+	}
+	return d
 }

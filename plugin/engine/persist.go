@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // SnapshotVersion is the version of the state format Save writes; Load
@@ -24,7 +25,11 @@ type savedEntry struct {
 	Counts, Firsts []uint32
 	Head, Last     uint32
 	HeldUntil, TTL uint32
+	MeanTTL        uint32
 	Level          uint8
+	MaxAnswer      uint8
+	Subnames       uint16
+	NS             []savedSeen
 }
 
 type savedSeen struct {
@@ -36,11 +41,12 @@ type savedSeen struct {
 // the query path is never stopped for long.
 func (e *Engine) Save(w io.Writer) error {
 	s := snapshot{Version: SnapshotVersion, Window: e.window}
-	e.st.each(func(name string, en *entry) bool {
+	e.each(func(sc scope, name string, en *entry) bool {
 		s.Entries = append(s.Entries, savedEntry{
-			Name: name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
+			Name: sc.prefix + name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
 			Counts: append([]uint32(nil), en.counts[:]...), Firsts: append([]uint32(nil), en.firsts[:]...),
 			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
+			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(en.ns),
 		})
 		return true
 	})
@@ -63,24 +69,32 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	}
 	n := 0
 	for _, se := range s.Entries {
-		name := Normalize(se.Name)
+		st, name := e.st, se.Name
+		if domain, ok := strings.CutPrefix(name, "*."); ok {
+			if e.domains == nil {
+				continue
+			}
+			st, name = e.domains, domain
+		}
+		name = Normalize(name)
 		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 || len(se.Firsts) != buckets+1 {
 			continue
 		}
 		en := &entry{
 			ips: loadSeen(se.IPs, e.cfg.MaxIPsPerName), clients: loadSeen(se.Clients, e.cfg.MaxClientsPerName),
 			head: se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
+			meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames, ns: loadSeen(se.NS, maxNSPerDomain),
 			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name),
 		}
 		if s.Window == e.window {
 			copy(en.counts[:], se.Counts)
 			copy(en.firsts[:], se.Firsts)
 		}
-		sh := e.st.shard(name)
+		sh := st.shard(name)
 		sh.mu.Lock()
-		if _, dup := sh.m[name]; !dup && e.st.count.Load() < e.st.max.Load() {
+		if _, dup := sh.m[name]; !dup && st.count.Load() < st.max.Load() {
 			sh.m[name] = en
-			e.st.count.Add(1)
+			st.count.Add(1)
 			n++
 		}
 		sh.mu.Unlock()

@@ -21,7 +21,7 @@ type Row struct {
 	TLD                string
 	SuspiciousTLD      bool
 	ShortSLD           bool
-	SuspicionScore     int
+	SuspicionScore     float64
 	FirstSeen          time.Time
 }
 
@@ -31,8 +31,8 @@ func (e *Engine) Report() []Row {
 	now := e.clock()
 	since := e.since(now)
 	var rows []Row
-	e.st.each(func(name string, en *entry) bool {
-		v := e.judge(en, now)
+	e.each(func(sc scope, name string, en *entry) bool {
+		v := e.judge(en, now, sc.threshold)
 		if v.Level == LevelNone {
 			return true
 		}
@@ -42,7 +42,7 @@ func (e *Engine) Report() []Row {
 		}
 		r := Row{
 			DetectionTime:  e.time(en.last),
-			DomainName:     name,
+			DomainName:     sc.prefix + name,
 			UniqueIPCount:  v.UniqueIPs,
 			QueryCount:     v.Queries,
 			UniqueClients:  v.Clients,

@@ -26,14 +26,20 @@ type Reasons uint32
 
 // Reasons for a score point, from the seed rule.
 const (
-	ReasonSuspiciousTLD Reasons = 1 << iota // TLD is in the suspicious list
-	ReasonShortSLD                          // second-level label is short
-	ReasonManyIPs                           // many unique IPs
-	ReasonManyClients                       // many unique clients
-	ReasonDenied                            // on the deny list
+	ReasonSuspiciousTLD    Reasons = 1 << iota // TLD is in the suspicious list
+	ReasonShortSLD                             // second-level label is short
+	ReasonManyIPs                              // many unique IPs
+	ReasonManyClients                          // many unique clients
+	ReasonDenied                               // on the deny list
+	ReasonPrefixDiversity                      // addresses spread over many networks
+	ReasonRotating                             // more addresses over time than any one answer holds
+	ReasonShortTTL                             // short TTLs
+	ReasonNSChurn                              // name servers rotate too (double flux)
+	ReasonRegisteredDomain                     // the evidence is the registered domain's, over its subdomains
 )
 
-var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied"}
+var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
+	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {
@@ -74,7 +80,7 @@ func (s Skip) String() string {
 type Verdict struct {
 	Level   Level
 	Prev    Level // level before this observation
-	Score   int
+	Score   float64
 	Reasons Reasons
 	Skip    Skip
 

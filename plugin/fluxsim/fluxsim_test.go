@@ -354,6 +354,17 @@ func TestNewErrors(t *testing.T) {
 		{"unknown kind", []Name{{Name: "a.example", Kind: Kind(42)}}},
 		{"negative NSPool", []Name{{Name: "a.top", Kind: Flux, NSPool: -1}}},
 		{"duplicate", []Name{{Name: "a.top", Kind: Flux}, {Name: "A.TOP.", Kind: Flux}}},
+		{"negative Prefixes", []Name{{Name: "a.top", Kind: Flux, Prefixes: -1}}},
+		{"Prefixes on round robin", []Name{{Name: "a.example", Kind: RoundRobin, IPs: []string{"8.8.8.8"}, Prefixes: 1}}},
+		{"Prefixes with explicit pool", []Name{{Name: "a.example", Kind: Flux, IPs: []string{"8.8.8.8"}, Prefixes: 1}}},
+		{"Provider without Prefixes", []Name{{Name: "a.example", Kind: Flux, Provider: "cdn.example"}}},
+		{"Prefixes > Pool", []Name{{Name: "a.example", Kind: Flux, Pool: 4, PerAnswer: 1, Prefixes: 5}}},
+		{"Pool beyond Prefixes", []Name{{Name: "a.example", Kind: Flux, Pool: 70000, Prefixes: 1}}},
+		{"explicit pool < PerAnswer", []Name{{Name: "a.example", Kind: Flux, IPs: []string{"8.8.8.8", "8.8.4.4"}, PerAnswer: 3}}},
+		{"explicit pool bad IP", []Name{{Name: "a.example", Kind: Flux, IPs: []string{"8.8.8"}}}},
+		{"failover without IPs", []Name{{Name: "a.example", Kind: Failover}}},
+		{"failover negative SwitchAfter", []Name{{Name: "a.example", Kind: Failover, IPs: []string{"8.8.8.8"}, SwitchAfter: -1}}},
+		{"failover negative PerAnswer", []Name{{Name: "a.example", Kind: Failover, IPs: []string{"8.8.8.8"}, PerAnswer: -1}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -91,4 +92,56 @@ func fill(n int, gen func(i int) net.IP) []net.IP {
 		}
 	}
 	return out
+}
+
+// prefixes16 returns the first k distinct public /16s (as their first two
+// octets) of provider's deterministic sequence, so that a provider's names
+// with fewer prefixes use a subset of those with more.
+func prefixes16(provider string, k int) [][2]byte {
+	r := rng("prefixes:" + provider)
+	out := make([][2]byte, 0, k)
+	for len(out) < k {
+		p := [2]byte{firstOctets[r.IntN(len(firstOctets))], byte(r.IntN(256))}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// prefixPool4 returns n distinct public IPv4 addresses spread evenly over
+// the k /16s of provider, with host parts seeded by seed. Every /16 that
+// prefixes16 returns is public as a whole (firstOctets skips the reserved
+// ones), and n must be at most k*hostsPer16.
+func prefixPool4(seed, provider string, n, k int) []net.IP {
+	nets, r := prefixes16(provider, k), rng(seed)
+	return fill(n, func(i int) net.IP {
+		p := nets[i%k]
+		return net.IPv4(p[0], p[1], byte(r.IntN(256)), byte(1+r.IntN(254))).To4()
+	})
+}
+
+// prefixPool6 returns n distinct public IPv6 addresses spread evenly over
+// k /48s of 2a00::/12 chosen for provider, with host parts seeded by seed.
+func prefixPool6(seed, provider string, n, k int) []net.IP {
+	pr, r := rng("prefixes6:"+provider), rng("v6:"+seed)
+	nets := make([][6]byte, 0, k)
+	for len(nets) < k {
+		p := [6]byte{0x2a, byte(pr.IntN(16))}
+		for j := 2; j < 6; j++ {
+			p[j] = byte(pr.IntN(256))
+		}
+		if !slices.Contains(nets, p) {
+			nets = append(nets, p)
+		}
+	}
+	return fill(n, func(i int) net.IP {
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, nets[i%k][:])
+		for j := 6; j < 15; j++ {
+			ip[j] = byte(r.IntN(256))
+		}
+		ip[15] = byte(1 + r.IntN(254))
+		return ip
+	})
 }

@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"math"
+	"slices"
+)
+
+// seedScore is the seed rule's SuspicionScore: a point each for a
+// suspicious TLD, a short SLD, many IPs and many clients.
+func (e *Engine) seedScore(en *entry, ips, clients int) (float64, Reasons) {
+	r := en.nameBits & (ReasonSuspiciousTLD | ReasonShortSLD)
+	if ips >= e.cfg.ManyIPs {
+		r |= ReasonManyIPs
+	}
+	if clients >= e.cfg.ManyClients {
+		r |= ReasonManyClients
+	}
+	n := 0
+	for x := r; x != 0; x &= x - 1 {
+		n++
+	}
+	return float64(n), r
+}
+
+// TTL cut-offs of the default profile: FluxBuster ignores answers with
+// TTLs above 3 hours; flux TTLs are minutes or less.
+const (
+	shortTTL = 300
+	longTTL  = 3 * 3600
+)
+
+// fluxScore is the default profile's score:
+//
+//	score = ttl × rotation × Prefix × effective_prefixes + NS × extra_name_servers + TLD × suspicious_tld
+//
+// effective_prefixes is 2^H, H the entropy (bits) of the addresses' /16
+// (IPv4) or /32 (IPv6) prefixes: the number of networks the answers really
+// spread over. A botnet's addresses sit in as many networks as there are
+// addresses; a CDN's in one or two. rotation is 1 when the name has shown
+// at least twice as many addresses as its largest answer (the set rotates),
+// 0.5 otherwise (a fixed round robin or regional set). ttl is 1 for a mean
+// TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
+// never alone). extra_name_servers counts the name servers seen beyond the
+// four a zone commonly has (double flux).
+func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) {
+	r := en.nameBits & ReasonSuspiciousTLD
+	w := e.cfg.Weights
+	eff := effectivePrefixes(en.ips, since)
+	score := w.Prefix * eff
+	if eff >= 4 {
+		r |= ReasonPrefixDiversity
+	}
+	if en.maxAnswer > 0 && ips >= 2*int(en.maxAnswer) {
+		r |= ReasonRotating
+	} else {
+		score *= 0.5
+	}
+	switch {
+	case en.meanTTL <= shortTTL:
+		r |= ReasonShortTTL
+	case en.meanTTL <= longTTL:
+		score *= 0.75
+	default:
+		score = 0
+	}
+	if extra := countSince(en.ns, since) - 4; extra > 0 {
+		score += w.NS * float64(extra)
+		r |= ReasonNSChurn
+	}
+	if r&ReasonSuspiciousTLD != 0 {
+		score += w.TLD
+	}
+	return math.Round(score*100) / 100, r
+}
+
+// effectivePrefixes returns 2^H for the entropy H, in bits, of the /16
+// (IPv4) or /32 (IPv6) prefixes of the addresses seen after since.
+func effectivePrefixes(list []seen, since uint32) float64 {
+	var keys [64]uint64 // lists hold up to 1024 addresses; the first 64 are a fair sample
+	n := 0
+	for i := range list {
+		if list[i].last <= since || n == len(keys) {
+			continue
+		}
+		a := list[i].addr
+		if isV4Mapped(a) {
+			keys[n] = 1<<32 | uint64(a[12])<<8 | uint64(a[13])
+		} else {
+			keys[n] = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+		}
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	k := keys[:n]
+	slices.Sort(k)
+	h := 0.0
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && k[j] == k[i] {
+			j++
+		}
+		p := float64(j-i) / float64(n)
+		h -= p * math.Log2(p)
+		i = j
+	}
+	return math.Exp2(h)
+}
+
+func isV4Mapped(a [16]byte) bool {
+	return a[10] == 0xff && a[11] == 0xff && a[0]|a[1]|a[2]|a[3]|a[4]|a[5]|a[6]|a[7]|a[8]|a[9] == 0
+}

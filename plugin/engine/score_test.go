@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// answers returns n answers of per addresses each, drawn in turn from a
+// pool of the given size spread over prefixes /16 networks.
+func answers(n, per, pool, prefixes int) [][]netip.Addr {
+	var out [][]netip.Addr
+	k := 0
+	for range n {
+		var a []netip.Addr
+		for range per {
+			i := k % pool
+			net := i % prefixes
+			a = append(a, netip.AddrFrom4([4]byte{byte(23 + net*3%200), byte(net * 7), byte(i), byte(1 + i%250)}))
+			k++
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestDefaultProfile(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers [][]netip.Addr
+		ttl     uint32
+		flagged bool
+		reasons Reasons
+	}{
+		{"single flux", answers(3, 4, 100, 100), 60, true, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+		{"low and slow", answers(9, 1, 50, 50), 5, true, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+		{"long TTL flux is not evidence", answers(6, 4, 100, 100), 86400, false, ReasonPrefixDiversity | ReasonRotating},
+		{"CDN: many IPs, two networks", answers(20, 8, 60, 2), 20, false, ReasonRotating | ReasonShortTTL},
+		{"fixed round robin over 8 networks", answers(20, 8, 8, 8), 300, false, ReasonPrefixDiversity | ReasonShortTTL},
+		{"regional SaaS: 24 IPs in 5 networks", answers(20, 6, 24, 5), 120, false, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			var v Verdict
+			for _, a := range tt.answers {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "www.example.com", Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: tt.ttl})
+			}
+			if (v.Level == LevelFlagged) != tt.flagged || v.Reasons != tt.reasons {
+				t.Errorf("verdict %+v (reasons %s), want flagged %v reasons %s", v, v.Reasons, tt.flagged, tt.reasons)
+			}
+		})
+	}
+}
+
+// TestRegisteredDomain checks that flux spread over random subdomains, none
+// of which is a candidate alone, flags the registered domain, which then
+// covers every name under it, and that the report shows it.
+func TestRegisteredDomain(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	var v Verdict
+	for i, a := range answers(8, 2, 200, 200) {
+		clk.add(30 * time.Second)
+		v = e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
+	}
+	if v.Level != LevelFlagged || v.Reasons&ReasonRegisteredDomain == 0 {
+		t.Fatalf("last verdict %+v", v)
+	}
+	if v, held := e.Held("never-seen.evil-wild.com"); !held || v.Reasons&ReasonRegisteredDomain == 0 {
+		t.Errorf("subdomain of a flagged registered domain not held: %+v", v)
+	}
+	if _, held := e.Held("evil-wild.org"); held {
+		t.Error("unrelated domain held")
+	}
+	rows := e.Report()
+	if len(rows) != 1 || rows[0].DomainName != "*.evil-wild.com" || rows[0].UniqueIPCount != 16 {
+		t.Errorf("report %+v", rows)
+	}
+	if names, total := e.Flagged(10); total != 1 || names[0] != "*.evil-wild.com" {
+		t.Errorf("Flagged = %v, %d", names, total)
+	}
+}
+
+// TestDoubleFlux checks that rotating name servers add to the score.
+func TestDoubleFlux(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	var single, double Verdict
+	for i, a := range answers(3, 2, 100, 3) {
+		clk.add(time.Minute)
+		single = e.Observe(&Observation{Name: "a.example.net", Addrs: a, MinTTL: 30})
+		ns := []string{fmt.Sprintf("ns%d.example.net", 2*i), fmt.Sprintf("ns%d.example.net", 2*i+1), fmt.Sprintf("ns%d.example.net", 2*i+6)}
+		double = e.Observe(&Observation{Name: "b.example.org", Addrs: a, MinTTL: 30, NS: ns})
+	}
+	if single.Reasons&ReasonNSChurn != 0 || double.Reasons&ReasonNSChurn == 0 || double.Score != single.Score+5 {
+		t.Errorf("single %+v, double %+v", single, double)
+	}
+}
+
+func TestEffectivePrefixes(t *testing.T) {
+	mk := func(ss ...string) (l []seen) {
+		for _, s := range ss {
+			l = append(l, seen{addr: netip.MustParseAddr(s).As16(), last: 10})
+		}
+		return l
+	}
+	tests := []struct {
+		list []seen
+		want float64
+	}{
+		{nil, 0},
+		{mk("45.0.0.1", "45.0.9.1", "45.0.200.1"), 1},
+		{mk("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1"), 4},
+		{mk("45.0.0.1", "45.0.0.2", "46.0.0.1", "46.0.0.2"), 2},
+		{mk("2a00:1::1", "2a00:1:ffff::1", "2a00:2::1", "45.0.0.1"), 2.828}, // 2^1.5
+	}
+	for i, tt := range tests {
+		if got := effectivePrefixes(tt.list, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
+			t.Errorf("%d: %v, want %v", i, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,421 @@
+package fluxsim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Class is one class of the scenario suite: domains that behave alike,
+// all fast flux or all benign.
+type Class struct {
+	Name   string   // e.g. "single", "unlisted-cdn"
+	Flux   bool     // every domain of the class is fast flux; false: every one is benign
+	Names  []Name   // what the server serves for the class, CNAME targets included
+	Query  []string // the names clients query: each domain's name, or for a wildcard domain the random subdomains under it
+	QTypes []uint16 // the query types clients ask; A when empty
+}
+
+// scenarioClasses are the classes of Scenarios, in order: the fast-flux
+// ones, then the benign ones a detector must leave alone.
+var scenarioClasses = []struct {
+	name   string
+	flux   bool
+	qtypes []uint16
+	gen    func(g *gen, n int) ([]Name, []string) // n domains: served names, queried names
+}{
+	{"single", true, nil, genSingle},
+	{"double", true, nil, genDouble},
+	{"wildcard", true, nil, genWildcard},
+	{"ipv6", true, []uint16{dns.TypeAAAA}, genIPv6},
+	{"low-and-slow", true, nil, genLowAndSlow},
+	{"unlisted-cdn", false, nil, genUnlistedCDN},
+	{"cdn-cname", false, nil, genCDNCNAME},
+	{"multi-asn-saas", false, nil, genSaaS},
+	{"fixed-rr", false, nil, genFixedRR},
+	{"failover", false, nil, genFailover},
+	{"sinkhole", false, nil, genSinkhole},
+	{"internal-rr", false, nil, genInternalRR},
+}
+
+// wildcardQueries is how many random subdomains are listed per wildcard
+// domain: more than most domains get queries, so each is usually asked
+// once or twice.
+const wildcardQueries = 100
+
+// Scenarios returns the scenario suite: perClass domains in each class,
+// generated deterministically (the same perClass always gives the same
+// names, pools and queries). Every registered domain (last two labels)
+// belongs to one domain only, across all classes, and none is under the
+// seed rule's CDN, internal or Microsoft suffixes. All the classes' Names
+// can be served by one Server; names and queries are lower-case FQDNs.
+func Scenarios(perClass int) []Class {
+	taken := map[string]bool{}
+	out := make([]Class, 0, len(scenarioClasses))
+	for _, sc := range scenarioClasses {
+		g := &gen{r: rng("scenario:" + sc.name), taken: taken}
+		names, query := sc.gen(g, perClass)
+		for i := range names {
+			names[i].Name = fqdn(names[i].Name)
+			if names[i].Target != "" {
+				names[i].Target = fqdn(names[i].Target)
+			}
+		}
+		for i := range query {
+			query[i] = fqdn(query[i])
+		}
+		out = append(out, Class{Name: sc.name, Flux: sc.flux, Names: names, Query: query, QTypes: sc.qtypes})
+	}
+	return out
+}
+
+// Fast-flux classes. Their names use mixed TLDs (not only suspicious ones)
+// and short and long SLDs alike, so that a detector cannot rely on names.
+
+// fluxName is a fast-flux host: pool 30-200 spread over many /16s, 1-6
+// addresses per answer, TTL 30-300 s.
+func (g *gen) fluxName() Name {
+	pool := g.intn(30, 200)
+	return Name{Name: g.host(g.domain(g.fluxSLD, fluxTLDs), fluxSubs), Kind: Flux,
+		Pool: pool, PerAnswer: g.intn(1, 6), TTL: uint32(g.intn(30, 300))}
+}
+
+func genSingle(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		names = append(names, g.fluxName())
+	}
+	return names, queryNames(names)
+}
+
+// genDouble adds rotating name servers (4-20, with glue) to single flux.
+func genDouble(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		nm := g.fluxName()
+		nm.NSPool = g.intn(4, 20)
+		names = append(names, nm)
+	}
+	return names, queryNames(names)
+}
+
+// genWildcard serves flux for every subdomain of the domain; clients ask
+// random labels, each only once or twice, so no exact name builds up
+// evidence.
+func genWildcard(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		nm := g.fluxName()
+		nm.Name, nm.Wildcard = g.domainOf(nm.Name), true
+		if g.chance(0.3) { // a wildcard under a fixed label: <random>.cdn.<domain>
+			nm.Name = g.pick("cdn", "img", "c", "t", "go") + "." + nm.Name
+		}
+		names = append(names, nm)
+		for range wildcardQueries {
+			query = append(query, g.randomLabel()+"."+nm.Name)
+		}
+	}
+	return names, query
+}
+
+// genIPv6 answers AAAA from a wide IPv6 pool; clients ask AAAA only.
+func genIPv6(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		nm := g.fluxName()
+		nm.IPv6 = true
+		names = append(names, nm)
+	}
+	return names, queryNames(names)
+}
+
+// genLowAndSlow answers one address at a time with a TTL of 5-10 s, from a
+// wide pool of 20-100.
+func genLowAndSlow(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		nm := g.fluxName()
+		nm.Pool, nm.PerAnswer, nm.TTL = g.intn(20, 100), 1, uint32(g.intn(5, 10))
+		names = append(names, nm)
+	}
+	return names, queryNames(names)
+}
+
+// Benign classes.
+
+// genUnlistedCDN is a CDN (or a site's own edge) not on any CDN list: 20-60
+// addresses in 1-2 /16s, 4-8 per answer, TTL 20-60 s.
+func genUnlistedCDN(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		b := g.benignSLD()
+		var d string
+		switch g.r.IntN(3) {
+		case 0:
+			d = g.domain(func() string { return b + "-cdn" }, []string{"net", "com"})
+		case 1:
+			d = g.domain(func() string { return b + g.pick("cdn", "static", "media") }, []string{"com", "net", "io"})
+		default:
+			d = g.domain(func() string { return b }, benignTLDs)
+		}
+		pool := g.intn(20, 60)
+		names = append(names, Name{Name: g.pick("img", "static", "media", "assets", "cdn", "video", "dl") + "." + d,
+			Kind: Flux, Pool: pool, PerAnswer: g.intn(4, 8), TTL: uint32(g.intn(20, 60)), Prefixes: g.intn(1, 2)})
+	}
+	return names, queryNames(names)
+}
+
+// genCDNCNAME is a site's name CNAMEd (TTL 300-3600 s) to an edge name of
+// one of 3-5 unlisted CDN providers, whose names share the provider's 1-2
+// /16s; the edge name answers like an unlisted CDN.
+func genCDNCNAME(g *gen, n int) (names []Name, query []string) {
+	providers := make([]string, g.intn(3, 5))
+	for i := range providers {
+		providers[i] = g.domain(func() string { return g.brand(2, 3) + g.pick("edge", "-cdn", "cdn", "cache", "-edge") }, []string{"net", "com"})
+	}
+	for range n {
+		b := g.benignSLD()
+		alias := g.pick("www", "shop", "static", "img", "assets", "cdn") + "." + g.domain(func() string { return b }, benignTLDs)
+		provider := g.pick(providers...)
+		target := b + "." + provider
+		if g.chance(0.5) {
+			target = fmt.Sprintf("e%d.%s.%s", g.intn(1000, 99999), g.pick("a", "b", "g"), provider)
+		}
+		for g.taken[target] {
+			target = fmt.Sprintf("e%d.a.%s", g.intn(1000, 99999), provider)
+		}
+		g.taken[target] = true
+		pool := g.intn(20, 60)
+		names = append(names,
+			Name{Name: alias, Kind: CNAME, Target: target, TTL: uint32(g.intn(300, 3600))},
+			Name{Name: target, Kind: Flux, Pool: pool, PerAnswer: g.intn(4, 8), TTL: uint32(g.intn(20, 60)),
+				Prefixes: g.intn(1, 2), Provider: provider})
+		query = append(query, alias)
+	}
+	return names, query
+}
+
+// genSaaS is a global service with regional endpoints: a stable set of
+// 8-24 addresses in 3-6 /16s, TTL 60-300 s, answered 2-4 at a time or all
+// at once in rotated order.
+func genSaaS(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		name := g.pick("api", "login", "sso", "app", "auth", "console", "gateway", "sync") + "." + g.domain(g.benignSLD, benignTLDs)
+		pool, k := g.intn(8, 24), g.intn(3, 6)
+		ttl := uint32(g.intn(60, 300))
+		if g.chance(0.5) {
+			names = append(names, Name{Name: name, Kind: Flux, Pool: pool, PerAnswer: g.intn(2, 4), TTL: ttl, Prefixes: k})
+		} else {
+			names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ipStrings(prefixPool4(name, name, pool, k)), TTL: ttl})
+		}
+	}
+	return names, queryNames(names)
+}
+
+// genFixedRR is plain round robin over 2-8 hosting addresses in 1-2 /16s,
+// TTL 60-3600 s.
+func genFixedRR(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		name := g.host(g.domain(g.benignSLD, benignTLDs), []string{"", "www", "shop", "mail", "news", "blog"})
+		ips := prefixPool4(name, name, g.intn(2, 8), g.intn(1, 2))
+		names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ipStrings(ips), TTL: uint32(g.intn(60, 3600))})
+	}
+	return names, queryNames(names)
+}
+
+// genFailover switches once, after 5-30 answers, from a primary site's 1-3
+// addresses to a disaster-recovery site's as many, in another /16; TTL
+// 30-120 s. With one address per site it is the classic 2-IP failover.
+func genFailover(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		name := g.pick("vpn", "portal", "app", "www", "mail", "remote") + "." + g.domain(g.benignSLD, benignTLDs)
+		size := g.intn(1, 3)
+		ips := append(prefixPool4(name+"#primary", name+"#primary", size, 1), prefixPool4(name+"#dr", name+"#dr", size, 1)...)
+		names = append(names, Name{Name: name, Kind: Failover, IPs: ipStrings(ips), PerAnswer: size,
+			SwitchAfter: g.intn(5, 30), TTL: uint32(g.intn(30, 120))})
+	}
+	return names, queryNames(names)
+}
+
+// genSinkhole is malicious-looking domains taken over by 2-4 sinkhole
+// vendors, each with 2-6 addresses in its /24: each domain answers 1-2 of
+// its vendor's addresses, fixed or rotating over them, TTL 60-300 s.
+func genSinkhole(g *gen, n int) (names []Name, query []string) {
+	vendors := make([][]string, g.intn(2, 4))
+	for i := range vendors {
+		net24 := prefixPool4(fmt.Sprintf("sinkhole-vendor-%d", i), fmt.Sprintf("sinkhole-vendor-%d", i), 1, 1)[0]
+		hosts := g.r.Perm(254)[:g.intn(2, 6)]
+		for _, h := range hosts {
+			vendors[i] = append(vendors[i], net.IPv4(net24[0], net24[1], net24[2], byte(h+1)).String())
+		}
+	}
+	for range n {
+		name := g.host(g.domain(g.fluxSLD, fluxTLDs), fluxSubs)
+		v := pickOf(g, vendors)
+		per, ttl := g.intn(1, 2), uint32(g.intn(60, 300))
+		if g.chance(0.5) {
+			start := g.r.IntN(len(v) - per + 1)
+			names = append(names, Name{Name: name, Kind: Static, IPs: v[start : start+per], TTL: ttl})
+		} else {
+			names = append(names, Name{Name: name, Kind: Flux, IPs: v, PerAnswer: per, TTL: ttl})
+		}
+	}
+	return names, queryNames(names)
+}
+
+// genInternalRR is split-horizon round robin: 2-8 private addresses under
+// a company's public .com name, TTL 60-1200 s.
+func genInternalRR(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		corp := g.benignSLD()
+		d := g.domain(func() string { return corp + g.pick("", "-corp", "-internal", "-int") }, []string{"com"})
+		name := g.pick("intranet", "fs", "ad", "git", "wiki", "vpn", "ldap", "build", "jira") + "." + d
+		var ips []string
+		ten := g.chance(0.5)
+		a, b := g.r.IntN(256), g.r.IntN(256)
+		for _, h := range g.r.Perm(254)[:g.intn(2, 8)] {
+			if ten {
+				ips = append(ips, fmt.Sprintf("10.%d.%d.%d", a, b, h+1))
+			} else {
+				ips = append(ips, fmt.Sprintf("172.%d.%d.%d", 16+a%16, b, h+1))
+			}
+		}
+		names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ips, TTL: uint32(g.intn(60, 1200))})
+	}
+	return names, queryNames(names)
+}
+
+// Name generation.
+
+var (
+	// fluxTLDs mixes common and suspicious TLDs (repeats weight the draw).
+	fluxTLDs = []string{"com", "com", "com", "net", "net", "org", "info", "top", "ru", "xyz", "biz", "io", "cc", "online", "su", "pw", "site", "club"}
+	// benignTLDs are mostly common, with a few that suspicious-TLD lists name.
+	benignTLDs = []string{"com", "com", "com", "com", "net", "net", "io", "org", "co", "de", "app", "cloud", "dev", "info", "ru", "xyz"}
+	fluxSubs   = []string{"", "", "www", "login", "secure", "cdn", "update", "api", "mail", "portal", "files", "dl", "m", "auth", "panel"}
+	syllables  = strings.Fields("ka ro mi ne tal vor lin sa qu zen bri dor fa ly mo pex tri un vel xo ar cor den el gra hub io jet kle lum nor ox pra rix sol tor ul vex wyn zo ba ce di go")
+	words      = strings.Fields("secure login update cloud mail bank pay shop account verify support service online portal data sync media news track app web net link host files drive photo video stream game wallet promo deal trade smart fast global")
+)
+
+// gen draws names and numbers for one class.
+type gen struct {
+	r     *rand.Rand
+	taken map[string]bool // registered domains and CNAME targets handed out, across classes
+}
+
+// intn returns a number in [lo, hi].
+func (g *gen) intn(lo, hi int) int { return lo + g.r.IntN(hi-lo+1) }
+
+func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
+
+func pickOf[T any](g *gen, xs []T) T { return xs[g.r.IntN(len(xs))] }
+
+func (g *gen) pick(xs ...string) string { return pickOf(g, xs) }
+
+// brand is a pronounceable label of lo to hi syllables.
+func (g *gen) brand(lo, hi int) string {
+	var b strings.Builder
+	for range g.intn(lo, hi) {
+		b.WriteString(g.pick(syllables...))
+	}
+	return b.String()
+}
+
+// fluxSLD draws a second-level label as attackers register them: short or
+// long made-up words, word combinations, or DGA-like strings.
+func (g *gen) fluxSLD() string {
+	switch g.r.IntN(5) {
+	case 0:
+		return g.brand(1, 2)
+	case 1:
+		return g.brand(3, 5)
+	case 2:
+		s := g.pick(words...) + "-" + g.pick(words...)
+		if g.chance(0.4) {
+			s += "-" + g.pick(words...)
+		}
+		return s
+	case 3:
+		return g.pick(words...) + g.brand(1, 2)
+	default:
+		return g.randomString(7, 16)
+	}
+}
+
+// benignSLD draws a second-level label as companies choose them.
+func (g *gen) benignSLD() string {
+	switch g.r.IntN(4) {
+	case 0:
+		return g.brand(1, 2)
+	case 1:
+		return g.brand(3, 4)
+	case 2:
+		return g.brand(1, 2) + g.pick(words...)
+	default:
+		return g.brand(1, 2) + "-" + g.pick("group", "labs", "systems", "digital", "health", "bank", "media", "tech")
+	}
+}
+
+// randomString is lo to hi random lower-case letters and digits.
+func (g *gen) randomString(lo, hi int) string {
+	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, g.intn(lo, hi))
+	for i := range b {
+		b[i] = alnum[g.r.IntN(len(alnum))]
+	}
+	if b[0] >= '0' && b[0] <= '9' { // keep it looking like a name
+		b[0] = 'a' + b[0] - '0'
+	}
+	return string(b)
+}
+
+// randomLabel is a random subdomain label as flux wildcards get them:
+// hex ids, alphanumeric tokens, or a word with a number.
+func (g *gen) randomLabel() string {
+	switch g.r.IntN(3) {
+	case 0:
+		return fmt.Sprintf("%016x", g.r.Uint64())[:g.intn(8, 16)]
+	case 1:
+		return g.randomString(5, 12)
+	default:
+		return fmt.Sprintf("%s%d", g.pick(words...), g.r.IntN(10000))
+	}
+}
+
+// domain returns a registered domain sld.tld not handed out before.
+func (g *gen) domain(sld func() string, tlds []string) string {
+	for {
+		if d := sld() + "." + g.pick(tlds...); !g.taken[d] {
+			g.taken[d] = true
+			return d
+		}
+	}
+}
+
+// domainOf is the registered domain (last two labels) of host.
+func (g *gen) domainOf(host string) string {
+	return strings.TrimSuffix(registeredParent(fqdn(host)), ".")
+}
+
+// host puts one of subs ("" for none) in front of domain d.
+func (g *gen) host(d string, subs []string) string {
+	if s := g.pick(subs...); s != "" {
+		return s + "." + d
+	}
+	return d
+}
+
+// queryNames is the names themselves: what clients query when every
+// domain is queried by its own name.
+func queryNames(names []Name) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n.Name
+	}
+	return out
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
