@@ -31,6 +31,7 @@ type Fluxguard struct {
 	key     string // server block, for state kept across reloads
 	eng     *engine.Engine
 	flagged *flaggedGauge
+	log     *detectionLog
 	report  *reportServer
 	done    chan struct{}
 	metrics atomic.Pointer[serverMetrics] // for the server of the last query
@@ -44,7 +45,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 		return nil, err
 	}
 	eng.SetPolicy(cfg.policy())
-	return &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains)}, nil
+	return &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains), log: newDetectionLog()}, nil
 }
 
 // Name implements plugin.Handler.
@@ -98,8 +99,7 @@ func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string,
 	}
 	sm.verdicts[v.Level].Inc()
 	if v.Changed() {
-		log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001",
-			name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients)
+		f.log.levelChanged(name, v)
 		if v.Level == engine.LevelFlagged {
 			f.flagged.add(sm.server, name)
 		}

@@ -1,0 +1,43 @@
+package fluxguard
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"golang.org/x/time/rate"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+// Detection log lines are rate-limited so that a flood (say, millions of
+// random subdomains of a flagged domain) cannot fill a disk: at most
+// logRate lines a second, in bursts of logBurst; the lines dropped are
+// counted in the next line written.
+const (
+	logRate  = 10
+	logBurst = 50
+)
+
+// detectionLog writes one line per level change, rate-limited.
+type detectionLog struct {
+	limit      *rate.Limiter
+	suppressed atomic.Uint64
+}
+
+func newDetectionLog() *detectionLog {
+	return &detectionLog{limit: rate.NewLimiter(logRate, logBurst)}
+}
+
+// levelChanged logs that name moved to v's level.
+func (l *detectionLog) levelChanged(name string, v engine.Verdict) {
+	if !l.limit.Allow() {
+		l.suppressed.Add(1)
+		return
+	}
+	extra := ""
+	if n := l.suppressed.Swap(0); n > 0 {
+		extra = " suppressed_before=" + strconv.FormatUint(n, 10)
+	}
+	log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001%s",
+		name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients, extra)
+}
