@@ -98,8 +98,9 @@ type Weights struct {
 // DefaultWeights are the default profile's documented weights.
 var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5}
 
-// DefaultMaxNames caps tracked names at about 256 MiB of state.
-const DefaultMaxNames = 500_000
+// DefaultMaxNames caps tracked names at about 256 MiB of resident memory,
+// as measured with bench/run.sh flood (Go heap plus GC headroom).
+const DefaultMaxNames = 200_000
 
 // Validate reports the first value that cannot work.
 func (c *Config) Validate() error {
