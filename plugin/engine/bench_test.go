@@ -73,7 +73,7 @@ func BenchmarkMemoryPerName(b *testing.B) {
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
-		if e.Len() != names {
+		if e.Len() < names { // and the registered domain's aggregate
 			b.Fatalf("%d names tracked", e.Len())
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/names, "heap-B/name")

@@ -232,14 +232,16 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 	}
 	for _, a := range addrs {
 		if e.evidence(a) {
-			en.ips = addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+			var added bool
+			en.ips, added = addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+			en.effNew = en.effNew || added
 		}
 	}
 	if o.Client.IsValid() && st == e.st {
-		en.clients = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+		en.clients, _ = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
 	}
 	for _, ns := range o.NS {
-		en.ns = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+		en.ns, _ = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
 	if en.minTTL == 0 || o.MinTTL < en.minTTL {
 		en.minTTL = o.MinTTL
@@ -291,7 +293,7 @@ func (e *Engine) evidence(a netip.Addr) bool {
 func (e *Engine) judge(en *entry, now uint32, threshold float64) Verdict {
 	since := e.since(now)
 	v := Verdict{Prev: en.level, UniqueIPs: countSince(en.ips, since), Clients: countSince(en.clients, since)}
-	v.Queries, _ = en.queries(now / e.width)
+	v.Queries, _ = en.queries(now/e.width, e.width)
 	switch {
 	case en.subnames == 1:
 		// A registered domain seen through one name only adds nothing to

@@ -18,11 +18,10 @@ type entry struct {
 	ips     []seen
 	clients []seen
 
-	// Query counts per bucket of window/buckets seconds; firsts holds the
-	// first observation time in each bucket (+1, so 0 means empty).
+	// Query counts per bucket of window/buckets seconds.
 	counts [buckets + 1]uint32
-	firsts [buckets + 1]uint32
 	head   uint32 // bucket number of the newest bucket
+	first  uint32 // first observation
 
 	last      uint32 // last observation
 	heldUntil uint32 // flagged until then
@@ -33,19 +32,26 @@ type entry struct {
 	subnames  uint16  // names seen under a registered domain; 0 for exact names
 	nameBits  Reasons // name-derived reasons, computed once
 	ns        []seen  // name servers (hashed) seen for a registered domain
+
+	// The effective prefixes of ips, cached: recomputed when an address
+	// is added or the count in the window changes.
+	eff    float32
+	effU   uint16
+	effNew bool
 }
 
 // addSeen records a in list at time now. A full list drops its stalest
 // entry (expired ones first), so the list always holds the freshest values.
-func addSeen(list []seen, a [16]byte, now uint32, max int) []seen {
+// It reports whether a is new to the list.
+func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, bool) {
 	for i := range list {
 		if list[i].addr == a {
 			list[i].last = now
-			return list
+			return list, false
 		}
 	}
 	if len(list) < max {
-		return append(list, seen{addr: a, last: now})
+		return append(list, seen{addr: a, last: now}), true
 	}
 	old := 0
 	for i := range list {
@@ -54,7 +60,7 @@ func addSeen(list []seen, a [16]byte, now uint32, max int) []seen {
 		}
 	}
 	list[old] = seen{addr: a, last: now}
-	return list
+	return list, true
 }
 
 // countSince counts the values seen after since.
@@ -85,35 +91,36 @@ func (e *entry) count(now, n uint32) {
 	if n > e.head {
 		for k := e.head + 1; k <= n && k <= e.head+buckets+1; k++ {
 			e.counts[k%(buckets+1)] = 0
-			e.firsts[k%(buckets+1)] = 0
 		}
 		e.head = n
 	}
-	i := e.head % (buckets + 1)
-	if e.counts[i] == 0 {
-		e.firsts[i] = now + 1
+	if e.first == 0 {
+		e.first = now
 	}
+	i := e.head % (buckets + 1)
 	if e.counts[i] < ^uint32(0) {
 		e.counts[i]++
 	}
 }
 
-// queries returns the query count and first-seen time over the buckets that
-// overlap the window ending in bucket n (first is 0 when there are none).
-func (e *entry) queries(n uint32) (total int, first uint32) {
+// queries returns the query count over the buckets of width seconds that
+// overlap the window ending in bucket n, and the first-seen time: the
+// first observation, or once that has left the window the start of the
+// oldest bucket still counted (0 when there is none).
+func (e *entry) queries(n, width uint32) (total int, first uint32) {
+	oldest := uint32(0)
 	for k := uint32(0); k <= buckets; k++ {
 		b := e.head - k
 		if b > e.head || b+buckets < n { // wrapped below zero, or outside the window
 			break
 		}
-		i := b % (buckets + 1)
-		if e.counts[i] == 0 {
-			continue
-		}
-		total += int(e.counts[i])
-		if f := e.firsts[i] - 1; first == 0 || f < first {
-			first = f
+		if c := e.counts[b%(buckets+1)]; c > 0 {
+			total += int(c)
+			oldest = b
 		}
 	}
-	return total, first
+	if total == 0 {
+		return 0, 0
+	}
+	return total, max(e.first, oldest*width)
 }

@@ -10,7 +10,7 @@ import (
 
 // SnapshotVersion is the version of the state format Save writes; Load
 // refuses any other.
-const SnapshotVersion = 1
+const SnapshotVersion = 2
 
 // snapshot is the saved form of the engine's state.
 type snapshot struct {
@@ -22,7 +22,8 @@ type snapshot struct {
 type savedEntry struct {
 	Name           string
 	IPs, Clients   []savedSeen
-	Counts, Firsts []uint32
+	Counts         []uint32
+	First          uint32
 	Head, Last     uint32
 	HeldUntil, TTL uint32
 	MeanTTL        uint32
@@ -44,7 +45,7 @@ func (e *Engine) Save(w io.Writer) error {
 	e.each(func(sc scope, name string, en *entry) bool {
 		s.Entries = append(s.Entries, savedEntry{
 			Name: sc.prefix + name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
-			Counts: append([]uint32(nil), en.counts[:]...), Firsts: append([]uint32(nil), en.firsts[:]...),
+			Counts: append([]uint32(nil), en.counts[:]...), First: en.first,
 			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
 			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(en.ns),
 		})
@@ -77,7 +78,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 			st, name = e.domains, domain
 		}
 		name = Normalize(name)
-		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 || len(se.Firsts) != buckets+1 {
+		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
 			continue
 		}
 		en := &entry{
@@ -88,7 +89,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		}
 		if s.Window == e.window {
 			copy(en.counts[:], se.Counts)
-			copy(en.firsts[:], se.Firsts)
+			en.first = se.First
 		}
 		sh := st.shard(name)
 		sh.mu.Lock()

@@ -36,7 +36,7 @@ func (e *Engine) Report() []Row {
 		if v.Level == LevelNone {
 			return true
 		}
-		_, first := en.queries(now / e.width)
+		_, first := en.queries(now/e.width, e.width)
 		if first == 0 {
 			first = en.last
 		}

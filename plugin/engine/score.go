@@ -45,7 +45,10 @@ const (
 func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
-	eff := effectivePrefixes(en.ips, since)
+	if en.effNew || int(en.effU) != ips {
+		en.eff, en.effU, en.effNew = float32(effectivePrefixes(en.ips, since)), uint16(ips), false
+	}
+	eff := float64(en.eff)
 	score := w.Prefix * eff
 	if eff >= 4 {
 		r |= ReasonPrefixDiversity
