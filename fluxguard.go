@@ -147,6 +147,9 @@ func (f *Fluxguard) stop() error {
 func (f *Fluxguard) finalShutdown() error {
 	f.saveState()
 	forgetEngine(f.key)
+	if f.cfg.closeASN != nil {
+		f.cfg.closeASN()
+	}
 	return nil
 }
 

@@ -64,7 +64,8 @@ type config struct {
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration
-	allowFile      *policyFile // reloaded on change
+	closeASN       func() error // closes the asn_db database, if any
+	allowFile      *policyFile  // reloaded on change
 	denyFile       *policyFile
 }
 
@@ -325,6 +326,16 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		if cfg.stateInterval < housekeepEvery {
 			return c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
 		}
+	case "asn_db":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		lookup, closeDB, err := openASN(s)
+		if err != nil {
+			return c.Errf("asn_db: %v", err)
+		}
+		ec.ASN, cfg.closeASN = lookup, closeDB
 	case "report":
 		s, err := one()
 		if err != nil {

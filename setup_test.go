@@ -346,7 +346,7 @@ func TestParseArgCount(t *testing.T) {
 		"many_clients", "max_names", "max_ips_per_name", "max_clients_per_name", "metrics_domains",
 		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
 		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report", "state_file", "state_interval",
-		"deny", "allow_nets", "allow_file", "deny_file",
+		"deny", "allow_nets", "allow_file", "deny_file", "asn_db",
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {

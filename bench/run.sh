@@ -3,11 +3,14 @@
 #
 #   bench/run.sh            compare BASE (cache+forward) with FG (fluxguard+cache+forward), Markdown table
 #   bench/run.sh flood      spray FLOOD_NAMES random names at a capped fluxguard (max_names), watch RSS
+#   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
+#                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
 # Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_DURATION=5 (s) LAT_LOAD=50 (% of BASE qps)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
-#      PORT_BASE=15353 (first port tried), MODE=compare|flood, FLOOD_NAMES=5000000, MAX_NAMES=200000
+#      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
+#      SOAK_DURATION=600 (s), SOAK_MAX_NAMES=50000, SOAK_RANDOM=400000 (distinct random names in the query file)
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
 # Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
 # Latency: dnsperf 2.10 has no latency histogram, so avg/p99 come from separate runs at a fixed rate
@@ -16,10 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
-case $MODE in compare | flood) ;; *) echo "usage: $0 [compare|flood]" >&2; exit 2 ;; esac
+case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_DURATION=${LAT_DURATION:-5}
 LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
+SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
 declare -A PID_OF=()
 CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
@@ -231,6 +235,84 @@ flood() {
     echo; echo "CoreDNS [ERROR] lines: $(grep -c '\[ERROR\]' "$TMP/FG.log" || true)"
   } | tee bench/results/flood-latest.md
   [ "$refused" = yes ] && [ "$flagged" = 1 ] || die "the flagged name did not survive the flood"
+}
+
+# soak: one long dnsperf run at full rate against a capped, monitor-mode fluxguard, sampled every 10 s.
+# dnsperf counts each response once and cannot see a duplicate reply; fluxguard/soak_test.go checks that.
+goroutines() { curl -sf "http://127.0.0.1:$1/debug/pprof/goroutine?debug=1" | awk 'NR == 1 {print $NF}'; }
+soak_sample() {  # soak_sample T0 PPROF PROM: "elapsed-s rss-kB goroutines tracked-names"
+  echo "$(($(date +%s) - $1)) $(rss_kb FG 2>/dev/null || echo 0) $(goroutines "$2" || echo 0)" \
+    "$( (metric "$3" coredns_fluxguard_tracked_names gauge) 2>/dev/null || echo 0)"
+}
+soak() {
+  local fport fprom fpprof out t0 t1 n sent done lost qps cap verdict fails=0
+  local rss_first rss_max rss_last rss_60 g_first g_max g_last tracked_max evicted at60
+  alloc_port UPPORT; alloc_port fport; alloc_port fprom; alloc_port fpprof
+  upstream_conf "$UPPORT"; start up TOOL
+  server_conf FG "$fport" "$fprom" "$UPPORT" "pprof 127.0.0.1:$fpprof
+    fluxguard {
+        max_names $SOAK_MAX_NAMES
+    }" "cache { disable success flux.top }"  # monitor mode; flux.top rotates per query: keep it out of the cache
+  start FG CUT
+  # Query mix, shuffled: 50% 1,000 hot names (cache hits), 40% a stream of SOAK_RANDOM distinct random names
+  # (more than max_names, so eviction runs on every pass over the file), 10% the rotating flux name.
+  n=$((SOAK_RANDOM * 10 / 4))
+  awk -v n="$n" -v seed="$RANDOM" 'BEGIN {srand(seed); r = 0; for (i = 0; i < n; i++) { p = rand();
+      if (p < 0.5) printf "h%d.example.com A\n", int(rand() * 1000);
+      else if (p < 0.9) printf "%06x%x.soak.example.com A\n", int(rand() * 16777216), r++;
+      else print "login.flux.top A" } }' >"$TMP/soak.txt"
+  echo "soak: ${SOAK_DURATION}s at full rate, max_names $SOAK_MAX_NAMES, $n queries in the file" >&2
+  t0=$(date +%s); soak_sample "$t0" "$fpprof" "$fprom" >"$TMP/samples.txt"
+  (sleep 10; while kill -0 "${PID_OF[FG]}" 2>/dev/null; do
+     soak_sample "$t0" "$fpprof" "$fprom" >>"$TMP/samples.txt"; sleep 10; done) &
+  local sampler=$!; PIDS+=($sampler)
+  out=$(perf FG "$fport" "$TMP/soak.txt" -l "$SOAK_DURATION"); t1=$(date +%s)
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  soak_sample "$t0" "$fpprof" "$fprom" >>"$TMP/samples.txt"  # at the end of the load
+  g_first=$(awk 'NR == 1 {print $3}' "$TMP/samples.txt")
+  for n in $(seq 40); do  # idle again: goroutines back near the first sample (up to 10 s)
+    g_last=$(goroutines "$fpprof"); [ "$g_last" -le $((g_first + 20)) ] && break; sleep 0.25
+  done
+  sleep 11  # the tracked-names gauge and the evicted counter refresh every 10 s
+  soak_sample "$t0" "$fpprof" "$fprom" >>"$TMP/samples.txt"
+  evicted=$(metric "$fprom" coredns_fluxguard_names_evicted_total counter)
+  check_alive
+  sent=$(field 'Queries sent' <<<"$out") done=$(field 'Queries completed' <<<"$out") lost=$(field 'Queries lost' <<<"$out")
+  qps=$(field 'Queries per second' <<<"$out")
+  at60=$((SOAK_DURATION < 120 ? SOAK_DURATION / 2 : 60))  # short runs: RSS reference at half time
+  read -r rss_first rss_max rss_last rss_60 tracked_max g_max < <(awk -v at="$at60" '
+    NR == 1 {first = $2} {if ($2 > max) max = $2; if ($4 > tmax) tmax = $4; if ($3 > gmax) gmax = $3; last = $2}
+    !ref && $1 >= at {ref = $2} END {print first, max, last, ref ? ref : last, tmax, gmax}' "$TMP/samples.txt")
+  cap=$((SOAK_MAX_NAMES + SOAK_MAX_NAMES / 4))
+  pf() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+  {
+    header "SOAK_DURATION=${SOAK_DURATION}s, fluxguard monitor mode, max_names $SOAK_MAX_NAMES, pprof + prometheus"
+    echo
+    echo "Query file: $(wc -l <"$TMP/soak.txt") lines, 50% 1,000 hot names, 40% $SOAK_RANDOM distinct random names, 10% login.flux.top"
+    echo "(its addresses rotate per query id; kept out of the cache). dnsperf loops over the file at full rate."
+    echo
+    echo "| soak | value |"; echo "|---|---|"
+    echo "| duration | $((t1 - t0)) s (dnsperf -l $SOAK_DURATION) |"
+    echo "| queries sent / completed / lost | $sent / $done / $lost |"
+    echo "| qps | $qps |"
+    echo "| RSS first / at ${at60} s / max / last | $(mib "$rss_first") / $(mib "$rss_60") / $(mib "$rss_max") / $(mib "$rss_last") |"
+    echo "| goroutines first / max / last (idle, after the load) | $g_first / $g_max / $g_last |"
+    echo "| coredns_fluxguard_tracked_names max | $tracked_max (max_names $SOAK_MAX_NAMES, limit $cap with domain aggregates) |"
+    echo "| coredns_fluxguard_names_evicted_total | $evicted |"
+    echo "| CoreDNS [ERROR] lines | $(grep -c '\[ERROR\]' "$TMP/FG.log" || true) |"
+    echo
+    echo "- $(pf "$([ "$lost" = 0 ] && echo 1)") queries lost == 0 ($lost)"
+    echo "- $(pf "$([ "$g_last" -le $((g_first + 20)) ] && echo 1)") goroutines last <= first + 20 ($g_last <= $((g_first + 20)))"
+    echo "- $(pf "$(awk -v l="$rss_last" -v r="$rss_60" 'BEGIN {if (l <= 1.5 * r) print 1}')") RSS last <= 1.5 x RSS at ${at60} s ($(mib "$rss_last") <= $(mib "$((rss_60 * 3 / 2))"))"
+    echo "- $(pf "$([ "$tracked_max" -le "$cap" ] && echo 1)") tracked names max <= max_names + max_names/4 ($tracked_max <= $cap)"
+    echo
+    echo "dnsperf counts each response once, so duplicate replies are not visible here: \`go test -run TestSoak ./fluxguard\` checks them."
+    echo; echo "Samples (every 10 s; the last two: end of load, then idle 11 s later):"; echo
+    echo "| t (s) | RSS | goroutines | tracked names |"; echo "|---|---|---|---|"
+    awk '{printf "| %d | %.1f MiB | %d | %d |\n", $1, $2 / 1024, $3, $4}' "$TMP/samples.txt"
+  } | tee bench/results/soak-latest.md
+  grep -q '^- FAIL' bench/results/soak-latest.md && die "soak: FAIL (see bench/results/soak-latest.md)"
+  return 0
 }
 
 setup

@@ -50,6 +50,11 @@ type Config struct {
 	MaxIPsPerName     int // IPAddressList cap (make_set(IPAddress, 100))
 	MaxClientsPerName int // ClientList cap (make_set(ClientIP, 20))
 
+	// ASN returns an address's autonomous system number, 0 when unknown;
+	// nil when no ASN database is configured. With it, network diversity
+	// is measured on ASNs rather than /16 prefixes.
+	ASN func(netip.Addr) uint32
+
 	Now func() time.Time // clock; time.Now when nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -232,16 +233,20 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 	}
 	for _, a := range addrs {
 		if e.evidence(a) {
-			var added bool
-			en.ips, added = addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+			ips, i, added := addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+			en.ips = ips
+			if added && e.cfg.ASN != nil {
+				en.asns = slices.Grow(en.asns, len(ips))[:len(ips)]
+				en.asns[i] = e.cfg.ASN(a.Unmap())
+			}
 			en.effNew = en.effNew || added
 		}
 	}
 	if o.Client.IsValid() && st == e.st {
-		en.clients, _ = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+		en.clients, _, _ = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
 	}
 	for _, ns := range o.NS {
-		en.ns, _ = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+		en.ns, _, _ = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
 	if en.minTTL == 0 || o.MinTTL < en.minTTL {
 		en.minTTL = o.MinTTL

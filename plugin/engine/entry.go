@@ -28,10 +28,11 @@ type entry struct {
 	minTTL    uint32
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
 	level     Level
-	maxAnswer uint8   // most evidence addresses seen in one answer
-	subnames  uint16  // names seen under a registered domain; 0 for exact names
-	nameBits  Reasons // name-derived reasons, computed once
-	ns        []seen  // name servers (hashed) seen for a registered domain
+	maxAnswer uint8    // most evidence addresses seen in one answer
+	subnames  uint16   // names seen under a registered domain; 0 for exact names
+	nameBits  Reasons  // name-derived reasons, computed once
+	ns        []seen   // name servers (hashed) seen for a registered domain
+	asns      []uint32 // the ASN of each of ips, when an ASN database is configured
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
@@ -42,16 +43,16 @@ type entry struct {
 
 // addSeen records a in list at time now. A full list drops its stalest
 // entry (expired ones first), so the list always holds the freshest values.
-// It reports whether a is new to the list.
-func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, bool) {
+// It returns a's index and whether a is new to the list.
+func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, int, bool) {
 	for i := range list {
 		if list[i].addr == a {
 			list[i].last = now
-			return list, false
+			return list, i, false
 		}
 	}
 	if len(list) < max {
-		return append(list, seen{addr: a, last: now}), true
+		return append(list, seen{addr: a, last: now}), len(list), true
 	}
 	old := 0
 	for i := range list {
@@ -60,7 +61,7 @@ func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, bool) {
 		}
 	}
 	list[old] = seen{addr: a, last: now}
-	return list, true
+	return list, old, true
 }
 
 // countSince counts the values seen after since.

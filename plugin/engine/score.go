@@ -46,7 +46,7 @@ func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) 
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
 	if en.effNew || int(en.effU) != ips {
-		en.eff, en.effU, en.effNew = float32(effectivePrefixes(en.ips, since)), uint16(ips), false
+		en.eff, en.effU, en.effNew = float32(effectiveNetworks(en.ips, en.asns, since)), uint16(ips), false
 	}
 	eff := float64(en.eff)
 	score := w.Prefix * eff
@@ -76,9 +76,11 @@ func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) 
 	return math.Round(score*100) / 100, r
 }
 
-// effectivePrefixes returns 2^H for the entropy H, in bits, of the /16
-// (IPv4) or /32 (IPv6) prefixes of the addresses seen after since.
-func effectivePrefixes(list []seen, since uint32) float64 {
+// effectiveNetworks returns 2^H for the entropy H, in bits, of the networks
+// of the addresses seen after since: their ASNs where asns knows them
+// (asns is nil or parallel to list), else their /16 (IPv4) or /32 (IPv6)
+// prefixes.
+func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
 	var keys [64]uint64 // lists hold up to 1024 addresses; the first 64 are a fair sample
 	n := 0
 	for i := range list {
@@ -86,7 +88,9 @@ func effectivePrefixes(list []seen, since uint32) float64 {
 			continue
 		}
 		a := list[i].addr
-		if isV4Mapped(a) {
+		if i < len(asns) && asns[i] != 0 {
+			keys[n] = 2<<32 | uint64(asns[i])
+		} else if isV4Mapped(a) {
 			keys[n] = 1<<32 | uint64(a[12])<<8 | uint64(a[13])
 		} else {
 			keys[n] = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])

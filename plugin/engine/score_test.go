@@ -101,7 +101,7 @@ func TestDoubleFlux(t *testing.T) {
 	}
 }
 
-func TestEffectivePrefixes(t *testing.T) {
+func TestEffectiveNetworks(t *testing.T) {
 	mk := func(ss ...string) (l []seen) {
 		for _, s := range ss {
 			l = append(l, seen{addr: netip.MustParseAddr(s).As16(), last: 10})
@@ -119,8 +119,33 @@ func TestEffectivePrefixes(t *testing.T) {
 		{mk("2a00:1::1", "2a00:1:ffff::1", "2a00:2::1", "45.0.0.1"), 2.828}, // 2^1.5
 	}
 	for i, tt := range tests {
-		if got := effectivePrefixes(tt.list, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
+		if got := effectiveNetworks(tt.list, nil, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
 			t.Errorf("%d: %v, want %v", i, got, tt.want)
 		}
+	}
+}
+
+// TestASNDiversity checks that with an ASN database network diversity is
+// measured on ASNs: a CDN spread over many /16s of one ASN is not flux.
+func TestASNDiversity(t *testing.T) {
+	oneASN := func(netip.Addr) uint32 { return 64500 }
+	perNet := func(a netip.Addr) uint32 { return 64500 + uint32(a.As4()[0]) }
+	for _, tt := range []struct {
+		name    string
+		asn     func(netip.Addr) uint32
+		flagged bool
+	}{{"no database", nil, true}, {"one ASN", oneASN, false}, {"an ASN per network", perNet, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault; c.ASN = tt.asn })
+			var v Verdict
+			for _, a := range answers(4, 4, 100, 100) {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "img.big-cdn.com", Addrs: a, MinTTL: 60})
+			}
+			if (v.Level == LevelFlagged) != tt.flagged {
+				t.Errorf("verdict %+v, want flagged %v", v, tt.flagged)
+			}
+		})
 	}
 }

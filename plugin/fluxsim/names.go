@@ -27,7 +27,7 @@ type Name struct {
 	Kind      Kind     // behaviour
 	IPs       []string // Static / RoundRobin / Failover addresses (v4 and/or v6); Flux: an explicit pool instead of a generated one
 	Pool      int      // Flux: pool size (default 50)
-	PerAnswer int      // Flux: IPs per answer (default 4); Failover: IPs per group (default 1)
+	PerAnswer int      // Flux: IPs per answer (default 4, 1 with explicit IPs); Failover: IPs per group (default 1)
 	TTL       uint32   // default 300, 30 for Flux
 	IPv6      bool     // Flux: also answer AAAA from a public-looking IPv6 pool
 	Target    string   // CNAME target
@@ -52,7 +52,7 @@ const (
 	defaultPerAnswer   = 4
 	defaultSwitchAfter = 10
 	maxPool            = 100000    // upper bound for Pool and NSPool
-	hostsPer16         = 256 * 254 // addresses pool4 can draw from one /16
+	hostsPer16         = 256 * 254 // addresses prefixPool4 can draw from one /16
 	nsPerResp          = 2         // NS records per double-flux response
 )
 

@@ -145,15 +145,14 @@ func genLowAndSlow(g *gen, n int) (names []Name, query []string) {
 // addresses in 1-2 /16s, 4-8 per answer, TTL 20-60 s.
 func genUnlistedCDN(g *gen, n int) (names []Name, query []string) {
 	for range n {
-		b := g.benignSLD()
 		var d string
 		switch g.r.IntN(3) {
 		case 0:
-			d = g.domain(func() string { return b + "-cdn" }, []string{"net", "com"})
+			d = g.domain(func() string { return g.benignSLD() + "-cdn" }, []string{"net", "com"})
 		case 1:
-			d = g.domain(func() string { return b + g.pick("cdn", "static", "media") }, []string{"com", "net", "io"})
+			d = g.domain(func() string { return g.benignSLD() + g.pick("cdn", "static", "media") }, []string{"com", "net", "io"})
 		default:
-			d = g.domain(func() string { return b }, benignTLDs)
+			d = g.domain(g.benignSLD, benignTLDs)
 		}
 		pool := g.intn(20, 60)
 		names = append(names, Name{Name: g.pick("img", "static", "media", "assets", "cdn", "video", "dl") + "." + d,
@@ -171,8 +170,9 @@ func genCDNCNAME(g *gen, n int) (names []Name, query []string) {
 		providers[i] = g.domain(func() string { return g.brand(2, 3) + g.pick("edge", "-cdn", "cdn", "cache", "-edge") }, []string{"net", "com"})
 	}
 	for range n {
-		b := g.benignSLD()
-		alias := g.pick("www", "shop", "static", "img", "assets", "cdn") + "." + g.domain(func() string { return b }, benignTLDs)
+		d := g.domain(g.benignSLD, benignTLDs)
+		b, _, _ := strings.Cut(d, ".")
+		alias := g.pick("www", "shop", "static", "img", "assets", "cdn") + "." + d
 		provider := g.pick(providers...)
 		target := b + "." + provider
 		if g.chance(0.5) {
@@ -264,8 +264,7 @@ func genSinkhole(g *gen, n int) (names []Name, query []string) {
 // a company's public .com name, TTL 60-1200 s.
 func genInternalRR(g *gen, n int) (names []Name, query []string) {
 	for range n {
-		corp := g.benignSLD()
-		d := g.domain(func() string { return corp + g.pick("", "-corp", "-internal", "-int") }, []string{"com"})
+		d := g.domain(func() string { return g.benignSLD() + g.pick("", "-corp", "-internal", "-int") }, []string{"com"})
 		name := g.pick("intranet", "fs", "ad", "git", "wiki", "vpn", "ldap", "build", "jira") + "." + d
 		var ips []string
 		ten := g.chance(0.5)
@@ -379,14 +378,16 @@ func (g *gen) randomLabel() string {
 	}
 }
 
-// domain returns a registered domain sld.tld not handed out before.
+// domain returns a registered domain sld.tld not handed out before; sld
+// draws a new label each time it is called.
 func (g *gen) domain(sld func() string, tlds []string) string {
-	for {
+	for range 100000 {
 		if d := sld() + "." + g.pick(tlds...); !g.taken[d] {
 			g.taken[d] = true
 			return d
 		}
 	}
+	panic("fluxsim: scenario names exhausted") // far beyond any sensible perClass
 }
 
 // domainOf is the registered domain (last two labels) of host.

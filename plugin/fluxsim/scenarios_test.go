@@ -36,6 +36,13 @@ func TestScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(all classes): %v", err)
 	}
+	var many []Name // a large suite must be generated and served too
+	for _, c := range Scenarios(500) {
+		many = append(many, c.Names...)
+	}
+	if _, err := New(many); err != nil {
+		t.Fatalf("New(Scenarios(500)): %v", err)
+	}
 
 	// Each class's own shape, checked on its served names.
 	checks := map[string]func(t *testing.T, n Name){
