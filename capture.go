@@ -44,6 +44,18 @@ const (
 	maxNS          = 8
 )
 
+// rrAddr returns the address of an A or AAAA record, invalid for others.
+func rrAddr(rr dns.RR) netip.Addr {
+	var ip netip.Addr
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip, _ = netip.AddrFromSlice(rr.A.To4())
+	case *dns.AAAA:
+		ip, _ = netip.AddrFromSlice(rr.AAAA.To16())
+	}
+	return ip
+}
+
 // nameServers reads into buf the targets of m's NS records (answer or
 // authority section) owned by the question name or one of its parents
 // below the root: the name servers of the name's zone, whose rotation is
@@ -88,18 +100,13 @@ func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]strin
 			if !strings.EqualFold(h.Name, target) || n == len(buf) {
 				continue
 			}
-			var ip netip.Addr
-			switch rr := rr.(type) {
-			case *dns.A:
-				ip, _ = netip.AddrFromSlice(rr.A.To4())
-			case *dns.AAAA:
-				ip, _ = netip.AddrFromSlice(rr.AAAA.To16())
-			case *dns.CNAME:
+			if cname, ok := rr.(*dns.CNAME); ok {
 				if next == "" {
-					next = rr.Target
+					next = cname.Target
 				}
 				continue
 			}
+			ip := rrAddr(rr)
 			if !ip.IsValid() || h.Rrtype != qtype {
 				continue
 			}

@@ -49,14 +49,7 @@ func FuzzObserve(f *testing.F) {
 
 func inAnswer(m *dns.Msg, a netip.Addr) bool {
 	for _, rr := range m.Answer {
-		var ip netip.Addr
-		switch rr := rr.(type) {
-		case *dns.A:
-			ip, _ = netip.AddrFromSlice(rr.A.To4())
-		case *dns.AAAA:
-			ip, _ = netip.AddrFromSlice(rr.AAAA.To16())
-		}
-		if ip == a {
+		if ip := rrAddr(rr); ip.IsValid() && ip == a {
 			return true
 		}
 	}

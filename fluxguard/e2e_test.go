@@ -27,14 +27,7 @@ import (
 // front of fluxsim (a real authoritative DNS server on loopback) and queries
 // it over UDP and TCP as a client would.
 func TestEndToEnd(t *testing.T) {
-	sim, err := fluxsim.New(fluxsim.Demo())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
+	sim := startSim(t)
 
 	blockAddr, sinkAddr := freeAddr(t), freeAddr(t)
 	metricsAddr, reportAddr := freeAddr(t), freeAddr(t)
@@ -167,6 +160,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("report rows: %+v", rows)
 		}
 	})
+}
+
+// startSim starts fluxsim with the demo names on loopback until the test ends.
+func startSim(t *testing.T) *fluxsim.Server {
+	t.Helper()
+	sim, err := fluxsim.New(fluxsim.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim
 }
 
 // zoneAt is the server block key for the root zone on addr's port.
@@ -377,14 +384,7 @@ func startCoreDNSFile(t *testing.T, conf string) *coreDNS {
 // restart through the state file, and that a corrupt state file is
 // reported and ignored.
 func TestStateSurvivesReloadAndRestart(t *testing.T) {
-	sim, err := fluxsim.New(fluxsim.Demo())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
+	sim := startSim(t)
 
 	dir := t.TempDir()
 	addr, state := freeAddr(t), filepath.Join(dir, "fluxguard.state")
