@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
-	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/plugin/engine"
@@ -51,23 +51,52 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 // Name implements plugin.Handler.
 func (f *Fluxguard) Name() string { return pluginName }
 
-// ServeDNS implements plugin.Handler.
+// ServeDNS implements plugin.Handler. Its frame stays on the stack while
+// the rest of the chain runs, so it is kept small: a big frame here makes
+// the query's goroutine grow its stack further down.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	state := request.Request{W: w, Req: r}
-	qtype := state.QType()
-	if qtype != dns.TypeA && qtype != dns.TypeAAAA || plugin.Zones(f.cfg.zones).Matches(state.Name()) == "" {
+	name, ok := f.inspected(r)
+	if !ok {
 		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
 	}
-	name := engine.Normalize(state.Name())
 	sm := f.metricsFor(ctx)
-	if f.cfg.action != actionLog {
-		if v, held := f.eng.Held(name); held {
-			setMetadata(ctx, v)
-			return dns.RcodeSuccess, f.act(sm, w, r)
-		}
+	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
+		return dns.RcodeSuccess, nil
 	}
 	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
 	return plugin.NextOrFailure(f.Name(), f.Next, ctx, cw, r)
+}
+
+// answerHeld answers r without going upstream when name is held.
+//
+//go:noinline
+func (f *Fluxguard) answerHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
+	v, held := f.eng.Held(name)
+	if !held {
+		return false
+	}
+	setMetadata(ctx, v)
+	if err := f.act(sm, w, r); err != nil {
+		log.Debugf("writing the reply for %s: %v", name, err)
+	}
+	return true
+}
+
+// inspected returns the normalized question name of an A or AAAA query in
+// fluxguard's zones, or false for queries it lets pass uninspected.
+func (f *Fluxguard) inspected(r *dns.Msg) (string, bool) {
+	if len(r.Question) != 1 {
+		return "", false
+	}
+	q := r.Question[0]
+	if q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA {
+		return "", false
+	}
+	qname := strings.ToLower(q.Name)
+	if plugin.Zones(f.cfg.zones).Matches(qname) == "" {
+		return "", false
+	}
+	return engine.Normalize(qname), true
 }
 
 // answerBuffers hold what observe reads from an answer. They are pooled

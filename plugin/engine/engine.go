@@ -196,17 +196,20 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		return Verdict{Skip: SkipNoAddrs}
 	}
 	now := internalTime(unix)
-	v, created := e.record(e.st, o.Name, o, addrs, n, now, e.threshold, false)
+	v, created, domOff := e.record(e.st, o.Name, o, addrs, n, now, e.threshold, false)
 	if e.domains == nil {
 		return v
 	}
 	// Aggregate over the registered domain too: flux spread over random
 	// subdomains shows there, and flagging it covers every subdomain.
-	domain := registeredDomain(o.Name)
-	if domain == "" || domain == o.Name || e.skipped(p, domain, nil, unix) != SkipNone {
+	if domOff == noDomain {
 		return v
 	}
-	dv, _ := e.record(e.domains, domain, o, addrs, n, now, e.threshold*e.cfg.Weights.Domain, created)
+	domain := o.Name[domOff:]
+	if e.skipped(p, domain, nil, unix) != SkipNone {
+		return v
+	}
+	dv, _, _ := e.record(e.domains, domain, o, addrs, n, now, e.threshold*e.cfg.Weights.Domain, created)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
 		dv.Prev = v.Prev
@@ -216,17 +219,18 @@ func (e *Engine) Observe(o *Observation) Verdict {
 }
 
 // record adds an answer's evidence to key's entry in st and judges it,
-// reporting whether the entry is new. newName tells a registered domain's
-// aggregate that the answer is for a name not seen before.
-func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, n int, now uint32, threshold float64, newName bool) (Verdict, bool) {
+// reporting whether the entry is new and where key's registered domain
+// starts in it (noDomain when it has none other than itself). newName
+// tells a registered domain's aggregate that the answer is for a name not
+// seen before.
+func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, n int, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
 	sh := st.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.m[key]
 	created := en == nil
 	if created {
-		en = &entry{ips: make([]seen, 0, min(n, e.cfg.MaxIPsPerName)), nameBits: e.nameReasons(key), meanTTL: o.MinTTL}
-		st.insert(sh, key, en, func(v *entry) uint64 { return e.rank(v, now) })
+		en = e.create(st, sh, key, n, o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
@@ -260,7 +264,32 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 		en.heldUntil = now + e.hold
 	}
 	v.Prev, en.level = en.level, v.Level
-	return v, created
+	return v, created, en.domOff
+}
+
+// domainOffset returns where key's registered domain starts in it, for
+// an exact name aggregated by registered domain, else noDomain.
+func (e *Engine) domainOffset(st *store, key string) uint8 {
+	if st != e.st || e.domains == nil {
+		return noDomain
+	}
+	if d := registeredDomain(key); d != "" && d != key && len(key)-len(d) < noDomain {
+		return uint8(len(key) - len(d))
+	}
+	return noDomain
+}
+
+// noDomain marks an entry whose key has no registered domain of its own.
+const noDomain = 0xff
+
+// create adds a new entry for key to the locked shard sh of st. It is kept
+// out of record, the common path, to keep that frame small.
+//
+//go:noinline
+func (e *Engine) create(st *store, sh *shard, key string, n int, ttl, now uint32) *entry {
+	en := &entry{ips: make([]seen, 0, min(n, e.cfg.MaxIPsPerName)), nameBits: e.nameReasons(key), meanTTL: ttl, domOff: e.domainOffset(st, key)}
+	st.insert(sh, key, en, func(v *entry) uint64 { return e.rank(v, now) })
+	return en
 }
 
 // maxNSPerDomain bounds the name servers kept per registered domain.

@@ -29,6 +29,7 @@ type entry struct {
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
 	level     Level
 	maxAnswer uint8    // most evidence addresses seen in one answer
+	domOff    uint8    // where the key's registered domain starts, or noDomain
 	subnames  uint16   // names seen under a registered domain; 0 for exact names
 	nameBits  Reasons  // name-derived reasons, computed once
 	ns        []seen   // name servers (hashed) seen for a registered domain

@@ -85,7 +85,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 			ips: loadSeen(se.IPs, e.cfg.MaxIPsPerName), clients: loadSeen(se.Clients, e.cfg.MaxClientsPerName),
 			head: se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
 			meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames, ns: loadSeen(se.NS, maxNSPerDomain),
-			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name),
+			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
 		}
 		if s.Window == e.window {
 			copy(en.counts[:], se.Counts)
