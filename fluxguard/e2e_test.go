@@ -458,3 +458,61 @@ func TestStateSurvivesReloadAndRestart(t *testing.T) {
 		t.Fatalf("stable name after corrupt state:\n%s", r)
 	}
 }
+
+// TestUpstreamDiesAndComesBack checks that fluxguard passes upstream
+// failures through (SERVFAIL, counted as no evidence) and serves again when
+// the upstream returns.
+func TestUpstreamDiesAndComesBack(t *testing.T) {
+	sim := startSim(t)
+	upstream := sim.Addr()
+	addr := freeAddr(t)
+	core := startCoreDNS(t, fmt.Sprintf(`%s {
+    bind 127.0.0.1
+    fluxguard {
+        action block
+    }
+    forward . %s {
+        max_fails 1
+        health_check 200ms
+    }
+}
+`, zoneAt(addr), upstream))
+	if r := query(t, "udp", addr, "www.stable.example.", dns.TypeA, true); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("before the failure:\n%s", r)
+	}
+	sim.Close()
+	for range 3 {
+		r := query(t, "tcp", addr, "login.fluxy.top.", dns.TypeA, true)
+		if r.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("with the upstream down: %s", dns.RcodeToString[r.Rcode])
+		}
+	}
+	back, err := fluxsim.New(fluxsim.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.Start(upstream); err != nil {
+		t.Fatalf("restarting the upstream on %s: %v", upstream, err)
+	}
+	t.Cleanup(func() { back.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := query(t, "udp", addr, "www.stable.example.", dns.TypeA, true)
+		if r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer after the upstream came back:\n%s\n%s", r, core)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The failures were no evidence: the flux name needs its three answers.
+	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA} {
+		if r := query(t, "udp", addr, "login.fluxy.top.", qtype, true); (r.Rcode == dns.RcodeRefused) != (i == 2) {
+			t.Fatalf("answer %d after recovery: %s", i, dns.RcodeToString[r.Rcode])
+		}
+	}
+	if strings.Contains(core.String(), "panic") {
+		t.Fatalf("panic in CoreDNS:\n%s", core)
+	}
+}
