@@ -80,13 +80,13 @@ metric() {
     END {printf "%d\n", (kind == "counter") ? s + e : (n ? s : e)}' <<<"$body"
 }
 
-upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names under flux.top rotate per query id
+upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names under flux.top rotate per query id over many /16s
   cat >"$TMP/up.conf" <<EOF
 .:$1 {
     bind 127.0.0.1
     template IN A flux.top {
-        var o "id() % 250 + 1"
-        answer "{{ .Name }} 0 IN A 45.1.{{ .Var.o }}.1" "{{ .Name }} 0 IN A 45.2.{{ .Var.o }}.2"
+        var o "id() % 200 + 23"
+        answer "{{ .Name }} 0 IN A {{ .Var.o }}.1.0.1" "{{ .Name }} 0 IN A {{ .Var.o }}.2.0.2"
     }
     template IN A {
         answer "{{ .Name }} 60 IN A 45.0.0.1" "{{ .Name }} 60 IN A 45.0.0.2"
@@ -280,9 +280,9 @@ soak() {
   sent=$(field 'Queries sent' <<<"$out") done=$(field 'Queries completed' <<<"$out") lost=$(field 'Queries lost' <<<"$out")
   qps=$(field 'Queries per second' <<<"$out")
   at60=$((SOAK_DURATION < 120 ? SOAK_DURATION / 2 : 60))  # short runs: RSS reference at half time
-  read -r rss_first rss_max rss_last rss_60 tracked_max g_max < <(awk -v at="$at60" '
-    NR == 1 {first = $2} {if ($2 > max) max = $2; if ($4 > tmax) tmax = $4; if ($3 > gmax) gmax = $3; last = $2}
-    !ref && $1 >= at {ref = $2} END {print first, max, last, ref ? ref : last, tmax, gmax}' "$TMP/samples.txt")
+  read -r rss_first rss_max rss_last rss_60 at60 tracked_max g_max < <(awk -v at="$at60" '
+    NR == 1 {first = $2} {if ($2 > max) max = $2; if ($4 > tmax) tmax = $4; if ($3 > gmax) gmax = $3; last = $2; lt = $1}
+    !ref && $1 >= at {ref = $2; rt = $1} END {print first, max, last, ref ? ref : last, ref ? rt : lt, tmax, gmax}' "$TMP/samples.txt")
   cap=$((SOAK_MAX_NAMES + SOAK_MAX_NAMES / 4))
   pf() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
   {
@@ -294,7 +294,7 @@ soak() {
     echo "| soak | value |"; echo "|---|---|"
     echo "| duration | $((t1 - t0)) s (dnsperf -l $SOAK_DURATION) |"
     echo "| queries sent / completed / lost | $sent / $done / $lost |"
-    echo "| qps | $qps |"
+    echo "| qps | ${qps%.*} |"
     echo "| RSS first / at ${at60} s / max / last | $(mib "$rss_first") / $(mib "$rss_60") / $(mib "$rss_max") / $(mib "$rss_last") |"
     echo "| goroutines first / max / last (idle, after the load) | $g_first / $g_max / $g_last |"
     echo "| coredns_fluxguard_tracked_names max | $tracked_max (max_names $SOAK_MAX_NAMES, limit $cap with domain aggregates) |"
