@@ -344,7 +344,13 @@ func startCoreDNS(t *testing.T, corefile string) *coreDNS {
 // startCoreDNSFile is startCoreDNS with a Corefile already on disk.
 func startCoreDNSFile(t *testing.T, conf string) *coreDNS {
 	t.Helper()
-	bin := buildBinary(t)
+	return startCoreDNSBin(t, buildBinary(t), conf)
+}
+
+// startCoreDNSBin runs bin with the Corefile conf until the test ends, and
+// waits until it has started.
+func startCoreDNSBin(t *testing.T, bin, conf string) *coreDNS {
+	t.Helper()
 	cmd := exec.Command(bin, "-conf", conf)
 	c := &coreDNS{cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c, c
@@ -361,10 +367,14 @@ func startCoreDNSFile(t *testing.T, conf string) *coreDNS {
 		cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("CoreDNS output:\n%s", c)
+			out := c.String()
+			if len(out) > 20000 {
+				out = out[:10000] + "\n...\n" + out[len(out)-10000:]
+			}
+			t.Logf("CoreDNS output:\n%s", out)
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		select {
 		case err := <-exited:
 			t.Fatalf("CoreDNS exited: %v\n%s", err, c)
