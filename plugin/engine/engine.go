@@ -390,30 +390,35 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 		return denied, true
 	}
 	now := internalTime(unix)
-	if v, ok := e.held(e.st, name, now, e.threshold); ok {
-		return v, true
+	v, ok, en := e.held(e.st, name, now, e.threshold)
+	if ok || e.domains == nil {
+		return v, ok
 	}
-	if e.domains == nil {
+	// The registered domain: where the name's entry says, else computed.
+	// (An allowed domain was caught above: allowed covers the parents.)
+	off := e.domainOffset(e.st, name)
+	if en != nil {
+		off = en.domOff
+	}
+	if off == noDomain {
 		return Verdict{}, false
 	}
-	domain := registeredDomain(name)
-	if domain == "" || domain == name || p.allowed(domain, nil, unix) {
-		return Verdict{}, false
-	}
-	v, ok := e.held(e.domains, domain, now, e.threshold*e.cfg.Weights.Domain)
+	v, ok, _ = e.held(e.domains, name[off:], now, e.threshold*e.cfg.Weights.Domain)
 	v.Reasons |= ReasonRegisteredDomain
 	return v, ok
 }
 
-func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool) {
+// held judges key's entry in st if it is held, and returns the entry
+// (nil when there is none) for what else it knows.
+func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool, *entry) {
 	sh := st.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.m[key]
 	if en == nil || en.heldUntil <= now {
-		return Verdict{}, false
+		return Verdict{}, false, en
 	}
-	return e.judge(en, now, threshold), true
+	return e.judge(en, now, threshold), true, en
 }
 
 // Sweep drops the entries with no evidence left in the window that are not
