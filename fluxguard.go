@@ -27,14 +27,15 @@ var log = clog.NewWithPlugin(pluginName)
 type Fluxguard struct {
 	Next plugin.Handler
 
-	cfg     config
-	key     string // server block, for state kept across reloads
-	eng     *engine.Engine
-	flagged *flaggedGauge
-	log     *detectionLog
-	report  *reportServer
-	done    chan struct{}
-	metrics atomic.Pointer[serverMetrics] // for the server of the last query
+	cfg      config
+	key      string // server block, for state kept across reloads
+	eng      *engine.Engine
+	flagged  *flaggedGauge
+	log      *detectionLog
+	resolver *nsResolver // resolve_ns, or nil
+	report   *reportServer
+	done     chan struct{}
+	metrics  atomic.Pointer[serverMetrics] // for the server of the last query
 }
 
 // newFluxguard returns the handler for cfg; key names its server block for
@@ -45,7 +46,11 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 		return nil, err
 	}
 	eng.SetPolicy(cfg.policy())
-	return &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains), log: newDetectionLog()}, nil
+	f := &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains), log: newDetectionLog()}
+	if cfg.resolveNS > 0 {
+		f.resolver = newNSResolver(f, cfg.resolveNS)
+	}
+	return f, nil
 }
 
 // Name implements plugin.Handler.
@@ -129,6 +134,9 @@ func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string,
 	sm.verdicts[v.Level].Inc()
 	if v.Changed() {
 		f.log.levelChanged(name, v)
+		if v.Level == engine.LevelSuspicious && f.resolver != nil {
+			f.resolver.enqueue(ctx, name)
+		}
 		if v.Level == engine.LevelFlagged {
 			f.flagged.add(sm.server, name)
 		}
@@ -153,6 +161,9 @@ func (f *Fluxguard) start() error {
 	}
 	f.done = make(chan struct{})
 	go f.housekeep(f.done)
+	if f.resolver != nil {
+		go f.resolver.run(f.done)
+	}
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil
 }

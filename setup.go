@@ -41,6 +41,9 @@ func setup(c *caddy.Controller) error {
 	return nil
 }
 
+// defaultResolveRate is resolve_ns's rate when none is given.
+const defaultResolveRate = 2
+
 // action is what fluxguard does with the answer for a flagged name.
 type action int
 
@@ -65,6 +68,7 @@ type config struct {
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration
 	closeASN       func() error // closes the asn_db database, if any
+	resolveNS      float64      // NS queries a second for suspicious domains; 0 for none
 	allowFile      *policyFile  // reloaded on change
 	denyFile       *policyFile
 }
@@ -105,7 +109,7 @@ func parse(c *caddy.Controller) (config, error) {
 func parseOption(c *caddy.Controller, cfg *config) error {
 	opt := c.Val()
 	args := c.RemainingArgs()
-	if len(args) == 0 {
+	if len(args) == 0 && opt != "resolve_ns" {
 		return c.ArgErr()
 	}
 	ec := &cfg.engine
@@ -325,6 +329,18 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		}
 		if cfg.stateInterval < housekeepEvery {
 			return c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
+		}
+	case "resolve_ns":
+		cfg.resolveNS = defaultResolveRate
+		if len(args) > 1 {
+			return c.Errf("resolve_ns takes at most one argument")
+		}
+		if len(args) == 1 {
+			f, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || f <= 0 || f > 1000 {
+				return c.Errf("resolve_ns: %q is not a rate between 0 and 1000 queries a second", args[0])
+			}
+			cfg.resolveNS = f
 		}
 	case "asn_db":
 		s, err := one()

@@ -483,3 +483,28 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 	}
 	return names, len(items)
 }
+
+// RegisteredDomain returns name's registered domain (eTLD+1), or "" when
+// it has none.
+func RegisteredDomain(name string) string { return registeredDomain(name) }
+
+// ObserveNS records the name servers of a registered domain learnt outside
+// an answer (by resolving its NS records), for the NS churn of the default
+// profile. It does nothing for a domain not tracked yet or not aggregated.
+func (e *Engine) ObserveNS(domain string, ns []string) {
+	if e.domains == nil || len(ns) == 0 {
+		return
+	}
+	now := e.clock()
+	sh := e.domains.shard(domain)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.m[domain]
+	if en == nil {
+		return
+	}
+	for _, n := range ns[:min(len(ns), maxNSPerDomain)] {
+		en.ns, _, _ = addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
+	}
+	en.effNew = true
+}

@@ -149,3 +149,35 @@ func TestASNDiversity(t *testing.T) {
 		})
 	}
 }
+
+// TestObserveNS checks that name servers learnt by resolution count as NS
+// churn for the registered domain.
+func TestObserveNS(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	for i, a := range answers(3, 2, 100, 3) {
+		clk.add(time.Minute)
+		e.Observe(&Observation{Name: fmt.Sprintf("h%d.rotating-ns.com", i%2), Addrs: a, MinTTL: 30})
+	}
+	e.ObserveNS("unknown.example", []string{"ns1.unknown.example"}) // not tracked: ignored
+	for i := range 4 {
+		e.ObserveNS("rotating-ns.com", []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)})
+	}
+	if got := RegisteredDomain("h0.rotating-ns.com"); got != "rotating-ns.com" {
+		t.Fatalf("RegisteredDomain = %q", got)
+	}
+	clk.add(time.Minute)
+	v := e.Observe(&Observation{Name: "h2.rotating-ns.com", Addrs: answers(1, 2, 100, 3)[0], MinTTL: 30})
+	rows := e.Report()
+	found := false
+	for _, r := range rows {
+		found = found || r.DomainName == "*.rotating-ns.com"
+	}
+	if !found {
+		t.Fatalf("no aggregate row: %+v (%+v)", rows, v)
+	}
+	sh := e.domains.shard("rotating-ns.com")
+	if n := countSince(sh.m["rotating-ns.com"].ns, 0); n != 8 {
+		t.Errorf("%d name servers recorded, want 8", n)
+	}
+}

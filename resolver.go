@@ -1,0 +1,102 @@
+package fluxguard
+
+import (
+	"context"
+	"net"
+
+	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+// nsResolver actively resolves the NS records of the registered domains of
+// names that become suspicious (option resolve_ns), through the rest of
+// the chain (cache, then the configured upstream), rate-limited, and feeds
+// the name servers to the engine: double flux shows as NS churn even when
+// the upstream's answers carry no authority section.
+type nsResolver struct {
+	f     *Fluxguard
+	queue chan nsJob
+	limit *rate.Limiter
+}
+
+// nsJob is one registered domain to resolve, with the context of the
+// query that made it suspicious (for the server's metrics labels).
+type nsJob struct {
+	ctx    context.Context
+	domain string
+}
+
+// nsQueueLen bounds the domains waiting for resolution; more are dropped.
+const nsQueueLen = 64
+
+func newNSResolver(f *Fluxguard, perSecond float64) *nsResolver {
+	return &nsResolver{f: f, queue: make(chan nsJob, nsQueueLen), limit: rate.NewLimiter(rate.Limit(perSecond), 1)}
+}
+
+// enqueue asks for name's registered domain to be resolved, unless the
+// queue is full.
+func (r *nsResolver) enqueue(ctx context.Context, name string) {
+	domain := engine.RegisteredDomain(name)
+	if domain == "" {
+		return
+	}
+	select {
+	case r.queue <- nsJob{ctx: context.WithoutCancel(ctx), domain: domain}:
+	default:
+	}
+}
+
+// run resolves queued domains until done is closed.
+func (r *nsResolver) run(done <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-done; cancel() }()
+	for {
+		select {
+		case <-done:
+			return
+		case job := <-r.queue:
+			if r.limit.Wait(ctx) != nil {
+				return
+			}
+			r.resolve(job)
+		}
+	}
+}
+
+// resolve sends an NS query for job's domain down the chain and records
+// the name servers of the answer.
+func (r *nsResolver) resolve(job nsJob) {
+	q := new(dns.Msg).SetQuestion(dns.Fqdn(job.domain), dns.TypeNS)
+	w := &nsWriter{}
+	if _, err := r.f.Next.ServeDNS(job.ctx, w, q); err != nil || w.msg == nil {
+		return
+	}
+	var ns []string
+	for _, rr := range w.msg.Answer {
+		if rec, ok := rr.(*dns.NS); ok && dns.IsSubDomain(rec.Hdr.Name, dns.Fqdn(job.domain)) {
+			ns = append(ns, engine.Normalize(rec.Ns))
+		}
+	}
+	r.f.eng.ObserveNS(job.domain, ns)
+}
+
+// nsWriter is the ResponseWriter of fluxguard's own NS queries: it keeps
+// the answer and presents itself as a local client.
+type nsWriter struct {
+	dns.ResponseWriter
+	msg *dns.Msg
+}
+
+var loopback = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+
+func (w *nsWriter) WriteMsg(m *dns.Msg) error { w.msg = m; return nil }
+func (w *nsWriter) LocalAddr() net.Addr       { return loopback }
+func (w *nsWriter) RemoteAddr() net.Addr      { return loopback }
+func (w *nsWriter) Network() string           { return "udp" }
+func (w *nsWriter) Close() error              { return nil }
+func (w *nsWriter) TsigStatus() error         { return nil }
+func (w *nsWriter) TsigTimersOnly(bool)       {}
+func (w *nsWriter) Hijack()                   {}
+func (w *nsWriter) Write([]byte) (int, error) { return 0, nil }

@@ -1,0 +1,69 @@
+package fluxguard
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
+)
+
+// TestResolveNS checks that with resolve_ns the registered domains of
+// suspicious names are resolved through the chain, rate-limited, and that
+// their rotating name servers count as NS churn (double flux) even though
+// no answer carries an authority section.
+func TestResolveNS(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n resolve_ns 1000\n}")
+	var nsQueries atomic.Int64
+	f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg).SetReply(r)
+		q := r.Question[0]
+		if q.Qtype == dns.TypeNS {
+			n := nsQueries.Add(1)
+			m.Answer = []dns.RR{
+				test.NS(fmt.Sprintf("%s 30 IN NS ns%d.dblflux.com.", q.Name, 2*n)),
+				test.NS(fmt.Sprintf("%s 30 IN NS ns%d.dblflux.com.", q.Name, 2*n+1)),
+			}
+		} else {
+			// Few networks: the addresses alone never flag the domain.
+			for i := range 2 {
+				m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 30 IN A 45.%d.0.%d", q.Name, i, 1+int(r.Id)%200)))
+			}
+		}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	})
+	if err := f.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer f.stop()
+	ctx := newContext(serverLabel(t))
+	id := uint16(0)
+	ask := func(name string) {
+		id++
+		q := newQuery(name, dns.TypeA)
+		q.Id = id
+		serve(t, ctx, f, q)
+	}
+	for i := range 8 {
+		for range 3 {
+			ask(fmt.Sprintf("h%d.dblflux.com.", i))
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); nsQueries.Load() < 8; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d NS queries made, want 8", nsQueries.Load())
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the last answer's name servers are recorded
+	ask("h9.dblflux.com.")
+	v, held := f.eng.Held("any.dblflux.com")
+	if !held || v.Reasons&engine.ReasonNSChurn == 0 || v.Reasons&engine.ReasonRegisteredDomain == 0 {
+		t.Errorf("Held = %+v (%s), %v; want the registered domain flagged for NS churn", v, v.Reasons, held)
+	}
+}
