@@ -38,6 +38,6 @@ func (l *detectionLog) levelChanged(name string, v engine.Verdict) {
 	if n := l.suppressed.Swap(0); n > 0 {
 		extra = " suppressed_before=" + strconv.FormatUint(n, 10)
 	}
-	log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d technique=T1568.001%s",
-		name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients, extra)
+	log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d networks=%g prefixes=%d subnets=%d diversity=%g technique=T1568.001%s",
+		name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients, v.Networks, v.Prefixes, v.Subnets, v.Diversity, extra)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -337,6 +338,10 @@ func (e *Engine) judge(en *entry, now uint32, threshold float64) Verdict {
 		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
 	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
 		v.Score, v.Reasons = e.fluxScore(en, v.UniqueIPs, since)
+		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.eff)*100)/100, int(en.p16), int(en.p24)
+		if v.UniqueIPs > 1 {
+			v.Diversity = math.Round(math.Log2(float64(en.eff))/math.Log2(float64(v.UniqueIPs))*100) / 100
+		}
 	}
 	switch {
 	case e.candidate(v) && v.Score >= threshold, en.heldUntil > now:

@@ -37,9 +37,10 @@ type entry struct {
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
-	eff    float32
-	effU   uint16
-	effNew bool
+	eff      float32
+	effU     uint16
+	effNew   bool
+	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
 }
 
 // addSeen records a in list at time now. A full list drops its stalest

@@ -47,6 +47,8 @@ func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) 
 	w := e.cfg.Weights
 	if en.effNew || int(en.effU) != ips {
 		en.eff, en.effU, en.effNew = float32(effectiveNetworks(en.ips, en.asns, since)), uint16(ips), false
+		wide, narrow := prefixCounts(en.ips, since)
+		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
 	eff := float64(en.eff)
 	score := w.Prefix * eff
@@ -113,6 +115,34 @@ func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
 		i = j
 	}
 	return math.Exp2(h)
+}
+
+// prefixCounts returns the number of distinct /16 and /24 prefixes (IPv4),
+// or /32 and /48 (IPv6), among the addresses seen after since.
+func prefixCounts(list []seen, since uint32) (wide, narrow int) {
+	var w, nw [64]uint64 // the first 64 addresses, as in effectiveNetworks
+	n := 0
+	for i := range list {
+		if list[i].last <= since || n == len(w) {
+			continue
+		}
+		a := list[i].addr
+		if isV4Mapped(a) {
+			w[n] = 1<<48 | uint64(a[12])<<8 | uint64(a[13])
+			nw[n] = 1<<48 | uint64(a[12])<<16 | uint64(a[13])<<8 | uint64(a[14])
+		} else {
+			w[n] = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+			nw[n] = w[n]<<16 | uint64(a[4])<<8 | uint64(a[5])
+		}
+		n++
+	}
+	return distinct(w[:n]), distinct(nw[:n])
+}
+
+// distinct sorts k and counts its distinct values.
+func distinct(k []uint64) int {
+	slices.Sort(k)
+	return len(slices.Compact(k))
 }
 
 func isV4Mapped(a [16]byte) bool {

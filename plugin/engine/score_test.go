@@ -34,6 +34,7 @@ func TestDefaultProfile(t *testing.T) {
 		reasons Reasons
 	}{
 		{"single flux", answers(3, 4, 100, 100), 60, true, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+		{"single flux in one /16", answers(3, 4, 100, 1), 60, false, ReasonRotating | ReasonShortTTL},
 		{"low and slow", answers(9, 1, 50, 50), 5, true, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
 		{"long TTL flux is not evidence", answers(6, 4, 100, 100), 86400, false, ReasonPrefixDiversity | ReasonRotating},
 		{"CDN: many IPs, two networks", answers(20, 8, 60, 2), 20, false, ReasonRotating | ReasonShortTTL},
@@ -51,6 +52,9 @@ func TestDefaultProfile(t *testing.T) {
 			}
 			if (v.Level == LevelFlagged) != tt.flagged || v.Reasons != tt.reasons {
 				t.Errorf("verdict %+v (reasons %s), want flagged %v reasons %s", v, v.Reasons, tt.flagged, tt.reasons)
+			}
+			if tt.name == "single flux" && (v.Networks != 12 || v.Prefixes != 12 || v.Subnets != 12 || v.Diversity != 1) {
+				t.Errorf("diversity of 12 addresses in 12 networks: %+v", v)
 			}
 		})
 	}
@@ -98,6 +102,16 @@ func TestDoubleFlux(t *testing.T) {
 	}
 	if single.Reasons&ReasonNSChurn != 0 || double.Reasons&ReasonNSChurn == 0 || double.Score != single.Score+5 {
 		t.Errorf("single %+v, double %+v", single, double)
+	}
+}
+
+func TestPrefixCounts(t *testing.T) {
+	var l []seen
+	for _, s := range []string{"45.0.0.1", "45.0.0.2", "45.0.1.1", "46.0.0.1", "2a00:1:2:3::1", "2a00:1:2:4::1", "2a00:1:3::1"} {
+		l = append(l, seen{addr: netip.MustParseAddr(s).As16(), last: 10})
+	}
+	if wide, narrow := prefixCounts(l, 0); wide != 3 || narrow != 5 {
+		t.Errorf("prefixCounts = %d, %d; want 3 /16+/32 and 5 /24+/48", wide, narrow)
 	}
 }
 

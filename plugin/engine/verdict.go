@@ -87,6 +87,15 @@ type Verdict struct {
 	UniqueIPs int
 	Queries   int
 	Clients   int
+
+	// Network diversity, computed by the default profile for candidates:
+	// effective networks (2^entropy of the /16 or /32 prefixes, or ASNs),
+	// distinct /16 (IPv6 /32) prefixes, distinct /24 (IPv6 /48) subnets, and
+	// the normalized entropy (log2 networks / log2 unique IPs, 0 to 1).
+	Networks  float64
+	Prefixes  int
+	Subnets   int
+	Diversity float64
 }
 
 // Changed reports whether the observation moved the name to another level.
