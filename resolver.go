@@ -3,6 +3,7 @@ package fluxguard
 import (
 	"context"
 	"net"
+	"net/netip"
 
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
@@ -10,11 +11,12 @@ import (
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
-// nsResolver actively resolves the NS records of the registered domains of
-// names that become suspicious (option resolve_ns), through the rest of
-// the chain (cache, then the configured upstream), rate-limited, and feeds
-// the name servers to the engine: double flux shows as NS churn even when
-// the upstream's answers carry no authority section.
+// nsResolver actively resolves the NS records, and their addresses, of the
+// registered domains of names that become suspicious (option resolve_ns),
+// through the rest of the chain (cache, then the configured upstream),
+// rate-limited, and feeds them to the engine: double flux shows as NS churn
+// and NS network diversity even when the upstream's answers carry no
+// authority section.
 type nsResolver struct {
 	f     *Fluxguard
 	queue chan nsJob
@@ -60,26 +62,57 @@ func (r *nsResolver) run(done <-chan struct{}) {
 			if r.limit.Wait(ctx) != nil {
 				return
 			}
-			r.resolve(job)
+			r.resolve(ctx, job)
 		}
 	}
 }
 
-// resolve sends an NS query for job's domain down the chain and records
-// the name servers of the answer.
-func (r *nsResolver) resolve(job nsJob) {
-	q := new(dns.Msg).SetQuestion(dns.Fqdn(job.domain), dns.TypeNS)
-	w := &nsWriter{}
-	if _, err := r.f.Next.ServeDNS(job.ctx, w, q); err != nil || w.msg == nil {
+// maxGlue bounds the name servers whose addresses are resolved per domain.
+const maxGlue = 4
+
+// resolve sends an NS query for job's domain down the chain, then A
+// queries for up to maxGlue of its name servers without glue in the
+// answer, each within the rate limit, and records the name servers and
+// their addresses.
+func (r *nsResolver) resolve(ctx context.Context, job nsJob) {
+	m := r.ask(job.ctx, job.domain, dns.TypeNS)
+	if m == nil {
 		return
 	}
 	var ns []string
-	for _, rr := range w.msg.Answer {
+	for _, rr := range m.Answer {
 		if rec, ok := rr.(*dns.NS); ok && dns.IsSubDomain(rec.Hdr.Name, dns.Fqdn(job.domain)) {
 			ns = append(ns, engine.Normalize(rec.Ns))
 		}
 	}
-	r.f.eng.ObserveNS(job.domain, ns)
+	var addrs []netip.Addr
+	for _, rr := range m.Extra {
+		if a := rrAddr(rr); a.IsValid() {
+			addrs = append(addrs, a)
+		}
+	}
+	for _, name := range ns[:min(len(ns), maxGlue)] {
+		if len(addrs) > 0 || r.limit.Wait(ctx) != nil {
+			break // the glue came with the answer, or fluxguard is stopping
+		}
+		if g := r.ask(job.ctx, name, dns.TypeA); g != nil {
+			for _, rr := range g.Answer {
+				if a := rrAddr(rr); a.IsValid() {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+	}
+	r.f.eng.ObserveNS(job.domain, ns, addrs)
+}
+
+// ask sends one query down the chain and returns the answer, if any.
+func (r *nsResolver) ask(ctx context.Context, name string, qtype uint16) *dns.Msg {
+	w := &nsWriter{}
+	if _, err := r.f.Next.ServeDNS(ctx, w, new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype)); err != nil {
+		return nil
+	}
+	return w.msg
 }
 
 // nsWriter is the ResponseWriter of fluxguard's own NS queries: it keeps

@@ -3,6 +3,7 @@ package fluxguard
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,17 +21,21 @@ import (
 // no answer carries an authority section.
 func TestResolveNS(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n resolve_ns 1000\n}")
-	var nsQueries atomic.Int64
+	var nsQueries, glueQueries atomic.Int64
 	f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 		m := new(dns.Msg).SetReply(r)
 		q := r.Question[0]
-		if q.Qtype == dns.TypeNS {
+		switch {
+		case q.Qtype == dns.TypeNS:
 			n := nsQueries.Add(1)
 			m.Answer = []dns.RR{
 				test.NS(fmt.Sprintf("%s 30 IN NS ns%d.dblflux.com.", q.Name, 2*n)),
 				test.NS(fmt.Sprintf("%s 30 IN NS ns%d.dblflux.com.", q.Name, 2*n+1)),
 			}
-		} else {
+		case strings.HasPrefix(q.Name, "ns"): // the name servers sit on bots too
+			glueQueries.Add(1)
+			m.Answer = []dns.RR{test.A(fmt.Sprintf("%s 30 IN A %d.7.0.1", q.Name, 30+glueQueries.Load()))}
+		default:
 			// Few networks: the addresses alone never flag the domain.
 			for i := range 2 {
 				m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 30 IN A 45.%d.0.%d", q.Name, i, 1+int(r.Id)%200)))
@@ -62,8 +67,11 @@ func TestResolveNS(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // the last answer's name servers are recorded
 	ask("h9.dblflux.com.")
+	if glueQueries.Load() == 0 {
+		t.Error("the name servers' addresses were not resolved")
+	}
 	v, held := f.eng.Held("any.dblflux.com")
-	if !held || v.Reasons&engine.ReasonNSChurn == 0 || v.Reasons&engine.ReasonRegisteredDomain == 0 {
+	if !held || v.Reasons&engine.ReasonNSChurn == 0 || v.Reasons&engine.ReasonNSDiversity == 0 || v.Reasons&engine.ReasonRegisteredDomain == 0 {
 		t.Errorf("Held = %+v (%s), %v; want the registered domain flagged for NS churn", v, v.Reasons, held)
 	}
 }

@@ -493,11 +493,12 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 // it has none.
 func RegisteredDomain(name string) string { return registeredDomain(name) }
 
-// ObserveNS records the name servers of a registered domain learnt outside
-// an answer (by resolving its NS records), for the NS churn of the default
+// ObserveNS records the name servers of a registered domain, and their
+// addresses, learnt outside an answer (by resolving its NS records and
+// their glue), for the NS churn and NS network diversity of the default
 // profile. It does nothing for a domain not tracked yet or not aggregated.
-func (e *Engine) ObserveNS(domain string, ns []string) {
-	if e.domains == nil || len(ns) == 0 {
+func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
+	if e.domains == nil || len(ns)+len(addrs) == 0 {
 		return
 	}
 	now := e.clock()
@@ -510,6 +511,11 @@ func (e *Engine) ObserveNS(domain string, ns []string) {
 	}
 	for _, n := range ns[:min(len(ns), maxNSPerDomain)] {
 		en.ns, _, _ = addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
+	}
+	for _, a := range addrs[:min(len(addrs), maxNSPerDomain)] {
+		if e.evidence(a) {
+			en.nsIPs, _, _ = addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
+		}
 	}
 	en.effNew = true
 }

@@ -33,6 +33,7 @@ type entry struct {
 	subnames  uint16   // names seen under a registered domain; 0 for exact names
 	nameBits  Reasons  // name-derived reasons, computed once
 	ns        []seen   // name servers (hashed) seen for a registered domain
+	nsIPs     []seen   // their addresses, when resolved (resolve_ns)
 	asns      []uint32 // the ASN of each of ips, when an ASN database is configured
 
 	// The effective prefixes of ips, cached: recomputed when an address

@@ -31,6 +31,7 @@ type savedEntry struct {
 	MaxAnswer      uint8
 	Subnames       uint16
 	NS             []savedSeen
+	NSIPs          []savedSeen
 }
 
 type savedSeen struct {
@@ -47,7 +48,7 @@ func (e *Engine) Save(w io.Writer) error {
 			Name: sc.prefix + name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
 			Counts: append([]uint32(nil), en.counts[:]...), First: en.first,
 			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
-			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(en.ns),
+			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(en.ns), NSIPs: saveSeen(en.nsIPs),
 		})
 		return true
 	})
@@ -84,7 +85,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		en := &entry{
 			ips: loadSeen(se.IPs, e.cfg.MaxIPsPerName), clients: loadSeen(se.Clients, e.cfg.MaxClientsPerName),
 			head: se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
-			meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames, ns: loadSeen(se.NS, maxNSPerDomain),
+			meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames, ns: loadSeen(se.NS, maxNSPerDomain), nsIPs: loadSeen(se.NSIPs, maxNSPerDomain),
 			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
 		}
 		if s.Window == e.window {

@@ -31,7 +31,7 @@ const (
 
 // fluxScore is the default profile's score:
 //
-//	score = ttl × rotation × Prefix × effective_prefixes + NS × extra_name_servers + TLD × suspicious_tld
+//	score = ttl × rotation × Prefix × effective_prefixes + NS × (extra_name_servers + extra_ns_networks) + TLD × suspicious_tld
 //
 // effective_prefixes is 2^H, H the entropy (bits) of the addresses' /16
 // (IPv4) or /32 (IPv6) prefixes: the number of networks the answers really
@@ -41,7 +41,8 @@ const (
 // 0.5 otherwise (a fixed round robin or regional set). ttl is 1 for a mean
 // TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
 // never alone). extra_name_servers counts the name servers seen beyond the
-// four a zone commonly has (double flux).
+// four a zone commonly has (double flux), and extra_ns_networks the
+// effective networks of their resolved addresses beyond two.
 func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
@@ -71,6 +72,12 @@ func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) 
 	if extra := countSince(en.ns, since) - 4; extra > 0 {
 		score += w.NS * float64(extra)
 		r |= ReasonNSChurn
+	}
+	if len(en.nsIPs) > 0 {
+		if extra := effectiveNetworks(en.nsIPs, nil, since) - 2; extra > 0 {
+			score += w.NS * extra
+			r |= ReasonNSDiversity
+		}
 	}
 	if r&ReasonSuspiciousTLD != 0 {
 		score += w.TLD

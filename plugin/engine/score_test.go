@@ -173,9 +173,10 @@ func TestObserveNS(t *testing.T) {
 		clk.add(time.Minute)
 		e.Observe(&Observation{Name: fmt.Sprintf("h%d.rotating-ns.com", i%2), Addrs: a, MinTTL: 30})
 	}
-	e.ObserveNS("unknown.example", []string{"ns1.unknown.example"}) // not tracked: ignored
+	e.ObserveNS("unknown.example", []string{"ns1.unknown.example"}, nil) // not tracked: ignored
 	for i := range 4 {
-		e.ObserveNS("rotating-ns.com", []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)})
+		glue := addrs(fmt.Sprintf("%d.9.0.1", 60+i), fmt.Sprintf("%d.9.0.1", 70+i))
+		e.ObserveNS("rotating-ns.com", []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)}, glue)
 	}
 	if got := RegisteredDomain("h0.rotating-ns.com"); got != "rotating-ns.com" {
 		t.Fatalf("RegisteredDomain = %q", got)
@@ -193,5 +194,13 @@ func TestObserveNS(t *testing.T) {
 	sh := e.domains.shard("rotating-ns.com")
 	if n := countSince(sh.m["rotating-ns.com"].ns, 0); n != 8 {
 		t.Errorf("%d name servers recorded, want 8", n)
+	}
+	if n := countSince(sh.m["rotating-ns.com"].nsIPs, 0); n != 8 {
+		t.Errorf("%d name server addresses recorded, want 8", n)
+	}
+	for _, r := range rows {
+		if r.DomainName == "*.rotating-ns.com" && r.SuspicionScore < 10 {
+			t.Errorf("NS churn (4) and NS networks (6) not scored: %+v", r)
+		}
 	}
 }

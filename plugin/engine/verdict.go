@@ -36,10 +36,11 @@ const (
 	ReasonShortTTL                             // short TTLs
 	ReasonNSChurn                              // name servers rotate too (double flux)
 	ReasonRegisteredDomain                     // the evidence is the registered domain's, over its subdomains
+	ReasonNSDiversity                          // the name servers' addresses spread over many networks
 )
 
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
-	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain"}
+	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {
