@@ -17,6 +17,7 @@ import (
 	"github.com/coredns/coredns/plugin/metrics"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/miekg/dns"
+	ot "github.com/opentracing/opentracing-go"
 
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
@@ -62,14 +63,26 @@ func (f *Fluxguard) Name() string { return pluginName }
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	name, ok := f.inspected(r)
 	if !ok {
-		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
+		return f.next(ctx, w, r)
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
 		return dns.RcodeSuccess, nil
 	}
 	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
-	return plugin.NextOrFailure(f.Name(), f.Next, ctx, cw, r)
+	return f.next(ctx, cw, r)
+}
+
+// next runs the rest of the chain. plugin.NextOrFailure starts a tracing
+// span and wraps w in a writer that names the writing plugin to w when w is
+// a plugin.PluginTracker; with neither to do, it would only cost an
+// allocation and two stack frames on every query, so Next is called
+// directly. A captureWriter is no PluginTracker.
+func (f *Fluxguard) next(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if _, tracker := w.(plugin.PluginTracker); tracker || f.Next == nil || ot.SpanFromContext(ctx) != nil {
+		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
+	}
+	return f.Next.ServeDNS(ctx, w, r)
 }
 
 // answerHeld answers r without going upstream when name is held.

@@ -19,10 +19,13 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metadata"
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
+	ot "github.com/opentracing/opentracing-go"
+	"github.com/opentracing/opentracing-go/mocktracer"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -687,6 +690,49 @@ func TestNoNext(t *testing.T) {
 	rc, err := f.ServeDNS(context.Background(), rec, newQuery("c2.evil.tk.", dns.TypeA))
 	if err == nil || rc != dns.RcodeServerFailure {
 		t.Errorf("Expected SERVFAIL and an error without a next plugin, got %s, %v", dns.RcodeToString[rc], err)
+	}
+}
+
+// TestNextKeepsTracingAndTracking checks that the rest of the chain is
+// called through plugin.NextOrFailure whenever that does something: under a
+// tracing span, and for a writer that tracks the writing plugin.
+func TestNextKeepsTracingAndTracking(t *testing.T) {
+	tracer := mocktracer.New()
+	traced := ot.ContextWithSpan(context.Background(), tracer.StartSpan("server"))
+	tests := []struct {
+		name     string
+		ctx      context.Context
+		qtype    uint16 // A is inspected (a captureWriter), TXT is not
+		tracker  bool
+		wantSpan bool
+		wantPlug string // the plugin named to the tracker
+	}{
+		{"inspected", context.Background(), dns.TypeA, false, false, ""},
+		{"not inspected", context.Background(), dns.TypeTXT, false, false, ""},
+		{"inspected, traced", traced, dns.TypeA, false, true, ""},
+		{"not inspected, traced", traced, dns.TypeTXT, false, true, ""},
+		{"not inspected, tracker", context.Background(), dns.TypeTXT, true, false, "upstream"},
+		// A captureWriter is no tracker: NextOrFailure would not name the plugin either.
+		{"inspected, tracker", context.Background(), dns.TypeA, true, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tracer.Reset()
+			f, _ := newTestFluxguard(t, "fluxguard .")
+			var rec dns.ResponseWriter = dnstest.NewRecorder(&test.ResponseWriter{})
+			if tc.tracker {
+				rec = metrics.NewRecorder(rec)
+			}
+			if _, err := f.ServeDNS(tc.ctx, rec, newQuery("www.example.org.", tc.qtype)); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(tracer.FinishedSpans()) > 0; got != tc.wantSpan {
+				t.Errorf("Expected a span for the next plugin: %t, got %t", tc.wantSpan, got)
+			}
+			if r, ok := rec.(*metrics.Recorder); ok && r.GetPlugin() != tc.wantPlug {
+				t.Errorf("Expected the writing plugin %q, got %q", tc.wantPlug, r.GetPlugin())
+			}
+		})
 	}
 }
 
