@@ -6,7 +6,6 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
-	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -88,8 +87,8 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 		n.domains = e.domains
 		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
 	}
-	n.each(func(_ scope, name string, en *entry) bool {
-		en.nameBits = n.nameReasons(name)
+	n.each(func(_ scope, sh *shard, en *entry) bool {
+		en.nameBits = n.nameReasons(sh.name(en))
 		return true
 	})
 	return n, nil
@@ -112,9 +111,9 @@ func (e *Engine) scopes() []scope {
 }
 
 // each calls f for every entry of every scope (see store.each).
-func (e *Engine) each(f func(sc scope, key string, en *entry) bool) {
+func (e *Engine) each(f func(sc scope, sh *shard, en *entry) bool) {
 	for _, sc := range e.scopes() {
-		sc.st.each(func(key string, en *entry) bool { return f(sc, key, en) })
+		sc.st.each(func(sh *shard, en *entry) bool { return f(sc, sh, en) })
 	}
 }
 
@@ -143,7 +142,7 @@ func (e *Engine) since(now uint32) uint32 {
 func (e *Engine) SetPolicy(p *Policy) {
 	e.policy.Store(p)
 	unix := e.now().Unix()
-	e.each(func(_ scope, name string, _ *entry) bool { return !p.allowed(name, nil, unix) })
+	e.each(func(_ scope, sh *shard, en *entry) bool { return !p.allowed(sh.name(en), nil, unix) })
 }
 
 // Skipped reports why name, reached through chain, is never tracked, or
@@ -225,33 +224,36 @@ func (e *Engine) Observe(o *Observation) Verdict {
 // tells a registered domain's aggregate that the answer is for a name not
 // seen before.
 func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, n int, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
-	sh := st.shard(key)
+	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.m[key]
+	en := sh.lookup(h, key)
 	created := en == nil
 	if created {
-		en = e.create(st, sh, key, n, o.MinTTL, now)
+		en = e.create(st, sh, h, key, n, o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
 	}
 	for _, a := range addrs {
 		if e.evidence(a) {
-			ips, i, added := addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
-			en.ips = ips
+			var i int
+			var added bool
+			en.ips, i, added = sh.addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
 			if added && e.cfg.ASN != nil {
-				en.asns = slices.Grow(en.asns, len(ips))[:len(ips)]
-				en.asns[i] = e.cfg.ASN(a.Unmap())
+				for en.asns.len < en.ips.len {
+					en.asns = sh.asns.push(en.asns, 0)
+				}
+				sh.asns.view(en.asns)[i] = e.cfg.ASN(a.Unmap())
 			}
 			en.effNew = en.effNew || added
 		}
 	}
 	if o.Client.IsValid() && st == e.st {
-		en.clients, _, _ = addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+		en.clients, _, _ = sh.addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
 	}
 	for _, ns := range o.NS {
-		en.ns, _, _ = addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
 	if en.minTTL == 0 || o.MinTTL < en.minTTL {
 		en.minTTL = o.MinTTL
@@ -260,7 +262,7 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
 	en.last = now
 	en.count(now, now/e.width)
-	v := e.judge(en, now, threshold)
+	v := e.judge(sh, en, now, threshold)
 	if e.candidate(v) && v.Score >= threshold {
 		en.heldUntil = now + e.hold
 	}
@@ -283,13 +285,14 @@ func (e *Engine) domainOffset(st *store, key string) uint8 {
 // noDomain marks an entry whose key has no registered domain of its own.
 const noDomain = 0xff
 
-// create adds a new entry for key to the locked shard sh of st. It is kept
-// out of record, the common path, to keep that frame small.
+// create adds a new entry for key, of hash h, to the locked shard sh of
+// st. It is kept out of record, the common path, to keep that frame small.
 //
 //go:noinline
-func (e *Engine) create(st *store, sh *shard, key string, n int, ttl, now uint32) *entry {
-	en := &entry{ips: make([]seen, 0, min(n, e.cfg.MaxIPsPerName)), nameBits: e.nameReasons(key), meanTTL: ttl, domOff: e.domainOffset(st, key)}
-	st.insert(sh, key, en, func(v *entry) uint64 { return e.rank(v, now) })
+func (e *Engine) create(st *store, sh *shard, h uint64, key string, n int, ttl, now uint32) *entry {
+	en := st.insert(sh, h, key, func(v *entry) uint64 { return e.rank(v, now) })
+	en.ips = sh.seen.alloc(min(n, e.cfg.MaxIPsPerName))
+	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(key), ttl, e.domainOffset(st, key)
 	return en
 }
 
@@ -325,9 +328,9 @@ func (e *Engine) evidence(a netip.Addr) bool {
 // judge scores en at now without changing it. A held name stays flagged
 // whatever its current evidence. threshold is the name's or, for a
 // registered domain's aggregate, the domain's.
-func (e *Engine) judge(en *entry, now uint32, threshold float64) Verdict {
+func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verdict {
 	since := e.since(now)
-	v := Verdict{Prev: en.level, UniqueIPs: countSince(en.ips, since), Clients: countSince(en.clients, since)}
+	v := Verdict{Prev: en.level, UniqueIPs: countSince(sh.seen.view(en.ips), since), Clients: countSince(sh.seen.view(en.clients), since)}
 	v.Queries, _ = en.queries(now/e.width, e.width)
 	switch {
 	case en.subnames == 1:
@@ -337,7 +340,7 @@ func (e *Engine) judge(en *entry, now uint32, threshold float64) Verdict {
 	case e.cfg.Profile == ProfileSeed:
 		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
 	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
-		v.Score, v.Reasons = e.fluxScore(en, v.UniqueIPs, since)
+		v.Score, v.Reasons = e.fluxScore(sh, en, v.UniqueIPs, since)
 		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.eff)*100)/100, int(en.p16), int(en.p24)
 		if v.UniqueIPs > 1 {
 			v.Diversity = math.Round(math.Log2(float64(en.eff))/math.Log2(float64(v.UniqueIPs))*100) / 100
@@ -395,16 +398,12 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 		return denied, true
 	}
 	now := internalTime(unix)
-	v, ok, en := e.held(e.st, name, now, e.threshold)
+	v, ok, off := e.held(e.st, name, now, e.threshold)
 	if ok || e.domains == nil {
 		return v, ok
 	}
-	// The registered domain: where the name's entry says, else computed.
-	// (An allowed domain was caught above: allowed covers the parents.)
-	off := e.domainOffset(e.st, name)
-	if en != nil {
-		off = en.domOff
-	}
+	// The registered domain. (An allowed domain was caught above: allowed
+	// covers the parents.)
 	if off == noDomain {
 		return Verdict{}, false
 	}
@@ -413,17 +412,20 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 	return v, ok
 }
 
-// held judges key's entry in st if it is held, and returns the entry
-// (nil when there is none) for what else it knows.
-func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool, *entry) {
-	sh := st.shard(key)
+// held judges key's entry in st if it is held. It also returns where
+// key's registered domain starts (see domainOffset), as the entry knows it.
+func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool, uint8) {
+	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.m[key]
-	if en == nil || en.heldUntil <= now {
-		return Verdict{}, false, en
+	en := sh.lookup(h, key)
+	if en == nil {
+		return Verdict{}, false, e.domainOffset(st, key)
 	}
-	return e.judge(en, now, threshold), true, en
+	if en.heldUntil <= now {
+		return Verdict{}, false, en.domOff
+	}
+	return e.judge(sh, en, now, threshold), true, en.domOff
 }
 
 // Sweep drops the entries with no evidence left in the window that are not
@@ -433,7 +435,7 @@ func (e *Engine) Sweep() int {
 	now := e.clock()
 	since := e.since(now)
 	n := 0
-	e.each(func(_ scope, _ string, en *entry) bool {
+	e.each(func(_ scope, _ *shard, en *entry) bool {
 		if en.last <= since && en.heldUntil <= now {
 			n++
 			return false
@@ -476,9 +478,9 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 		last uint32
 	}
 	var items []item
-	e.each(func(sc scope, name string, en *entry) bool {
+	e.each(func(sc scope, sh *shard, en *entry) bool {
 		if en.heldUntil > now {
-			items = append(items, item{sc.prefix + name, en.last})
+			items = append(items, item{sc.prefix + sh.name(en), en.last})
 		}
 		return true
 	})
@@ -502,19 +504,19 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 		return
 	}
 	now := e.clock()
-	sh := e.domains.shard(domain)
+	sh, h := e.domains.locate(domain)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.m[domain]
+	en := sh.lookup(h, domain)
 	if en == nil {
 		return
 	}
 	for _, n := range ns[:min(len(ns), maxNSPerDomain)] {
-		en.ns, _, _ = addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
+		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
 	}
 	for _, a := range addrs[:min(len(addrs), maxNSPerDomain)] {
 		if e.evidence(a) {
-			en.nsIPs, _, _ = addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
+			en.nsIPs, _, _ = sh.addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
 		}
 	}
 	en.effNew = true

@@ -231,13 +231,12 @@ func TestPerNameCaps(t *testing.T) {
 		clk.add(time.Second)
 		e.Observe(&Observation{Name: "a.example", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Addrs: addrs(fmt.Sprintf("45.0.0.%d", i+1))})
 	}
-	sh := e.st.shard("a.example")
-	en := sh.m["a.example"]
-	if len(en.ips) != 3 || len(en.clients) != 2 {
-		t.Fatalf("ips %d clients %d", len(en.ips), len(en.clients))
+	ips, clients := listOf(t, e.st, "a.example", ipsOf), listOf(t, e.st, "a.example", clientsOf)
+	if len(ips) != 3 || len(clients) != 2 {
+		t.Fatalf("ips %d clients %d", len(ips), len(clients))
 	}
 	// The freshest values are kept.
-	if got := stringsSince(en.ips, 0); !reflect.DeepEqual(got, []string{"45.0.0.10", "45.0.0.8", "45.0.0.9"}) {
+	if got := stringsSince(ips, 0); !reflect.DeepEqual(got, []string{"45.0.0.10", "45.0.0.8", "45.0.0.9"}) {
 		t.Errorf("ips = %v", got)
 	}
 	// A hostile answer with hundreds of addresses is bounded too.

@@ -13,10 +13,16 @@ type seen struct {
 	last uint32
 }
 
-// entry is the state kept for one name.
+// entry is the state kept for one name. It holds no pointers: its name
+// and lists are blocks of its shard's slabs.
 type entry struct {
-	ips     []seen
-	clients []seen
+	hash uint64 // of the name: its key in the shard's index
+	name block  // in the shard's names
+
+	ips, clients block // in the shard's seen
+	ns           block // name servers (hashed) seen for a registered domain
+	nsIPs        block // their addresses, when resolved (resolve_ns)
+	asns         block // in the shard's asns: the ASN of each of ips, when an ASN database is configured
 
 	// Query counts per bucket of window/buckets seconds.
 	counts [buckets + 1]uint32
@@ -28,13 +34,10 @@ type entry struct {
 	minTTL    uint32
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
 	level     Level
-	maxAnswer uint8    // most evidence addresses seen in one answer
-	domOff    uint8    // where the key's registered domain starts, or noDomain
-	subnames  uint16   // names seen under a registered domain; 0 for exact names
-	nameBits  Reasons  // name-derived reasons, computed once
-	ns        []seen   // name servers (hashed) seen for a registered domain
-	nsIPs     []seen   // their addresses, when resolved (resolve_ns)
-	asns      []uint32 // the ASN of each of ips, when an ASN database is configured
+	maxAnswer uint8   // most evidence addresses seen in one answer
+	domOff    uint8   // where the key's registered domain starts, or noDomain
+	subnames  uint16  // names seen under a registered domain; 0 for exact names
+	nameBits  Reasons // name-derived reasons, computed once
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
@@ -44,18 +47,20 @@ type entry struct {
 	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
 }
 
-// addSeen records a in list at time now. A full list drops its stalest
-// entry (expired ones first), so the list always holds the freshest values.
-// It returns a's index and whether a is new to the list.
-func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, int, bool) {
+// addSeen records a in the list b of the shard's seen at time now, and
+// returns the list. A full list (max values) drops its stalest value
+// (expired ones first), so the list always holds the freshest values. It
+// also returns a's index and whether a is new to the list.
+func (sh *shard) addSeen(b block, a [16]byte, now uint32, max int) (block, int, bool) {
+	list := sh.seen.view(b)
 	for i := range list {
 		if list[i].addr == a {
 			list[i].last = now
-			return list, i, false
+			return b, i, false
 		}
 	}
 	if len(list) < max {
-		return append(list, seen{addr: a, last: now}), len(list), true
+		return sh.seen.push(b, seen{addr: a, last: now}), len(list), true
 	}
 	old := 0
 	for i := range list {
@@ -64,7 +69,7 @@ func addSeen(list []seen, a [16]byte, now uint32, max int) ([]seen, int, bool) {
 		}
 	}
 	list[old] = seen{addr: a, last: now}
-	return list, old, true
+	return b, old, true
 }
 
 // countSince counts the values seen after since.

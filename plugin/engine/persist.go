@@ -43,12 +43,12 @@ type savedSeen struct {
 // the query path is never stopped for long.
 func (e *Engine) Save(w io.Writer) error {
 	s := snapshot{Version: SnapshotVersion, Window: e.window}
-	e.each(func(sc scope, name string, en *entry) bool {
+	e.each(func(sc scope, sh *shard, en *entry) bool {
 		s.Entries = append(s.Entries, savedEntry{
-			Name: sc.prefix + name, IPs: saveSeen(en.ips), Clients: saveSeen(en.clients),
+			Name: sc.prefix + sh.name(en), IPs: saveSeen(sh.seen.view(en.ips)), Clients: saveSeen(sh.seen.view(en.clients)),
 			Counts: append([]uint32(nil), en.counts[:]...), First: en.first,
 			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
-			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(en.ns), NSIPs: saveSeen(en.nsIPs),
+			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(sh.seen.view(en.ns)), NSIPs: saveSeen(sh.seen.view(en.nsIPs)),
 		})
 		return true
 	})
@@ -69,7 +69,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	if s.Version != SnapshotVersion {
 		return 0, fmt.Errorf("%w %d, want %d", ErrSnapshotVersion, s.Version, SnapshotVersion)
 	}
-	n := 0
+	n, now := 0, e.clock()
 	for _, se := range s.Entries {
 		st, name := e.st, se.Name
 		if domain, ok := strings.CutPrefix(name, "*."); ok {
@@ -82,21 +82,24 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
 			continue
 		}
-		en := &entry{
-			ips: loadSeen(se.IPs, e.cfg.MaxIPsPerName), clients: loadSeen(se.Clients, e.cfg.MaxClientsPerName),
-			head: se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
-			meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames, ns: loadSeen(se.NS, maxNSPerDomain), nsIPs: loadSeen(se.NSIPs, maxNSPerDomain),
-			level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
-		}
-		if s.Window == e.window {
-			copy(en.counts[:], se.Counts)
-			en.first = se.First
-		}
-		sh := st.shard(name)
+		sh, h := st.locate(name)
 		sh.mu.Lock()
-		if _, dup := sh.m[name]; !dup && st.count.Load() < st.max.Load() {
-			sh.m[name] = en
-			st.count.Add(1)
+		if sh.lookup(h, name) == nil && st.count.Load() < st.max.Load() {
+			en := st.insert(sh, h, name, func(v *entry) uint64 { return e.rank(v, now) })
+			*en = entry{
+				hash: en.hash, name: en.name,
+				ips:     sh.seen.make(loadSeen(se.IPs, e.cfg.MaxIPsPerName)),
+				clients: sh.seen.make(loadSeen(se.Clients, e.cfg.MaxClientsPerName)),
+				ns:      sh.seen.make(loadSeen(se.NS, maxNSPerDomain)),
+				nsIPs:   sh.seen.make(loadSeen(se.NSIPs, maxNSPerDomain)),
+				head:    se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
+				meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames,
+				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
+			}
+			if s.Window == e.window {
+				copy(en.counts[:], se.Counts)
+				en.first = se.First
+			}
 			n++
 		}
 		sh.mu.Unlock()

@@ -31,8 +31,8 @@ func (e *Engine) Report() []Row {
 	now := e.clock()
 	since := e.since(now)
 	var rows []Row
-	e.each(func(sc scope, name string, en *entry) bool {
-		v := e.judge(en, now, sc.threshold)
+	e.each(func(sc scope, sh *shard, en *entry) bool {
+		v := e.judge(sh, en, now, sc.threshold)
 		if v.Level == LevelNone {
 			return true
 		}
@@ -40,14 +40,15 @@ func (e *Engine) Report() []Row {
 		if first == 0 {
 			first = en.last
 		}
+		name := sh.name(en)
 		r := Row{
 			DetectionTime:  e.time(en.last),
 			DomainName:     sc.prefix + name,
 			UniqueIPCount:  v.UniqueIPs,
 			QueryCount:     v.Queries,
 			UniqueClients:  v.Clients,
-			ClientList:     stringsSince(en.clients, since),
-			IPAddressList:  stringsSince(en.ips, since),
+			ClientList:     stringsSince(sh.seen.view(en.clients), since),
+			IPAddressList:  stringsSince(sh.seen.view(en.ips), since),
 			SuspiciousTLD:  v.Reasons&ReasonSuspiciousTLD != 0,
 			ShortSLD:       v.Reasons&ReasonShortSLD != 0,
 			SuspicionScore: v.Score,

@@ -43,12 +43,13 @@ const (
 // never alone). extra_name_servers counts the name servers seen beyond the
 // four a zone commonly has (double flux), and extra_ns_networks the
 // effective networks of their resolved addresses beyond two.
-func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) {
+func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
 	if en.effNew || int(en.effU) != ips {
-		en.eff, en.effU, en.effNew = float32(effectiveNetworks(en.ips, en.asns, since)), uint16(ips), false
-		wide, narrow := prefixCounts(en.ips, since)
+		list := sh.seen.view(en.ips)
+		en.eff, en.effU, en.effNew = float32(effectiveNetworks(list, sh.asns.view(en.asns), since)), uint16(ips), false
+		wide, narrow := prefixCounts(list, since)
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
 	eff := float64(en.eff)
@@ -69,12 +70,12 @@ func (e *Engine) fluxScore(en *entry, ips int, since uint32) (float64, Reasons) 
 	default:
 		score = 0
 	}
-	if extra := countSince(en.ns, since) - 4; extra > 0 {
+	if extra := countSince(sh.seen.view(en.ns), since) - 4; extra > 0 {
 		score += w.NS * float64(extra)
 		r |= ReasonNSChurn
 	}
-	if len(en.nsIPs) > 0 {
-		if extra := effectiveNetworks(en.nsIPs, nil, since) - 2; extra > 0 {
+	if en.nsIPs.len > 0 {
+		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - 2; extra > 0 {
 			score += w.NS * extra
 			r |= ReasonNSDiversity
 		}

@@ -191,11 +191,10 @@ func TestObserveNS(t *testing.T) {
 	if !found {
 		t.Fatalf("no aggregate row: %+v (%+v)", rows, v)
 	}
-	sh := e.domains.shard("rotating-ns.com")
-	if n := countSince(sh.m["rotating-ns.com"].ns, 0); n != 8 {
+	if n := countSince(listOf(t, e.domains, "rotating-ns.com", nsOf), 0); n != 8 {
 		t.Errorf("%d name servers recorded, want 8", n)
 	}
-	if n := countSince(sh.m["rotating-ns.com"].nsIPs, 0); n != 8 {
+	if n := countSince(listOf(t, e.domains, "rotating-ns.com", nsIPsOf), 0); n != 8 {
 		t.Errorf("%d name server addresses recorded, want 8", n)
 	}
 	for _, r := range rows {

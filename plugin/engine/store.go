@@ -2,7 +2,6 @@ package engine
 
 import (
 	"hash/maphash"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -29,60 +28,126 @@ type store struct {
 	evicted atomic.Uint64
 }
 
+// shard holds its entries and all their variable-length parts in
+// pointer-free memory: an index from name hash to entry and slabs for the
+// entries, their lists and their names. The garbage collector has nothing
+// to scan in it, whatever the number of names.
 type shard struct {
-	mu sync.Mutex
-	m  map[string]*entry
-	_  [40]byte // keep shards on separate cache lines
+	mu      sync.Mutex
+	index   map[uint64]uint32 // name hash → offset in entries
+	entries slab[entry]       // in blocks of one
+	seen    slab[seen]        // ips, clients, ns and nsIPs of the entries
+	asns    slab[uint32]      // asns of the entries
+	names   slab[byte]        // names of the entries
 }
+
+// Chunk sizes of a shard's slabs (log2 of elements): 40 KiB of entries
+// (blocks of one), 20 KiB of lists and 1 KiB of names (blocks of up to
+// 1,024).
+const (
+	entryChunk = 8
+	listChunk  = 10
+	nameChunk  = 10
+)
 
 func newStore(maxNames int) *store {
 	s := &store{seed: maphash.MakeSeed()}
 	s.max.Store(int64(maxNames))
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*entry)
+		sh := &s.shards[i]
+		sh.index = make(map[uint64]uint32)
+		sh.entries, sh.seen = newSlab[entry](entryChunk), newSlab[seen](listChunk)
+		sh.asns, sh.names = newSlab[uint32](listChunk), newSlab[byte](nameChunk)
 	}
 	return s
 }
 
-func (s *store) shard(name string) *shard {
-	return &s.shards[maphash.String(s.seed, name)&(shards-1)]
+// locate returns name's shard and hash.
+func (s *store) locate(name string) (*shard, uint64) {
+	h := maphash.String(s.seed, name)
+	return &s.shards[h&(shards-1)], h
 }
 
-// insert adds a new entry for name to a locked shard, evicting the least
-// valuable entry of the shard first when the store is full.
-func (s *store) insert(sh *shard, name string, e *entry, rank func(*entry) uint64) {
-	if s.count.Load() >= s.max.Load() && len(sh.m) > 0 {
-		victim, best, n := "", ^uint64(0), 0
-		for k, v := range sh.m { // map iteration starts at a random entry
-			if r := rank(v); r < best {
-				victim, best = k, r
+// lookup returns name's entry in the locked shard, or nil. The entry is
+// valid until the shard is unlocked or next inserts.
+func (sh *shard) lookup(h uint64, name string) *entry {
+	i, ok := sh.index[h]
+	if !ok {
+		return nil
+	}
+	en := sh.at(i)
+	if string(sh.names.view(en.name)) != name {
+		return nil // another name with the same 64-bit hash
+	}
+	return en
+}
+
+// at returns the entry at offset i.
+func (sh *shard) at(i uint32) *entry { return &sh.entries.view(block{off: i, len: 1, cap: 1})[0] }
+
+// name returns en's name.
+func (sh *shard) name(en *entry) string { return string(sh.names.view(en.name)) }
+
+// insert adds a new, empty entry for name with hash h to the locked shard
+// sh, evicting the least valuable entry of the shard first when the store
+// is full (rank orders them, lowest first), and returns it. Any entry
+// under the same hash, another name, is replaced.
+func (s *store) insert(sh *shard, h uint64, name string, rank func(*entry) uint64) *entry {
+	if i, ok := sh.index[h]; ok {
+		s.remove(sh, i)
+		s.evicted.Add(1)
+	} else if s.count.Load() >= s.max.Load() && len(sh.index) > 0 {
+		victim, best, n := uint32(0), ^uint64(0), 0
+		for _, i := range sh.index { // map iteration starts at a random entry
+			if r := rank(sh.at(i)); r < best {
+				victim, best = i, r
 			}
 			// Sample a few; look further only to spare a flagged name.
 			if n++; n >= evictSample && best < rankFlagged {
 				break
 			}
 		}
-		delete(sh.m, victim)
-		s.count.Add(-1)
+		s.remove(sh, victim)
 		s.evicted.Add(1)
 	}
-	sh.m[strings.Clone(name)] = e
+	i := sh.entries.alloc(1).off
+	nb := sh.names.alloc(len(name))
+	nb.len = uint16(len(name))
+	copy(sh.names.view(nb), name)
+	en := sh.at(i)
+	*en = entry{hash: h, name: nb}
+	sh.index[h] = i
 	s.count.Add(1)
+	return en
+}
+
+// remove deletes the entry at offset i of the locked shard sh.
+func (s *store) remove(sh *shard, i uint32) {
+	en := sh.at(i)
+	for _, b := range [...]block{en.ips, en.clients, en.ns, en.nsIPs} {
+		sh.seen.release(b)
+	}
+	sh.asns.release(en.asns)
+	sh.names.release(en.name)
+	delete(sh.index, en.hash)
+	sh.entries.release(block{off: i, len: 1, cap: 1}) // zeroes it: no name marks a free entry
+	s.count.Add(-1)
 }
 
 // len returns the number of entries.
 func (s *store) len() int { return int(s.count.Load()) }
 
 // each calls f for every entry, one shard locked at a time; f returning
-// false deletes the entry.
-func (s *store) each(f func(name string, e *entry) bool) {
+// false deletes the entry. f must not insert into the shard.
+func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, v := range sh.m {
-			if !f(k, v) {
-				delete(sh.m, k)
-				s.count.Add(-1)
+		for c, chunk := range sh.entries.chunks {
+			for j := range chunk {
+				if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {
+					s.remove(sh, uint32(c<<sh.entries.shift+j))
+				}
 			}
 		}
 		sh.mu.Unlock()

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Lists of an entry, for listOf.
+func ipsOf(en *entry) block     { return en.ips }
+func clientsOf(en *entry) block { return en.clients }
+func nsOf(en *entry) block      { return en.ns }
+func nsIPsOf(en *entry) block   { return en.nsIPs }
+
+// listOf returns a copy of the list of name's entry in st that which picks.
+func listOf(t *testing.T, st *store, name string, which func(*entry) block) []seen {
+	t.Helper()
+	sh, h := st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.lookup(h, name)
+	if en == nil {
+		t.Fatalf("%s is not tracked", name)
+	}
+	return append([]seen(nil), sh.seen.view(which(en))...)
+}
+
+func TestSlab(t *testing.T) {
+	s := newSlab[uint32](10)
+	var b block
+	for i := range 100 {
+		b = s.push(b, uint32(i))
+	}
+	if b.len != 100 || b.cap != 128 {
+		t.Fatalf("100 pushes: len %d cap %d, want 100 128", b.len, b.cap)
+	}
+	for i, v := range s.view(b) {
+		if v != uint32(i) {
+			t.Fatalf("value %d is %d after the moves", i, v)
+		}
+	}
+	// The blocks left behind by the moves (1, 2, ..., 64) are reused.
+	for _, n := range []int{1, 2, 3, 5, 16, 32, 64} {
+		if c := s.alloc(n); int(c.cap) < n || c.len != 0 || c.off >= b.off {
+			t.Errorf("alloc(%d) = %+v, want a block freed before %d", n, c, b.off)
+		}
+	}
+	s.release(b)
+	if c := s.alloc(100); c.off != b.off {
+		t.Errorf("a released block is not reused: %d, want %d", c.off, b.off)
+	}
+	if got := s.make(nil); got != (block{}) {
+		t.Errorf("make(nil) = %+v, want no block", got)
+	}
+	if got := s.view(s.make([]uint32{7, 8, 9})); fmt.Sprint(got) != "[7 8 9]" {
+		t.Errorf("make = %v", got)
+	}
+}
+
+func TestSlabChunks(t *testing.T) {
+	s := newSlab[uint32](10)
+	// Fill several chunks with blocks of every size; each keeps its values.
+	var blocks []block
+	for i := range 3000 {
+		n := 1 + i%1024
+		b := s.alloc(n)
+		b.len = uint16(n)
+		v := s.view(b)
+		for j := range v {
+			v[j] = uint32(i)
+		}
+		blocks = append(blocks, b)
+	}
+	for i, b := range blocks {
+		for _, v := range s.view(b) {
+			if v != uint32(i) {
+				t.Fatalf("block %d (%+v) was overwritten with %d", i, b, v)
+			}
+		}
+	}
+	for _, c := range s.chunks {
+		if cap(c) > 1<<10 {
+			t.Errorf("a chunk holds %d elements, more than 1<<10", cap(c))
+		}
+	}
+}
+
+func TestStoreReuse(t *testing.T) {
+	st := newStore(1 << 20)
+	rank := func(*entry) uint64 { return 0 }
+	sh, _ := st.locate("x")
+	// Insert and remove many names in one shard: its memory stays that of
+	// the names held at once.
+	for round := range 10 {
+		var held []uint32
+		for i := range 100 {
+			name := fmt.Sprintf("n%d-%d.example", round, i)
+			en := st.insert(sh, uint64(i)<<8|uint64(round), name, rank)
+			en.ips = sh.seen.alloc(4)
+			held = append(held, sh.index[en.hash])
+		}
+		for _, i := range held {
+			st.remove(sh, i)
+		}
+	}
+	if n := len(sh.entries.chunks[0]); n != 100 || len(sh.index) != 0 || st.len() != 0 {
+		t.Errorf("entries %d index %d count %d, want 100 0 0", n, len(sh.index), st.len())
+	}
+	if len(sh.seen.chunks[0]) != 400 || len(sh.names.chunks[0]) > 100*16 {
+		t.Errorf("slabs grew to %d seen and %d name bytes for 100 names at a time", len(sh.seen.chunks[0]), len(sh.names.chunks[0]))
+	}
+}
+
+func TestStoreHashCollision(t *testing.T) {
+	st := newStore(10)
+	rank := func(*entry) uint64 { return 0 }
+	sh, _ := st.locate("x")
+	a := st.insert(sh, 42, "a.example", rank)
+	a.last = 7
+	if en := sh.lookup(42, "b.example"); en != nil {
+		t.Fatal("another name under the same hash was found")
+	}
+	// An insert under a taken hash replaces the other name: evidence is
+	// never shared between two names.
+	b := st.insert(sh, 42, "b.example", rank)
+	if b.last != 0 || sh.lookup(42, "a.example") != nil || sh.name(sh.lookup(42, "b.example")) != "b.example" {
+		t.Errorf("b.example did not replace a.example")
+	}
+	if st.len() != 1 || st.evicted.Load() != 1 {
+		t.Errorf("count %d evicted %d, want 1 1", st.len(), st.evicted.Load())
+	}
+}
