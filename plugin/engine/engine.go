@@ -265,6 +265,7 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 	v := e.judge(sh, en, now, threshold)
 	if e.candidate(v) && v.Score >= threshold {
 		en.heldUntil = now + e.hold
+		st.holding(en.heldUntil)
 	}
 	v.Prev, en.level = en.level, v.Level
 	return v, created, en.domOff
@@ -391,13 +392,16 @@ func (e *Engine) rank(en *entry, now uint32) uint64 {
 // An allowed name is never held.
 func (e *Engine) Held(name string) (Verdict, bool) {
 	p, unix := e.policy.Load(), e.now().Unix()
+	now := internalTime(unix)
+	if len(p.deny) == 0 && !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
+		return Verdict{}, false // nothing is held: the common case, kept cheap
+	}
 	if p.allowed(name, nil, unix) {
 		return Verdict{}, false
 	}
 	if p.deny.match(name, unix) {
 		return denied, true
 	}
-	now := internalTime(unix)
 	v, ok, off := e.held(e.st, name, now, e.threshold)
 	if ok || e.domains == nil {
 		return v, ok

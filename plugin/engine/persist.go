@@ -96,6 +96,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 				meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames,
 				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
 			}
+			st.holding(en.heldUntil)
 			if s.Window == e.window {
 				copy(en.counts[:], se.Counts)
 				en.first = se.First

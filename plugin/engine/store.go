@@ -26,7 +26,17 @@ type store struct {
 	max     atomic.Int64
 	count   atomic.Int64
 	evicted atomic.Uint64
+	held    atomic.Uint32 // the latest heldUntil of an entry: none is held from then on
 }
+
+// holding notes that an entry is held until until.
+func (s *store) holding(until uint32) {
+	for old := s.held.Load(); until > old && !s.held.CompareAndSwap(old, until); old = s.held.Load() {
+	}
+}
+
+// holds reports whether an entry may be held at now.
+func (s *store) holds(now uint32) bool { return s.held.Load() > now }
 
 // shard holds its entries and all their variable-length parts in
 // pointer-free memory: an index from name hash to entry and slabs for the
