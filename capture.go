@@ -97,7 +97,7 @@ func observe(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]strin
 		next := ""
 		for _, rr := range m.Answer {
 			h := rr.Header()
-			if !strings.EqualFold(h.Name, target) || n == len(buf) {
+			if h.Name != target && !strings.EqualFold(h.Name, target) || n == len(buf) {
 				continue
 			}
 			if cname, ok := rr.(*dns.CNAME); ok {

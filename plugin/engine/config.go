@@ -55,7 +55,7 @@ type Config struct {
 	// is measured on ASNs rather than /16 prefixes.
 	ASN func(netip.Addr) uint32
 
-	Now func() time.Time // clock; time.Now when nil
+	Now func() time.Time // clock; when nil, time.Now read every 100ms (seconds are all the engine needs)
 }
 
 // DefaultConfig returns the seed rule's semantics and defaults.

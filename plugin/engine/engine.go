@@ -53,7 +53,7 @@ func New(cfg Config) (*Engine, error) {
 		st:      newStore(cfg.MaxNames),
 	}
 	if e.now == nil {
-		e.now = time.Now
+		e.now = coarseNow
 	}
 	e.policy.Store(NewPolicy(cfg.Allow, cfg.Deny, cfg.AllowNets))
 	e.width = max(e.window/buckets, 1)
