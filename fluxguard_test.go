@@ -693,6 +693,28 @@ func TestNoNext(t *testing.T) {
 	}
 }
 
+// TestNamesAtTheLimits runs the root name and a 255-octet name written
+// with escapes (1,000 characters) through the handler: both are tracked
+// and their answers pass.
+func TestNamesAtTheLimits(t *testing.T) {
+	label := strings.Repeat(`\255`, 63)
+	long := label + "." + label + "." + label + "." + strings.Repeat(`\255`, 61) + "."
+	if _, ok := dns.IsDomainName(long); !ok {
+		t.Fatalf("%q is not a domain name", long)
+	}
+	for _, name := range []string{".", long} {
+		f, _ := newTestFluxguard(t, "fluxguard .")
+		for range 10 {
+			if rec, _ := serve(t, context.Background(), f, newQuery(name, dns.TypeA)); rec.Msg == nil || len(rec.Msg.Answer) != 4 {
+				t.Fatalf("%.20q...: the answer did not pass: %v", name, rec.Msg)
+			}
+		}
+		if f.eng.Len() == 0 {
+			t.Errorf("%.20q... was not tracked", name)
+		}
+	}
+}
+
 // TestNextKeepsTracingAndTracking checks that the rest of the chain is
 // called through plugin.NextOrFailure whenever that does something: under a
 // tracing span, and for a writer that tracks the writing plugin.

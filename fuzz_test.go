@@ -8,6 +8,8 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
 // FuzzObserve feeds arbitrary wire-format answers through the
@@ -41,8 +43,8 @@ func FuzzObserve(f *testing.F) {
 				t.Fatalf("address %s is not in the answer", a)
 			}
 		}
-		if len(m.Question) == 1 {
-			fg.inspect(context.Background(), sm, m.Question[0].Name, netip.MustParseAddr("10.0.0.1"), m)
+		if len(m.Question) == 1 { // as the handler names it
+			fg.inspect(context.Background(), sm, engine.Normalize(m.Question[0].Name), netip.MustParseAddr("10.0.0.1"), m)
 		}
 	})
 }
@@ -69,6 +71,7 @@ func fuzzSeeds() []*dns.Msg {
 		reply("loop.example.", dns.TypeA, test.CNAME("loop.example. 300 IN CNAME loop.example.")),
 		reply("v6.example.", dns.TypeAAAA, test.AAAA("v6.example. 30 IN AAAA ::ffff:45.0.0.1"), test.AAAA("v6.example. 30 IN AAAA 2a00::1")),
 		reply("victim.example.", dns.TypeA, test.A("other.example. 30 IN A 45.0.0.9")),
+		reply(".", dns.TypeA, test.A(". 30 IN A 45.0.0.10")),
 	}
 }
 

@@ -171,8 +171,15 @@ func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Ski
 // denied is the verdict for a name on the deny list.
 var denied = Verdict{Level: LevelFlagged, Prev: LevelFlagged, Reasons: ReasonDenied}
 
+// maxNameLen bounds the names the engine tracks, in bytes: a DNS name is
+// at most 255 octets, up to four times as many characters with escapes.
+const maxNameLen = 1 << maxBlockClass
+
 // Observe records an answer and returns the name's verdict.
 func (e *Engine) Observe(o *Observation) Verdict {
+	if len(o.Name) > maxNameLen {
+		return Verdict{Skip: SkipExcluded} // not a DNS name
+	}
 	p, unix := e.policy.Load(), e.now().Unix()
 	if s := e.skipped(p, o.Name, o.Chain, unix); s != SkipNone {
 		return Verdict{Skip: s}

@@ -79,7 +79,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 			st, name = e.domains, domain
 		}
 		name = Normalize(name)
-		if name == "" || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
+		if name == "" || len(name) > maxNameLen || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
 			continue
 		}
 		sh, h := st.locate(name)

@@ -37,9 +37,10 @@ func (s *slab[T]) view(b block) []T {
 	return s.chunks[b.off>>s.shift][i : i+uint32(b.len) : i+uint32(b.cap)]
 }
 
-// alloc returns an empty block for at least n values, 1 ≤ n ≤ 1024.
+// alloc returns an empty block for at least n values, n ≤ 1024, and for
+// one at least.
 func (s *slab[T]) alloc(n int) block {
-	c := bits.Len(uint(n - 1))
+	c := bits.Len(uint(max(n, 1) - 1))
 	if f := s.free[c]; len(f) > 0 {
 		s.free[c] = f[:len(f)-1]
 		return block{off: f[len(f)-1], cap: 1 << c}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -127,5 +129,32 @@ func TestStoreHashCollision(t *testing.T) {
 	}
 	if st.len() != 1 || st.evicted.Load() != 1 {
 		t.Errorf("count %d evicted %d, want 1 1", st.len(), st.evicted.Load())
+	}
+}
+
+// TestNamesAtTheLimits tracks the root's empty name, names of 255 bytes
+// (the most the DNS allows) and escaped names of up to 1,024 characters,
+// and ignores longer ones.
+func TestNamesAtTheLimits(t *testing.T) {
+	long := strings.Repeat(strings.Repeat("a", 62)+".", 5)[:255]
+	escaped := strings.Repeat(`\000`, 256)
+	for _, name := range []string{"", "a", long, long[:254] + "b", escaped} {
+		e, err := New(DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			e.Observe(&Observation{Name: name, Addrs: []netip.Addr{netip.AddrFrom4([4]byte{45, 0, 0, byte(i + 1)})}})
+		}
+		if got := len(listOf(t, e.st, name, ipsOf)); got != 3 {
+			t.Errorf("%q: %d addresses tracked, want 3", name, got)
+		}
+		if rows := e.Report(); len(rows) > 0 && rows[0].DomainName != name {
+			t.Errorf("%q reported as %q", name, rows[0].DomainName)
+		}
+	}
+	e, _ := New(DefaultConfig())
+	if v := e.Observe(&Observation{Name: escaped + "a", Addrs: []netip.Addr{netip.MustParseAddr("45.0.0.1")}}); v.Skip == SkipNone || e.Len() != 0 {
+		t.Errorf("a name of 1,025 characters was tracked: %+v", v)
 	}
 }
