@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -37,15 +38,25 @@ func BenchmarkObserveTracked(b *testing.B) {
 func BenchmarkObserveParallel(b *testing.B) {
 	e, _ := New(DefaultConfig())
 	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4")}
-	names := make([]string, 1024)
+	names := make([]string, 1<<16)
 	for i := range names {
 		names[i] = fmt.Sprintf("host%d.domain%d.com", i&3, i>>2)
+		obs.Name = names[i]
+		e.Observe(&obs)
 	}
+	var seed atomic.Uint64
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		o := obs
-		for i := 0; pb.Next(); i++ {
-			o.Name = names[i&1023]
+		// Each goroutine walks the names in its own pseudo-random order, as
+		// clients do: in lockstep they would queue on the same shard.
+		x := seed.Add(0x9e3779b97f4a7c15)
+		for pb.Next() {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			o.Name = names[x&(1<<16-1)]
 			e.Observe(&o)
 		}
 	})
