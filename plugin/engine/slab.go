@@ -17,7 +17,7 @@ const maxBlockClass = 10
 // reuses the freed ones. A slab of a pointer-free T holds no pointers but
 // its chunk list, so the garbage collector does not scan what it holds;
 // and chunks never move, so it grows without copying or leaving garbage
-// behind. The engine keeps all its state in slabs.
+// behind. The engine keeps all its per-name state in slabs.
 type slab[T any] struct {
 	shift  uint8 // log2 of the elements of a chunk: no block is bigger
 	chunks [][]T // the first grows by doubling up to a chunk; the others are allocated whole
@@ -49,7 +49,7 @@ func (s *slab[T]) alloc(n int) block {
 	last := len(s.chunks) - 1
 	switch {
 	case last < 0:
-		s.chunks = append(s.chunks, make([]T, 0, max(size, 64)))
+		s.chunks = append(s.chunks, make([]T, 0, min(max(size, 64), chunk)))
 		last = 0
 	case len(s.chunks[last])+size <= cap(s.chunks[last]):
 	case last == 0 && len(s.chunks[0])+size <= chunk: // the first chunk grows
