@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -190,20 +191,20 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if p.netsAllowed(o.Addrs) {
 		return Verdict{Skip: SkipAllowed}
 	}
-	// The addresses are walked twice rather than copied: a big array on
-	// the stack would make every query's goroutine grow its stack.
+	// The evidence is marked in a bit set rather than copied: a big array
+	// on the stack would make every query's goroutine grow its stack.
 	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
-	n := 0
-	for _, a := range addrs {
+	var ev uint64
+	for i, a := range addrs {
 		if e.evidence(a) {
-			n++
+			ev |= 1 << i
 		}
 	}
-	if n == 0 {
+	if ev == 0 {
 		return Verdict{Skip: SkipNoAddrs}
 	}
 	now := internalTime(unix)
-	v, created, domOff := e.record(e.st, o.Name, o, addrs, n, now, e.threshold, false)
+	v, created, domOff := e.record(e.st, o.Name, o, addrs, ev, now, e.threshold, false)
 	if e.domains == nil {
 		return v
 	}
@@ -216,7 +217,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if e.skipped(p, domain, nil, unix) != SkipNone {
 		return v
 	}
-	dv, _, _ := e.record(e.domains, domain, o, addrs, n, now, e.threshold*e.cfg.Weights.Domain, created)
+	dv, _, _ := e.record(e.domains, domain, o, addrs, ev, now, e.threshold*e.cfg.Weights.Domain, created)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
 		dv.Prev = v.Prev
@@ -225,25 +226,25 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	return v
 }
 
-// record adds an answer's evidence to key's entry in st and judges it,
-// reporting whether the entry is new and where key's registered domain
-// starts in it (noDomain when it has none other than itself). newName
-// tells a registered domain's aggregate that the answer is for a name not
-// seen before.
-func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, n int, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
+// record adds an answer's evidence (the addrs whose bit is set in ev) to
+// key's entry in st and judges it, reporting whether the entry is new and
+// where key's registered domain starts in it (noDomain when it has none
+// other than itself). newName tells a registered domain's aggregate that
+// the answer is for a name not seen before.
+func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, ev uint64, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(h, key)
 	created := en == nil
 	if created {
-		en = e.create(st, sh, h, key, n, o.MinTTL, now)
+		en = e.create(st, sh, h, key, bits.OnesCount64(ev), o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
 	}
-	for _, a := range addrs {
-		if e.evidence(a) {
+	for j, a := range addrs {
+		if ev&(1<<j) != 0 {
 			var i int
 			var added bool
 			en.ips, i, added = sh.addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
@@ -266,7 +267,7 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 		en.minTTL = o.MinTTL
 	}
 	en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
-	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
+	en.maxAnswer = uint8(min(max(int(en.maxAnswer), bits.OnesCount64(ev)), 255))
 	en.last = now
 	en.count(now, now/e.width)
 	v := e.judge(sh, en, now, threshold)
@@ -317,7 +318,8 @@ func (e *Engine) nsKey(ns string) (k [16]byte) {
 }
 
 // maxAddrsPerObservation bounds the addresses taken from one answer; more
-// are ignored (a hostile answer can hold hundreds).
+// are ignored (a hostile answer can hold hundreds). Observe marks them in
+// a uint64: it is 64 at most.
 const maxAddrsPerObservation = 64
 
 // evidence reports whether a counts: public and not in an ignored network.
