@@ -213,10 +213,9 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if domOff == noDomain {
 		return v
 	}
+	// The domain is one of the name's parents, so the policy and the
+	// exclusions that let the name through let it through too.
 	domain := o.Name[domOff:]
-	if e.skipped(p, domain, nil, unix) != SkipNone {
-		return v
-	}
 	dv, _, _ := e.record(e.domains, domain, o, addrs, ev, now, e.threshold*e.cfg.Weights.Domain, created)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
