@@ -231,13 +231,14 @@ func (e *Engine) Observe(o *Observation) Verdict {
 // other than itself). newName tells a registered domain's aggregate that
 // the answer is for a name not seen before.
 func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, ev uint64, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
+	n := bits.OnesCount64(ev)
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(h, key)
 	created := en == nil
 	if created {
-		en = e.create(st, sh, h, key, bits.OnesCount64(ev), o.MinTTL, now)
+		en = e.create(st, sh, h, key, n, o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
@@ -266,7 +267,7 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 		en.minTTL = o.MinTTL
 	}
 	en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
-	en.maxAnswer = uint8(min(max(int(en.maxAnswer), bits.OnesCount64(ev)), 255))
+	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
 	en.last = now
 	en.count(now, now/e.width)
 	v := e.judge(sh, en, now, threshold)

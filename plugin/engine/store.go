@@ -103,11 +103,9 @@ func (sh *shard) name(en *entry) string { return string(sh.names.view(en.name)) 
 // is full (rank orders them, lowest first), and returns it. Any entry
 // under the same hash, another name, is replaced.
 func (s *store) insert(sh *shard, h uint64, name string, rank func(*entry) uint64) *entry {
-	if i, ok := sh.index[h]; ok {
-		s.remove(sh, i)
-		s.evicted.Add(1)
-	} else if s.count.Load() >= s.max.Load() && len(sh.index) > 0 {
-		victim, best, n := uint32(0), ^uint64(0), 0
+	victim, evict := sh.index[h]
+	if !evict && s.count.Load() >= s.max.Load() && len(sh.index) > 0 {
+		best, n := ^uint64(0), 0
 		for _, i := range sh.index { // map iteration starts at a random entry
 			if r := rank(sh.at(i)); r < best {
 				victim, best = i, r
@@ -117,6 +115,9 @@ func (s *store) insert(sh *shard, h uint64, name string, rank func(*entry) uint6
 				break
 			}
 		}
+		evict = true
+	}
+	if evict {
 		s.remove(sh, victim)
 		s.evicted.Add(1)
 	}
