@@ -2,10 +2,12 @@ package engine
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -35,6 +37,7 @@ type Engine struct {
 	susTLD  suffixSet
 	st      *store
 	domains *store // registered-domain aggregates (default profile), or nil
+	fpSeed  uint64 // of the answers' fingerprints (see addrSum)
 
 	threshold float64
 }
@@ -52,6 +55,7 @@ func New(cfg Config) (*Engine, error) {
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes),
 		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
 		st:      newStore(cfg.MaxNames),
+		fpSeed:  rand.Uint64(),
 	}
 	if e.now == nil {
 		e.now = coarseNow
@@ -194,29 +198,28 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// The evidence is marked in a bit set rather than copied: a big array
 	// on the stack would make every query's goroutine grow its stack.
 	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
-	var ev uint64
-	for i, a := range addrs {
-		if e.evidence(a) {
-			ev |= 1 << i
+	a := answer{addrs: addrs}
+	for i, ip := range addrs {
+		if e.evidence(ip) {
+			a.evidence |= 1 << i
+			a.sum += e.addrSum(ip)
 		}
 	}
-	if ev == 0 {
+	if a.evidence == 0 {
 		return Verdict{Skip: SkipNoAddrs}
 	}
+	a.fingerprint = fingerprint(a.sum, len(o.NS))
 	now := internalTime(unix)
-	v, created, domOff := e.record(e.st, o.Name, o, addrs, ev, now, e.threshold, false)
-	if e.domains == nil {
-		return v
-	}
+	v, created, domOff := e.record(e.st, o.Name, o, &a, now, e.threshold, false)
 	// Aggregate over the registered domain too: flux spread over random
 	// subdomains shows there, and flagging it covers every subdomain.
-	if domOff == noDomain {
+	if e.domains == nil || domOff == noDomain {
 		return v
 	}
 	// The domain is one of the name's parents, so the policy and the
 	// exclusions that let the name through let it through too.
 	domain := o.Name[domOff:]
-	dv, _, _ := e.record(e.domains, domain, o, addrs, ev, now, e.threshold*e.cfg.Weights.Domain, created)
+	dv, _, _ := e.record(e.domains, domain, o, &a, now, e.threshold*e.cfg.Weights.Domain, created)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
 		dv.Prev = v.Prev
@@ -225,49 +228,55 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	return v
 }
 
-// record adds an answer's evidence (the addrs whose bit is set in ev) to
-// key's entry in st and judges it, reporting whether the entry is new and
-// where key's registered domain starts in it (noDomain when it has none
-// other than itself). newName tells a registered domain's aggregate that
-// the answer is for a name not seen before.
-func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Addr, ev uint64, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
-	n := bits.OnesCount64(ev)
+// answer is the evidence of an observation: the addresses whose bit is
+// set in evidence, and its fingerprint.
+type answer struct {
+	addrs       []netip.Addr
+	evidence    uint64
+	sum         uint64 // of addrSum over the evidence
+	fingerprint uint32 // see fingerprint
+}
+
+// record adds an answer's evidence to key's entry in st and judges it,
+// reporting whether the entry is new and where key's registered domain
+// starts in it: noDomain when it has none other than itself, or when the
+// answer repeats one already recorded there in the same second. newName
+// tells a registered domain's aggregate that the answer is for a name not
+// seen before.
+//
+// An answer with the same evidence as the entry's last one (a cache hit,
+// typically) changes neither its TTL figures, which a cache counts down,
+// nor, within the same second, its addresses' times: only its clients and
+// query count are recorded then.
+func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(h, key)
 	created := en == nil
+	n := bits.OnesCount64(a.evidence)
 	if created {
 		en = e.create(st, sh, h, key, n, o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
 	}
-	for j, a := range addrs {
-		if ev&(1<<j) != 0 {
-			var i int
-			var added bool
-			en.ips, i, added = sh.addSeen(en.ips, a.Unmap().As16(), now, e.cfg.MaxIPsPerName)
-			if added && e.cfg.ASN != nil {
-				for en.asns.len < en.ips.len {
-					en.asns = sh.asns.push(en.asns, 0)
-				}
-				sh.asns.view(en.asns)[i] = e.cfg.ASN(a.Unmap())
-			}
-			en.effNew = en.effNew || added
+	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
+	repeat := same && en.last == now && !newName
+	if !repeat {
+		e.recordEvidence(sh, en, o, a, now)
+	}
+	if !same {
+		if en.minTTL == 0 || o.MinTTL < en.minTTL {
+			en.minTTL = o.MinTTL
 		}
+		en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
+		en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
+		en.fingerprint = a.fingerprint
 	}
 	if o.Client.IsValid() && st == e.st {
 		en.clients, _, _ = sh.addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
 	}
-	for _, ns := range o.NS {
-		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
-	}
-	if en.minTTL == 0 || o.MinTTL < en.minTTL {
-		en.minTTL = o.MinTTL
-	}
-	en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
-	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
 	en.last = now
 	en.count(now, now/e.width)
 	v := e.judge(sh, en, now, threshold)
@@ -276,7 +285,50 @@ func (e *Engine) record(st *store, key string, o *Observation, addrs []netip.Add
 		st.holding(en.heldUntil)
 	}
 	v.Prev, en.level = en.level, v.Level
+	if repeat {
+		return v, created, noDomain
+	}
 	return v, created, en.domOff
+}
+
+// recordEvidence adds the answer's addresses and name servers to en.
+func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, now uint32) {
+	for j, ip := range a.addrs {
+		if a.evidence&(1<<j) == 0 {
+			continue
+		}
+		var i int
+		var added bool
+		en.ips, i, added = sh.addSeen(en.ips, ip.Unmap().As16(), now, e.cfg.MaxIPsPerName)
+		if added && e.cfg.ASN != nil {
+			for en.asns.len < en.ips.len {
+				en.asns = sh.asns.push(en.asns, 0)
+			}
+			sh.asns.view(en.asns)[i] = e.cfg.ASN(ip.Unmap())
+		}
+		en.effNew = en.effNew || added
+	}
+	for _, ns := range o.NS {
+		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+	}
+}
+
+// addrSum hashes an address for an answer's fingerprint, a sum, so that
+// the order of the addresses does not matter.
+func (e *Engine) addrSum(ip netip.Addr) uint64 {
+	b := ip.As16()
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^e.fpSeed, binary.LittleEndian.Uint64(b[8:])^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// fingerprint folds an answer's sum of addrSum into the 32 bits kept per
+// entry, or returns 0, which never matches, for an answer with name
+// servers (they are not in the sum).
+func fingerprint(sum uint64, ns int) uint32 {
+	if ns > 0 {
+		return 0
+	}
+	return max(uint32(sum^sum>>32), 1)
 }
 
 // domainOffset returns where key's registered domain starts in it, for

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -337,5 +338,45 @@ func TestConcurrentObserve(t *testing.T) {
 	wg.Wait()
 	if _, held := e.Held("n1.evil.tk"); !held {
 		t.Error("n1.evil.tk not flagged")
+	}
+}
+
+// TestRepeatedAnswers checks what an answer with the same evidence as the
+// name's last one (a cache hit) records: its client and query always, its
+// TTL never, whatever the order of its addresses.
+func TestRepeatedAnswers(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
+	setB := addrs("51.1.0.1", "52.1.0.1", "53.1.0.1", "54.1.0.1", "55.1.0.1", "56.1.0.1")
+	reversed := slices.Clone(setA)
+	slices.Reverse(reversed)
+	steps := []struct {
+		name                   string
+		after                  time.Duration // before each answer
+		client                 string
+		sets                   [][]netip.Addr // taken in turn
+		ttl, ttlStep           uint32         // the first answer's TTL, and how much each next one's is lower
+		answers                int
+		queries, clients, uniq int
+		short                  bool // ReasonShortTTL after the step
+	}{
+		{"first answer", 0, "10.0.0.1", [][]netip.Addr{setA}, 600, 0, 1, 1, 1, 6, false},
+		{"same second, new client, other order", 0, "10.0.0.2", [][]netip.Addr{reversed}, 600, 0, 1, 2, 2, 6, false},
+		{"same second, known client", 0, "10.0.0.2", [][]netip.Addr{setA}, 600, 0, 1, 3, 2, 6, false},
+		{"cache hits counting the TTL down", time.Second, "10.0.0.1", [][]netip.Addr{setA, reversed}, 570, 30, 19, 22, 2, 6, false},
+		{"rotating sets with a short TTL", time.Second, "10.0.0.3", [][]netip.Addr{setB, setA}, 10, 0, 10, 32, 3, 12, true},
+	}
+	for _, s := range steps {
+		var v Verdict
+		for i := range s.answers {
+			clk.add(s.after)
+			set := s.sets[i%len(s.sets)]
+			v = e.Observe(&Observation{Name: "www.example.com", Client: netip.MustParseAddr(s.client), Addrs: set, MinTTL: s.ttl - uint32(i)*s.ttlStep})
+		}
+		if v.Queries != s.queries || v.Clients != s.clients || v.UniqueIPs != s.uniq || (v.Reasons&ReasonShortTTL != 0) != s.short {
+			t.Errorf("%s: queries %d clients %d ips %d reasons %s, want %d %d %d short_ttl=%v",
+				s.name, v.Queries, v.Clients, v.UniqueIPs, v.Reasons, s.queries, s.clients, s.uniq, s.short)
+		}
 	}
 }

@@ -45,6 +45,8 @@ type entry struct {
 	effU     uint16
 	effNew   bool
 	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
+
+	fingerprint uint32 // of the last answer's evidence (see fingerprint)
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and
