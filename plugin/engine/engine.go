@@ -92,9 +92,12 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 		n.domains = e.domains
 		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
 	}
+	// Names the new configuration excludes are forgotten, as SetPolicy
+	// forgets the names it allows.
 	n.each(func(_ scope, sh *shard, en *entry) bool {
-		en.nameBits = n.nameReasons(sh.name(en))
-		return true
+		name := sh.name(en)
+		en.nameBits = n.nameReasons(name)
+		return !n.exclude.match(name)
 	})
 	return n, nil
 }
@@ -135,6 +138,9 @@ func internalTime(unix int64) uint32 {
 	return 1
 }
 
+// unixTime converts the engine's time back to unix seconds.
+func unixTime(now uint32) int64 { return int64(now) + epoch }
+
 func (e *Engine) since(now uint32) uint32 {
 	if now <= e.window {
 		return 0
@@ -157,11 +163,30 @@ func (e *Engine) Skipped(name string, chain []string) Skip {
 }
 
 func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Skip {
-	if p.allowed(name, chain, unix) {
+	return cmp.Or(e.skippedName(p, name, unix), e.skippedChain(p, chain, unix))
+}
+
+// skippedName reports why name is never tracked, whatever its chain. The
+// engine asks only for names it does not track yet: SetPolicy forgets the
+// names it allows, Reconfigured those it excludes, and a name's allow rule
+// can end but not begin without SetPolicy.
+func (e *Engine) skippedName(p *Policy, name string, unix int64) Skip {
+	switch {
+	case p.allow.match(name, unix):
 		return SkipAllowed
-	}
-	if e.exclude.match(name) {
+	case e.exclude.match(name):
 		return SkipExcluded
+	}
+	return SkipNone
+}
+
+// skippedChain reports why an answer reaching its addresses through chain
+// is not evidence: an allowed or (default profile) excluded name on it.
+func (e *Engine) skippedChain(p *Policy, chain []string, unix int64) Skip {
+	for _, c := range chain {
+		if p.allow.match(c, unix) {
+			return SkipAllowed
+		}
 	}
 	if e.chains {
 		for _, c := range chain {
@@ -185,11 +210,17 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	if len(o.Name) > maxNameLen {
 		return Verdict{Skip: SkipExcluded} // not a DNS name
 	}
+	// The name itself is checked against the policy and the exclusions
+	// when record meets it first; the chain, which answers may change,
+	// every time.
 	p, unix := e.policy.Load(), e.now().Unix()
-	if s := e.skipped(p, o.Name, o.Chain, unix); s != SkipNone {
+	if s := e.skippedChain(p, o.Chain, unix); s != SkipNone {
 		return Verdict{Skip: s}
 	}
 	if p.deny.match(o.Name, unix) {
+		if p.allow.match(o.Name, unix) { // an allow wins
+			return Verdict{Skip: SkipAllowed}
+		}
 		return denied
 	}
 	if p.netsAllowed(o.Addrs) {
@@ -211,6 +242,9 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	a.fingerprint = fingerprint(a.sum, len(o.NS))
 	now := internalTime(unix)
 	v, created, domOff := e.record(e.st, o.Name, o, &a, now, e.threshold, false)
+	if v.Skip != SkipNone {
+		return v
+	}
 	// Aggregate over the registered domain too: flux spread over random
 	// subdomains shows there, and flagging it covers every subdomain.
 	if e.domains == nil || domOff == noDomain {
@@ -242,7 +276,9 @@ type answer struct {
 // starts in it: noDomain when it has none other than itself, or when the
 // answer repeats one already recorded there in the same second. newName
 // tells a registered domain's aggregate that the answer is for a name not
-// seen before.
+// seen before. A name that is not tracked yet is checked first (see
+// skippedName), under the shard's lock, against the current policy: a
+// concurrent SetPolicy sweeps the shard after it.
 //
 // An answer with the same evidence as the entry's last one (a cache hit,
 // typically) changes neither its TTL figures, which a cache counts down,
@@ -255,6 +291,11 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	en := sh.lookup(h, key)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
+	if created && st == e.st {
+		if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
+			return Verdict{Skip: s}, false, noDomain
+		}
+	}
 	if created {
 		en = e.create(st, sh, h, key, n, o.MinTTL, now)
 	}

@@ -94,4 +94,16 @@ func TestReconfigured(t *testing.T) {
 	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1")}); v.Level != LevelFlagged || v.Reasons&ReasonSuspiciousTLD == 0 {
 		t.Errorf("new config not applied to kept state: %+v", v)
 	}
+	// A reload that excludes a tracked name forgets it, and its answers are
+	// no evidence from then on.
+	cfg.ExcludeSuffixes = []string{"example.org"}
+	if n, err = n.Reconfigured(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n.Len() != 2 {
+		t.Errorf("Len = %d after excluding example.org, want 2", n.Len())
+	}
+	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1")}); v.Skip != SkipExcluded {
+		t.Errorf("excluded name observed: %+v", v)
+	}
 }
