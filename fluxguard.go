@@ -8,7 +8,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +36,7 @@ type Fluxguard struct {
 	report   *reportServer
 	done     chan struct{}
 	metrics  atomic.Pointer[serverMetrics] // for the server of the last query
+	metadata atomic.Bool                   // the metadata plugin asks for fluxguard's labels
 }
 
 // newFluxguard returns the handler for cfg; key names its server block for
@@ -58,27 +58,23 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 func (f *Fluxguard) Name() string { return pluginName }
 
 // ServeDNS implements plugin.Handler. Its frame stays on the stack while
-// the rest of the chain runs, so it is kept small: a big frame here makes
-// the query's goroutine grow its stack further down.
+// the rest of the chain runs, so it is kept small, and the rest of the
+// chain is called from it rather than from a helper: every frame there is
+// copied each time the query's goroutine grows its stack further down.
+//
+// plugin.NextOrFailure starts a tracing span and wraps w in a writer that
+// names the writing plugin to w when w is a plugin.PluginTracker; with
+// neither to do, it would only cost an allocation and two stack frames on
+// every query, so Next is called directly. A captureWriter is no
+// PluginTracker.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	name, ok := f.inspected(r)
-	if !ok {
-		return f.next(ctx, w, r)
+	if name, ok := f.inspected(r); ok {
+		sm := f.metricsFor(ctx)
+		if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
+			return dns.RcodeSuccess, nil
+		}
+		w = &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
 	}
-	sm := f.metricsFor(ctx)
-	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-		return dns.RcodeSuccess, nil
-	}
-	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
-	return f.next(ctx, cw, r)
-}
-
-// next runs the rest of the chain. plugin.NextOrFailure starts a tracing
-// span and wraps w in a writer that names the writing plugin to w when w is
-// a plugin.PluginTracker; with neither to do, it would only cost an
-// allocation and two stack frames on every query, so Next is called
-// directly. A captureWriter is no PluginTracker.
-func (f *Fluxguard) next(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if _, tracker := w.(plugin.PluginTracker); tracker || f.Next == nil || ot.SpanFromContext(ctx) != nil {
 		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
 	}
@@ -93,7 +89,7 @@ func (f *Fluxguard) answerHeld(ctx context.Context, sm *serverMetrics, w dns.Res
 	if !held {
 		return false
 	}
-	setMetadata(ctx, v)
+	f.setMetadata(ctx, v)
 	if err := f.act(sm, w, r); err != nil {
 		log.Debugf("writing the reply for %s: %v", name, err)
 	}
@@ -110,11 +106,11 @@ func (f *Fluxguard) inspected(r *dns.Msg) (string, bool) {
 	if q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA {
 		return "", false
 	}
-	qname := strings.ToLower(q.Name)
-	if plugin.Zones(f.cfg.zones).Matches(qname) == "" {
+	// Zones match case-insensitively; Normalize lower-cases.
+	if plugin.Zones(f.cfg.zones).Matches(q.Name) == "" {
 		return "", false
 	}
-	return engine.Normalize(qname), true
+	return engine.Normalize(q.Name), true
 }
 
 // answerBuffers hold what observe reads from an answer. They are pooled
@@ -140,7 +136,7 @@ func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string,
 	obs.NS = nameServers(m, &b.ns)
 	sm.inspected.Inc()
 	v := f.eng.Observe(&obs)
-	setMetadata(ctx, v)
+	f.setMetadata(ctx, v)
 	if v.Skip != engine.SkipNone {
 		return v, false
 	}

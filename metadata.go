@@ -30,6 +30,7 @@ type verdictMetaKey struct{}
 // Metadata implements metadata.Provider. The metadata plugin calls it
 // before the chain runs; without that plugin fluxguard costs nothing here.
 func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Context {
+	f.metadata.Store(true)
 	vm := &verdictMeta{}
 	metadata.SetValueFunc(ctx, metaLevel, vm.level)
 	metadata.SetValueFunc(ctx, metaScore, vm.score)
@@ -37,8 +38,13 @@ func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Con
 	return context.WithValue(ctx, verdictMetaKey{}, vm)
 }
 
-// setMetadata records v for the metadata functions of ctx's request.
-func setMetadata(ctx context.Context, v engine.Verdict) {
+// setMetadata records v for the metadata functions of ctx's request. It
+// looks for them only once the metadata plugin has asked for them: the
+// look-up walks the whole context.
+func (f *Fluxguard) setMetadata(ctx context.Context, v engine.Verdict) {
+	if !f.metadata.Load() {
+		return
+	}
 	if vm, ok := ctx.Value(verdictMetaKey{}).(*verdictMeta); ok {
 		vm.v, vm.set = v, true
 	}

@@ -9,6 +9,7 @@
 # Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_DURATION=5 (s) LAT_LOAD=50 (% of BASE qps)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
+#      WORKLOADS="hot distinct miss" (compare: which rows, in order)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
 #      SOAK_DURATION=600 (s), SOAK_MAX_NAMES=50000, SOAK_RANDOM=400000 (distinct random names in the query file)
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
@@ -23,7 +24,7 @@ case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_DURATION=${LAT_DURATION:-5}
 LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
-SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
+WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
 declare -A PID_OF=()
 CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
@@ -177,9 +178,14 @@ compare() {
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
   ROWS="" ERRS="" LOST=0
-  workload hot "$TMP/hot.txt" cache           # 1,000 names: cache hits
-  workload distinct "$TMP/distinct.txt" cache # 200,000 names: cache (9,984 entries) churns, fluxguard tracks all
-  workload miss "$TMP/hot.txt" ""             # no cache: every query goes upstream
+  local wl; for wl in $WORKLOADS; do
+    case $wl in
+      hot) workload hot "$TMP/hot.txt" cache ;;                # 1,000 names: cache hits
+      distinct) workload distinct "$TMP/distinct.txt" cache ;; # 200,000 names: cache (9,984 entries) churns, fluxguard tracks all
+      miss) workload miss "$TMP/hot.txt" "" ;;                 # no cache: every query goes upstream
+      *) die "unknown workload $wl (WORKLOADS: hot distinct miss)" ;;
+    esac
+  done
   {
     header "ROUNDS=$ROUNDS x DURATION=${DURATION}s per config (median; warm-up ${WARMUP}s), latency runs ROUNDS x ${LAT_DURATION}s"
     echo
