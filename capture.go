@@ -22,17 +22,25 @@ type captureWriter struct {
 	written bool
 }
 
-// WriteMsg implements dns.ResponseWriter.
+// WriteMsg implements dns.ResponseWriter. Its frame stays on the stack
+// while the answer is written, so the inspection runs in a frame of its
+// own, gone by then.
 func (c *captureWriter) WriteMsg(m *dns.Msg) error {
-	if c.written { // only the first answer is evidence
-		return c.ResponseWriter.WriteMsg(m)
-	}
-	c.written = true
-	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, clientAddr(c.ResponseWriter), m)
-	if ok && v.Level == engine.LevelFlagged && c.f.cfg.action != actionLog {
-		return c.f.act(c.metrics, c.ResponseWriter, c.req)
+	if !c.written { // only the first answer is evidence
+		c.written = true
+		if c.flagged(m) && c.f.cfg.action != actionLog {
+			return c.f.act(c.metrics, c.ResponseWriter, c.req)
+		}
 	}
 	return c.ResponseWriter.WriteMsg(m)
+}
+
+// flagged inspects m and reports whether it flags the name.
+//
+//go:noinline
+func (c *captureWriter) flagged(m *dns.Msg) bool {
+	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, clientAddr(c.ResponseWriter), m)
+	return ok && v.Level == engine.LevelFlagged
 }
 
 // maxAnswerAddrs bounds the addresses taken from one answer, maxChain the

@@ -68,17 +68,31 @@ func (f *Fluxguard) Name() string { return pluginName }
 // every query, so Next is called directly. A captureWriter is no
 // PluginTracker.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if name, ok := f.inspected(r); ok {
-		sm := f.metricsFor(ctx)
-		if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-			return dns.RcodeSuccess, nil
-		}
-		w = &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}
+	w, answered := f.capture(ctx, w, r)
+	if answered {
+		return dns.RcodeSuccess, nil
 	}
 	if _, tracker := w.(plugin.PluginTracker); tracker || f.Next == nil || ot.SpanFromContext(ctx) != nil {
 		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
 	}
 	return f.Next.ServeDNS(ctx, w, r)
+}
+
+// capture returns the writer the rest of the chain is to write r's answer
+// to: a captureWriter when fluxguard inspects r, else w. It reports
+// instead that it answered r when r's name is held.
+//
+//go:noinline
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter, bool) {
+	name, ok := f.inspected(r)
+	if !ok {
+		return w, false
+	}
+	sm := f.metricsFor(ctx)
+	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
+		return nil, true
+	}
+	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name}, false
 }
 
 // answerHeld answers r without going upstream when name is held.
