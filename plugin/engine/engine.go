@@ -214,8 +214,9 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// when record meets it first; the chain, which answers may change,
 	// every time.
 	p, unix := e.policy.Load(), e.now().Unix()
-	if s := e.skippedChain(p, o.Chain, unix); s != SkipNone {
-		return Verdict{Skip: s}
+	if e.skippedChain(p, o.Chain, unix) != SkipNone {
+		// Why, in the usual order: the name's own allow wins.
+		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, unix)}
 	}
 	if p.deny.match(o.Name, unix) {
 		if p.allow.match(o.Name, unix) { // an allow wins

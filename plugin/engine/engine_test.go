@@ -202,6 +202,33 @@ func TestSkip(t *testing.T) {
 	if v := e.Observe(&Observation{Name: "trusted.example", Addrs: addrs("45.0.0.1")}); v.Skip != SkipAllowed || e.Len() != 0 {
 		t.Errorf("allowed name tracked: %+v, len %d", v, e.Len())
 	}
+	// Observe gives the same reasons, the name's allow first, whether the
+	// name is tracked already or not.
+	e = newTestEngine(t, clk, func(c *Config) {
+		c.Profile = ProfileDefault // exclusions apply to the chain
+		c.Allow = []Rule{{Name: "trusted.example"}, {Name: "shop.example"}}
+		c.Deny = []Rule{{Name: "shop.example"}}
+	})
+	observed := []struct {
+		name  string
+		chain []string
+		want  Skip
+	}{
+		{"www.trusted.example", []string{"x.cloudfront.net"}, SkipAllowed},
+		{"www.shop.example", nil, SkipAllowed}, // allowed and denied
+		{"www.untrusted.example", nil, SkipNone},
+		{"www.untrusted.example", []string{"x.cloudfront.net"}, SkipExcluded},
+		{"www.untrusted.example", []string{"cdn.trusted.example"}, SkipAllowed},
+		{"printer.lan", nil, SkipExcluded},
+	}
+	for _, tt := range observed {
+		if v := e.Observe(&Observation{Name: tt.name, Chain: tt.chain, Addrs: addrs("45.0.0.1")}); v.Skip != tt.want {
+			t.Errorf("Observe(%q via %q): skip %s, want %s", tt.name, tt.chain, v.Skip, tt.want)
+		}
+	}
+	if e.Len() != 2 { // www.untrusted.example and its registered domain
+		t.Errorf("Len = %d, want 2", e.Len())
+	}
 }
 
 func TestIsPublic(t *testing.T) {
