@@ -6,7 +6,7 @@
 #   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
-# Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_DURATION=5 (s) LAT_LOAD=50 (% of BASE qps)
+# Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_ROUNDS=10 LAT_DURATION=2 (s) LAT_LOAD=50 (% of BASE qps)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      WORKLOADS="hot distinct miss" (compare: which rows, in order)
@@ -15,13 +15,14 @@
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
 # Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
 # Latency: dnsperf 2.10 has no latency histogram, so avg/p99 come from separate runs at a fixed rate
-# (LAT_LOAD % of BASE's median saturated qps, same rate for both) with -v, one latency per query.
+# (LAT_LOAD % of BASE's median saturated qps, same rate for both) with -v, one latency per query, pooled
+# over LAT_ROUNDS alternating runs per configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
-ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_DURATION=${LAT_DURATION:-5}
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-10} LAT_DURATION=${LAT_DURATION:-2}
 LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
@@ -118,7 +119,8 @@ perf() {
 }
 field() { awk -v k="$1" 'index($0, k) {sub(/.*: */, ""); print $1; exit}'; }  # value after "KEY:"
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-lat_stats() { grep '^> [A-Z]' | awk 'NF == 5 {print $5 * 1000}' | sort -g |  # "avg p99" in ms from dnsperf -v
+lat_ms() { grep '^> [A-Z]' | awk 'NF == 5 {print $5 * 1000}'; }  # per-query latencies (ms) from dnsperf -v
+lat_stats() { sort -g "$1" |  # "avg p99" of a file of latencies
   awk '{a[NR] = $1; s += $1} END {i = int(NR * 0.99 + 0.999); if (!NR) print "nan nan"; else printf "%.3f %.3f\n", s / NR, a[i]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
@@ -134,8 +136,10 @@ workload() {
   declare -A port=([BASE]=$bport [FG]=$fport)
   if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
   for c in BASE FG; do ticks[$c]=$(cpu_ticks $c) nq[$c]=0; done
-  for r in $(seq "$ROUNDS"); do          # throughput: A B A B ... at saturation
-    for c in BASE FG; do
+  local order
+  for r in $(seq "$ROUNDS"); do          # throughput: A B B A A B ... at saturation
+    order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
+    for c in "${order[@]}"; do
       out=$(perf $c "${port[$c]}" "$file" -l "$DURATION")
       qps[$c]+="$(field 'Queries per second' <<<"$out") "
       nq[$c]=$((nq[$c] + $(field 'Queries completed' <<<"$out")))
@@ -144,16 +148,19 @@ workload() {
   done
   for c in BASE FG; do ticks[$c]=$(($(cpu_ticks $c) - ticks[$c])); qps[$c]=$(median ${qps[$c]}); done
   rate=$(awk -v q="${qps[BASE]}" -v p="$LAT_LOAD" 'BEGIN {printf "%d", q * p / 100}')
-  for r in $(seq "$ROUNDS"); do          # latency: A B A B ... at a fixed rate, per-query latencies
-    for c in BASE FG; do
+  # Latency: many short runs at a fixed rate, A B B A A B ..., every query's latency pooled per
+  # configuration: a noisy spell of the machine lands on both sides rather than on one run's p99.
+  : >"$TMP/lat.BASE"; : >"$TMP/lat.FG"
+  for r in $(seq "$LAT_ROUNDS"); do
+    order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
+    for c in "${order[@]}"; do
       out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "$rate" -v)
-      read -r a p <<<"$(lat_stats <<<"$out")"
-      lat[$c]+="$a " p99[$c]+="$p "
+      lat_ms <<<"$out" >>"$TMP/lat.$c"
     done
   done
+  for c in BASE FG; do read -r a p <<<"$(lat_stats "$TMP/lat.$c")"; lat[$c]=$a p99[$c]=$p; done
   local rb rf; rb=$(rss_kb BASE) rf=$(rss_kb FG)
   sleep 11; local tracked; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge)
-  for c in BASE FG; do lat[$c]=$(median ${lat[$c]}) p99[$c]=$(median ${p99[$c]}); done
   for c in BASE FG; do  # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
@@ -187,10 +194,11 @@ compare() {
     esac
   done
   {
-    header "ROUNDS=$ROUNDS x DURATION=${DURATION}s per config (median; warm-up ${WARMUP}s), latency runs ROUNDS x ${LAT_DURATION}s"
+    header "ROUNDS=$ROUNDS x DURATION=${DURATION}s per config (median; warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s, pooled"
     echo
     echo "qps: dnsperf 'Queries per second' at saturation. Latency: avg / p99 of per-query latencies (dnsperf -v) in"
-    echo "separate runs at a fixed rate (LAT_LOAD=${LAT_LOAD}% of BASE's median qps, same for both; dnsperf 2.10 has no histogram)."
+    echo "LAT_ROUNDS alternating runs at a fixed rate (LAT_LOAD=${LAT_LOAD}% of BASE's median qps, same for both), pooled per"
+    echo "configuration (dnsperf 2.10 has no histogram)."
     echo "CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput runs (softirq not included),"
     echo "(busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
     echo "RSS: VmRSS after the workload. Tracked names: coredns_fluxguard_tracked_names, 11 s after the workload."
