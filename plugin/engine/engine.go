@@ -231,16 +231,17 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// on the stack would make every query's goroutine grow its stack.
 	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
 	a := answer{addrs: addrs}
+	var sum uint64
 	for i, ip := range addrs {
 		if e.evidence(ip) {
 			a.evidence |= 1 << i
-			a.sum += e.addrSum(ip)
+			sum += e.addrSum(ip)
 		}
 	}
 	if a.evidence == 0 {
 		return Verdict{Skip: SkipNoAddrs}
 	}
-	a.fingerprint = fingerprint(a.sum, len(o.NS))
+	a.fingerprint = fingerprint(sum, len(o.NS))
 	now := internalTime(unix)
 	v, created, domOff := e.record(e.st, o.Name, o, &a, now, e.threshold, false)
 	if v.Skip != SkipNone {
@@ -268,7 +269,6 @@ func (e *Engine) Observe(o *Observation) Verdict {
 type answer struct {
 	addrs       []netip.Addr
 	evidence    uint64
-	sum         uint64 // of addrSum over the evidence
 	fingerprint uint32 // see fingerprint
 }
 
