@@ -30,7 +30,9 @@ type verdictMetaKey struct{}
 // Metadata implements metadata.Provider. The metadata plugin calls it
 // before the chain runs; without that plugin fluxguard costs nothing here.
 func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Context {
-	f.metadata.Store(true)
+	if !f.metadata.Load() { // a store on every query would bounce the cache line between cores
+		f.metadata.Store(true)
+	}
 	vm := &verdictMeta{}
 	metadata.SetValueFunc(ctx, metaLevel, vm.level)
 	metadata.SetValueFunc(ctx, metaScore, vm.score)

@@ -292,12 +292,12 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	en := sh.lookup(h, key)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
-	if created && st == e.st {
-		if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
-			return Verdict{Skip: s}, false, noDomain
-		}
-	}
 	if created {
+		if st == e.st {
+			if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
+				return Verdict{Skip: s}, false, noDomain
+			}
+		}
 		en = e.create(st, sh, h, key, n, o.MinTTL, now)
 	}
 	if newName {
