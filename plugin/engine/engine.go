@@ -289,7 +289,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h, key)
+	en := sh.lookup(h)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
 	if created {
@@ -388,14 +388,14 @@ func (e *Engine) domainOffset(st *store, key string) uint8 {
 // noDomain marks an entry whose key has no registered domain of its own.
 const noDomain = 0xff
 
-// create adds a new entry for key, of hash h, to the locked shard sh of
+// create adds a new entry for name, of key k, to the locked shard sh of
 // st. It is kept out of record, the common path, to keep that frame small.
 //
 //go:noinline
-func (e *Engine) create(st *store, sh *shard, h uint64, key string, n int, ttl, now uint32) *entry {
-	en := st.insert(sh, h, key, func(v *entry) uint64 { return e.rank(v, now) })
+func (e *Engine) create(st *store, sh *shard, k key, name string, n int, ttl, now uint32) *entry {
+	en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
 	en.ips = sh.seen.alloc(min(n, e.cfg.MaxIPsPerName))
-	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(key), ttl, e.domainOffset(st, key)
+	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(name), ttl, e.domainOffset(st, name)
 	return en
 }
 
@@ -525,7 +525,7 @@ func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Ver
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h, key)
+	en := sh.lookup(h)
 	if en == nil {
 		return Verdict{}, false, e.domainOffset(st, key)
 	}
@@ -614,7 +614,7 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 	sh, h := e.domains.locate(domain)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h, domain)
+	en := sh.lookup(h)
 	if en == nil {
 		return
 	}

@@ -84,7 +84,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		}
 		sh, h := st.locate(name)
 		sh.mu.Lock()
-		if sh.lookup(h, name) == nil && st.count.Load() < st.max.Load() {
+		if sh.lookup(h) == nil && st.count.Load() < st.max.Load() {
 			en := st.insert(sh, h, name, func(v *entry) uint64 { return e.rank(v, now) })
 			*en = entry{
 				hash: en.hash, name: en.name,

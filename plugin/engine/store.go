@@ -8,7 +8,10 @@ import (
 
 // shards is the number of independently locked parts of the store; a power
 // of two so that a hash picks one with a mask.
-const shards = 64
+const (
+	shardBits = 6
+	shards    = 1 << shardBits
+)
 
 // evictSample is how many entries a full shard looks at to pick a victim.
 const evictSample = 8
@@ -21,7 +24,8 @@ const rankFlagged = uint64(LevelFlagged) << 32
 // store maps names to entries in shards, each with its own lock. The cap
 // is global: an insert into a full store evicts from the inserting shard.
 type store struct {
-	seed    maphash.Seed
+	seed    maphash.Seed // of the names' hashes
+	check   maphash.Seed // of their checks (see key)
 	shards  [shards]shard
 	max     atomic.Int64
 	count   atomic.Int64
@@ -44,11 +48,11 @@ func (s *store) holds(now uint32) bool { return s.held.Load() > now }
 // to scan in it, whatever the number of names.
 type shard struct {
 	mu      sync.Mutex
-	index   map[uint64]uint32 // name hash → offset in entries
-	entries slab[entry]       // in blocks of one
-	seen    slab[seen]        // ips, clients, ns and nsIPs of the entries
-	asns    slab[uint32]      // asns of the entries
-	names   slab[byte]        // names of the entries
+	index   index        // name key → offset in entries
+	entries slab[entry]  // in blocks of one
+	seen    slab[seen]   // ips, clients, ns and nsIPs of the entries
+	asns    slab[uint32] // asns of the entries
+	names   slab[byte]   // names of the entries
 }
 
 // Chunk sizes of a shard's slabs (log2 of elements): 40 KiB of entries
@@ -61,35 +65,30 @@ const (
 )
 
 func newStore(maxNames int) *store {
-	s := &store{seed: maphash.MakeSeed()}
+	s := &store{seed: maphash.MakeSeed(), check: maphash.MakeSeed()}
 	s.max.Store(int64(maxNames))
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.index = make(map[uint64]uint32)
 		sh.entries, sh.seen = newSlab[entry](entryChunk), newSlab[seen](listChunk)
 		sh.asns, sh.names = newSlab[uint32](listChunk), newSlab[byte](nameChunk)
 	}
 	return s
 }
 
-// locate returns name's shard and hash.
-func (s *store) locate(name string) (*shard, uint64) {
-	h := maphash.String(s.seed, name)
-	return &s.shards[h&(shards-1)], h
+// locate returns name's shard and key.
+func (s *store) locate(name string) (*shard, key) {
+	k := key{hash: maphash.String(s.seed, name), check: uint32(maphash.String(s.check, name))}
+	return &s.shards[k.hash&(shards-1)], k
 }
 
-// lookup returns name's entry in the locked shard, or nil. The entry is
-// valid until the shard is unlocked or next inserts.
-func (sh *shard) lookup(h uint64, name string) *entry {
-	i, ok := sh.index[h]
+// lookup returns the entry of the name of key k in the locked shard, or
+// nil. The entry is valid until the shard is unlocked or next inserts.
+func (sh *shard) lookup(k key) *entry {
+	i, ok := sh.index.get(k)
 	if !ok {
 		return nil
 	}
-	en := sh.at(i)
-	if string(sh.names.view(en.name)) != name {
-		return nil // another name with the same 64-bit hash
-	}
-	return en
+	return sh.at(i)
 }
 
 // at returns the entry at offset i.
@@ -98,23 +97,24 @@ func (sh *shard) at(i uint32) *entry { return &sh.entries.view(block{off: i, len
 // name returns en's name.
 func (sh *shard) name(en *entry) string { return string(sh.names.view(en.name)) }
 
-// insert adds a new, empty entry for name with hash h to the locked shard
+// insert adds a new, empty entry for name of key k to the locked shard
 // sh, evicting the least valuable entry of the shard first when the store
 // is full (rank orders them, lowest first), and returns it. Any entry
 // under the same hash, another name, is replaced.
-func (s *store) insert(sh *shard, h uint64, name string, rank func(*entry) uint64) *entry {
-	victim, evict := sh.index[h]
-	if !evict && s.count.Load() >= s.max.Load() && len(sh.index) > 0 {
+func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) *entry {
+	victim, evict := sh.index.at(k.hash)
+	if !evict && s.count.Load() >= s.max.Load() && sh.index.n > 0 {
 		best, n := ^uint64(0), 0
-		for _, i := range sh.index { // map iteration starts at a random entry
+		// The sample starts at a slot picked by the new name's check,
+		// as good as random.
+		sh.index.scan(uint64(k.check), func(i uint32) bool {
 			if r := rank(sh.at(i)); r < best {
 				victim, best = i, r
 			}
 			// Sample a few; look further only to spare a flagged name.
-			if n++; n >= evictSample && best < rankFlagged {
-				break
-			}
-		}
+			n++
+			return n < evictSample || best >= rankFlagged
+		})
 		evict = true
 	}
 	if evict {
@@ -126,8 +126,8 @@ func (s *store) insert(sh *shard, h uint64, name string, rank func(*entry) uint6
 	nb.len = uint16(len(name))
 	copy(sh.names.view(nb), name)
 	en := sh.at(i)
-	*en = entry{hash: h, name: nb}
-	sh.index[h] = i
+	*en = entry{hash: k.hash, name: nb}
+	sh.index.put(k, i)
 	s.count.Add(1)
 	return en
 }
@@ -140,7 +140,7 @@ func (s *store) remove(sh *shard, i uint32) {
 	}
 	sh.asns.release(en.asns)
 	sh.names.release(en.name)
-	delete(sh.index, en.hash)
+	sh.index.delete(en.hash)
 	sh.entries.release(block{off: i, len: 1, cap: 1}) // zeroes it: no name marks a free entry
 	s.count.Add(-1)
 }

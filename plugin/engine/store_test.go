@@ -19,7 +19,7 @@ func listOf(t *testing.T, st *store, name string, which func(*entry) block) []se
 	sh, h := st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h, name)
+	en := sh.lookup(h)
 	if en == nil {
 		t.Fatalf("%s is not tracked", name)
 	}
@@ -96,16 +96,17 @@ func TestStoreReuse(t *testing.T) {
 		var held []uint32
 		for i := range 100 {
 			name := fmt.Sprintf("n%d-%d.example", round, i)
-			en := st.insert(sh, uint64(i)<<8|uint64(round), name, rank)
+			en := st.insert(sh, key{hash: uint64(i)<<8 | uint64(round)}, name, rank)
 			en.ips = sh.seen.alloc(4)
-			held = append(held, sh.index[en.hash])
+			off, _ := sh.index.at(en.hash)
+			held = append(held, off)
 		}
 		for _, i := range held {
 			st.remove(sh, i)
 		}
 	}
-	if n := len(sh.entries.chunks[0]); n != 100 || len(sh.index) != 0 || st.len() != 0 {
-		t.Errorf("entries %d index %d count %d, want 100 0 0", n, len(sh.index), st.len())
+	if n := len(sh.entries.chunks[0]); n != 100 || sh.index.n != 0 || st.len() != 0 {
+		t.Errorf("entries %d index %d count %d, want 100 0 0", n, sh.index.n, st.len())
 	}
 	if len(sh.seen.chunks[0]) != 400 || len(sh.names.chunks[0]) > 100*16 {
 		t.Errorf("slabs grew to %d seen and %d name bytes for 100 names at a time", len(sh.seen.chunks[0]), len(sh.names.chunks[0]))
@@ -116,15 +117,16 @@ func TestStoreHashCollision(t *testing.T) {
 	st := newStore(10)
 	rank := func(*entry) uint64 { return 0 }
 	sh, _ := st.locate("x")
-	a := st.insert(sh, 42, "a.example", rank)
+	ka, kb := key{hash: 42, check: 1}, key{hash: 42, check: 2}
+	a := st.insert(sh, ka, "a.example", rank)
 	a.last = 7
-	if en := sh.lookup(42, "b.example"); en != nil {
+	if en := sh.lookup(kb); en != nil {
 		t.Fatal("another name under the same hash was found")
 	}
 	// An insert under a taken hash replaces the other name: evidence is
 	// never shared between two names.
-	b := st.insert(sh, 42, "b.example", rank)
-	if b.last != 0 || sh.lookup(42, "a.example") != nil || sh.name(sh.lookup(42, "b.example")) != "b.example" {
+	b := st.insert(sh, kb, "b.example", rank)
+	if b.last != 0 || sh.lookup(ka) != nil || sh.name(sh.lookup(kb)) != "b.example" {
 		t.Errorf("b.example did not replace a.example")
 	}
 	if st.len() != 1 || st.evicted.Load() != 1 {

@@ -1,0 +1,128 @@
+package engine
+
+// index maps the hashes of a shard's names to their entries: open
+// addressing with linear probing over one flat, pointer-free array. A
+// lookup reads the one slot that holds the hash and the check, where a Go
+// map reads its group's control word, then a slot, then the name to
+// compare: on the query path each is a cache miss.
+type index struct {
+	slots []slot // a power of two of them, at most 3/4 used
+	n     int
+}
+
+// slot is one position of an index: a name's hash and check, and its
+// entry's offset plus one (0 for an empty slot).
+type slot struct {
+	hash  uint64
+	ref   uint32
+	check uint32
+}
+
+// key is a name's 96-bit hash: hash picks its shard and its index slot,
+// check tells apart two names of the same hash. Two names whose 96 bits
+// are the same share an entry: with the store's random seeds, a chance of
+// about 2⁻⁹⁶ per pair, which no one outside the process can aim at.
+type key struct {
+	hash  uint64
+	check uint32
+}
+
+// minIndexSlots is the size of a shard's index when it gets its first name.
+const minIndexSlots = 16
+
+// home returns the slot where the search for hash h starts. The low bits
+// of h picked the shard, so they are the same for all its names.
+func (x *index) home(h uint64) int { return int(h>>shardBits) & (len(x.slots) - 1) }
+
+// find returns the position of k's slot, or of the empty slot ending the
+// search, and whether it found k. A slot of k's hash with another check
+// is found, not matched: matched reports it.
+func (x *index) find(h uint64) (int, bool) {
+	mask := len(x.slots) - 1
+	for i := x.home(h); ; i = (i + 1) & mask {
+		if s := &x.slots[i]; s.ref == 0 || s.hash == h {
+			return i, s.ref != 0
+		}
+	}
+}
+
+// get returns the offset of k's entry.
+func (x *index) get(k key) (uint32, bool) {
+	if x.n == 0 {
+		return 0, false
+	}
+	i, ok := x.find(k.hash)
+	if !ok || x.slots[i].check != k.check {
+		return 0, false
+	}
+	return x.slots[i].ref - 1, true
+}
+
+// at returns the entry offset kept under k's hash, whatever its check:
+// an entry that a new name of the same hash replaces.
+func (x *index) at(h uint64) (uint32, bool) {
+	if x.n == 0 {
+		return 0, false
+	}
+	i, ok := x.find(h)
+	return x.slots[i].ref - 1, ok
+}
+
+// put maps k to the entry at off, replacing what its hash mapped to.
+func (x *index) put(k key, off uint32) {
+	if (x.n+1)*4 > len(x.slots)*3 {
+		x.grow()
+	}
+	i, ok := x.find(k.hash)
+	if !ok {
+		x.n++
+	}
+	x.slots[i] = slot{hash: k.hash, ref: off + 1, check: k.check}
+}
+
+// grow doubles the slots and puts the used ones back.
+func (x *index) grow() {
+	old := x.slots
+	x.slots = make([]slot, max(2*len(old), minIndexSlots))
+	for _, s := range old {
+		if s.ref != 0 {
+			i, _ := x.find(s.hash)
+			x.slots[i] = s
+		}
+	}
+}
+
+// delete removes hash h, moving back the slots after it that would no
+// longer be found (no tombstones: searches stay short as names churn).
+func (x *index) delete(h uint64) {
+	if x.n == 0 {
+		return
+	}
+	i, ok := x.find(h)
+	if !ok {
+		return
+	}
+	mask := len(x.slots) - 1
+	for j := (i + 1) & mask; x.slots[j].ref != 0; j = (j + 1) & mask {
+		// The slot at j may fill the hole at i unless its home lies
+		// cyclically in (i, j].
+		if home := x.home(x.slots[j].hash); (j-home)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = slot{}
+	x.n--
+}
+
+// scan calls f for the entry offsets of the index, from the slot at start
+// (any number: it wraps) round to it, until f returns false.
+func (x *index) scan(start uint64, f func(off uint32) bool) {
+	mask := len(x.slots) - 1
+	first := int(start & uint64(mask))
+	for k := range x.slots {
+		if s := x.slots[(first+k)&mask]; s.ref != 0 && !f(s.ref-1) {
+			return
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestIndex puts, finds and deletes keys against a Go map, with hashes
+// picked to collide on their home slot and to wrap round the end of the
+// slots, where deletion must move the slots after a hole back.
+func TestIndex(t *testing.T) {
+	// home(h) is h>>shardBits masked: hashes n<<shardBits all start at
+	// slot n, and same<<shardBits | i all start at slot same.
+	const same = 15
+	for _, tc := range []struct {
+		name   string
+		hashes func(i int) uint64
+		n      int
+	}{
+		{"spread", func(i int) uint64 { return rand.Uint64() }, 5000},
+		{"one home", func(i int) uint64 { return uint64(i)<<32 | same<<shardBits }, 11},
+		{"wrapping", func(i int) uint64 { return uint64(i)<<32 | uint64(13+i%3)<<shardBits }, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var x index
+			want := map[uint64]uint32{}
+			keys := make([]key, tc.n)
+			for i := range keys {
+				keys[i] = key{hash: tc.hashes(i), check: uint32(i)}
+				x.put(keys[i], uint32(i))
+				want[keys[i].hash] = uint32(i)
+			}
+			check := func(when string) {
+				t.Helper()
+				if x.n != len(want) {
+					t.Fatalf("%s: %d keys, want %d", when, x.n, len(want))
+				}
+				for _, k := range keys {
+					off, ok := x.get(k)
+					w, in := want[k.hash]
+					if ok != in || ok && off != w {
+						t.Fatalf("%s: get(%x) = %d %v, want %d %v", when, k.hash, off, ok, w, in)
+					}
+				}
+			}
+			check("after the puts")
+			if _, ok := x.get(key{hash: keys[0].hash, check: keys[0].check + 1}); ok {
+				t.Fatal("a key of another check was found")
+			}
+			// Delete every other key, in an order that opens holes
+			// before, inside and after runs of colliding slots.
+			for i := 0; i < len(keys); i += 2 {
+				x.delete(keys[i].hash)
+				delete(want, keys[i].hash)
+			}
+			x.delete(12345) // absent: nothing happens
+			check("after the deletions")
+			seen := 0
+			x.scan(uint64(rand.Uint32()), func(uint32) bool { seen++; return true })
+			if seen != len(want) {
+				t.Errorf("scan met %d entries, want %d", seen, len(want))
+			}
+		})
+	}
+}
