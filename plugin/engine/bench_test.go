@@ -32,6 +32,33 @@ func BenchmarkObserveTracked(b *testing.B) {
 	}
 }
 
+// BenchmarkObserveTrackedCold is BenchmarkObserveTracked over 1,048,576
+// names taken in a pseudo-random order: their state is out of the CPU's
+// caches, as it is between the queries of a busy server, so it measures
+// the memory the hot path touches.
+func BenchmarkObserveTrackedCold(b *testing.B) {
+	const n = 1 << 20
+	cfg := DefaultConfig()
+	cfg.MaxNames = n
+	e, _ := New(cfg)
+	names := make([]string, n)
+	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60}
+	for i := range names {
+		names[i] = "host" + strconv.Itoa(i) + ".example.com"
+		obs.Name = names[i]
+		e.Observe(&obs)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for x := uint64(1); b.Loop(); {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		obs.Name = names[x&(n-1)]
+		e.Observe(&obs)
+	}
+}
+
 // BenchmarkObserveParallel measures contention across shards: run it with
 // -cpu 1,2 to see the scaling. The names spread over 256 registered
 // domains, 4 names each.

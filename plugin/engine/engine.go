@@ -97,6 +97,7 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	n.each(func(_ scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
 		en.nameBits = n.nameReasons(name)
+		en.fingerprint = 0 // the window may have changed: the next answer is tallied
 		return !n.exclude.match(name)
 	})
 	return n, nil
@@ -284,7 +285,8 @@ type answer struct {
 // An answer with the same evidence as the entry's last one (a cache hit,
 // typically) changes neither its TTL figures, which a cache counts down,
 // nor, within the same second, its addresses' times: only its clients and
-// query count are recorded then.
+// query count are recorded then, and from the same client as the last
+// answer, only the query count: the tally of the window is the last one.
 func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
 	sh, h := st.locate(key)
 	sh.mu.Lock()
@@ -308,6 +310,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	if !repeat {
 		e.recordEvidence(sh, en, o, a, now)
 	}
+	tallied := repeat
 	if !same {
 		if en.minTTL == 0 || o.MinTTL < en.minTTL {
 			en.minTTL = o.MinTTL
@@ -317,10 +320,17 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		en.fingerprint = a.fingerprint
 	}
 	if o.Client.IsValid() && st == e.st {
-		en.clients, _, _ = sh.addSeen(en.clients, o.Client.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+		client := o.Client.Unmap().As16()
+		if c := e.clientHash(client); !repeat || c != en.lastClient {
+			en.clients, _, _ = sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
+			en.lastClient, tallied = c, false
+		}
 	}
 	en.last = now
 	en.count(now, now/e.width)
+	if !tallied {
+		e.tally(sh, en, now)
+	}
 	v := e.judge(sh, en, now, threshold)
 	if e.candidate(v) && v.Score >= threshold {
 		en.heldUntil = now + e.hold
@@ -353,6 +363,14 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 	for _, ns := range o.NS {
 		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
+}
+
+// clientHash hashes a client's address for entry.lastClient. Two clients
+// of the same hash answered in turn in the same second would count as
+// one until either is seen again.
+func (e *Engine) clientHash(a [16]byte) uint32 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(a[:8])^e.fpSeed, binary.LittleEndian.Uint64(a[8:])^0x8ebc6af09c88c6e3)
+	return uint32(hi ^ lo)
 }
 
 // addrSum hashes an address for an answer's fingerprint, a sum, so that
@@ -429,12 +447,20 @@ func (e *Engine) evidence(a netip.Addr) bool {
 	return true
 }
 
-// judge scores en at now without changing it. A held name stays flagged
-// whatever its current evidence. threshold is the name's or, for a
-// registered domain's aggregate, the domain's.
+// tally counts en's addresses and clients seen in the window ending at
+// now, for judge.
+func (e *Engine) tally(sh *shard, en *entry, now uint32) {
+	since := e.since(now)
+	en.ipsSeen = uint16(countSince(sh.seen.view(en.ips), since))
+	en.clientsSeen = uint16(countSince(sh.seen.view(en.clients), since))
+}
+
+// judge scores en at now, as tallied then, without changing its evidence.
+// A held name stays flagged whatever its current evidence. threshold is
+// the name's or, for a registered domain's aggregate, the domain's.
 func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verdict {
 	since := e.since(now)
-	v := Verdict{Prev: en.level, UniqueIPs: countSince(sh.seen.view(en.ips), since), Clients: countSince(sh.seen.view(en.clients), since)}
+	v := Verdict{Prev: en.level, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
 	v.Queries, _ = en.queries(now/e.width, e.width)
 	switch {
 	case en.subnames == 1:
@@ -532,6 +558,7 @@ func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Ver
 	if en.heldUntil <= now {
 		return Verdict{}, false, en.domOff
 	}
+	e.tally(sh, en, now)
 	return e.judge(sh, en, now, threshold), true, en.domOff
 }
 

@@ -391,8 +391,11 @@ func TestRepeatedAnswers(t *testing.T) {
 		{"first answer", 0, "10.0.0.1", [][]netip.Addr{setA}, 600, 0, 1, 1, 1, 6, false},
 		{"same second, new client, other order", 0, "10.0.0.2", [][]netip.Addr{reversed}, 600, 0, 1, 2, 2, 6, false},
 		{"same second, known client", 0, "10.0.0.2", [][]netip.Addr{setA}, 600, 0, 1, 3, 2, 6, false},
-		{"cache hits counting the TTL down", time.Second, "10.0.0.1", [][]netip.Addr{setA, reversed}, 570, 30, 19, 22, 2, 6, false},
-		{"rotating sets with a short TTL", time.Second, "10.0.0.3", [][]netip.Addr{setB, setA}, 10, 0, 10, 32, 3, 12, true},
+		{"same second, the first client again", 0, "10.0.0.1", [][]netip.Addr{setA}, 600, 0, 1, 4, 2, 6, false},
+		{"same second, the same client again and again", 0, "10.0.0.1", [][]netip.Addr{setA, reversed}, 600, 0, 5, 9, 2, 6, false},
+		{"same second, a new client after them", 0, "10.0.0.4", [][]netip.Addr{setA}, 600, 0, 1, 10, 3, 6, false},
+		{"cache hits counting the TTL down", time.Second, "10.0.0.1", [][]netip.Addr{setA, reversed}, 570, 30, 19, 29, 3, 6, false},
+		{"rotating sets with a short TTL", time.Second, "10.0.0.3", [][]netip.Addr{setB, setA}, 10, 0, 10, 39, 4, 12, true},
 	}
 	for _, s := range steps {
 		var v Verdict

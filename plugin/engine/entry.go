@@ -14,39 +14,47 @@ type seen struct {
 }
 
 // entry is the state kept for one name. It holds no pointers: its name
-// and lists are blocks of its shard's slabs.
+// and lists are blocks of its shard's slabs. Its first 88 bytes are what
+// an answer repeating the name's last one reads and writes; entries are
+// 160 bytes, so they start at 0 or 32 bytes into a cache line and those
+// fields span two lines.
 type entry struct {
-	hash uint64 // of the name: its key in the shard's index
-	name block  // in the shard's names
+	fingerprint uint32 // of the last answer's evidence (see fingerprint)
+	last        uint32 // last observation
+	lastClient  uint32 // hash of the last observation's client (see clientHash)
+	heldUntil   uint32 // flagged until then
 
+	// The tally of the window at last: addresses and clients seen.
+	ipsSeen, clientsSeen uint16
+
+	subnames uint16 // names seen under a registered domain; 0 for exact names
+	level    Level
+	domOff   uint8   // where the key's registered domain starts, or noDomain
+	nameBits Reasons // name-derived reasons, computed once
+
+	// Query counts per bucket of window/buckets seconds.
+	head   uint32 // bucket number of the newest bucket
+	first  uint32 // first observation
+	counts [buckets + 1]uint32
+
+	name         block // in the shard's names
 	ips, clients block // in the shard's seen
 	ns           block // name servers (hashed) seen for a registered domain
 	nsIPs        block // their addresses, when resolved (resolve_ns)
 	asns         block // in the shard's asns: the ASN of each of ips, when an ASN database is configured
 
-	// Query counts per bucket of window/buckets seconds.
-	counts [buckets + 1]uint32
-	head   uint32 // bucket number of the newest bucket
-	first  uint32 // first observation
-
-	last      uint32 // last observation
-	heldUntil uint32 // flagged until then
 	minTTL    uint32
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
-	level     Level
-	maxAnswer uint8   // most evidence addresses seen in one answer
-	domOff    uint8   // where the key's registered domain starts, or noDomain
-	subnames  uint16  // names seen under a registered domain; 0 for exact names
-	nameBits  Reasons // name-derived reasons, computed once
+	maxAnswer uint8  // most evidence addresses seen in one answer
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
-	eff      float32
-	effU     uint16
 	effNew   bool
 	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
+	eff      float32
+	effU     uint16
 
-	fingerprint uint32 // of the last answer's evidence (see fingerprint)
+	_ [4]byte // to 160 bytes
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and

@@ -87,7 +87,7 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		if sh.lookup(h) == nil && st.count.Load() < st.max.Load() {
 			en := st.insert(sh, h, name, func(v *entry) uint64 { return e.rank(v, now) })
 			*en = entry{
-				hash: en.hash, name: en.name,
+				name:    en.name,
 				ips:     sh.seen.make(loadSeen(se.IPs, e.cfg.MaxIPsPerName)),
 				clients: sh.seen.make(loadSeen(se.Clients, e.cfg.MaxClientsPerName)),
 				ns:      sh.seen.make(loadSeen(se.NS, maxNSPerDomain)),

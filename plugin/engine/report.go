@@ -32,6 +32,7 @@ func (e *Engine) Report() []Row {
 	since := e.since(now)
 	var rows []Row
 	e.each(func(sc scope, sh *shard, en *entry) bool {
+		e.tally(sh, en, now)
 		v := e.judge(sh, en, now, sc.threshold)
 		if v.Level == LevelNone {
 			return true

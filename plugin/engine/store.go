@@ -126,7 +126,7 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 	nb.len = uint16(len(name))
 	copy(sh.names.view(nb), name)
 	en := sh.at(i)
-	*en = entry{hash: k.hash, name: nb}
+	*en = entry{name: nb}
 	sh.index.put(k, i)
 	s.count.Add(1)
 	return en
@@ -139,8 +139,8 @@ func (s *store) remove(sh *shard, i uint32) {
 		sh.seen.release(b)
 	}
 	sh.asns.release(en.asns)
+	sh.index.delete(maphash.String(s.seed, sh.name(en)))
 	sh.names.release(en.name)
-	sh.index.delete(en.hash)
 	sh.entries.release(block{off: i, len: 1, cap: 1}) // zeroes it: no name marks a free entry
 	s.count.Add(-1)
 }

@@ -96,9 +96,10 @@ func TestStoreReuse(t *testing.T) {
 		var held []uint32
 		for i := range 100 {
 			name := fmt.Sprintf("n%d-%d.example", round, i)
-			en := st.insert(sh, key{hash: uint64(i)<<8 | uint64(round)}, name, rank)
+			_, k := st.locate(name) // whatever its shard: all go to sh
+			en := st.insert(sh, k, name, rank)
 			en.ips = sh.seen.alloc(4)
-			off, _ := sh.index.at(en.hash)
+			off, _ := sh.index.get(k)
 			held = append(held, off)
 		}
 		for _, i := range held {
@@ -117,7 +118,9 @@ func TestStoreHashCollision(t *testing.T) {
 	st := newStore(10)
 	rank := func(*entry) uint64 { return 0 }
 	sh, _ := st.locate("x")
-	ka, kb := key{hash: 42, check: 1}, key{hash: 42, check: 2}
+	// b.example stands for a name of a.example's hash and another check.
+	_, ka := st.locate("a.example")
+	kb := key{hash: ka.hash, check: ka.check + 1}
 	a := st.insert(sh, ka, "a.example", rank)
 	a.last = 7
 	if en := sh.lookup(kb); en != nil {
