@@ -35,8 +35,9 @@ type Fluxguard struct {
 	resolver *nsResolver // resolve_ns, or nil
 	report   *reportServer
 	done     chan struct{}
-	metrics  atomic.Pointer[serverMetrics] // for the server of the last query
-	metadata atomic.Bool                   // the metadata plugin asks for fluxguard's labels
+	metrics  atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
+	adding   sync.Mutex                       // serializes additions to metrics
+	metadata atomic.Bool                      // the metadata plugin asks for fluxguard's labels
 }
 
 // newFluxguard returns the handler for cfg; key names its server block for
@@ -254,10 +255,11 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 			f.saveState()
 			lastSave = time.Now()
 		}
-		sm := f.metrics.Load()
-		if sm == nil {
+		all := f.metrics.Load()
+		if all == nil {
 			continue // no query yet: the server label is not known
 		}
+		sm := (*all)[0] // the engine is shared: its gauges go to the first server
 		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
 		if n := f.eng.Evicted(); n > evicted {
 			namesEvicted.WithLabelValues(sm.server).Add(float64(n - evicted))
@@ -267,16 +269,41 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 	}
 }
 
-// metricsFor returns the counters of the server serving ctx, looked up
-// once per server rather than once per query.
+// metricsFor returns the counters of the server serving ctx, made once per
+// server rather than once per query. A server block that listens on
+// several addresses (bind) is as many servers sharing this handler.
 func (f *Fluxguard) metricsFor(ctx context.Context) *serverMetrics {
 	server := metrics.WithServer(ctx)
-	if sm := f.metrics.Load(); sm != nil && sm.server == server {
+	if sm := serverIn(f.metrics.Load(), server); sm != nil {
 		return sm
 	}
+	f.adding.Lock()
+	defer f.adding.Unlock()
+	old := f.metrics.Load()
+	if sm := serverIn(old, server); sm != nil { // added meanwhile
+		return sm
+	}
+	var all []*serverMetrics
+	if old != nil {
+		all = append(all, *old...)
+	}
 	sm := newServerMetrics(server, f.cfg.action)
-	f.metrics.Store(sm)
+	all = append(all, sm)
+	f.metrics.Store(&all)
 	return sm
+}
+
+// serverIn returns the counters of server in all, or nil.
+func serverIn(all *[]*serverMetrics, server string) *serverMetrics {
+	if all == nil {
+		return nil
+	}
+	for _, sm := range *all {
+		if sm.server == server {
+			return sm
+		}
+	}
+	return nil
 }
 
 // clientAddr returns the client's address, invalid when there is none

@@ -350,6 +350,35 @@ func TestMonitor(t *testing.T) {
 	}
 }
 
+// TestServersSharingHandler serves queries of two servers in turn through
+// one handler, as a server block that binds two addresses does: each
+// server's answers count under its own label, and its counters are made
+// once, not on every change of server.
+func TestServersSharingHandler(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
+	base := serverLabel(t)
+	servers := []string{base + "-v4", base + "-v6"}
+	var made [2]*serverMetrics
+	for i := range 6 {
+		ctx := newContext(servers[i%2])
+		serve(t, ctx, f, newQueryEDNS("www.example.com.", dns.TypeA, 1232, false))
+		sm := f.metricsFor(ctx)
+		if made[i%2] == nil {
+			made[i%2] = sm
+		} else if sm != made[i%2] {
+			t.Errorf("Query %d: the counters of %s were made again", i, servers[i%2])
+		}
+	}
+	if made[0] == made[1] {
+		t.Error("Expected the two servers to have counters of their own")
+	}
+	for _, server := range servers {
+		if got := toFloat64(responsesInspected.WithLabelValues(server)); got != 3 {
+			t.Errorf("Expected 3 inspected responses for %s, got %v", server, got)
+		}
+	}
+}
+
 // TestMetadataWithoutPlugin checks that serving without the metadata plugin
 // in the context works.
 func TestMetadataWithoutPlugin(t *testing.T) {
