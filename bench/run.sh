@@ -6,7 +6,8 @@
 #   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
-# Env: ROUNDS=3 DURATION=10 (s per dnsperf run) WARMUP=2 (s) LAT_ROUNDS=10 LAT_DURATION=2 (s) LAT_LOAD=50 (% of BASE qps)
+# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s per throughput run) WARMUP=2 (s)
+#      LAT_ROUNDS=2 (latency runs per configuration and round) LAT_DURATION=2 (s) LAT_LOAD=50 (% of BASE qps)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      WORKLOADS="hot distinct miss" (compare: which rows, in order)
@@ -15,14 +16,14 @@
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
 # Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
 # Latency: dnsperf 2.10 has no latency histogram, so avg/p99 come from separate runs at a fixed rate
-# (LAT_LOAD % of BASE's median saturated qps, same rate for both) with -v, one latency per query, pooled
-# over LAT_ROUNDS alternating runs per configuration.
+# (LAT_LOAD % of the first round's BASE qps, same rate for both) with -v, one latency per query, pooled
+# over all rounds' latency runs per configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
-ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-10} LAT_DURATION=${LAT_DURATION:-2}
+ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
 LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
@@ -125,51 +126,58 @@ lat_stats() { sort -g "$1" |  # "avg p99" of a file of latencies
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 
-# workload NAME FILE CACHE-LINE: fresh BASE and FG, alternating runs, appends one table row.
+# workload NAME FILE CACHE-LINE: ROUNDS rounds, each with a fresh BASE and FG (warmed up, then run in A B / B A
+# order): two processes of the same binary and configuration differ by several percent in throughput, so one
+# pair per workload would measure their luck. Appends one table row: median qps, median of the per-round ratios.
 workload() {
-  local wl=$1 file=$2 cache=$3 r c out a p bport bprom fport fprom rate
-  declare -A qps=() lat=() p99=() ticks=() nq=()
-  alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
-  server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
-  server_conf FG "$fport" "$fprom" "$UPPORT" fluxguard "$cache"
-  start BASE CUT; start FG CUT
-  declare -A port=([BASE]=$bport [FG]=$fport)
-  if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
-  for c in BASE FG; do ticks[$c]=$(cpu_ticks $c) nq[$c]=0; done
-  local order
-  for r in $(seq "$ROUNDS"); do          # throughput: A B B A A B ... at saturation
+  local wl=$1 file=$2 cache=$3 r c out a p bport bprom fport fprom rate="" t0 i
+  declare -A qps=() lat=() p99=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=()
+  local ratios="" tracked="" order
+  : >"$TMP/lat.BASE"; : >"$TMP/lat.FG"
+  for r in $(seq "$ROUNDS"); do
+    alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
+    server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
+    server_conf FG "$fport" "$fprom" "$UPPORT" fluxguard "$cache"
+    start BASE CUT; start FG CUT
+    declare -A port=([BASE]=$bport [FG]=$fport)
+    if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
     order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
-    for c in "${order[@]}"; do
+    for c in "${order[@]}"; do  # throughput, at saturation
+      t0=$(cpu_ticks $c)
       out=$(perf $c "${port[$c]}" "$file" -l "$DURATION")
-      qps[$c]+="$(field 'Queries per second' <<<"$out") "
+      ticks[$c]=$((ticks[$c] + $(cpu_ticks $c) - t0))
+      q[$c]=$(field 'Queries per second' <<<"$out"); qps[$c]+="${q[$c]} "
       nq[$c]=$((nq[$c] + $(field 'Queries completed' <<<"$out")))
       LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
     done
-  done
-  for c in BASE FG; do ticks[$c]=$(($(cpu_ticks $c) - ticks[$c])); qps[$c]=$(median ${qps[$c]}); done
-  rate=$(awk -v q="${qps[BASE]}" -v p="$LAT_LOAD" 'BEGIN {printf "%d", q * p / 100}')
-  # Latency: many short runs at a fixed rate, A B B A A B ..., every query's latency pooled per
-  # configuration: a noisy spell of the machine lands on both sides rather than on one run's p99.
-  : >"$TMP/lat.BASE"; : >"$TMP/lat.FG"
-  for r in $(seq "$LAT_ROUNDS"); do
-    order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
-    for c in "${order[@]}"; do
-      out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "$rate" -v)
-      lat_ms <<<"$out" >>"$TMP/lat.$c"
+    ratios+="$(ratio "${q[FG]}" "${q[BASE]}") "
+    # Latency: at a fixed rate (LAT_LOAD % of the first round's BASE qps, the same for both), every query's
+    # latency pooled per configuration over all rounds.
+    [ -n "$rate" ] || rate=$(awk -v q="${q[BASE]}" -v p="$LAT_LOAD" 'BEGIN {printf "%d", q * p / 100}')
+    for i in $(seq "$LAT_ROUNDS"); do
+      for c in "${order[@]}"; do
+        out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "$rate" -v)
+        lat_ms <<<"$out" >>"$TMP/lat.$c"
+      done
+      order=("${order[1]}" "${order[0]}")
     done
+    for c in BASE FG; do rss[$c]+="$(rss_kb $c) "; done
+    if [ "$r" = "$ROUNDS" ]; then sleep 11; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge); fi
+    ERRS+="$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true)/$(grep -c '\[ERROR\]' "$TMP/FG.log" || true) "
+    stop BASE; stop FG
   done
-  for c in BASE FG; do read -r a p <<<"$(lat_stats "$TMP/lat.$c")"; lat[$c]=$a p99[$c]=$p; done
-  local rb rf; rb=$(rss_kb BASE) rf=$(rss_kb FG)
-  sleep 11; local tracked; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge)
-  for c in BASE FG; do  # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
+  for c in BASE FG; do
+    read -r a p <<<"$(lat_stats "$TMP/lat.$c")"; lat[$c]=$a p99[$c]=$p
+    qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]})
+    # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
   done
-  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(ratio "${qps[FG]}" "${qps[BASE]}") | ${lat[BASE]} / ${p99[BASE]} ms"
-  ROWS+=" | ${lat[FG]} / ${p99[FG]} ms | $(ratio "${p99[FG]}" "${p99[BASE]}") | $(mib "$rb") | $(mib "$rf")"
+  local spread; spread=$(printf '%s\n' $ratios | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median $ratios | awk '{printf "%.3f", $1}') ($spread) | ${lat[BASE]} / ${p99[BASE]} ms"
+  ROWS+=" | ${lat[FG]} / ${p99[FG]} ms | $(ratio "${p99[FG]}" "${p99[BASE]}") | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
   ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $rate | $tracked |"$'\n'
-  ERRS+="$wl: CoreDNS [ERROR] lines BASE=$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true) FG=$(grep -c '\[ERROR\]' "$TMP/FG.log" || true); "
-  stop BASE; stop FG
+  RATIOS+="$wl: $ratios; "
 }
 
 header() {
@@ -184,8 +192,9 @@ compare() {
   awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" ERRS="" LOST=0
+  ROWS="" ERRS="" RATIOS="" LOST=0
   local wl; for wl in $WORKLOADS; do
+    ERRS+="$wl:"
     case $wl in
       hot) workload hot "$TMP/hot.txt" cache ;;                # 1,000 names: cache hits
       distinct) workload distinct "$TMP/distinct.txt" cache ;; # 200,000 names: cache (9,984 entries) churns, fluxguard tracks all
@@ -194,19 +203,20 @@ compare() {
     esac
   done
   {
-    header "ROUNDS=$ROUNDS x DURATION=${DURATION}s per config (median; warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s, pooled"
+    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config and round, pooled"
     echo
-    echo "qps: dnsperf 'Queries per second' at saturation. Latency: avg / p99 of per-query latencies (dnsperf -v) in"
-    echo "LAT_ROUNDS alternating runs at a fixed rate (LAT_LOAD=${LAT_LOAD}% of BASE's median qps, same for both), pooled per"
-    echo "configuration (dnsperf 2.10 has no histogram)."
+    echo "qps: dnsperf 'Queries per second' at saturation, median over the rounds; qps ratio: median of the rounds' FG/BASE"
+    echo "ratios (lowest–highest). Latency: avg / p99 of per-query latencies (dnsperf -v) at a fixed rate (LAT_LOAD=${LAT_LOAD}% of"
+    echo "the first round's BASE qps, same for both), pooled per configuration over all rounds (dnsperf 2.10 has no histogram)."
     echo "CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput runs (softirq not included),"
     echo "(busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
-    echo "RSS: VmRSS after the workload. Tracked names: coredns_fluxguard_tracked_names, 11 s after the workload."
+    echo "RSS: VmRSS at the end of each round, median. Tracked names: coredns_fluxguard_tracked_names, 11 s after the last round."
     echo
     echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE avg / p99 latency | FG avg / p99 latency | p99 ratio | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | latency rate (qps) | FG tracked names |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
-    echo; echo "Queries lost (all throughput runs): $LOST. ${ERRS}"
+    echo; echo "Queries lost (all throughput runs): $LOST. Per-round qps ratios: ${RATIOS}"
+    echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
   } | tee bench/results/latest.md
 }
 
