@@ -59,9 +59,17 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 func (f *Fluxguard) Name() string { return pluginName }
 
 // ServeDNS implements plugin.Handler. Its frame stays on the stack while
-// the rest of the chain runs, so it is kept small, and the rest of the
-// chain is called from it rather than from a helper: every frame there is
-// copied each time the query's goroutine grows its stack further down.
+// the rest of the chain runs, and the rest of the chain is called from it
+// rather than from a helper: every frame there is copied each time the
+// query's goroutine grows its stack further down.
+//
+// A query's goroutine starts with a small stack, which the runtime doubles
+// by copying it when a call does not fit, at a cost of about 0.15 µs per
+// frame on the stack. A cache hit used to grow it as cache's ServeDNS was
+// entered, with fluxguard's frame one more to copy than without fluxguard.
+// The frame holds stackReserve bytes instead, so that the stack grows as
+// fluxguard is entered: no more frames to copy than without it, and the
+// rest of the chain runs in the grown stack.
 //
 // plugin.NextOrFailure starts a tracing span and wraps w in a writer that
 // names the writing plugin to w when w is a plugin.PluginTracker; with
@@ -69,6 +77,8 @@ func (f *Fluxguard) Name() string { return pluginName }
 // every query, so Next is called directly. A captureWriter is no
 // PluginTracker.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	var reserve [stackReserve]byte
+	reserved(&reserve)
 	w, answered := f.capture(ctx, w, r)
 	if answered {
 		return dns.RcodeSuccess, nil
@@ -78,6 +88,15 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	return f.Next.ServeDNS(ctx, w, r)
 }
+
+// stackReserve is the stack ServeDNS's frame reserves: more than cache's
+// frame, so that a stack too small for cache grows in fluxguard's prologue.
+const stackReserve = 1024
+
+// reserved keeps ServeDNS's reserve on its frame.
+//
+//go:noinline
+func reserved(*[stackReserve]byte) {}
 
 // capture returns the writer the rest of the chain is to write r's answer
 // to: a captureWriter when fluxguard inspects r, else w. It reports
