@@ -288,10 +288,10 @@ type answer struct {
 // query count are recorded then, and from the same client as the last
 // answer, only the query count: the tally of the window is the last one.
 func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
-	sh, h := st.locate(key)
+	sh, k := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h)
+	en := sh.lookup(k)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
 	if created {
@@ -300,7 +300,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 				return Verdict{Skip: s}, false, noDomain
 			}
 		}
-		en = e.create(st, sh, h, key, n, o.MinTTL, now)
+		en = e.create(st, sh, k, key, n, o.MinTTL, now)
 	}
 	if newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
@@ -365,21 +365,21 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 	}
 }
 
+// hashAddr hashes an address with the engine's seed; salt tells apart
+// the uses.
+func (e *Engine) hashAddr(a [16]byte, salt uint64) uint64 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(a[:8])^e.fpSeed, binary.LittleEndian.Uint64(a[8:])^salt)
+	return hi ^ lo
+}
+
 // clientHash hashes a client's address for entry.lastClient. Two clients
 // of the same hash answered in turn in the same second would count as
 // one until either is seen again.
-func (e *Engine) clientHash(a [16]byte) uint32 {
-	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(a[:8])^e.fpSeed, binary.LittleEndian.Uint64(a[8:])^0x8ebc6af09c88c6e3)
-	return uint32(hi ^ lo)
-}
+func (e *Engine) clientHash(a [16]byte) uint32 { return uint32(e.hashAddr(a, 0x8ebc6af09c88c6e3)) }
 
 // addrSum hashes an address for an answer's fingerprint, a sum, so that
 // the order of the addresses does not matter.
-func (e *Engine) addrSum(ip netip.Addr) uint64 {
-	b := ip.As16()
-	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^e.fpSeed, binary.LittleEndian.Uint64(b[8:])^0xe7037ed1a0b428db)
-	return hi ^ lo
-}
+func (e *Engine) addrSum(ip netip.Addr) uint64 { return e.hashAddr(ip.As16(), 0xe7037ed1a0b428db) }
 
 // fingerprint folds an answer's sum of addrSum into the 32 bits kept per
 // entry, or returns 0, which never matches, for an answer with name
@@ -548,10 +548,10 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 // held judges key's entry in st if it is held. It also returns where
 // key's registered domain starts (see domainOffset), as the entry knows it.
 func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool, uint8) {
-	sh, h := st.locate(key)
+	sh, k := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h)
+	en := sh.lookup(k)
 	if en == nil {
 		return Verdict{}, false, e.domainOffset(st, key)
 	}
@@ -638,10 +638,10 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 		return
 	}
 	now := e.clock()
-	sh, h := e.domains.locate(domain)
+	sh, k := e.domains.locate(domain)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h)
+	en := sh.lookup(k)
 	if en == nil {
 		return
 	}

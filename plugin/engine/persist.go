@@ -82,10 +82,10 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 		if name == "" || len(name) > maxNameLen || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
 			continue
 		}
-		sh, h := st.locate(name)
+		sh, k := st.locate(name)
 		sh.mu.Lock()
-		if sh.lookup(h) == nil && st.count.Load() < st.max.Load() {
-			en := st.insert(sh, h, name, func(v *entry) uint64 { return e.rank(v, now) })
+		if sh.lookup(k) == nil && st.count.Load() < st.max.Load() {
+			en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
 			*en = entry{
 				name:    en.name,
 				ips:     sh.seen.make(loadSeen(se.IPs, e.cfg.MaxIPsPerName)),

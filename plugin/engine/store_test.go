@@ -16,10 +16,10 @@ func nsIPsOf(en *entry) block   { return en.nsIPs }
 // listOf returns a copy of the list of name's entry in st that which picks.
 func listOf(t *testing.T, st *store, name string, which func(*entry) block) []seen {
 	t.Helper()
-	sh, h := st.locate(name)
+	sh, k := st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	en := sh.lookup(h)
+	en := sh.lookup(k)
 	if en == nil {
 		t.Fatalf("%s is not tracked", name)
 	}
