@@ -34,9 +34,8 @@ const minIndexSlots = 16
 // of h picked the shard, so they are the same for all its names.
 func (x *index) home(h uint64) int { return int(h>>shardBits) & (len(x.slots) - 1) }
 
-// find returns the position of k's slot, or of the empty slot ending the
-// search, and whether it found k. A slot of k's hash with another check
-// is found, not matched: matched reports it.
+// find returns the position of hash h's slot, or of the empty slot that
+// ends the search for it, and whether h is there.
 func (x *index) find(h uint64) (int, bool) {
 	mask := len(x.slots) - 1
 	for i := x.home(h); ; i = (i + 1) & mask {
@@ -46,26 +45,32 @@ func (x *index) find(h uint64) (int, bool) {
 	}
 }
 
-// get returns the offset of k's entry.
-func (x *index) get(k key) (uint32, bool) {
+// slotOf returns hash h's slot, whatever its check, or nil.
+func (x *index) slotOf(h uint64) *slot {
 	if x.n == 0 {
-		return 0, false
+		return nil
 	}
-	i, ok := x.find(k.hash)
-	if !ok || x.slots[i].check != k.check {
-		return 0, false
+	if i, ok := x.find(h); ok {
+		return &x.slots[i]
 	}
-	return x.slots[i].ref - 1, true
+	return nil
 }
 
-// at returns the entry offset kept under k's hash, whatever its check:
-// an entry that a new name of the same hash replaces.
-func (x *index) at(h uint64) (uint32, bool) {
-	if x.n == 0 {
-		return 0, false
+// get returns the offset of k's entry.
+func (x *index) get(k key) (uint32, bool) {
+	if s := x.slotOf(k.hash); s != nil && s.check == k.check {
+		return s.ref - 1, true
 	}
-	i, ok := x.find(h)
-	return x.slots[i].ref - 1, ok
+	return 0, false
+}
+
+// at returns the offset of the entry kept under hash h, whatever its
+// check: an entry that a new name of the same hash replaces.
+func (x *index) at(h uint64) (uint32, bool) {
+	if s := x.slotOf(h); s != nil {
+		return s.ref - 1, true
+	}
+	return 0, false
 }
 
 // put maps k to the entry at off, replacing what its hash mapped to.
