@@ -7,7 +7,9 @@
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
 # Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s per throughput run) WARMUP=2 (s)
-#      LAT_ROUNDS=2 (latency runs per configuration and round) LAT_DURATION=2 (s) LAT_LOAD=50 (% of BASE qps)
+#      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
+#      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
+#      AA=1: an A/A run, FG without fluxguard (two identical configurations): the noise floor of the ratios
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      WORKLOADS="hot distinct miss" (compare: which rows, in order)
@@ -15,16 +17,16 @@
 #      SOAK_DURATION=600 (s), SOAK_MAX_NAMES=50000, SOAK_RANDOM=400000 (distinct random names in the query file)
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
 # Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
-# Latency: dnsperf 2.10 has no latency histogram, so avg/p99 come from separate runs at a fixed rate
-# (LAT_LOAD % of the first round's BASE qps, same rate for both) with -v, one latency per query, pooled
-# over all rounds' latency runs per configuration.
+# Latency: dnsperf 2.10 has no latency histogram, so avg/p50/p99 come from separate runs at fixed rates
+# (each of LAT_LOADS % of the first round's BASE qps, the same rate for both) with -v, one latency per query:
+# pooled per configuration and load over all rounds, and the median of the rounds' FG/BASE p99 ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOAD=${LAT_LOAD:-50} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-10 25 50} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
@@ -121,23 +123,32 @@ perf() {
 field() { awk -v k="$1" 'index($0, k) {sub(/.*: */, ""); print $1; exit}'; }  # value after "KEY:"
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 lat_ms() { grep '^> [A-Z]' | awk 'NF == 5 {print $5 * 1000}'; }  # per-query latencies (ms) from dnsperf -v
-lat_stats() { sort -g "$1" |  # "avg p99" of a file of latencies
-  awk '{a[NR] = $1; s += $1} END {i = int(NR * 0.99 + 0.999); if (!NR) print "nan nan"; else printf "%.3f %.3f\n", s / NR, a[i]}'; }
+lat_stats() { sort -g "$1" |  # "avg p50 p99" (ms) of a file of latencies
+  awk 'function q(p) {return a[int(NR * p + 0.999)]}
+    {a[NR] = $1; s += $1} END {if (!NR) print "nan nan nan"; else printf "%.3f %.3f %.3f\n", s / NR, q(0.5), q(0.99)}'; }
+p99_of() { lat_stats "$1" | awk '{print $3}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}'; }
+median_range() {  # "median (lowest–highest)" of ratios
+  local s; s=$(printf '%s\n' "$@" | sort -g)
+  printf '%.3f (%s–%s)' "$(median "$@")" "$(head -n 1 <<<"$s")" "$(tail -n 1 <<<"$s")"
+}
+busy() { awk -v t="$1" -v s="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d%%", 100 * t / hz / s}'; }  # BUSY TICKS SECONDS
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 
 # workload NAME FILE CACHE-LINE: ROUNDS rounds, each with a fresh BASE and FG (warmed up, then run in A B / B A
 # order): two processes of the same binary and configuration differ by several percent in throughput, so one
-# pair per workload would measure their luck. Appends one table row: median qps, median of the per-round ratios.
+# pair per workload would measure their luck. Appends one row to ROWS (median qps, median of the per-round
+# ratios) and one per load to LROWS (latency at a fixed rate).
 workload() {
-  local wl=$1 file=$2 cache=$3 r c out a p bport bprom fport fprom rate="" t0 i
-  declare -A qps=() lat=() p99=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=()
+  local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
+  declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=()
   local ratios="" tracked="" order
-  : >"$TMP/lat.BASE"; : >"$TMP/lat.FG"
+  [ "$AA" = 1 ] && fl=""
+  for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
   for r in $(seq "$ROUNDS"); do
     alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
     server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
-    server_conf FG "$fport" "$fprom" "$UPPORT" fluxguard "$cache"
+    server_conf FG "$fport" "$fprom" "$UPPORT" "$fl" "$cache"
     start BASE CUT; start FG CUT
     declare -A port=([BASE]=$bport [FG]=$fport)
     if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
@@ -151,35 +162,45 @@ workload() {
       LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
     done
     ratios+="$(ratio "${q[FG]}" "${q[BASE]}") "
-    # Latency: at a fixed rate (LAT_LOAD % of the first round's BASE qps, the same for both), every query's
-    # latency pooled per configuration over all rounds.
-    [ -n "$rate" ] || rate=$(awk -v q="${q[BASE]}" -v p="$LAT_LOAD" 'BEGIN {printf "%d", q * p / 100}')
-    for i in $(seq "$LAT_ROUNDS"); do
-      for c in "${order[@]}"; do
-        out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "$rate" -v)
-        lat_ms <<<"$out" >>"$TMP/lat.$c"
+    # Latency: at fixed rates (LAT_LOADS % of the first round's BASE qps, the same for both), every query's
+    # latency, pooled per configuration and load over all rounds; and this round's FG/BASE p99 ratio.
+    for L in $LAT_LOADS; do
+      [ -n "${rate[$L]:-}" ] || rate[$L]=$(awk -v q="${q[BASE]}" -v p="$L" 'BEGIN {printf "%d", q * p / 100}')
+      : >"$TMP/round.BASE"; : >"$TMP/round.FG"
+      for i in $(seq "$LAT_ROUNDS"); do
+        for c in "${order[@]}"; do
+          t0=$(cpu_ticks $c)
+          out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "${rate[$L]}" -v)
+          lticks[$c.$L]=$((lticks[$c.$L] + $(cpu_ticks $c) - t0))
+          lat_ms <<<"$out" >>"$TMP/round.$c"
+        done
+        order=("${order[1]}" "${order[0]}")
       done
-      order=("${order[1]}" "${order[0]}")
+      for c in BASE FG; do cat "$TMP/round.$c" >>"$TMP/lat.$c.$L"; done
+      p99r[$L]+="$(ratio "$(p99_of "$TMP/round.FG")" "$(p99_of "$TMP/round.BASE")") "
     done
     for c in BASE FG; do rss[$c]+="$(rss_kb $c) "; done
-    if [ "$r" = "$ROUNDS" ]; then sleep 11; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge); fi
+    if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ]; then sleep 11; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge); fi
     ERRS+="$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true)/$(grep -c '\[ERROR\]' "$TMP/FG.log" || true) "
     stop BASE; stop FG
   done
   for c in BASE FG; do
-    read -r a p <<<"$(lat_stats "$TMP/lat.$c")"; lat[$c]=$a p99[$c]=$p
     qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]})
     # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
   done
-  local spread; spread=$(printf '%s\n' $ratios | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
-  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median $ratios | awk '{printf "%.3f", $1}') ($spread) | ${lat[BASE]} / ${p99[BASE]} ms"
-  ROWS+=" | ${lat[FG]} / ${p99[FG]} ms | $(ratio "${p99[FG]}" "${p99[BASE]}") | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
-  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $rate | $tracked |"$'\n'
+  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range $ratios) | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
+  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $tracked |"$'\n'
   RATIOS+="$wl: $ratios; "
+  local s=$((ROUNDS * LAT_ROUNDS * LAT_DURATION)) b f
+  for L in $LAT_LOADS; do
+    b=$(lat_stats "$TMP/lat.BASE.$L") f=$(lat_stats "$TMP/lat.FG.$L")
+    LROWS+="| $wl | $L% (${rate[$L]} qps) | $(busy "${lticks[BASE.$L]}" $s) / $(busy "${lticks[FG.$L]}" $s)"
+    LROWS+=" | ${b// / / } | ${f// / / } | $(ratio "${f##* }" "${b##* }") | $(median_range ${p99r[$L]}) |"$'\n'
+    P99RATIOS+="$wl $L%: ${p99r[$L]}; "
+  done
 }
-
 header() {
   echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)," \
     "$(go version | awk '{print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), $(date -u '+%Y-%m-%d %H:%M UTC'),"
@@ -192,7 +213,7 @@ compare() {
   awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" ERRS="" RATIOS="" LOST=0
+  ROWS="" LROWS="" ERRS="" RATIOS="" P99RATIOS="" LOST=0
   local wl; for wl in $WORKLOADS; do
     ERRS+="$wl:"
     case $wl in
@@ -203,19 +224,29 @@ compare() {
     esac
   done
   {
-    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config and round, pooled"
+    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config, load and round"
+    [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.** Its ratios are the measurement's noise floor."
     echo
     echo "qps: dnsperf 'Queries per second' at saturation, median over the rounds; qps ratio: median of the rounds' FG/BASE"
-    echo "ratios (lowest–highest). Latency: avg / p99 of per-query latencies (dnsperf -v) at a fixed rate (LAT_LOAD=${LAT_LOAD}% of"
-    echo "the first round's BASE qps, same for both), pooled per configuration over all rounds (dnsperf 2.10 has no histogram)."
-    echo "CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput runs (softirq not included),"
-    echo "(busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf, and the template upstream on misses)."
-    echo "RSS: VmRSS at the end of each round, median. Tracked names: coredns_fluxguard_tracked_names, 11 s after the last round."
+    echo "ratios (lowest–highest). CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput"
+    echo "runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf,"
+    echo "and the template upstream on misses). RSS: VmRSS at the end of each round, median. Tracked names:"
+    echo "coredns_fluxguard_tracked_names, 11 s after the last round."
     echo
-    echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE avg / p99 latency | FG avg / p99 latency | p99 ratio | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | latency rate (qps) | FG tracked names |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | FG tracked names |"
+    echo "|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
+    echo
+    echo "Latency at fixed rates (LAT_LOADS: % of the first round's BASE qps, the same rate for both): avg / p50 / p99"
+    echo "of every query's latency (dnsperf -v; 2.10 has no histogram), pooled per configuration over all rounds; busy:"
+    echo "the CoreDNS under test's CPU (utime+stime) during those runs, share of one core; p99 ratio per round: median"
+    echo "of the rounds' FG/BASE p99 ratios (lowest–highest)."
+    echo
+    echo "| workload | load | busy BASE / FG | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | p99 ratio, pooled | p99 ratio per round |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s' "$LROWS"
     echo; echo "Queries lost (all throughput runs): $LOST. Per-round qps ratios: ${RATIOS}"
+    echo "Per-round p99 ratios: ${P99RATIOS}"
     echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
   } | tee bench/results/latest.md
 }
