@@ -10,6 +10,7 @@
 #      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
 #      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
 #      AA=1: an A/A run, FG without fluxguard (two identical configurations): the noise floor of the ratios
+#      (written to bench/results/aa-latest.md instead of latest.md)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      WORKLOADS="hot distinct miss" (compare: which rows, in order)
@@ -248,7 +249,7 @@ compare() {
     echo; echo "Queries lost (all throughput runs): $LOST. Per-round qps ratios: ${RATIOS}"
     echo "Per-round p99 ratios: ${P99RATIOS}"
     echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
-  } | tee bench/results/latest.md
+  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)latest.md"
 }
 
 flood() {
