@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,6 +85,52 @@ func BenchmarkCacheHit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCacheHitLatency times each cache hit's round trip through two
+// real CoreDNS servers in one process, one without and one with fluxguard,
+// alternating between them query by query (and which goes first) so that
+// GC cycles and scheduling fall on both alike, and reports the percentiles
+// of each and their ratios. One query is in flight at a time: no queueing
+// amplifies the difference, as it does at a fixed rate under load. The
+// chains: cache alone, the shortest there is, and with errors and
+// prometheus, as most Corefiles have them.
+func BenchmarkCacheHitLatency(b *testing.B) {
+	for _, chain := range []struct{ name, plugins string }{
+		{"cache", ""},
+		{"errors+prometheus+cache", "errors\n    prometheus 127.0.0.1:0"},
+	} {
+		b.Run(chain.name, func(b *testing.B) {
+			exchanges := [2]func(int){startCacheHitServer(b, chain.plugins), startCacheHitServer(b, chain.plugins+"\n    fluxguard")}
+			var lat [2][]time.Duration
+			for i := 0; b.Loop(); i++ {
+				for k := range 2 {
+					k ^= i & 1
+					t0 := time.Now()
+					exchanges[k](i)
+					lat[k] = append(lat[k], time.Since(t0))
+				}
+			}
+			for _, q := range []struct {
+				name string
+				p    float64
+			}{{"p50", 0.5}, {"p99", 0.99}, {"p99.9", 0.999}} {
+				base, fg := percentile(lat[0], q.p), percentile(lat[1], q.p)
+				b.ReportMetric(float64(base.Nanoseconds()), "coredns-"+q.name+"-ns")
+				b.ReportMetric(float64(fg.Nanoseconds()), "fluxguard-"+q.name+"-ns")
+				b.ReportMetric(float64(fg)/float64(base), q.name+"-ratio")
+			}
+		})
+	}
+}
+
+// percentile returns the p-quantile of d, which it sorts.
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(int(float64(len(d))*p), len(d)-1)]
 }
 
 // BenchmarkEngineShareOfCacheHit reports the engine's hot path (observe and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -11,7 +12,9 @@ import (
 )
 
 // captureWriter sees the answer the rest of the chain writes, has the engine
-// observe it, and writes either it, untouched, or the action's reply.
+// observe it, and writes either it, untouched, or the action's reply. With
+// after set, it reads the evidence as the answer is written and leaves the
+// engine's work to finish, once the answer has gone out.
 type captureWriter struct {
 	dns.ResponseWriter
 	f       *Fluxguard
@@ -19,16 +22,29 @@ type captureWriter struct {
 	metrics *serverMetrics
 	req     *dns.Msg
 	name    string
-	written bool
+	after   bool
+	state   atomic.Uint32  // answerNone, then answerTaken, answerPending, answerDone
+	pending *answerBuffers // the evidence read, with answerPending
 }
 
+// The states of a captureWriter. Only the first answer is evidence; the
+// handler's finish moves to answerDone, judging a pending answer, and an
+// answer read as it does so is judged by its writer.
+const (
+	answerNone    uint32 = iota // nothing written yet
+	answerTaken                 // the first answer is being inspected
+	answerPending               // its evidence waits for finish
+	answerDone                  // finish ran: whatever comes next is not evidence
+)
+
 // WriteMsg implements dns.ResponseWriter. Its frame stays on the stack
-// while the answer is written, so the inspection runs in a frame of its
+// while the answer is written, so the inspection runs in frames of its
 // own, gone by then.
 func (c *captureWriter) WriteMsg(m *dns.Msg) error {
-	if !c.written { // only the first answer is evidence
-		c.written = true
-		if c.flagged(m) && c.f.cfg.action != actionLog {
+	if c.state.CompareAndSwap(answerNone, answerTaken) {
+		if c.after {
+			c.read(m)
+		} else if c.flagged(m) && c.f.cfg.action != actionLog {
 			return c.f.act(c.metrics, c.ResponseWriter, c.req)
 		}
 	}
@@ -41,6 +57,38 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 func (c *captureWriter) flagged(m *dns.Msg) bool {
 	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, clientAddr(c.ResponseWriter), m)
 	return ok && v.Level == engine.LevelFlagged
+}
+
+// read keeps m's evidence for finish, or judges it when finish has run.
+//
+//go:noinline
+func (c *captureWriter) read(m *dns.Msg) {
+	b := buffers.Get().(*answerBuffers)
+	if !b.read(m, c.name, clientAddr(c.ResponseWriter)) {
+		buffers.Put(b)
+		return
+	}
+	c.pending = b
+	if !c.state.CompareAndSwap(answerTaken, answerPending) {
+		c.judge(b)
+	}
+}
+
+// finish judges the evidence read from the answer, after the rest of the
+// chain has returned; an answer written later is no evidence.
+func (c *captureWriter) finish() {
+	if c.state.Swap(answerDone) == answerPending {
+		c.judge(c.pending)
+	}
+}
+
+// judge has the engine judge b's evidence and returns b to the pool.
+//
+//go:noinline
+func (c *captureWriter) judge(b *answerBuffers) {
+	c.f.judge(c.ctx, c.metrics, &b.obs)
+	c.pending = nil
+	buffers.Put(b)
 }
 
 // maxAnswerAddrs bounds the addresses taken from one answer, maxChain the

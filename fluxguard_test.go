@@ -893,6 +893,91 @@ func TestOnlyFirstWriteIsEvidence(t *testing.T) {
 	}
 }
 
+// TestWhenJudged checks when an answer is judged: in monitor mode after the
+// rest of the chain has returned, so the client has it first, unless the
+// metadata plugin asks for fluxguard's labels; as it is written when the
+// verdict can change what the client gets.
+func TestWhenJudged(t *testing.T) {
+	tests := []struct {
+		name, corefile string
+		metadata       bool
+		asWritten      bool // judged before WriteMsg returns
+	}{
+		{"monitor", "fluxguard . {\n action log\n}", false, false},
+		{"monitor with metadata", "fluxguard . {\n action log\n}", true, true},
+		{"block", "fluxguard . {\n action block\n}", false, true},
+		{"sinkhole", "fluxguard . {\n action sinkhole\n}", false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, up := newTestFluxguard(t, tc.corefile)
+			server := serverLabel(t)
+			inspected := func() float64 { return toFloat64(responsesInspected.WithLabelValues(server)) }
+			var atWrite float64
+			f.Next = test.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				rc, err := up.ServeDNS(ctx, w, r)
+				atWrite = inspected()
+				return rc, err
+			})
+			ctx := newContext(server)
+			rec := dnstest.NewRecorder(&test.ResponseWriter{})
+			r := newQuery("c2.evil.tk.", dns.TypeA)
+			if tc.metadata {
+				ctx = f.Metadata(ctx, request.Request{W: rec, Req: r})
+			}
+			if _, err := f.ServeDNS(ctx, rec, r); err != nil || rec.Msg == nil || len(rec.Msg.Answer) != 4 {
+				t.Fatalf("Expected the answer written, got %v (%v)", rec.Msg, err)
+			}
+			if want := map[bool]float64{true: 1, false: 0}[tc.asWritten]; atWrite != want {
+				t.Errorf("Expected %v inspected as the answer was written, got %v", want, atWrite)
+			}
+			if got := inspected(); got != 1 {
+				t.Errorf("Expected 1 inspected once ServeDNS returned, got %v", got)
+			}
+			if tc.metadata && meta(ctx, metaLevel) != "none" {
+				t.Errorf("Expected the level label set, got %q", meta(ctx, metaLevel))
+			}
+		})
+	}
+}
+
+// TestWriteAfterReturn checks that an answer written once ServeDNS has
+// returned, as from a goroutine the chain left running, is passed on but
+// not observed, and that one racing ServeDNS's return is observed at most
+// once (go test -race checks the rest).
+func TestWriteAfterReturn(t *testing.T) {
+	for _, racing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("racing=%v", racing), func(t *testing.T) {
+			f, up := newTestFluxguard(t, "fluxguard . {\n action log\n}")
+			server := serverLabel(t)
+			done := make(chan struct{})
+			var late func()
+			f.Next = test.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				late = func() { up.ServeDNS(ctx, w, r); close(done) }
+				if racing {
+					go late()
+				}
+				return dns.RcodeSuccess, nil
+			})
+			rec := dnstest.NewRecorder(&test.ResponseWriter{})
+			if _, err := f.ServeDNS(newContext(server), rec, newQuery("c2.evil.tk.", dns.TypeA)); err != nil {
+				t.Fatal(err)
+			}
+			if !racing {
+				late()
+			}
+			<-done
+			if rec.Msg == nil || len(rec.Msg.Answer) != 4 {
+				t.Fatalf("Expected the late answer passed on, got %v", rec.Msg)
+			}
+			got := toFloat64(responsesInspected.WithLabelValues(server))
+			if !racing && got != 0 || got > 1 {
+				t.Errorf("Expected the late answer observed %s, got %v", map[bool]string{true: "at most once", false: "never"}[racing], got)
+			}
+		})
+	}
+}
+
 type addrWriter struct {
 	test.ResponseWriter
 	addr net.Addr
