@@ -59,7 +59,8 @@ func (c *captureWriter) flagged(m *dns.Msg) bool {
 	return ok && v.Level == engine.LevelFlagged
 }
 
-// read keeps m's evidence for finish, or judges it when finish has run.
+// read keeps m's evidence for finish, or judges it itself when finish has
+// run meanwhile.
 //
 //go:noinline
 func (c *captureWriter) read(m *dns.Msg) {

@@ -65,10 +65,10 @@ func (f *Fluxguard) Name() string { return pluginName }
 // by copying it when a call does not fit, at a cost of about 0.15 µs per
 // frame on the stack. With the plugins most Corefiles have before cache
 // (errors, prometheus), a cache hit's stack grows from 4 to 8 KiB as cache
-// is entered; ServeDNS's frame holds stackReserve bytes so
-// that the stack grows as fluxguard is entered instead: no more frames to
-// copy than without it. Where cache alone runs in 4 KiB, fluxguard's frames
-// and the inspection make the stack grow once more (BenchmarkCacheHitLatency).
+// is entered; ServeDNS's frame holds stackReserve bytes so that it grows
+// as fluxguard is entered instead, with no more frames to copy than
+// without fluxguard. Where cache alone runs in 4 KiB, fluxguard's frames
+// make the stack grow once more (BenchmarkCacheHitLatency).
 //
 // plugin.NextOrFailure starts a tracing span and wraps w in a writer that
 // names the writing plugin to w when w is a plugin.PluginTracker; with

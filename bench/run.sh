@@ -133,7 +133,7 @@ median_range() {  # "median (lowest–highest)" of ratios
   local s; s=$(printf '%s\n' "$@" | sort -g)
   printf '%.3f (%s–%s)' "$(median "$@")" "$(head -n 1 <<<"$s")" "$(tail -n 1 <<<"$s")"
 }
-busy() { awk -v t="$1" -v s="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d%%", 100 * t / hz / s}'; }  # BUSY TICKS SECONDS
+busy() { awk -v t="$1" -v s="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d%%", 100 * t / hz / s}'; }  # busy TICKS SECONDS: CPU share
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 
 # workload NAME FILE CACHE-LINE: ROUNDS rounds, each with a fresh BASE and FG (warmed up, then run in A B / B A
@@ -202,6 +202,7 @@ workload() {
     P99RATIOS+="$wl $L%: ${p99r[$L]}; "
   done
 }
+
 header() {
   echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)," \
     "$(go version | awk '{print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), $(date -u '+%Y-%m-%d %H:%M UTC'),"
