@@ -64,9 +64,8 @@ func (c *captureWriter) flagged(m *dns.Msg) bool {
 //
 //go:noinline
 func (c *captureWriter) read(m *dns.Msg) {
-	b := buffers.Get().(*answerBuffers)
-	if !b.read(m, c.name, clientAddr(c.ResponseWriter)) {
-		buffers.Put(b)
+	b := readAnswer(m, c.name, clientAddr(c.ResponseWriter))
+	if b == nil {
 		return
 	}
 	c.pending = b

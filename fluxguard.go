@@ -176,23 +176,25 @@ var buffers = sync.Pool{New: func() any { return new(answerBuffers) }}
 // inspect observes an answer written by the rest of the chain and returns
 // the verdict, or false when the answer is not evidence.
 func (f *Fluxguard) inspect(ctx context.Context, sm *serverMetrics, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
-	b := buffers.Get().(*answerBuffers)
-	defer buffers.Put(b)
-	if !b.read(m, name, client) {
+	b := readAnswer(m, name, client)
+	if b == nil {
 		return engine.Verdict{}, false
 	}
+	defer buffers.Put(b)
 	return f.judge(ctx, sm, &b.obs)
 }
 
-// read reads the evidence in m, an answer for name to client, into b's
-// observation, and reports whether there is any.
-func (b *answerBuffers) read(m *dns.Msg, name string, client netip.Addr) bool {
+// readAnswer reads the evidence in m, an answer for name to client, into
+// pooled buffers, or returns nil when there is none.
+func readAnswer(m *dns.Msg, name string, client netip.Addr) *answerBuffers {
+	b := buffers.Get().(*answerBuffers)
 	b.obs = engine.Observation{Name: name, Client: client}
 	if b.obs.Addrs, b.obs.MinTTL, b.obs.Chain = observe(m, &b.addrs, &b.chain); len(b.obs.Addrs) == 0 {
-		return false
+		buffers.Put(b)
+		return nil
 	}
 	b.obs.NS = nameServers(m, &b.ns)
-	return true
+	return b
 }
 
 // judge has the engine observe obs and returns the verdict, counted,
