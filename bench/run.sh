@@ -9,6 +9,7 @@
 # Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s per throughput run) WARMUP=2 (s)
 #      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
 #      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
+#      PAIR_N=20000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
 #      AA=1: an A/A run, FG without fluxguard (two identical configurations): the noise floor of the ratios
 #      (written to bench/results/aa-latest.md instead of latest.md)
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
@@ -21,16 +22,18 @@
 # Latency: dnsperf 2.10 has no latency histogram, so avg/p50/p99 come from separate runs at fixed rates
 # (each of LAT_LOADS % of the first round's BASE qps, the same rate for both) with -v, one latency per query:
 # pooled per configuration and load over all rounds, and the median of the rounds' FG/BASE p99 ratios.
+# Under load the machine's stalls rule those tails (see the A/A run), so each round also measures latency in
+# pairs with bench/pairlat: one query in flight, the same query to BASE and FG in turn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-10 25 50} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
-BIN=bin/coredns-fluxguard TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
+BIN=bin/coredns-fluxguard PAIRLAT=bin/pairlat TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
 declare -A PID_OF=()
 CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then CUT=(taskset -c 0) TOOL=(taskset -c 1); fi
@@ -49,7 +52,7 @@ setup() {  # dnsperf and curl (apt) and the binary (go build is cached, so alway
     "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
       { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
-  mkdir -p bin bench/results && go build -o "$BIN" ./fluxguard
+  mkdir -p bin bench/results && go build -o "$BIN" ./fluxguard && go build -o "$PAIRLAT" ./bench/pairlat
 }
 
 port_busy() { command -v ss >/dev/null && ss -Hltun "sport = :$1" | grep -q .; }
@@ -143,8 +146,9 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 workload() {
   local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
   declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=()
-  local ratios="" tracked="" order
+  local ratios="" tracked="" order pair99=""
   [ "$AA" = 1 ] && fl=""
+  rm -f "$TMP/pair.a" "$TMP/pair.b"
   for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
   for r in $(seq "$ROUNDS"); do
     alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
@@ -180,6 +184,11 @@ workload() {
       for c in BASE FG; do cat "$TMP/round.$c" >>"$TMP/lat.$c.$L"; done
       p99r[$L]+="$(ratio "$(p99_of "$TMP/round.FG")" "$(p99_of "$TMP/round.BASE")") "
     done
+    # Paired latency: one query at a time, the same to BASE (a) and FG (b) in turn, from CPU 1.
+    out=$("${TOOL[@]}" "$PAIRLAT" -a "127.0.0.1:$bport" -b "127.0.0.1:$fport" -names "$file" -n "$PAIR_N" -out "$TMP/pair") ||
+      die "pairlat failed: $out"
+    check_alive; pair99+="$(awk '/^ratio/ {print $6}' <<<"$out") "
+    PAIRLOST=$((PAIRLOST + $(awk '/ lost / {n += $5} END {print n + 0}' <<<"$out")))
     for c in BASE FG; do rss[$c]+="$(rss_kb $c) "; done
     if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ]; then sleep 11; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge); fi
     ERRS+="$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true)/$(grep -c '\[ERROR\]' "$TMP/FG.log" || true) "
@@ -201,6 +210,9 @@ workload() {
     LROWS+=" | ${b// / / } | ${f// / / } | $(ratio "${f##* }" "${b##* }") | $(median_range ${p99r[$L]}) |"$'\n'
     P99RATIOS+="$wl $L%: ${p99r[$L]}; "
   done
+  b=$(lat_stats "$TMP/pair.a") f=$(lat_stats "$TMP/pair.b")
+  PROWS+="| $wl | ${b// / / } | ${f// / / } | $(ratio "${f%% *}" "${b%% *}") | $(ratio "${f##* }" "${b##* }") | $(median_range $pair99) |"$'\n'
+  PAIRRATIOS+="$wl: $pair99; "
 }
 
 header() {
@@ -215,7 +227,7 @@ compare() {
   awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" LROWS="" ERRS="" RATIOS="" P99RATIOS="" LOST=0
+  ROWS="" LROWS="" PROWS="" ERRS="" RATIOS="" P99RATIOS="" PAIRRATIOS="" LOST=0 PAIRLOST=0
   local wl; for wl in $WORKLOADS; do
     ERRS+="$wl:"
     case $wl in
@@ -247,8 +259,17 @@ compare() {
     echo "| workload | load | busy BASE / FG | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | p99 ratio, pooled | p99 ratio per round |"
     echo "|---|---|---|---|---|---|---|"
     printf '%s' "$LROWS"
-    echo; echo "Queries lost (all throughput runs): $LOST. Per-round qps ratios: ${RATIOS}"
+    echo
+    echo "Latency in pairs (bench/pairlat, PAIR_N=$PAIR_N per configuration and round): one query in flight, the same"
+    echo "query to BASE and to FG in turn (which goes first alternates), so the machine's stalls fall on both alike;"
+    echo "avg / p50 / p99 pooled over all rounds, avg ratio, pooled p99 ratio and the median of the rounds' p99 ratios."
+    echo
+    echo "| workload | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | avg ratio | p99 ratio, pooled | p99 ratio per round |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s' "$PROWS"
+    echo; echo "Queries lost (all throughput runs): $LOST; in the paired runs: $PAIRLOST. Per-round qps ratios: ${RATIOS}"
     echo "Per-round p99 ratios: ${P99RATIOS}"
+    echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
     echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
   } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)latest.md"
 }
