@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -786,6 +788,56 @@ func TestNextKeepsTracingAndTracking(t *testing.T) {
 		})
 	}
 }
+
+// TestStackUnderFluxguard measures how much deeper the rest of the chain
+// runs for fluxguard: its frames only, not the stack it has growStack make
+// sure of. A forwarded query's stack fits the 8 KiB the runtime starts it
+// with, with little to spare: a reserve held on ServeDNS's frame made every
+// forwarded query grow its stack to 16 KiB.
+func TestStackUnderFluxguard(t *testing.T) {
+	// A GC may shrink, so move, the stack.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	// A is inspected (the chain writes to a captureWriter), TXT passed on.
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeTXT} {
+		t.Run(dns.TypeToString[qtype], func(t *testing.T) {
+			f, up := newTestFluxguard(t, "fluxguard .")
+			var under uintptr
+			f.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				under = stackPointer()
+				return up.ServeDNS(ctx, w, r)
+			})
+			depth := make(chan uintptr)
+			go func() {
+				growStackBy64KiB() // so that it does not grow, and move, between the two readings
+				above := stackPointer()
+				f.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("www.example.org.", qtype))
+				depth <- above - under
+			}()
+			d := <-depth
+			t.Logf("%d bytes", d)
+			if d >= stackReserve {
+				t.Errorf("Expected the chain under fluxguard to run less than %d bytes deeper, got %d", stackReserve, d)
+			}
+		})
+	}
+}
+
+// stackPointer returns an address on the caller's stack, just below its frame.
+//
+//go:noinline
+func stackPointer() uintptr {
+	var b byte
+	return uintptr(unsafe.Pointer(&b))
+}
+
+//go:noinline
+func growStackBy64KiB() {
+	var b [64 << 10]byte
+	sinkBytes(b[:])
+}
+
+//go:noinline
+func sinkBytes([]byte) {}
 
 // TestFlaggedGaugeCap checks that metrics_domains caps the flagged{domain}
 // series.
