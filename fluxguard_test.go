@@ -790,8 +790,8 @@ func TestNextKeepsTracingAndTracking(t *testing.T) {
 }
 
 // TestStackUnderFluxguard measures how much deeper the rest of the chain
-// runs for fluxguard: its frames only, not the stack it has growStack make
-// sure of. A forwarded query's stack fits the 8 KiB the runtime starts it
+// runs for fluxguard: its frames only, not the stackReserve bytes it has
+// growStack make sure of. A forwarded query's stack fits the 8 KiB the runtime starts it
 // with, with little to spare: a reserve held on ServeDNS's frame made every
 // forwarded query grow its stack to 16 KiB.
 func TestStackUnderFluxguard(t *testing.T) {
@@ -815,8 +815,9 @@ func TestStackUnderFluxguard(t *testing.T) {
 			}()
 			d := <-depth
 			t.Logf("%d bytes", d)
-			if d >= stackReserve {
-				t.Errorf("Expected the chain under fluxguard to run less than %d bytes deeper, got %d", stackReserve, d)
+			// fluxguard's frames: 272 bytes, 320 under -race.
+			if d >= 512 {
+				t.Errorf("Expected the chain under fluxguard to run less than 512 bytes deeper, got %d", d)
 			}
 		})
 	}
