@@ -6,7 +6,8 @@
 #   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
-# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s per throughput run) WARMUP=2 (s)
+# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s of throughput runs per configuration and round)
+#      SLICE=1 (s per dnsperf run: the DURATION is taken in slices, BASE and FG in turn) WARMUP=2 (s)
 #      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
 #      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
 #      PAIR_N=20000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
-ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
+ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
 LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
@@ -158,13 +159,23 @@ workload() {
     declare -A port=([BASE]=$bport [FG]=$fport)
     if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
     order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
-    for c in "${order[@]}"; do  # throughput, at saturation
-      t0=$(cpu_ticks $c)
-      out=$(perf $c "${port[$c]}" "$file" -l "$DURATION")
-      ticks[$c]=$((ticks[$c] + $(cpu_ticks $c) - t0))
-      q[$c]=$(field 'Queries per second' <<<"$out"); qps[$c]+="${q[$c]} "
-      nq[$c]=$((nq[$c] + $(field 'Queries completed' <<<"$out")))
-      LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
+    # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn (A B B A ...),
+    # so that the machine's drift over the round falls on both alike; qps: completed / run time, summed.
+    declare -A completed=([BASE]=0 [FG]=0) secs=([BASE]=0 [FG]=0)
+    for i in $(seq $((DURATION / SLICE))); do
+      for c in "${order[@]}"; do
+        t0=$(cpu_ticks $c)
+        out=$(perf $c "${port[$c]}" "$file" -l "$SLICE")
+        ticks[$c]=$((ticks[$c] + $(cpu_ticks $c) - t0))
+        completed[$c]=$((completed[$c] + $(field 'Queries completed' <<<"$out")))
+        secs[$c]=$(awk -v a="${secs[$c]}" -v b="$(field 'Run time' <<<"$out")" 'BEGIN {print a + b}')
+        LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
+      done
+      order=("${order[1]}" "${order[0]}")
+    done
+    for c in BASE FG; do
+      q[$c]=$(awk -v n="${completed[$c]}" -v s="${secs[$c]}" 'BEGIN {printf "%.0f", n / s}') nq[$c]=$((nq[$c] + completed[$c]))
+      qps[$c]+="${q[$c]} "
     done
     ratios+="$(ratio "${q[FG]}" "${q[BASE]}") "
     # Latency: at fixed rates (LAT_LOADS % of the first round's BASE qps, the same for both), every query's
@@ -238,10 +249,10 @@ compare() {
     esac
   done
   {
-    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config, load and round"
+    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config, load and round"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.** Its ratios are the measurement's noise floor."
     echo
-    echo "qps: dnsperf 'Queries per second' at saturation, median over the rounds; qps ratio: median of the rounds' FG/BASE"
+    echo "qps: queries completed / run time at saturation, over each round's slices, median over the rounds; qps ratio: median of the rounds' FG/BASE"
     echo "ratios (lowest–highest). CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput"
     echo "runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf,"
     echo "and the template upstream on misses). RSS: VmRSS at the end of each round, median. Tracked names:"
