@@ -1222,6 +1222,7 @@ func TestObserve(t *testing.T) {
 // and the IPv4 address it carries are one address to the engine.
 func TestObserveMappedCountsAsIPv4(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard .")
+	f.metadata.Store(true) // full verdicts, as the metadata plugin gets: the second answer repeats the first
 	var v engine.Verdict
 	for _, m := range []*dns.Msg{
 		{MsgHdr: dns.MsgHdr{Response: true}, Question: []dns.Question{{Name: "c2.evil.tk.", Qtype: dns.TypeA, Qclass: dns.ClassINET}},

@@ -22,6 +22,12 @@ type Observation struct {
 	MinTTL uint32       // lowest TTL of the answer's address records
 	Chain  []string     // the CNAME targets from Name to the addresses, normalized
 	NS     []string     // name servers of the name's zone seen in the answer
+
+	// Brief tells that the caller reads only the verdict's Level, Prev
+	// and Skip: an answer repeating the name's last one is then counted
+	// without being judged again when that cannot change the level (see
+	// recent).
+	Brief bool
 }
 
 // Engine tracks names and scores them. It is safe for concurrent use.
@@ -286,11 +292,18 @@ type answer struct {
 // typically) changes neither its TTL figures, which a cache counts down,
 // nor, within the same second, its addresses' times: only its clients and
 // query count are recorded then, and from the same client as the last
-// answer, only the query count: the tally of the window is the last one.
+// answer, only the query count: the tally of the window is the last one;
+// for a brief observation, that count is all there is to do, in the index
+// slot (see repeat).
 func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
 	sh, k := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if o.Brief && st == e.st {
+		if v, ok := e.repeat(sh, k, o, a, now); ok {
+			return v, false, noDomain
+		}
+	}
 	en := sh.lookup(k)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
@@ -337,6 +350,9 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		st.holding(en.heldUntil)
 	}
 	v.Prev, en.level = en.level, v.Level
+	if st == e.st {
+		e.remember(sh, k, en, v, now)
+	}
 	if repeat {
 		return v, created, noDomain
 	}

@@ -15,7 +15,8 @@ type seen struct {
 
 // entry is the state kept for one name. It holds no pointers: its name
 // and lists are blocks of its shard's slabs. Its first 88 bytes are what
-// an answer repeating the name's last one reads and writes; entries are
+// an answer repeating the name's last one reads and writes when it is
+// judged again (see recent for when it is not); entries are
 // 160 bytes, so they start at 0 or 32 bytes into a cache line and those
 // fields span two lines.
 type entry struct {
@@ -120,6 +121,13 @@ func (e *entry) count(now, n uint32) {
 	if e.counts[i] < ^uint32(0) {
 		e.counts[i]++
 	}
+}
+
+// countRepeats adds n queries to the newest bucket: answers that repeated
+// the one recorded last, in its second (see recent).
+func (e *entry) countRepeats(n uint32) {
+	i := e.head % (buckets + 1)
+	e.counts[i] += min(n, ^uint32(0)-e.counts[i])
 }
 
 // queries returns the query count over the buckets of width seconds that

@@ -10,12 +10,14 @@ type index struct {
 	n     int
 }
 
-// slot is one position of an index: a name's hash and check, and its
-// entry's offset plus one (0 for an empty slot).
+// slot is one position of an index: a name's hash and check, its entry's
+// offset plus one (0 for an empty slot), and the name's last answer, for
+// the answers that repeat it.
 type slot struct {
-	hash  uint64
-	ref   uint32
-	check uint32
+	hash   uint64
+	ref    uint32
+	check  uint32
+	recent recent
 }
 
 // key is a name's 96-bit hash: hash picks its shard and its index slot,
@@ -56,12 +58,12 @@ func (x *index) slotOf(h uint64) *slot {
 	return nil
 }
 
-// get returns the offset of k's entry.
-func (x *index) get(k key) (uint32, bool) {
+// get returns k's slot, or nil.
+func (x *index) get(k key) *slot {
 	if s := x.slotOf(k.hash); s != nil && s.check == k.check {
-		return s.ref - 1, true
+		return s
 	}
-	return 0, false
+	return nil
 }
 
 // at returns the offset of the entry kept under hash h, whatever its

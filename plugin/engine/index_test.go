@@ -36,15 +36,15 @@ func TestIndex(t *testing.T) {
 					t.Fatalf("%s: %d keys, want %d", when, x.n, len(want))
 				}
 				for _, k := range keys {
-					off, ok := x.get(k)
+					s := x.get(k)
 					w, in := want[k.hash]
-					if ok != in || ok && off != w {
-						t.Fatalf("%s: get(%x) = %d %v, want %d %v", when, k.hash, off, ok, w, in)
+					if (s != nil) != in || s != nil && s.ref-1 != w {
+						t.Fatalf("%s: get(%x) = %+v, want offset %d (found: %v)", when, k.hash, s, w, in)
 					}
 				}
 			}
 			check("after the puts")
-			if _, ok := x.get(key{hash: keys[0].hash, check: keys[0].check + 1}); ok {
+			if x.get(key{hash: keys[0].hash, check: keys[0].check + 1}) != nil {
 				t.Fatal("a key of another check was found")
 			}
 			// Delete every other key, in an order that opens holes

@@ -82,13 +82,16 @@ func (s *store) locate(name string) (*shard, key) {
 }
 
 // lookup returns the entry of the name of key k in the locked shard, or
-// nil. The entry is valid until the shard is unlocked or next inserts.
+// nil, with the repeats its slot holds counted in. The entry is valid
+// until the shard is unlocked or next inserts.
 func (sh *shard) lookup(k key) *entry {
-	i, ok := sh.index.get(k)
-	if !ok {
+	s := sh.index.get(k)
+	if s == nil {
 		return nil
 	}
-	return sh.at(i)
+	en := sh.at(s.ref - 1)
+	s.recent.settle(en)
+	return en
 }
 
 // at returns the entry at offset i.
@@ -132,6 +135,17 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 	return en
 }
 
+// settle counts the repeats held by the slots of the locked shard sh into
+// their entries and forgets the slots' last answers.
+func (sh *shard) settle() {
+	for i := range sh.index.slots {
+		if s := &sh.index.slots[i]; s.ref != 0 {
+			s.recent.settle(sh.at(s.ref - 1))
+			s.recent = recent{}
+		}
+	}
+}
+
 // remove deletes the entry at offset i of the locked shard sh.
 func (s *store) remove(sh *shard, i uint32) {
 	en := sh.at(i)
@@ -149,11 +163,14 @@ func (s *store) remove(sh *shard, i uint32) {
 func (s *store) len() int { return int(s.count.Load()) }
 
 // each calls f for every entry, one shard locked at a time; f returning
-// false deletes the entry. f must not insert into the shard.
+// false deletes the entry. f must not insert into the shard. The repeats
+// the shard's slots hold are counted in first, and their last answers
+// forgotten: f may change what a repeat would be judged by.
 func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		sh.settle()
 		for c, chunk := range sh.entries.chunks {
 			for j := range chunk {
 				if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {

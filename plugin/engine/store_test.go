@@ -99,8 +99,7 @@ func TestStoreReuse(t *testing.T) {
 			_, k := st.locate(name) // whatever its shard: all go to sh
 			en := st.insert(sh, k, name, rank)
 			en.ips = sh.seen.alloc(4)
-			off, _ := sh.index.get(k)
-			held = append(held, off)
+			held = append(held, sh.index.get(k).ref-1)
 		}
 		for _, i := range held {
 			st.remove(sh, i)

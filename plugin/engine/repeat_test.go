@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// slotRepeats returns the repeats name's slot in st holds, not counted in
+// its entry yet.
+func slotRepeats(st *store, name string) int {
+	sh, k := st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s := sh.index.get(k); s != nil {
+		return int(s.recent.repeats)
+	}
+	return 0
+}
+
+// queriesOf returns the query count of name's entry in e's window.
+func queriesOf(t *testing.T, e *Engine, name string) int {
+	t.Helper()
+	sh, k := e.st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.lookup(k)
+	if en == nil {
+		t.Fatalf("%s is not tracked", name)
+	}
+	q, _ := en.queries(e.clock()/e.width, e.width)
+	return q
+}
+
+// TestBriefRepeats drives the same answers through two engines, one asked
+// for brief verdicts, and checks that they agree on every level and on
+// the state, and that the brief one counts the answers that repeat the
+// last one in its slot, without judging them again, only when that
+// cannot change the level.
+func TestBriefRepeats(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
+	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
+	setB := addrs("51.1.0.1", "52.1.0.1", "53.1.0.1", "54.1.0.1", "55.1.0.1", "56.1.0.1")
+	const flux, static = "x.evil.tk", "static.example.com" // 2 points of the seed rule's, and none
+	steps := []struct {
+		name    string
+		after   time.Duration // before the step
+		sweep   bool          // Sweep before the step
+		domain  string
+		client  string // "" for none
+		addrs   []netip.Addr
+		ns      []string
+		answers int
+		fast    int // answers counted in the slot
+		level   Level
+		queries int
+	}{
+		{"first answer", 0, false, flux, "10.0.0.1", setA, nil, 1, 0, LevelNone, 1},
+		{"repeats before min_queries: judged, the third flags", 0, false, flux, "10.0.0.1", setA, nil, 2, 0, LevelFlagged, 3},
+		{"repeats once flagged: counted", 0, false, flux, "10.0.0.1", setA, nil, 3, 3, LevelFlagged, 6},
+		{"a new client: judged, then counted", 0, false, flux, "10.0.0.2", setA, nil, 3, 2, LevelFlagged, 9},
+		{"another answer: judged, then counted", 0, false, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 11},
+		{"the next second: judged, then counted", time.Second, false, flux, "10.0.0.2", setB, nil, 3, 2, LevelFlagged, 14},
+		{"after a sweep: judged, then counted", 0, true, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 16},
+		{"no client: counted", 0, false, flux, "", setB, nil, 2, 2, LevelFlagged, 18},
+		{"name servers in the answer: always judged", 0, false, flux, "10.0.0.2", setB, []string{"ns1.evil.tk"}, 3, 0, LevelFlagged, 21},
+		{"too few addresses for a candidate: counted", 0, false, static, "10.0.0.1", addrs("93.184.215.14"), nil, 4, 3, LevelNone, 4},
+	}
+	for _, s := range steps {
+		clk.add(s.after)
+		if s.sweep {
+			full.Sweep()
+			brief.Sweep()
+		}
+		var client netip.Addr
+		if s.client != "" {
+			client = netip.MustParseAddr(s.client)
+		}
+		var v Verdict
+		for i := range s.answers {
+			o := Observation{Name: s.domain, Client: client, Addrs: s.addrs, NS: s.ns, MinTTL: 30}
+			want := full.Observe(&o)
+			o.Brief = true
+			v = brief.Observe(&o)
+			if v.Level != want.Level || v.Prev != want.Prev || v.Skip != want.Skip {
+				t.Fatalf("%s, answer %d: brief %s (from %s, skip %d), full %s (from %s, skip %d)",
+					s.name, i+1, v.Level, v.Prev, v.Skip, want.Level, want.Prev, want.Skip)
+			}
+		}
+		if got := slotRepeats(brief.st, s.domain); got != s.fast {
+			t.Errorf("%s: %d answers counted in the slot, want %d", s.name, got, s.fast)
+		}
+		if slotRepeats(full.st, s.domain) != 0 {
+			t.Errorf("%s: the full engine counted answers in the slot", s.name)
+		}
+		if v.Level != s.level {
+			t.Errorf("%s: level %s, want %s", s.name, v.Level, s.level)
+		}
+		if q, want := queriesOf(t, brief, s.domain), queriesOf(t, full, s.domain); q != want || q != s.queries {
+			t.Errorf("%s: %d queries, the full engine %d, want %d", s.name, q, want, s.queries)
+		}
+	}
+	// A report, like a sweep, forgets the last answers: compared once.
+	if got, want := brief.Report(), full.Report(); len(got) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("reports differ:\nbrief %+v\nfull  %+v", got, want)
+	}
+}
