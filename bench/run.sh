@@ -6,7 +6,7 @@
 #   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
-# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=6 (s of throughput runs per configuration and round)
+# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=10 (s of throughput runs per configuration and round)
 #      SLICE=1 (s per dnsperf run: the DURATION is taken in slices, BASE and FG in turn) WARMUP=2 (s)
 #      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
 #      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
-ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-6} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
+ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-10} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
 LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
@@ -150,6 +150,13 @@ workload() {
   local ratios="" tracked="" order pair99=""
   [ "$AA" = 1 ] && fl=""
   rm -f "$TMP/pair.a" "$TMP/pair.b"
+  # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
+  # the slices of a round go on through the names rather than repeat the first ones.
+  local slices=$((DURATION / SLICE)) lines; lines=$(wc -l <"$file")
+  for i in $(seq 0 $((slices - 1))); do
+    awk -v off=$((i * lines / slices)) 'NR > off' "$file" >"$TMP/slice.$i"
+    awk -v off=$((i * lines / slices)) 'NR <= off' "$file" >>"$TMP/slice.$i"
+  done
   for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
   for r in $(seq "$ROUNDS"); do
     alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
@@ -162,10 +169,10 @@ workload() {
     # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn (A B B A ...),
     # so that the machine's drift over the round falls on both alike; qps: completed / run time, summed.
     declare -A completed=([BASE]=0 [FG]=0) secs=([BASE]=0 [FG]=0)
-    for i in $(seq $((DURATION / SLICE))); do
+    for i in $(seq 0 $((slices - 1))); do
       for c in "${order[@]}"; do
         t0=$(cpu_ticks $c)
-        out=$(perf $c "${port[$c]}" "$file" -l "$SLICE")
+        out=$(perf $c "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")
         ticks[$c]=$((ticks[$c] + $(cpu_ticks $c) - t0))
         completed[$c]=$((completed[$c] + $(field 'Queries completed' <<<"$out")))
         secs[$c]=$(awk -v a="${secs[$c]}" -v b="$(field 'Run time' <<<"$out")" 'BEGIN {print a + b}')
