@@ -216,7 +216,7 @@ func readAnswer(m *dns.Msg, name string, client netip.Addr) *answerBuffers {
 // logged and set as metadata, or false for a name the engine skips.
 func (f *Fluxguard) judge(ctx context.Context, sm *serverMetrics, obs *engine.Observation) (engine.Verdict, bool) {
 	sm.inspected.Inc()
-	obs.Brief = !f.metadata.Load() // the labels are the only use of a verdict's details on the query path
+	obs.Brief = !f.metadata.Load() // the labels are all that reads the details of a verdict whose level stays
 	v := f.eng.Observe(obs)
 	f.setMetadata(ctx, v)
 	if v.Skip != engine.SkipNone {
