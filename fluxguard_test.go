@@ -791,9 +791,9 @@ func TestNextKeepsTracingAndTracking(t *testing.T) {
 
 // TestStackUnderFluxguard measures how much deeper the rest of the chain
 // runs for fluxguard: its frames only, not the stackReserve bytes it has
-// growStack make sure of. A forwarded query's stack fits the 8 KiB the runtime starts it
-// with, with little to spare: a reserve held on ServeDNS's frame made every
-// forwarded query grow its stack to 16 KiB.
+// growStack make sure of. A forwarded query's stack fits the 8 KiB the
+// runtime starts it with, with little to spare: a reserve held on
+// ServeDNS's frame made every forwarded query grow its stack to 16 KiB.
 func TestStackUnderFluxguard(t *testing.T) {
 	// A GC may shrink, so move, the stack.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))

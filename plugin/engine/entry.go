@@ -117,15 +117,13 @@ func (e *entry) count(now, n uint32) {
 	if e.first == 0 {
 		e.first = now
 	}
-	i := e.head % (buckets + 1)
-	if e.counts[i] < ^uint32(0) {
-		e.counts[i]++
-	}
+	e.addToNewest(1)
 }
 
-// countRepeats adds n queries to the newest bucket: answers that repeated
-// the one recorded last, in its second (see recent).
-func (e *entry) countRepeats(n uint32) {
+// addToNewest adds n queries to the newest bucket, up to its limit: count's
+// one, or the answers that repeated the one recorded last, in its second
+// (see recent).
+func (e *entry) addToNewest(n uint32) {
 	i := e.head % (buckets + 1)
 	e.counts[i] += min(n, ^uint32(0)-e.counts[i])
 }

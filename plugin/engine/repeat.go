@@ -47,7 +47,7 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, now uint32) {
 // settle counts the repeats r holds into en, its entry.
 func (r *recent) settle(en *entry) {
 	if r.repeats > 0 {
-		en.countRepeats(uint32(r.repeats))
+		en.addToNewest(uint32(r.repeats))
 		r.repeats = 0
 	}
 }
