@@ -139,6 +139,11 @@ median_range() {  # "median (lowest–highest)" of ratios
 }
 busy() { awk -v t="$1" -v s="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d%%", 100 * t / hz / s}'; }  # busy TICKS SECONDS: CPU share
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+# gostats PROMPORT: "bytes-allocated allocations gc-cycles" of a CoreDNS so far, from its Go runtime metrics
+gostats() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '$1 == "go_memstats_alloc_bytes_total" {a = $2}
+    $1 == "go_memstats_mallocs_total" {m = $2} $1 == "go_gc_duration_seconds_count" {g = $2} END {printf "%.0f %.0f %.0f\n", a, m, g}'
+}
 
 # workload NAME FILE CACHE-LINE: ROUNDS rounds, each with a fresh BASE and FG (warmed up, then run in A B / B A
 # order): two processes of the same binary and configuration differ by several percent in throughput, so one
@@ -146,7 +151,8 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 # ratios) and one per load to LROWS (latency at a fixed rate).
 workload() {
   local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
-  declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=()
+  declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=() gostart=() goper=()
+  local -A gorun=([BASE]="0 0 0" [FG]="0 0 0")
   local ratios="" tracked="" order pair99=""
   [ "$AA" = 1 ] && fl=""
   rm -f "$TMP/pair.a" "$TMP/pair.b"
@@ -163,12 +169,13 @@ workload() {
     server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
     server_conf FG "$fport" "$fprom" "$UPPORT" "$fl" "$cache"
     start BASE CUT; start FG CUT
-    declare -A port=([BASE]=$bport [FG]=$fport)
+    declare -A port=([BASE]=$bport [FG]=$fport) prom=([BASE]=$bprom [FG]=$fprom)
     if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
     order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
     # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn (A B B A ...),
     # so that the machine's drift over the round falls on both alike; qps: completed / run time, summed.
     declare -A completed=([BASE]=0 [FG]=0) secs=([BASE]=0 [FG]=0)
+    for c in BASE FG; do gostart[$c]=$(gostats "${prom[$c]}"); done
     for i in $(seq 0 $((slices - 1))); do
       for c in "${order[@]}"; do
         t0=$(cpu_ticks $c)
@@ -180,7 +187,9 @@ workload() {
       done
       order=("${order[1]}" "${order[0]}")
     done
-    for c in BASE FG; do
+    for c in BASE FG; do  # Go runtime: what the throughput slices allocated and the GC cycles they took, summed
+      gorun[$c]=$(awk -v a="${gorun[$c]}" -v s="${gostart[$c]}" -v e="$(gostats "${prom[$c]}")" 'BEGIN {split(a, x); split(s, y); split(e, z)
+        printf "%.0f %.0f %.0f\n", x[1] + z[1] - y[1], x[2] + z[2] - y[2], x[3] + z[3] - y[3]}')
       q[$c]=$(awk -v n="${completed[$c]}" -v s="${secs[$c]}" 'BEGIN {printf "%.0f", n / s}') nq[$c]=$((nq[$c] + completed[$c]))
       qps[$c]+="${q[$c]} "
     done
@@ -217,7 +226,11 @@ workload() {
     # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
+    goper[$c]=$(awk -v g="${gorun[$c]}" -v n="${nq[$c]}" 'BEGIN {split(g, x); printf "%.0f %.2f %.0f", x[1] / n, x[2] / n, x[3] ? n / x[3] : 0}')
   done
+  read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
+  GROWS+="| $wl | ${gb[0]} / ${gf[0]} | ${gb[1]} / ${gf[1]} | ${gb[2]} / ${gf[2]} | $(ratio "${gb[2]}" "${gf[2]}") |"$'\n'
+
   ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range $ratios) | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
   ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $tracked |"$'\n'
   RATIOS+="$wl: $ratios; "
@@ -245,7 +258,7 @@ compare() {
   awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" LROWS="" PROWS="" ERRS="" RATIOS="" P99RATIOS="" PAIRRATIOS="" LOST=0 PAIRLOST=0
+  ROWS="" LROWS="" PROWS="" GROWS="" ERRS="" RATIOS="" P99RATIOS="" PAIRRATIOS="" LOST=0 PAIRLOST=0
   local wl; for wl in $WORKLOADS; do
     ERRS+="$wl:"
     case $wl in
@@ -285,6 +298,16 @@ compare() {
     echo "| workload | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | avg ratio | p99 ratio, pooled | p99 ratio per round |"
     echo "|---|---|---|---|---|---|"
     printf '%s' "$PROWS"
+    echo
+    echo "Go runtime in the throughput runs (go_memstats_alloc_bytes_total, go_memstats_mallocs_total and"
+    echo "go_gc_duration_seconds_count of each CoreDNS, per completed query, all rounds): the heap allocated per query, the"
+    echo "allocations per query, and the queries per GC cycle; GC cycles per query FG/BASE. With one P (pinned) a cycle"
+    echo "takes the core for a few ms of marking, spread over several: queries that arrive meanwhile wait, a part of the"
+    echo "tail under load that the CPU per query does not show."
+    echo
+    echo "| workload | B/query BASE / FG | allocs/query BASE / FG | queries per GC cycle BASE / FG | GC cycles per query, FG/BASE |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$GROWS"
     echo; echo "Queries lost (all throughput runs): $LOST; in the paired runs: $PAIRLOST. Per-round qps ratios: ${RATIOS}"
     echo "Per-round p99 ratios: ${P99RATIOS}"
     echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
