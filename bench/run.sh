@@ -153,7 +153,7 @@ workload() {
   local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
   declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=() gostart=() goper=()
   local -A gorun=([BASE]="0 0 0" [FG]="0 0 0")
-  local ratios="" tracked="" order pair99=""
+  local ratios="" tracked="" order pair99="" gb gf
   [ "$AA" = 1 ] && fl=""
   rm -f "$TMP/pair.a" "$TMP/pair.b"
   # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
@@ -230,7 +230,6 @@ workload() {
   done
   read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
   GROWS+="| $wl | ${gb[0]} / ${gf[0]} | ${gb[1]} / ${gf[1]} | ${gb[2]} / ${gf[2]} | $(ratio "${gb[2]}" "${gf[2]}") |"$'\n'
-
   ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range $ratios) | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
   ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $tracked |"$'\n'
   RATIOS+="$wl: $ratios; "
