@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -302,32 +303,67 @@ func (c *coreDNS) waitLog(t *testing.T, want string) {
 	t.Fatalf("log lacks %q; log:\n%s", want, c)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// binaryBuild is one build of this package's binary, made once per test
+// run.
+type binaryBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// buildBinary builds this package's binary once per test run.
-func buildBinary(t *testing.T) string {
+// builds are the plain build and the -race one.
+var builds [2]binaryBuild
+
+// buildBinary builds this package's binary once per test run, with -race
+// when the test itself runs with it: the end-to-end tests then check
+// CoreDNS and fluxguard for races too, and since the packages are in the
+// build cache from compiling this test, the build is mostly a link.
+func buildBinary(t *testing.T) string { return coreDNSBinary(t, raceEnabled, 0) }
+
+// coreDNSBinary builds this package's binary, with -race if race, once per
+// test run. The build gets its own timeout: up to 15 minutes (a cold race
+// build of CoreDNS takes minutes), less if the test deadline is nearer
+// than that and after, the time the caller needs after it.
+func coreDNSBinary(t *testing.T, race bool, after time.Duration) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fluxguard-e2e")
-		if err != nil {
-			buildErr = err
+	b := &builds[0]
+	args := []string{"build"}
+	if race {
+		b, args = &builds[1], append(args, "-race")
+	}
+	b.once.Do(func() {
+		timeout := 15 * time.Minute
+		if d, ok := t.Deadline(); ok {
+			timeout = min(timeout, time.Until(d)-after-30*time.Second)
+		}
+		if timeout < 30*time.Second {
+			b.err = fmt.Errorf("not enough time left before the test deadline to build CoreDNS and run for %v (raise -timeout)", after)
 			return
 		}
-		binPath = filepath.Join(dir, "coredns-fluxguard")
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(goBin, "build", "-o", binPath, ".").CombinedOutput()
+		dir, err := os.MkdirTemp("", "fluxguard-e2e")
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "coredns-fluxguard")
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, goBin, append(args, "-o", b.path, ".")...).CombinedOutput()
+		switch {
+		case ctx.Err() != nil:
+			b.err = fmt.Errorf("go %s: timed out after %v\n%s", strings.Join(args, " "), timeout, out)
+		case err != nil:
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		default:
+			t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond))
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // startCoreDNS runs the binary with corefile until the test ends, and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +48,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak: skipped in -short mode (builds CoreDNS with -race and runs for FLUXGUARD_SOAK, default 20s)")
 	}
 	dur := soakDuration(t)
-	bin := buildRaceBinary(t, dur)
+	bin := coreDNSBinary(t, true, dur+soakSettle)
 
 	// Demo names plus wildcards, so that random names get answers (and
 	// fill the capped store, so that eviction runs): a benign static one
@@ -595,53 +592,4 @@ func firstLine(out, sub string) string {
 		}
 	}
 	return ""
-}
-
-var (
-	raceBuildOnce sync.Once
-	raceBinPath   string
-	raceBuildErr  error
-)
-
-// buildRaceBinary builds this package's binary with -race, once per test
-// run (separately from buildBinary's). A cold race build of CoreDNS takes
-// minutes, but under `go test -race` the packages are already in the build
-// cache from compiling this test, so it is mostly a link. The build gets
-// its own timeout: up to 15 minutes, less if the test deadline is nearer.
-func buildRaceBinary(t *testing.T, soak time.Duration) string {
-	t.Helper()
-	raceBuildOnce.Do(func() {
-		timeout := 15 * time.Minute
-		if d, ok := t.Deadline(); ok {
-			// Leave room for the soak, the settling and the shutdown.
-			timeout = min(timeout, time.Until(d)-soak-soakSettle-30*time.Second)
-		}
-		if timeout < 30*time.Second {
-			raceBuildErr = fmt.Errorf("not enough time left before the test deadline for a race build and a %v soak (raise -timeout)", soak)
-			return
-		}
-		dir, err := os.MkdirTemp("", "fluxguard-race")
-		if err != nil {
-			raceBuildErr = err
-			return
-		}
-		raceBinPath = filepath.Join(dir, "coredns-fluxguard-race")
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		start := time.Now()
-		out, err := exec.CommandContext(ctx, goBin, "build", "-race", "-o", raceBinPath, ".").CombinedOutput()
-		switch {
-		case ctx.Err() != nil:
-			raceBuildErr = fmt.Errorf("go build -race: timed out after %v\n%s", timeout, out)
-		case err != nil:
-			raceBuildErr = fmt.Errorf("go build -race: %v\n%s", err, out)
-		default:
-			t.Logf("go build -race: %v", time.Since(start).Round(100*time.Millisecond))
-		}
-	})
-	if raceBuildErr != nil {
-		t.Fatal(raceBuildErr)
-	}
-	return raceBinPath
 }
