@@ -321,9 +321,9 @@ var builds [2]binaryBuild
 func buildBinary(t *testing.T) string { return coreDNSBinary(t, raceEnabled, 0) }
 
 // coreDNSBinary builds this package's binary, with -race if race, once per
-// test run. The build gets its own timeout: up to 15 minutes (a cold race
-// build of CoreDNS takes minutes), less if the test deadline is nearer
-// than that and after, the time the caller needs after it.
+// test run. The build gets its own timeout: 15 minutes (a cold race build
+// of CoreDNS takes minutes), or less, so as to leave after (the time the
+// caller needs once it is built) and 30 seconds before the test deadline.
 func coreDNSBinary(t *testing.T, race bool, after time.Duration) string {
 	t.Helper()
 	b := &builds[0]
@@ -337,7 +337,7 @@ func coreDNSBinary(t *testing.T, race bool, after time.Duration) string {
 			timeout = min(timeout, time.Until(d)-after-30*time.Second)
 		}
 		if timeout < 30*time.Second {
-			b.err = fmt.Errorf("not enough time left before the test deadline to build CoreDNS and run for %v (raise -timeout)", after)
+			b.err = fmt.Errorf("not enough time left before the test deadline to build CoreDNS and use it for %v (raise -timeout)", after)
 			return
 		}
 		dir, err := os.MkdirTemp("", "fluxguard-e2e")
@@ -349,15 +349,15 @@ func coreDNSBinary(t *testing.T, race bool, after time.Duration) string {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		start := time.Now()
+		cmd, start := "go "+strings.Join(args, " "), time.Now()
 		out, err := exec.CommandContext(ctx, goBin, append(args, "-o", b.path, ".")...).CombinedOutput()
 		switch {
 		case ctx.Err() != nil:
-			b.err = fmt.Errorf("go %s: timed out after %v\n%s", strings.Join(args, " "), timeout, out)
+			b.err = fmt.Errorf("%s: timed out after %v\n%s", cmd, timeout, out)
 		case err != nil:
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			b.err = fmt.Errorf("%s: %v\n%s", cmd, err, out)
 		default:
-			t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(100*time.Millisecond))
+			t.Logf("%s: %v", cmd, time.Since(start).Round(100*time.Millisecond))
 		}
 	})
 	if b.err != nil {
