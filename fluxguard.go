@@ -149,6 +149,16 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	// is reached after the answer is sent, unless the metadata plugin is
 	// there: writers above fluxguard (dnstap's, say) may read the labels.
 	after := f.cfg.action == actionLog && !f.metadata.Load()
+	// Then only the level is wanted, and an answer that repeats the name's
+	// last one in the same second (a cache hit, typically) is counted
+	// without being read (see engine.Repeated).
+	if after {
+		if level, ok := f.eng.Repeated(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w)); ok {
+			sm.inspected.Inc()
+			sm.verdicts[level].Inc()
+			return nil, false
+		}
+	}
 	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, after: after}, false
 }
 

@@ -994,6 +994,70 @@ func TestWhenJudged(t *testing.T) {
 	}
 }
 
+// TestRepeatsCountedUnread checks that in monitor mode, without the
+// metadata plugin, a query whose name's answer was seen repeated in the
+// same second, to the same client and of the same family, is counted
+// without its answer being read, and still answered from upstream, and
+// that answers that rotate are all read.
+func TestRepeatsCountedUnread(t *testing.T) {
+	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n action log\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.engine.Profile = engine.ProfileSeed
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	cfg.engine.Now = func() time.Time { return now }
+	f, err := newFluxguard(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(first int) []dns.RR { return flux("c2.evil.tk.", dns.TypeA, first) } // hosts 2n+1 to 2n+4
+	steps := []struct {
+		name   string
+		after  time.Duration
+		answer []dns.RR
+	}{
+		{"first answer: read", 0, set(0)},
+		{"the same: read, a repeat", 0, set(0)},
+		{"changed after a repeat, same second: counted, not read", 0, set(2)},
+		{"AAAA in the same second: read", 0, flux("c2.evil.tk.", dns.TypeAAAA, 20)},
+		{"the next second: read", time.Second, set(4)},
+		{"rotating in that second: read", 0, set(6)},
+		{"rotating again: read", 0, set(8)},
+	}
+	var answer []dns.RR
+	f.Next = test.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := new(dns.Msg).SetReply(r)
+		m.Answer = answer
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	})
+	server := serverLabel(t)
+	for _, s := range steps {
+		now, answer = now.Add(s.after), s.answer
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		r := newQuery("c2.evil.tk.", s.answer[0].Header().Rrtype)
+		if _, err := f.ServeDNS(newContext(server), rec, r); err != nil || rec.Msg == nil || len(rec.Msg.Answer) != 4 {
+			t.Fatalf("%s: expected the upstream's 4 addresses, got %v (%v)", s.name, rec.Msg, err)
+		}
+	}
+	// A report forgets the slots' last answers, so it comes last.
+	var want []string
+	for _, first := range []int{1, 2, 3, 4, 41, 42, 43, 44, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20} {
+		if first > 40 {
+			want = append(want, fmt.Sprintf("2a00:1450:4001::%x", first))
+		} else {
+			want = append(want, fmt.Sprintf("45.0.0.%d", first))
+		}
+	}
+	rows := f.eng.Report()
+	if len(rows) != 1 || !slices.Equal(rows[0].IPAddressList, want) || rows[0].QueryCount != len(steps) {
+		t.Errorf("Expected addresses %v and %d queries, got %+v", want, len(steps), rows)
+	}
+	if got := toFloat64(responsesInspected.WithLabelValues(server)); got != float64(len(steps)) {
+		t.Errorf("Expected every answer counted as inspected, got %v", got)
+	}
+}
+
 // TestWriteAfterReturn checks that an answer written once ServeDNS has
 // returned, as from a goroutine the chain left running, is passed on but
 // not observed, and that one racing ServeDNS's return is observed at most

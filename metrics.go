@@ -15,7 +15,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "responses_inspected_total",
-		Help:      "Counter of A/AAAA answers inspected.",
+		Help:      "Counter of A/AAAA answers inspected, or counted as repeats of the name's last one.",
 	}, []string{"server"})
 	verdicts = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,

@@ -351,7 +351,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	}
 	v.Prev, en.level = en.level, v.Level
 	if st == e.st {
-		e.remember(sh, k, en, v, now)
+		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
 	}
 	if repeat {
 		return v, created, noDomain

@@ -1,5 +1,7 @@
 package engine
 
+import "net/netip"
+
 // recent is a name's last judged answer, kept in its index slot so that
 // an answer repeating it in the same second from the same client (a cache
 // hit, typically) is counted without reading the entry: the slot is read
@@ -12,8 +14,16 @@ type recent struct {
 	client      uint32 // the entry's lastClient then
 	repeats     uint16 // answers repeating it since, not counted in the entry yet
 	level       Level  // its verdict's
-	steady      bool   // more queries at `at` cannot change the verdict's level
+	flags       recentFlags
 }
+
+// recentFlags describe a recent answer.
+type recentFlags uint8
+
+const (
+	recentSteady recentFlags = 1 << iota // more queries at `at` cannot change the verdict's level
+	recentV6                             // its addresses are IPv6: an AAAA answer
+)
 
 // repeat counts o, an answer with evidence a, as a repeat of the last one
 // recorded in sh for key k, and returns its verdict, when it repeats it
@@ -25,22 +35,62 @@ func (e *Engine) repeat(sh *shard, k key, o *Observation, a *answer, now uint32)
 		return Verdict{}, false
 	}
 	r := &s.recent
-	if !r.steady || r.at != now || a.fingerprint == 0 || r.fingerprint != a.fingerprint || r.repeats == ^uint16(0) ||
-		o.Client.IsValid() && e.clientHash(o.Client.Unmap().As16()) != r.client {
+	if a.fingerprint == 0 || r.fingerprint != a.fingerprint || !e.repeats(r, o.Client, now) {
 		return Verdict{}, false
 	}
 	r.repeats++
 	return Verdict{Level: r.level, Prev: r.level}, true
 }
 
+// repeats reports whether an answer to client at now that repeats r's
+// evidence is a repeat to count in the slot: r is steady, of the same
+// second and client, and has room for one more.
+func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
+	return r.flags&recentSteady != 0 && r.at == now && r.repeats != ^uint16(0) &&
+		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
+}
+
+// Repeated counts, before it is answered, a query for name from client
+// (invalid for none) whose answer is taken to repeat the name's last one:
+// in this second, an answer to that client of the same family (AAAA if v6,
+// A otherwise) was judged, steady (see recent), and at least one more was
+// seen to repeat it. It returns the level to count the query under, or
+// false for a query whose answer is to be observed. Answers that rotate
+// are all read; one that changes after a repeat in the same second (a
+// cache entry renewed then) is not, and the first query of a later
+// second reads the name's answer again. The caller must need no more than
+// a brief verdict (Observation.Brief).
+func (e *Engine) Repeated(name string, v6 bool, client netip.Addr) (Level, bool) {
+	sh, k := e.st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.index.get(k)
+	if s == nil {
+		return LevelNone, false
+	}
+	r := &s.recent
+	if r.repeats == 0 || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
+		return LevelNone, false
+	}
+	r.repeats++
+	return r.level, true
+}
+
 // remember keeps en's last answer, judged v at now, in its slot, of key k
 // in sh. Only more queries change a verdict within its second, and only
 // by making the name a candidate (see candidate): the verdict is steady
 // unless that can still happen.
-func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, now uint32) {
-	if s := sh.index.get(k); s != nil {
-		s.recent = recent{fingerprint: en.fingerprint, at: now, client: en.lastClient, level: v.Level,
-			steady: v.UniqueIPs < e.cfg.MinIPs || v.Queries >= e.cfg.MinQueries}
+func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now uint32) {
+	s := sh.index.get(k)
+	if s == nil {
+		return
+	}
+	s.recent = recent{fingerprint: en.fingerprint, at: now, client: en.lastClient, level: v.Level}
+	if v.UniqueIPs < e.cfg.MinIPs || v.Queries >= e.cfg.MinQueries {
+		s.recent.flags |= recentSteady
+	}
+	if v6 {
+		s.recent.flags |= recentV6
 	}
 }
 

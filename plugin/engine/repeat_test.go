@@ -107,3 +107,56 @@ func TestBriefRepeats(t *testing.T) {
 		t.Errorf("reports differ:\nbrief %+v\nfull  %+v", got, want)
 	}
 }
+
+// TestRepeated checks which queries Repeated counts before they are
+// answered, and that the queries it counts reach the name's state.
+func TestRepeated(t *testing.T) {
+	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
+	const flux = "x.evil.tk"
+	for _, tc := range []struct {
+		name    string
+		primes  int // answers of setA from 10.0.0.1, at 10:00:00: the third flags, the fourth repeats
+		after   time.Duration
+		query   string // the name queried
+		v6      bool
+		client  string // "" for none
+		counted bool
+		level   Level
+	}{
+		{"same family, second and client", 4, 0, flux, false, "10.0.0.1", true, LevelFlagged},
+		{"no client", 4, 0, flux, false, "", true, LevelFlagged},
+		{"no repeat seen yet", 3, 0, flux, false, "10.0.0.1", false, LevelNone},
+		{"AAAA after A", 4, 0, flux, true, "10.0.0.1", false, LevelNone},
+		{"another client", 4, 0, flux, false, "10.0.0.2", false, LevelNone},
+		{"the next second", 4, time.Second, flux, false, "10.0.0.1", false, LevelNone},
+		{"a name not tracked", 4, 0, "y.evil.tk", false, "10.0.0.1", false, LevelNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, nil)
+			first := netip.MustParseAddr("10.0.0.1")
+			for range tc.primes {
+				e.Observe(&Observation{Name: flux, Client: first, Addrs: setA, MinTTL: 30, Brief: true})
+			}
+			clk.add(tc.after)
+			var client netip.Addr
+			if tc.client != "" {
+				client = netip.MustParseAddr(tc.client)
+			}
+			level, counted := e.Repeated(tc.query, tc.v6, client)
+			if counted != tc.counted || level != tc.level {
+				t.Fatalf("Repeated = %s, %t; want %s, %t", level, counted, tc.level, tc.counted)
+			}
+			want := tc.primes
+			if counted {
+				want++
+			}
+			// The next answer judged, a second later, counts the repeats in.
+			clk.add(time.Second)
+			e.Observe(&Observation{Name: flux, Client: first, Addrs: setA, MinTTL: 30, Brief: true})
+			if q := queriesOf(t, e, flux); q != want+1 {
+				t.Errorf("%d queries, want %d", q, want+1)
+			}
+		})
+	}
+}
