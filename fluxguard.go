@@ -149,9 +149,10 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	// is reached after the answer is sent, unless the metadata plugin is
 	// there: writers above fluxguard (dnstap's, say) may read the labels.
 	after := f.cfg.action == actionLog && !f.metadata.Load()
-	// Then only the level is wanted, and an answer that repeats the name's
-	// last one in the same second (a cache hit, typically) is counted
-	// without being read (see engine.Repeated).
+	// Then only the level is wanted, and a query whose name's answer was
+	// already seen to repeat in this second, to this client (cache hits,
+	// typically), is counted without its answer being read (see
+	// engine.Repeated).
 	if after {
 		if level, ok := f.eng.Repeated(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w)); ok {
 			sm.inspected.Inc()
