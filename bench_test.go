@@ -39,21 +39,23 @@ var benchAnswer = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWrite
 
 const benchNames = 1024
 
-// BenchmarkServeDNS is fluxguard's handler in monitor mode on tracked
-// names' 4-address answers, each the same as the name's last: counted
-// before it is answered, as a repeat (engine.Repeated), and, with the
-// metadata plugin, captured, observed and scored every time.
+// BenchmarkServeDNS is fluxguard's handler on tracked names' 4-address
+// answers, each the same as the name's last: counted before it is
+// answered, as a repeat (engine.Repeated), in monitor mode and with
+// block, and, with the metadata plugin, captured, observed and scored
+// every time.
 func BenchmarkServeDNS(b *testing.B) {
-	b.Run("repeat", func(b *testing.B) { benchmarkServeDNS(b, false) })
-	b.Run("metadata", func(b *testing.B) { benchmarkServeDNS(b, true) })
+	b.Run("repeat", func(b *testing.B) { benchmarkServeDNS(b, actionLog, false) })
+	b.Run("block", func(b *testing.B) { benchmarkServeDNS(b, actionBlock, false) })
+	b.Run("metadata", func(b *testing.B) { benchmarkServeDNS(b, actionLog, true) })
 }
 
-func benchmarkServeDNS(b *testing.B, metadata bool) {
+func benchmarkServeDNS(b *testing.B, action action, metadata bool) {
 	f, err := newFluxguard(defaultConfig(), "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	f.cfg.zones = []string{"."}
+	f.cfg.zones, f.cfg.action = []string{"."}, action
 	f.metadata.Store(metadata)
 	// Answers are precomputed so that only fluxguard's work is measured.
 	reqs, answers := make([]*dns.Msg, benchNames), make([]*dns.Msg, benchNames)

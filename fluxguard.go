@@ -145,22 +145,31 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
 		return nil, true
 	}
-	// In monitor mode the verdict changes nothing the client gets, so it
-	// is reached after the answer is sent, unless the metadata plugin is
-	// there: writers above fluxguard (dnstap's, say) may read the labels.
-	after := f.cfg.action == actionLog && !f.metadata.Load()
-	// Then only the level is wanted, and a query whose name's answer was
-	// already seen to repeat in this second, to this client (cache hits,
-	// typically), is counted without its answer being read (see
-	// engine.Repeated).
-	if after {
-		if level, ok := f.eng.Repeated(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w)); ok {
-			sm.inspected.Inc()
-			sm.verdicts[level].Inc()
-			return nil, false
-		}
+	// Unless the metadata plugin is there, whose labels writers above
+	// fluxguard (dnstap's, say) may read, only the level is wanted, and a
+	// query whose name's answer was already seen to repeat in this second,
+	// to this client (cache hits, typically), is counted without its
+	// answer being read (see engine.Repeated).
+	labels := f.metadata.Load()
+	if !labels && f.countedRepeat(sm, w, r, name) {
+		return nil, false
 	}
+	// In monitor mode the verdict changes nothing the client gets, so it
+	// is reached after the answer is sent, unless the labels are wanted.
+	after := f.cfg.action == actionLog && !labels
 	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, after: after}, false
+}
+
+// countedRepeat counts r, a query for name, before it is answered when
+// the engine takes its answer to repeat the name's last one.
+func (f *Fluxguard) countedRepeat(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
+	level, ok := f.eng.Repeated(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w))
+	if !ok {
+		return false
+	}
+	sm.inspected.Inc()
+	sm.verdicts[level].Inc()
+	return true
 }
 
 // answerHeld answers r without going upstream when name is held.

@@ -994,16 +994,26 @@ func TestWhenJudged(t *testing.T) {
 	}
 }
 
-// TestRepeatsCountedUnread checks that in monitor mode, without the
-// metadata plugin, a query whose name's answer was seen repeated in the
-// same second, to the same client and of the same family, is counted
-// without its answer being read, and still answered from upstream, and
-// that answers that rotate are all read.
+// TestRepeatsCountedUnread checks that without the metadata plugin a
+// query whose name's answer was seen repeated in the same second, to the
+// same client and of the same family, is counted without its answer being
+// read, and still answered from upstream, and that answers that rotate
+// are all read; in monitor mode and, for a name that is not flagged, with
+// block.
 func TestRepeatsCountedUnread(t *testing.T) {
-	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n action log\n}"))
-	if err != nil {
-		t.Fatal(err)
+	for _, action := range []string{"log", "block"} {
+		t.Run(action, func(t *testing.T) {
+			// The seed profile's score is 4 at most: c2.evil.tk stays suspicious.
+			cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n action "+action+"\n threshold 100\n}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			testRepeatsCountedUnread(t, cfg)
+		})
 	}
+}
+
+func testRepeatsCountedUnread(t *testing.T, cfg config) {
 	cfg.engine.Profile = engine.ProfileSeed
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	cfg.engine.Now = func() time.Time { return now }
@@ -1055,6 +1065,10 @@ func TestRepeatsCountedUnread(t *testing.T) {
 	}
 	if got := toFloat64(responsesInspected.WithLabelValues(server)); got != float64(len(steps)) {
 		t.Errorf("Expected every answer counted as inspected, got %v", got)
+	}
+	none, suspicious := toFloat64(verdicts.WithLabelValues(server, "none")), toFloat64(verdicts.WithLabelValues(server, "suspicious"))
+	if none+suspicious != float64(len(steps)) || suspicious == 0 {
+		t.Errorf("Expected %d verdicts, none or suspicious, some suspicious; got %v and %v", len(steps), none, suspicious)
 	}
 }
 

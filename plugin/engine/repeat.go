@@ -58,8 +58,9 @@ func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
 // false for a query whose answer is to be observed. Answers that rotate
 // are all read; one that changes after a repeat in the same second (a
 // cache entry renewed then) is not, and the first query of a later
-// second reads the name's answer again. The caller must need no more than
-// a brief verdict (Observation.Brief).
+// second reads the name's answer again. A flagged name's answers are all
+// read, for a caller that replaces them. The caller must need no more
+// than a brief verdict (Observation.Brief).
 func (e *Engine) Repeated(name string, v6 bool, client netip.Addr) (Level, bool) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
@@ -69,7 +70,7 @@ func (e *Engine) Repeated(name string, v6 bool, client netip.Addr) (Level, bool)
 		return LevelNone, false
 	}
 	r := &s.recent
-	if r.repeats == 0 || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
+	if r.repeats == 0 || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
 		return LevelNone, false
 	}
 	r.repeats++

@@ -111,32 +111,44 @@ func TestBriefRepeats(t *testing.T) {
 // TestRepeated checks which queries Repeated counts before they are
 // answered, and that the queries it counts reach the name's state.
 func TestRepeated(t *testing.T) {
-	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
-	const flux = "x.evil.tk"
+	benign := addrs("45.1.0.1", "46.1.0.1") // fewer than min_ips: steady at once
+	fluxSet := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
+	// With the seed profile, x.evil.tk scores 2 (its TLD and its short
+	// SLD) and is flagged as a candidate; x.example.net scores 0.
+	const name, flux = "x.example.net", "x.evil.tk"
 	for _, tc := range []struct {
-		name    string
-		primes  int // answers of setA from 10.0.0.1, at 10:00:00: the third flags, the fourth repeats
-		after   time.Duration
-		query   string // the name queried
-		v6      bool
-		client  string // "" for none
-		counted bool
-		level   Level
+		name     string
+		set      []netip.Addr
+		answered string // the name whose answers prime the engine
+		primes   int    // answers of set from 10.0.0.1, at 10:00:00
+		after    time.Duration
+		query    string // the name queried
+		v6       bool
+		client   string // "" for none
+		level    Level  // the answered name's, once primed
+		counted  bool
 	}{
-		{"same family, second and client", 4, 0, flux, false, "10.0.0.1", true, LevelFlagged},
-		{"no client", 4, 0, flux, false, "", true, LevelFlagged},
-		{"no repeat seen yet", 3, 0, flux, false, "10.0.0.1", false, LevelNone},
-		{"AAAA after A", 4, 0, flux, true, "10.0.0.1", false, LevelNone},
-		{"another client", 4, 0, flux, false, "10.0.0.2", false, LevelNone},
-		{"the next second", 4, time.Second, flux, false, "10.0.0.1", false, LevelNone},
-		{"a name not tracked", 4, 0, "y.evil.tk", false, "10.0.0.1", false, LevelNone},
+		{"same family, second and client", benign, name, 2, 0, name, false, "10.0.0.1", LevelNone, true},
+		{"no client", benign, name, 2, 0, name, false, "", LevelNone, true},
+		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, false},
+		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, false},
+		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, false},
+		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, false},
+		{"a name not tracked", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, false},
+		// The third answer makes the name a candidate, the fourth repeats it.
+		{"a suspicious name", fluxSet, name, 4, 0, name, false, "10.0.0.1", LevelSuspicious, true},
+		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
 			e := newTestEngine(t, clk, nil)
 			first := netip.MustParseAddr("10.0.0.1")
+			var v Verdict
 			for range tc.primes {
-				e.Observe(&Observation{Name: flux, Client: first, Addrs: setA, MinTTL: 30, Brief: true})
+				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Brief: true})
+			}
+			if v.Level != tc.level {
+				t.Fatalf("primed to %s, want %s", v.Level, tc.level)
 			}
 			clk.add(tc.after)
 			var client netip.Addr
@@ -144,8 +156,8 @@ func TestRepeated(t *testing.T) {
 				client = netip.MustParseAddr(tc.client)
 			}
 			level, counted := e.Repeated(tc.query, tc.v6, client)
-			if counted != tc.counted || level != tc.level {
-				t.Fatalf("Repeated = %s, %t; want %s, %t", level, counted, tc.level, tc.counted)
+			if want := map[bool]Level{true: tc.level}[tc.counted]; counted != tc.counted || level != want {
+				t.Fatalf("Repeated = %s, %t; want %s, %t", level, counted, want, tc.counted)
 			}
 			want := tc.primes
 			if counted {
@@ -153,8 +165,8 @@ func TestRepeated(t *testing.T) {
 			}
 			// The next answer judged, a second later, counts the repeats in.
 			clk.add(time.Second)
-			e.Observe(&Observation{Name: flux, Client: first, Addrs: setA, MinTTL: 30, Brief: true})
-			if q := queriesOf(t, e, flux); q != want+1 {
+			e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Brief: true})
+			if q := queriesOf(t, e, tc.answered); q != want+1 {
 				t.Errorf("%d queries, want %d", q, want+1)
 			}
 		})
