@@ -76,14 +76,18 @@ func (f *Fluxguard) Name() string { return pluginName }
 // every query, so Next is called directly. A captureWriter is no
 // PluginTracker.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	c, answered := f.capture(ctx, w, r)
+	c, answered, upstream := f.capture(ctx, w, r)
 	if answered {
 		return dns.RcodeSuccess, nil
 	}
 	if c != nil {
 		w = c
 	}
-	growStack()
+	if upstream {
+		growStackUpstream()
+	} else {
+		growStack()
+	}
 	var rc int
 	var err error
 	if _, tracker := w.(plugin.PluginTracker); tracker || f.Next == nil || ot.SpanFromContext(ctx) != nil {
@@ -103,7 +107,18 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // chain, with few frames to copy, rather than deep in the write
 // (BenchmarkCacheHitLatency/cache, p50 ratio: 1.10 with 2,560 bytes, 1.19
 // with 1,280).
-const stackReserve = 2560
+//
+// upstreamStackReserve is growStackUpstream's, for a query whose answer
+// most likely comes from upstream (a name fluxguard has not seen): a
+// forwarded query's stack outgrows 8 KiB in the unpacking of the reply,
+// 40 frames deep, and copying them all costs more than the rest of
+// fluxguard's work on the query; 8 KiB free make the stack grow to 16 KiB
+// as fluxguard calls the chain instead. A cache hit, which fits 8 KiB,
+// would only grow further for nothing, so known names get stackReserve.
+const (
+	stackReserve         = 2560
+	upstreamStackReserve = 8192
+)
 
 // growStack grows the goroutine's stack now, in its prologue, if less than
 // stackReserve bytes are free, and gives them back as it returns. Unlike a
@@ -118,58 +133,63 @@ const stackReserve = 2560
 func growStack() {
 	if reserveUsed {
 		var reserve [stackReserve]byte
-		reserved(&reserve)
+		reserved(reserve[:])
 	}
 }
 
-// reserveUsed is never set; the compiler cannot tell, so growStack's
-// reserve stays on its frame.
-var reserveUsed bool
-
-// reserved keeps growStack's reserve on its frame.
+// growStackUpstream is growStack with upstreamStackReserve.
 //
 //go:noinline
-func reserved(*[stackReserve]byte) {}
+func growStackUpstream() {
+	if reserveUsed {
+		var reserve [upstreamStackReserve]byte
+		reserved(reserve[:])
+	}
+}
+
+// reserveUsed is never set; the compiler cannot tell, so the reserves stay
+// on their frames.
+var reserveUsed bool
+
+// reserved keeps a reserve on its frame.
+//
+//go:noinline
+func reserved([]byte) {}
 
 // capture returns the captureWriter the rest of the chain is to write r's
 // answer to, or nil when fluxguard lets r pass uninspected. It reports
-// instead that it answered r when r's name is held.
+// instead that it answered r when r's name is held, and whether r's
+// answer most likely comes from upstream.
 //
 //go:noinline
-func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (*captureWriter, bool) {
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (c *captureWriter, answered, upstream bool) {
 	name, ok := f.inspected(r)
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-		return nil, true
+		return nil, true, false
 	}
 	// Unless the metadata plugin is there, whose labels writers above
 	// fluxguard (dnstap's, say) may read, only the level is wanted, and a
 	// query whose name's answer was already seen to repeat in this second,
 	// to this client (cache hits, typically), is counted without its
-	// answer being read (see engine.Repeated).
+	// answer being read (see engine.Recall).
 	labels := f.metadata.Load()
-	if !labels && f.countedRepeat(sm, w, r, name) {
-		return nil, false
+	if !labels {
+		rc := f.eng.Recall(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w))
+		if rc.Repeat {
+			sm.inspected.Inc()
+			sm.verdicts[rc.Level].Inc()
+			return nil, false, false
+		}
+		upstream = rc.New
 	}
 	// In monitor mode the verdict changes nothing the client gets, so it
 	// is reached after the answer is sent, unless the labels are wanted.
 	after := f.cfg.action == actionLog && !labels
-	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, after: after}, false
-}
-
-// countedRepeat counts r, a query for name, before it is answered when
-// the engine takes its answer to repeat the name's last one.
-func (f *Fluxguard) countedRepeat(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
-	level, ok := f.eng.Repeated(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w))
-	if !ok {
-		return false
-	}
-	sm.inspected.Inc()
-	sm.verdicts[level].Inc()
-	return true
+	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, after: after}, false, upstream
 }
 
 // answerHeld answers r without going upstream when name is held.

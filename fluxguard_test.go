@@ -823,6 +823,37 @@ func TestStackUnderFluxguard(t *testing.T) {
 	}
 }
 
+// TestUpstreamReserve checks which queries get growStackUpstream's larger
+// reserve: those for names fluxguard has not seen, whose answers most
+// likely come from upstream, and not those for names it tracks or skips,
+// nor, with the metadata plugin, any.
+func TestUpstreamReserve(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		query    string
+		qtype    uint16
+		metadata bool
+		want     bool
+	}{
+		{"a name not seen", "new.example.org.", dns.TypeA, false, true},
+		{"a tracked name", "www.example.org.", dns.TypeA, false, false},
+		{"an excluded name", "printer.corp.", dns.TypeA, false, false},
+		{"not inspected", "new.example.org.", dns.TypeTXT, false, false},
+		{"with the metadata plugin", "new.example.org.", dns.TypeA, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _ := newTestFluxguard(t, "fluxguard .")
+			f.metadata.Store(tc.metadata)
+			ctx := newContext(serverLabel(t))
+			f.ServeDNS(ctx, dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("www.example.org.", dns.TypeA))
+			c, answered, upstream := f.capture(ctx, &test.ResponseWriter{}, newQuery(tc.query, tc.qtype))
+			if answered || upstream != tc.want {
+				t.Errorf("capture = %v, %t, %t; want upstream %t", c, answered, upstream, tc.want)
+			}
+		})
+	}
+}
+
 // stackPointer returns an address on the caller's stack, just below its frame.
 //
 //go:noinline

@@ -59,6 +59,29 @@ func BenchmarkObserveTrackedCold(b *testing.B) {
 	}
 }
 
+// BenchmarkObserveNew is the path of a name seen for the first time: one
+// 4-IP answer for a new subdomain of a tracked registered domain, the
+// entry created, its registered domain found, both scored.
+func BenchmarkObserveNew(b *testing.B) {
+	const n = 1 << 17
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "d" + strconv.Itoa(i) + ".example.com"
+	}
+	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60}
+	var e *Engine
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%n == 0 { // every name seen: start again with a new engine
+			b.StopTimer()
+			e, _ = New(DefaultConfig())
+			b.StartTimer()
+		}
+		obs.Name = names[i%n]
+		e.Observe(&obs)
+	}
+}
+
 // BenchmarkObserveParallel measures contention across shards: run it with
 // -cpu 1,2 to see the scaling. The names spread over 256 registered
 // domains, 4 names each.

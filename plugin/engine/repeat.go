@@ -50,31 +50,52 @@ func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
 		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
 }
 
-// Repeated counts, before it is answered, a query for name from client
+// Recall is what the engine recalls of a name when a query for it comes,
+// before it is answered (see Engine.Recall).
+type Recall struct {
+	// Repeat tells that the query was counted, under Level, as a repeat
+	// of the name's last answer: its answer is not to be observed.
+	Repeat bool
+	Level  Level
+	// New tells that the name is neither tracked nor skipped (allowed or
+	// excluded): a name seen first, whose answer most likely comes from
+	// upstream rather than from a cache.
+	New bool
+}
+
+// Recall counts, before it is answered, a query for name from client
 // (invalid for none) whose answer is taken to repeat the name's last one:
 // in this second, an answer to that client of the same family (AAAA if v6,
 // A otherwise) was judged, steady (see recent), and at least one more was
-// seen to repeat it. It returns the level to count the query under, or
-// false for a query whose answer is to be observed. Answers that rotate
-// are all read; one that changes after a repeat in the same second (a
-// cache entry renewed then) is not, and the first query of a later
-// second reads the name's answer again. A flagged name's answers are all
-// read, for a caller that replaces them. The caller must need no more
-// than a brief verdict (Observation.Brief).
-func (e *Engine) Repeated(name string, v6 bool, client netip.Addr) (Level, bool) {
+// seen to repeat it. Answers that rotate are all read; one that changes
+// after a repeat in the same second (a cache entry renewed then) is not,
+// and the first query of a later second reads the name's answer again. A
+// flagged name's answers are all read, for a caller that replaces them.
+// The caller must need no more than a brief verdict (Observation.Brief).
+func (e *Engine) Recall(name string, v6 bool, client netip.Addr) Recall {
+	rc, tracked := e.recall(name, v6, client)
+	if !tracked {
+		rc.New = e.Skipped(name, nil) == SkipNone
+	}
+	return rc
+}
+
+// recall is Recall's part under the shard's lock; it also reports whether
+// name is tracked.
+func (e *Engine) recall(name string, v6 bool, client netip.Addr) (Recall, bool) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.index.get(k)
 	if s == nil {
-		return LevelNone, false
+		return Recall{}, false
 	}
 	r := &s.recent
 	if r.repeats == 0 || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
-		return LevelNone, false
+		return Recall{}, true
 	}
 	r.repeats++
-	return r.level, true
+	return Recall{Repeat: true, Level: r.level}, true
 }
 
 // remember keeps en's last answer, judged v at now, in its slot, of key k

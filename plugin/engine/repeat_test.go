@@ -108,14 +108,16 @@ func TestBriefRepeats(t *testing.T) {
 	}
 }
 
-// TestRepeated checks which queries Repeated counts before they are
-// answered, and that the queries it counts reach the name's state.
-func TestRepeated(t *testing.T) {
+// TestRecall checks which queries Recall counts before they are answered,
+// that the queries it counts reach the name's state, and which names it
+// finds new.
+func TestRecall(t *testing.T) {
 	benign := addrs("45.1.0.1", "46.1.0.1") // fewer than min_ips: steady at once
 	fluxSet := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
 	// With the seed profile, x.evil.tk scores 2 (its TLD and its short
-	// SLD) and is flagged as a candidate; x.example.net scores 0.
+	// SLD) and is flagged as a candidate; x.example.net scores 1.
 	const name, flux = "x.example.net", "x.evil.tk"
+	repeat := func(l Level) Recall { return Recall{Repeat: true, Level: l} }
 	for _, tc := range []struct {
 		name     string
 		set      []netip.Addr
@@ -125,19 +127,20 @@ func TestRepeated(t *testing.T) {
 		query    string // the name queried
 		v6       bool
 		client   string // "" for none
-		level    Level  // the answered name's, once primed
-		counted  bool
+		primed   Level  // the answered name's level, once primed
+		want     Recall
 	}{
-		{"same family, second and client", benign, name, 2, 0, name, false, "10.0.0.1", LevelNone, true},
-		{"no client", benign, name, 2, 0, name, false, "", LevelNone, true},
-		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, false},
-		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, false},
-		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, false},
-		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, false},
-		{"a name not tracked", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, false},
+		{"same family, second and client", benign, name, 2, 0, name, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
+		{"no client", benign, name, 2, 0, name, false, "", LevelNone, repeat(LevelNone)},
+		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, Recall{}},
+		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, Recall{}},
+		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, Recall{}},
+		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, Recall{}},
+		{"a name not tracked: new", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, Recall{New: true}},
+		{"an excluded name: not new", benign, name, 2, 0, "printer.corp", false, "10.0.0.1", LevelNone, Recall{}},
 		// The third answer makes the name a candidate, the fourth repeats it.
-		{"a suspicious name", fluxSet, name, 4, 0, name, false, "10.0.0.1", LevelSuspicious, true},
-		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, false},
+		{"a suspicious name", fluxSet, name, 4, 0, name, false, "10.0.0.1", LevelSuspicious, repeat(LevelSuspicious)},
+		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, Recall{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
@@ -147,20 +150,19 @@ func TestRepeated(t *testing.T) {
 			for range tc.primes {
 				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Brief: true})
 			}
-			if v.Level != tc.level {
-				t.Fatalf("primed to %s, want %s", v.Level, tc.level)
+			if v.Level != tc.primed {
+				t.Fatalf("primed to %s, want %s", v.Level, tc.primed)
 			}
 			clk.add(tc.after)
 			var client netip.Addr
 			if tc.client != "" {
 				client = netip.MustParseAddr(tc.client)
 			}
-			level, counted := e.Repeated(tc.query, tc.v6, client)
-			if want := map[bool]Level{true: tc.level}[tc.counted]; counted != tc.counted || level != want {
-				t.Fatalf("Repeated = %s, %t; want %s, %t", level, counted, want, tc.counted)
+			if got := e.Recall(tc.query, tc.v6, client); got != tc.want {
+				t.Fatalf("Recall = %+v, want %+v", got, tc.want)
 			}
 			want := tc.primes
-			if counted {
+			if tc.want.Repeat {
 				want++
 			}
 			// The next answer judged, a second later, counts the repeats in.
