@@ -41,7 +41,7 @@ const benchNames = 1024
 
 // BenchmarkServeDNS is fluxguard's handler on tracked names' 4-address
 // answers, each the same as the name's last: counted before it is
-// answered, as a repeat (engine.Repeated), in monitor mode and with
+// answered, as a repeat (engine.Recall), in monitor mode and with
 // block, and, with the metadata plugin, captured, observed and scored
 // every time.
 func BenchmarkServeDNS(b *testing.B) {

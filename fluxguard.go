@@ -110,11 +110,12 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 //
 // upstreamStackReserve is growStackUpstream's, for a query whose answer
 // most likely comes from upstream (a name fluxguard has not seen): a
-// forwarded query's stack outgrows 8 KiB in the unpacking of the reply,
-// 40 frames deep, and copying them all costs more than the rest of
-// fluxguard's work on the query; 8 KiB free make the stack grow to 16 KiB
-// as fluxguard calls the chain instead. A cache hit, which fits 8 KiB,
-// would only grow further for nothing, so known names get stackReserve.
+// forwarded query's stack can outgrow the size the runtime starts it with
+// in the unpacking of the reply, 40 frames deep, and copying them all costs
+// more than the rest of fluxguard's work on the query; 8 KiB free make the
+// stack grow, to 16 KiB, as fluxguard calls the chain instead. A cache
+// hit, which fits 8 KiB, would only grow further for nothing, so known
+// names get stackReserve.
 const (
 	stackReserve         = 2560
 	upstreamStackReserve = 8192
