@@ -63,15 +63,17 @@ type Recall struct {
 	New bool
 }
 
-// Recall counts, before it is answered, a query for name from client
-// (invalid for none) whose answer is taken to repeat the name's last one:
-// in this second, an answer to that client of the same family (AAAA if v6,
-// A otherwise) was judged, steady (see recent), and at least one more was
-// seen to repeat it. Answers that rotate are all read; one that changes
-// after a repeat in the same second (a cache entry renewed then) is not,
-// and the first query of a later second reads the name's answer again. A
-// flagged name's answers are all read, for a caller that replaces them.
-// The caller must need no more than a brief verdict (Observation.Brief).
+// Recall looks name up as a query for it from client (invalid for none)
+// comes, before it is answered. It tells a name neither tracked nor
+// skipped (Recall.New), and counts a query whose answer is taken to
+// repeat the name's last one (Recall.Repeat): in this second, an answer
+// to that client of the same family (AAAA if v6, A otherwise) was judged,
+// steady (see recent), and at least one more was seen to repeat it.
+// Answers that rotate are all read; one that changes after a repeat in
+// the same second (a cache entry renewed then) is not, and the first
+// query of a later second reads the name's answer again. A flagged name's
+// answers are all read, for a caller that replaces them. The caller must
+// need no more than a brief verdict (Observation.Brief).
 func (e *Engine) Recall(name string, v6 bool, client netip.Addr) Recall {
 	rc, tracked := e.recall(name, v6, client)
 	if !tracked {
