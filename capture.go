@@ -22,6 +22,7 @@ type captureWriter struct {
 	metrics *serverMetrics
 	req     *dns.Msg
 	name    string
+	client  netip.Addr // the querying client's address, invalid when unknown
 	after   bool
 	state   atomic.Uint32  // answerNone, then answerTaken, answerPending, answerDone
 	pending *answerBuffers // the evidence read, with answerPending
@@ -55,7 +56,7 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 //
 //go:noinline
 func (c *captureWriter) flagged(m *dns.Msg) bool {
-	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, clientAddr(c.ResponseWriter), m)
+	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, c.client, m)
 	return ok && v.Level == engine.LevelFlagged
 }
 
@@ -64,7 +65,7 @@ func (c *captureWriter) flagged(m *dns.Msg) bool {
 //
 //go:noinline
 func (c *captureWriter) read(m *dns.Msg) {
-	b := readAnswer(m, c.name, clientAddr(c.ResponseWriter))
+	b := readAnswer(m, c.name, c.client)
 	if b == nil {
 		return
 	}

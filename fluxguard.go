@@ -177,9 +177,9 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	// query whose name's answer was already seen to repeat in this second,
 	// to this client (cache hits, typically), is counted without its
 	// answer being read (see engine.Recall).
-	labels := f.metadata.Load()
+	labels, client := f.metadata.Load(), clientAddr(w)
 	if !labels {
-		rc := f.eng.Recall(name, r.Question[0].Qtype == dns.TypeAAAA, clientAddr(w))
+		rc := f.eng.Recall(name, r.Question[0].Qtype == dns.TypeAAAA, client)
 		if rc.Repeat {
 			sm.inspected.Inc()
 			sm.verdicts[rc.Level].Inc()
@@ -190,7 +190,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	// In monitor mode the verdict changes nothing the client gets, so it
 	// is reached after the answer is sent, unless the labels are wanted.
 	after := f.cfg.action == actionLog && !labels
-	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, after: after}, false, upstream
+	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client, after: after}, false, upstream
 }
 
 // answerHeld answers r without going upstream when name is held.
