@@ -23,11 +23,48 @@ var (
 	SeedSuspiciousTLDs = []string{"tk", "pw", "cc", "ws", "top", "xyz", "ru", "cn", "info", "online", "click", "link", "gq", "ml", "cf"}
 )
 
+// KnownPools are public volunteer and peer pools whose names rotate many
+// addresses in many networks with short TTLs by design: the NTP Pool, with
+// all its zones, and the DNS seeds of crypto-currency networks, which
+// answer with the addresses of peers. They are not fast flux, and the
+// default profile never tracks them (see Config.PoolSuffixes).
+var KnownPools = []string{
+	// The NTP Pool: N.pool.ntp.org, the country, continent and vendor
+	// zones (2.debian.pool.ntp.org, 2.android.pool.ntp.org, ...).
+	"pool.ntp.org",
+	// Bitcoin (mainnet, testnet, testnet4, signet), from Bitcoin Core's
+	// chain parameters.
+	"seed.bitcoin.sipa.be", "dnsseed.bluematt.me", "dnsseed.bitcoin.dashjr-list-of-p2p-nodes.us",
+	"seed.bitcoinstats.com", "seed.bitcoin.jonasschnelli.ch", "seed.btc.petertodd.net",
+	"seed.bitcoin.sprovoost.nl", "dnsseed.emzy.de", "seed.bitcoin.wiz.biz", "seed.mainnet.achownodes.xyz",
+	"testnet-seed.bitcoin.jonasschnelli.ch", "seed.tbtc.petertodd.net", "seed.testnet.bitcoin.sprovoost.nl",
+	"testnet-seed.bluematt.me", "seed.testnet.achownodes.xyz", "seed.testnet4.bitcoin.sprovoost.nl",
+	"seed.testnet4.wiz.biz", "seed.signet.bitcoin.sprovoost.nl", "seed.signet.achownodes.xyz",
+	// Lightning Network node seeds.
+	"nodes.lightning.directory", "lseed.bitcoinstats.com", "lseed.darosior.ninja",
+	// Litecoin, Dogecoin, Dash, Zcash, Bitcoin Cash, Monero, Namecoin,
+	// Peercoin, DigiByte, Ravencoin.
+	"seed-a.litecoin.loshan.co.uk", "dnsseed.thrasher.io", "dnsseed.litecointools.com", "dnsseed.litecoinpool.org",
+	"dnsseed.koin-project.com", "seed.multidoge.org", "seed2.multidoge.org",
+	"dnsseed.dash.org", "dnsseed.dashdot.io",
+	"dnsseed.z.cash", "dnsseed.str4d.xyz", "mainnet.seeder.zfnd.org", "mainnet.is.yolo.money",
+	"seed.flowee.cash", "seed-bch.bitcoinforks.org", "btccash-seeder.bitcoinunlimited.info", "seed.bchd.cash",
+	"seed.bch.loping.net", "dnsseed.electroncash.de",
+	"seeds.moneroseeds.se", "seeds.moneroseeds.ae.org", "seeds.moneroseeds.ch", "seeds.moneroseeds.li",
+	"seed.namecoin.libreisp.se", "nmc.seed.quisquis.de", "seed.nmc.markasoftware.com",
+	"seed.peercoin.net", "seed2.peercoin.net", "seed.peercoin-library.org",
+	"seed.digibyte.io", "seed1.digibyte.io", "seed2.digibyte.io", "seed3.digibyte.io",
+	"seed-raven.bitactivate.com", "seed-raven.ravencoin.com", "seed-raven.ravencoin.org",
+	// BitTorrent DHT bootstrap routers.
+	"router.bittorrent.com", "router.utorrent.com", "dht.transmissionbt.com", "dht.libtorrent.org",
+}
+
 // Config holds the engine's tunables. DefaultConfig returns the seed rule's values.
 type Config struct {
 	Window     time.Duration // lookback window (lookbackWindow)
 	MinIPs     int           // minimum unique public IPs to be a candidate (minUniqueIPThreshold)
 	MinQueries int           // minimum answered queries to be a candidate (minQueryCount)
+	QueryCount string        // what MinQueries counts: CountAnswers, CountRows, or "" for the profile's
 	Profile    string        // scoring profile: ProfileDefault or ProfileSeed
 	Threshold  float64       // score at or above which a candidate is flagged; 0 for the profile's default
 	Weights    Weights       // the default profile's weights
@@ -36,6 +73,7 @@ type Config struct {
 	CDNSuffixes     []string       // names under these are never tracked
 	InternalTLDs    []string       // names under these top-level labels are never tracked
 	ExcludeSuffixes []string       // further suffixes never tracked (the rule's Microsoft list)
+	PoolSuffixes    []string       // public pools never tracked; nil for the profile's (KnownPools, none for the seed profile)
 	Allow           []Rule         // names (and their children) never tracked nor blocked
 	Deny            []Rule         // names (and their children) flagged without evidence
 	AllowNets       []netip.Prefix // answers entirely in these networks are allowed
@@ -86,6 +124,15 @@ const (
 	ProfileSeed    = "seed"    // the reference Sentinel rule's SuspicionScore
 )
 
+// What MinQueries counts. The seed rule counts its rows after mv-expand,
+// one per public address of an answer, so that one answer of five
+// addresses already passes minQueryCount; the default profile counts
+// answers, the stricter reading.
+const (
+	CountAnswers = "answers"
+	CountRows    = "rows"
+)
+
 // Default thresholds per profile.
 const (
 	DefaultThreshold = 8 // the default profile's score
@@ -98,14 +145,24 @@ type Weights struct {
 	NS     float64 // per name server beyond the first four
 	TLD    float64 // for a suspicious TLD
 	Domain float64 // a registered domain needs Domain times the threshold
+	Churn  float64 // for addresses churning far beyond the answers' size (see churnPoints)
 }
 
 // DefaultWeights are the default profile's documented weights.
-var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5}
+var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5, Churn: 1}
 
 // DefaultMaxNames caps tracked names at about 256 MiB of resident memory,
 // as measured with bench/run.sh flood (Go heap plus GC headroom).
 const DefaultMaxNames = 200_000
+
+// pools returns the pools the configuration never tracks: its own list,
+// or the profile's.
+func (c *Config) pools() []string {
+	if c.PoolSuffixes == nil && c.Profile != ProfileSeed {
+		return KnownPools
+	}
+	return c.PoolSuffixes
+}
 
 // Validate reports the first value that cannot work.
 func (c *Config) Validate() error {
@@ -116,9 +173,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hold %s must be positive", c.Hold)
 	case c.Profile != ProfileDefault && c.Profile != ProfileSeed:
 		return fmt.Errorf("unknown profile %q", c.Profile)
+	case c.QueryCount != "" && c.QueryCount != CountAnswers && c.QueryCount != CountRows:
+		return fmt.Errorf("unknown query count %q", c.QueryCount)
 	case c.MinIPs < 1, c.MinQueries < 1, c.Threshold < 0, c.ShortSLD < 1, c.ManyIPs < 1, c.ManyClients < 1:
 		return fmt.Errorf("thresholds must be positive")
-	case c.Weights.Prefix < 0 || c.Weights.NS < 0 || c.Weights.TLD < 0 || c.Weights.Domain < 1:
+	case c.Weights.Prefix < 0 || c.Weights.NS < 0 || c.Weights.TLD < 0 || c.Weights.Churn < 0 || c.Weights.Domain < 1:
 		return fmt.Errorf("weights must be positive, and the domain factor at least 1")
 	case c.MaxNames < 1 || c.MaxIPsPerName < 1 || c.MaxClientsPerName < 1:
 		return fmt.Errorf("caps must be positive")

@@ -40,9 +40,11 @@ type Engine struct {
 	policy  atomic.Pointer[Policy]
 	exclude suffixSet
 	chains  bool // the exclusions apply to CNAME chains too (default profile)
+	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
 	st      *store
 	domains *store // registered-domain aggregates (default profile), or nil
+	pools   *poolIndex // addresses of flagged names (default profile), or nil
 	fpSeed  uint64 // of the answers' fingerprints (see addrSum)
 
 	threshold float64
@@ -58,7 +60,7 @@ func New(cfg Config) (*Engine, error) {
 		now:     cfg.Now,
 		window:  uint32(cfg.Window / time.Second),
 		hold:    uint32(cfg.Hold / time.Second),
-		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes),
+		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
 		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
 		st:      newStore(cfg.MaxNames),
 		fpSeed:  rand.Uint64(),
@@ -69,12 +71,14 @@ func New(cfg Config) (*Engine, error) {
 	e.policy.Store(NewPolicy(cfg.Allow, cfg.Deny, cfg.AllowNets))
 	e.width = max(e.window/buckets, 1)
 	e.threshold = cfg.Threshold
+	e.rows = cfg.QueryCount == CountRows || cfg.QueryCount == "" && cfg.Profile == ProfileSeed
 	if cfg.Profile == ProfileSeed {
 		e.threshold = cmp.Or(e.threshold, SeedThreshold)
 	} else {
 		e.threshold = cmp.Or(e.threshold, DefaultThreshold)
 		e.chains = true
 		e.domains = newStore(max(cfg.MaxNames/4, 1))
+		e.pools = newPoolIndex()
 	}
 	return e, nil
 }
@@ -94,6 +98,9 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	}
 	n.st = e.st
 	n.st.max.Store(int64(cfg.MaxNames))
+	if n.pools != nil && e.pools != nil {
+		n.pools = e.pools
+	}
 	if n.domains != nil && e.domains != nil {
 		n.domains = e.domains
 		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
@@ -320,8 +327,10 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	}
 	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
 	repeat := same && en.last == now && !newName
+	names := st == e.st
+	var added uint64
 	if !repeat {
-		e.recordEvidence(sh, en, o, a, now)
+		added = e.recordEvidence(sh, en, o, a, names, now)
 	}
 	tallied := repeat
 	if !same {
@@ -331,6 +340,9 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
 		en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
 		en.fingerprint = a.fingerprint
+		if e.rows {
+			en.rows = uint8(n) // at most maxAddrsPerObservation
+		}
 	}
 	if o.Client.IsValid() && st == e.st {
 		client := o.Client.Unmap().As16()
@@ -345,9 +357,12 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		e.tally(sh, en, now)
 	}
 	v := e.judge(sh, en, now, threshold)
-	if e.candidate(v) && v.Score >= threshold {
+	if e.flagging(v, threshold) {
 		en.heldUntil = now + e.hold
 		st.holding(en.heldUntil)
+	}
+	if names && e.pools != nil && v.Level == LevelFlagged {
+		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
 	}
 	v.Prev, en.level = en.level, v.Level
 	if st == e.st {
@@ -359,25 +374,59 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	return v, created, en.domOff
 }
 
-// recordEvidence adds the answer's addresses and name servers to en.
-func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, now uint32) {
+// recordEvidence adds the answer's addresses and name servers to en, and
+// returns the addresses new to it, as bits of a.addrs. For an exact name
+// (names), a new address that a flagged name's answers brought is marked
+// on en (see poolIndex).
+func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, names bool, now uint32) (added uint64) {
 	for j, ip := range a.addrs {
 		if a.evidence&(1<<j) == 0 {
 			continue
 		}
-		var i int
-		var added bool
-		en.ips, i, added = sh.addSeen(en.ips, ip.Unmap().As16(), now, e.cfg.MaxIPsPerName)
-		if added && e.cfg.ASN != nil {
+		addr := ip.Unmap().As16()
+		list, i, isNew := sh.addSeen(en.ips, addr, now, e.cfg.MaxIPsPerName)
+		en.ips = list
+		if !isNew {
+			continue
+		}
+		added |= 1 << j
+		en.effNew = true
+		asn := uint32(0)
+		if e.cfg.ASN != nil {
+			asn = e.cfg.ASN(ip.Unmap())
 			for en.asns.len < en.ips.len {
 				en.asns = sh.asns.push(en.asns, 0)
 			}
-			sh.asns.view(en.asns)[i] = e.cfg.ASN(ip.Unmap())
+			sh.asns.view(en.asns)[i] = asn
 		}
-		en.effNew = en.effNew || added
+		if names && e.pools != nil && e.pools.has(addr, now) {
+			en.sharedMark(networkKey(addr, asn))
+		}
 	}
 	for _, ns := range o.NS {
 		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+	}
+	return added
+}
+
+// indexPool puts the addresses of en, a flagged name, in the pool index
+// for a window: all those of the window when it has just been flagged
+// (all), else those its answer a added.
+func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bool, now uint32) {
+	until := now + e.window
+	if !all {
+		for j, ip := range a.addrs {
+			if added&(1<<j) != 0 {
+				e.pools.add(ip.Unmap().As16(), now, until)
+			}
+		}
+		return
+	}
+	since := e.since(now)
+	for _, s := range sh.seen.view(en.ips) {
+		if s.last > since {
+			e.pools.add(s.addr, now, until)
+		}
 	}
 }
 
@@ -492,13 +541,23 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verd
 			v.Diversity = math.Round(math.Log2(float64(en.eff))/math.Log2(float64(v.UniqueIPs))*100) / 100
 		}
 	}
+	if e.pools != nil && en.sharedPool() {
+		v.Reasons |= ReasonSharedPool
+	}
 	switch {
-	case e.candidate(v) && v.Score >= threshold, en.heldUntil > now:
+	case e.flagging(v, threshold), en.heldUntil > now:
 		v.Level = LevelFlagged
 	case e.candidate(v):
 		v.Level = LevelSuspicious
 	}
 	return v
+}
+
+// flagging reports whether v flags its name on its own evidence, held or
+// not: a candidate scoring the threshold, or addresses shared with
+// flagged names (see poolIndex).
+func (e *Engine) flagging(v Verdict, threshold float64) bool {
+	return e.candidate(v) && v.Score >= threshold || v.Reasons&ReasonSharedPool != 0
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

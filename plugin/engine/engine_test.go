@@ -28,6 +28,7 @@ func newTestEngine(t testing.TB, clk *fakeClock, mod func(*Config)) *Engine {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Profile = ProfileSeed // most tests check the seed rule's simple scores
+	cfg.QueryCount = CountAnswers // and count answers, one per query
 	cfg.Now = clk.now
 	if mod != nil {
 		mod(&cfg)
@@ -59,7 +60,7 @@ func feed(e *Engine, clk *fakeClock, evs []event) (last Verdict) {
 // the report against the seed rule's output, worked out by hand from its text.
 func TestSeedRuleParity(t *testing.T) {
 	clk := &fakeClock{t: at("08:00:00")}
-	e := newTestEngine(t, clk, nil)
+	e := newTestEngine(t, clk, func(c *Config) { c.QueryCount = "" }) // the seed profile's: rows
 	feed(e, clk, []event{
 		// Outside the 1h lookback at report time (10:08): ignored.
 		{"08:30:00", "old.evil.tk", "10.0.0.9", []string{"45.1.0.1", "45.1.0.2", "45.1.0.3", "45.1.0.4", "45.1.0.5"}},
@@ -100,23 +101,23 @@ func TestSeedRuleParity(t *testing.T) {
 	want := []Row{
 		{
 			DetectionTime: at("10:04:00"), DomainName: "www.longsecondlevel.com",
-			UniqueIPCount: 12, IPChurnRate: 4, QueryCount: 5, UniqueClients: 5,
+			UniqueIPCount: 12, IPChurnRate: 4, QueryCount: 13, UniqueClients: 5,
 			ClientList:         []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"},
 			IPAddressList:      []string{"81.0.0.1", "82.0.0.1", "83.0.0.1", "81.0.0.2", "82.0.0.2", "83.0.0.2", "81.0.0.3", "82.0.0.3", "83.0.0.3", "81.0.0.4", "82.0.0.4", "83.0.0.4"},
 			ObservationMinutes: 3, TLD: "com", SuspicionScore: 2, FirstSeen: at("10:01:00"),
 		},
 		{
 			DetectionTime: at("10:05:40"), DomainName: "api.example.org",
-			UniqueIPCount: 6, IPChurnRate: 6, QueryCount: 3, UniqueClients: 1,
+			UniqueIPCount: 6, IPChurnRate: 6, QueryCount: 6, UniqueClients: 1,
 			ClientList:         []string{"10.0.0.7"},
 			IPAddressList:      []string{"91.0.0.1", "91.0.0.2", "91.0.0.3", "91.0.0.4", "91.0.0.5", "91.0.0.6"},
 			ObservationMinutes: 1, TLD: "org", ShortSLD: true, SuspicionScore: 1, FirstSeen: at("10:05:00"),
 		},
 		{
 			DetectionTime: at("10:07:59"), DomainName: "x.evil.tk",
-			// The rule's count() runs after mv-expand and would give 6
-			// (one row per public IP); fluxguard counts answers: 3.
-			UniqueIPCount: 5, IPChurnRate: 0.7143, QueryCount: 3, UniqueClients: 2,
+			// The rule's count() runs after mv-expand: one row per
+			// public IP of each answer, 2 + 2 + 2.
+			UniqueIPCount: 5, IPChurnRate: 0.7143, QueryCount: 6, UniqueClients: 2,
 			ClientList:         []string{"10.0.0.1", "10.0.0.2"},
 			IPAddressList:      []string{"45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4", "45.0.0.5"},
 			ObservationMinutes: 7, TLD: "tk", SuspiciousTLD: true, ShortSLD: true, SuspicionScore: 2, FirstSeen: at("10:00:10"),

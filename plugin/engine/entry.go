@@ -47,6 +47,7 @@ type entry struct {
 	minTTL    uint32
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
 	maxAnswer uint8  // most evidence addresses seen in one answer
+	rows      uint8  // what an answer like the last adds to the query count: 1, or its addresses when counting rows
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
@@ -55,7 +56,9 @@ type entry struct {
 	eff      float32
 	effU     uint16
 
-	_ [4]byte // to 160 bytes
+	// Addresses of flagged names its answers brought (see poolIndex).
+	shared    uint8
+	sharedNet uint16
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and
@@ -105,8 +108,8 @@ func stringsSince(list []seen, since uint32) []string {
 	return out
 }
 
-// count adds one query at time now in bucket n. A clock that steps back
-// counts into the newest bucket.
+// count adds an answer like the last (e.rows queries) at time now in
+// bucket n. A clock that steps back counts into the newest bucket.
 func (e *entry) count(now, n uint32) {
 	if n > e.head {
 		for k := e.head + 1; k <= n && k <= e.head+buckets+1; k++ {
@@ -120,12 +123,12 @@ func (e *entry) count(now, n uint32) {
 	e.addToNewest(1)
 }
 
-// addToNewest adds n queries to the newest bucket, up to its limit: count's
-// one, or the answers that repeated the one recorded last, in its second
-// (see recent).
+// addToNewest adds n answers like the last to the newest bucket, up to its
+// limit: count's one, or the answers that repeated the one recorded last,
+// in its second (see recent).
 func (e *entry) addToNewest(n uint32) {
 	i := e.head % (buckets + 1)
-	e.counts[i] += min(n, ^uint32(0)-e.counts[i])
+	e.counts[i] += min(n*uint32(max(e.rows, 1)), ^uint32(0)-e.counts[i])
 }
 
 // queries returns the query count over the buckets of width seconds that

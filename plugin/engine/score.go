@@ -62,6 +62,10 @@ func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64
 	} else {
 		score *= 0.5
 	}
+	if churn := churnPoints(ips, int(en.maxAnswer), eff); churn > 0 && en.meanTTL <= shortTTL {
+		score += w.Churn * churn
+		r |= ReasonChurn
+	}
 	switch {
 	case en.meanTTL <= shortTTL:
 		r |= ReasonShortTTL
@@ -86,6 +90,29 @@ func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64
 	return math.Round(score*100) / 100, r
 }
 
+// Churn: flux whose proxies sit in a handful of hosting providers shows
+// few networks but many more addresses than any one answer holds, and
+// keeps adding them. A service's fixed set of regional endpoints stops
+// growing at a few dozen at most, and one operator's rotating addresses
+// (cloud autoscaling, a CDN's edges) are one network.
+const (
+	churnMinIPs      = 32 // addresses in the window, at least: more than a service's fixed set
+	churnMinRatio    = 4  // addresses per address of the largest answer, at least
+	churnMinNetworks = 3  // effective networks, at least
+	churnMaxPoints   = 8  // the default threshold: churn alone can flag
+)
+
+// churnPoints scores ips addresses seen over a window whose largest answer
+// held maxAnswer of them, in eff effective networks: the ratio of the two
+// counts, up to churnMaxPoints, when they churn in several networks; 0
+// otherwise.
+func churnPoints(ips, maxAnswer int, eff float64) float64 {
+	if maxAnswer == 0 || ips < churnMinIPs || ips < churnMinRatio*maxAnswer || eff < churnMinNetworks-0.01 { // 2^entropy of three even networks may round below 3
+		return 0
+	}
+	return min(float64(ips)/float64(maxAnswer), churnMaxPoints)
+}
+
 // effectiveNetworks returns 2^H for the entropy H, in bits, of the networks
 // of the addresses seen after since: their ASNs where asns knows them
 // (asns is nil or parallel to list), else their /16 (IPv4) or /32 (IPv6)
@@ -97,14 +124,11 @@ func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
 		if list[i].last <= since || n == len(keys) {
 			continue
 		}
-		a := list[i].addr
-		if i < len(asns) && asns[i] != 0 {
-			keys[n] = 2<<32 | uint64(asns[i])
-		} else if isV4Mapped(a) {
-			keys[n] = 1<<32 | uint64(a[12])<<8 | uint64(a[13])
-		} else {
-			keys[n] = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+		asn := uint32(0)
+		if i < len(asns) {
+			asn = asns[i]
 		}
+		keys[n] = networkKey(list[i].addr, asn)
 		n++
 	}
 	if n == 0 {
@@ -123,6 +147,18 @@ func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
 		i = j
 	}
 	return math.Exp2(h)
+}
+
+// networkKey identifies the network of address a, of autonomous system
+// asn (0 when unknown): the ASN, else its /16 (IPv4) or /32 (IPv6) prefix.
+func networkKey(a [16]byte, asn uint32) uint64 {
+	switch {
+	case asn != 0:
+		return 2<<32 | uint64(asn)
+	case isV4Mapped(a):
+		return 1<<32 | uint64(a[12])<<8 | uint64(a[13])
+	}
+	return uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
 }
 
 // prefixCounts returns the number of distinct /16 and /24 prefixes (IPv4),

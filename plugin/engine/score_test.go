@@ -203,3 +203,89 @@ func TestObserveNS(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryCount checks the two readings of min_queries: the seed rule's
+// rows (one per address, after mv-expand), so that one answer of five
+// addresses is a candidate, and answers.
+func TestQueryCount(t *testing.T) {
+	tests := []struct {
+		profile, count string
+		queries        int
+		level          Level
+	}{
+		{ProfileSeed, "", 5, LevelFlagged}, // the seed profile counts rows; .tk and a short SLD score 2
+		{ProfileSeed, CountRows, 5, LevelFlagged},
+		{ProfileSeed, CountAnswers, 1, LevelNone},
+		{ProfileDefault, "", 1, LevelNone}, // the default profile counts answers
+		{ProfileDefault, CountRows, 5, LevelSuspicious},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile+"/"+tt.count, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile, c.QueryCount = tt.profile, tt.count })
+			v := e.Observe(&Observation{Name: "x.evil.tk", Addrs: answers(1, 5, 5, 5)[0], MinTTL: 30})
+			if v.Queries != tt.queries || v.Level != tt.level {
+				t.Errorf("queries %d, level %s; want %d, %s", v.Queries, v.Level, tt.queries, tt.level)
+			}
+		})
+	}
+}
+
+// TestChurn checks that many rotating addresses in a handful of networks,
+// far more than any answer holds, flag a name, and that a fixed set of
+// the same networks, or one network's rotating addresses, do not.
+func TestChurn(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers [][]netip.Addr
+		ttl     uint32
+		flagged bool
+	}{
+		{"40 addresses in 3 networks, 2 an answer", answers(20, 2, 200, 3), 60, true},
+		{"40 addresses in 3 networks, long TTL", answers(20, 2, 200, 3), 3600, false},
+		{"40 addresses in 2 networks", answers(20, 2, 200, 2), 60, false},
+		{"a fixed set of 24 in 3 networks", answers(20, 2, 24, 3), 60, false},
+		{"36 addresses in 3 networks, 12 an answer", answers(3, 12, 200, 3), 60, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			var v Verdict
+			for _, a := range tt.answers {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "www.example.com", Addrs: a, MinTTL: tt.ttl})
+			}
+			if (v.Level == LevelFlagged) != tt.flagged || (v.Reasons&ReasonChurn != 0) != tt.flagged {
+				t.Errorf("verdict %+v (reasons %s), want flagged %v", v, v.Reasons, tt.flagged)
+			}
+		})
+	}
+}
+
+// TestKnownPools checks that the default profile never tracks the public
+// pools, the seed profile does (as the rule), and pool_suffixes replaces
+// the list.
+func TestKnownPools(t *testing.T) {
+	tests := []struct {
+		profile string
+		pools   []string
+		name    string
+		skip    Skip
+	}{
+		{ProfileDefault, nil, "2.debian.pool.ntp.org", SkipExcluded},
+		{ProfileDefault, nil, "x9.seed.bitcoin.sipa.be", SkipExcluded},
+		{ProfileDefault, nil, "pool.ntp.org.evil.com", SkipNone},
+		{ProfileSeed, nil, "2.debian.pool.ntp.org", SkipNone},
+		{ProfileDefault, []string{"pool.example"}, "2.debian.pool.ntp.org", SkipNone},
+		{ProfileDefault, []string{"pool.example"}, "a.pool.example", SkipExcluded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile+"/"+tt.name, func(t *testing.T) {
+			e := newTestEngine(t, &fakeClock{t: at("10:00:00")}, func(c *Config) { c.Profile, c.PoolSuffixes = tt.profile, tt.pools })
+			if got := e.Skipped(tt.name, nil); got != tt.skip {
+				t.Errorf("Skipped = %s, want %s", got, tt.skip)
+			}
+		})
+	}
+}

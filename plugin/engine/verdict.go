@@ -37,10 +37,12 @@ const (
 	ReasonNSChurn                              // name servers rotate too (double flux)
 	ReasonRegisteredDomain                     // the evidence is the registered domain's, over its subdomains
 	ReasonNSDiversity                          // the name servers' addresses spread over many networks
+	ReasonChurn                                // addresses churn far beyond the answers' size, in several networks
+	ReasonSharedPool                           // addresses shared, in several networks, with names flagged in the window
 )
 
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
-	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity"}
+	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {

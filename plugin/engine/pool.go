@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// One botnet serves many names (FluxBuster's clusters): once a name is
+// flagged, its addresses are kept in a pool index for a window, and a
+// later name whose answers bring several of them, in several networks, is
+// flagged on that evidence alone, often on its first answer. Many benign
+// names behind one CDN edge never qualify: their shared addresses are one
+// network, and a CDN's edges are not a flagged name's addresses.
+const (
+	poolShards        = 16
+	poolPerShard   = 4096 // addresses, so 65,536 in all
+	sharedMinAddrs = 2    // shared addresses, at least, in at least two networks
+)
+
+// poolIndex maps the addresses of flagged names to when they leave it.
+type poolIndex struct {
+	seed   maphash.Seed
+	shards [poolShards]poolShard
+}
+
+type poolShard struct {
+	mu    sync.Mutex
+	until map[[16]byte]uint32
+}
+
+func newPoolIndex() *poolIndex {
+	p := &poolIndex{seed: maphash.MakeSeed()}
+	for i := range p.shards {
+		p.shards[i].until = make(map[[16]byte]uint32)
+	}
+	return p
+}
+
+func (p *poolIndex) shard(a [16]byte) *poolShard {
+	return &p.shards[maphash.Comparable(p.seed, a)%poolShards]
+}
+
+// add keeps a until until. A full shard first drops the address that
+// leaves soonest of a few: the index is bounded, and the newest flagged
+// addresses go in.
+func (p *poolIndex) add(a [16]byte, now, until uint32) {
+	sh := p.shard(a)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.until[a]; !ok && len(sh.until) >= poolPerShard {
+		sh.evict()
+	}
+	sh.until[a] = max(sh.until[a], until)
+}
+
+// evict drops, of evictSample addresses of the locked shard (map order
+// is random), the one that leaves the index soonest.
+func (sh *poolShard) evict() {
+	var victim [16]byte
+	soonest, n := ^uint32(0), 0
+	for k, u := range sh.until {
+		if u < soonest {
+			victim, soonest = k, u
+		}
+		if n++; n == evictSample {
+			break
+		}
+	}
+	delete(sh.until, victim)
+}
+
+// has reports whether a is in the index at now.
+func (p *poolIndex) has(a [16]byte, now uint32) bool {
+	sh := p.shard(a)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.until[a] > now
+}
+
+// len returns the number of addresses indexed, expired ones included.
+func (p *poolIndex) len() int {
+	n := 0
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		n += len(sh.until)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// sharedMark records on en that an address of network key net, new to
+// en, is in the pool index: en.shared counts such addresses and its top
+// bit tells that they span several networks, the first of which
+// en.sharedNet identifies.
+func (en *entry) sharedMark(net uint64) {
+	h := uint16(net) ^ uint16(net>>16) ^ uint16(net>>32) | 1
+	switch {
+	case en.sharedNet == 0:
+		en.sharedNet = h
+	case en.sharedNet != h:
+		en.shared |= sharedMultiNet
+	}
+	if en.shared&^sharedMultiNet < sharedMultiNet-1 {
+		en.shared++
+	}
+}
+
+// sharedMultiNet is en.shared's bit for shared addresses in several networks.
+const sharedMultiNet = 0x80
+
+// sharedPool reports whether en's answers brought enough addresses of
+// flagged names, in enough networks, to flag it.
+func (en *entry) sharedPool() bool {
+	return int(en.shared&^sharedMultiNet) >= sharedMinAddrs && en.shared&sharedMultiNet != 0
+}

@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestSharedPool checks that a name whose first answer brings addresses
+// of a flagged name, in two networks, is flagged on that evidence, and
+// that shared addresses in one network, or a single one, are not enough.
+func TestSharedPool(t *testing.T) {
+	bots := answers(6, 4, 200, 200) // one botnet's addresses, each in its own /16
+	tests := []struct {
+		name    string
+		answer  []netip.Addr
+		flagged bool
+	}{
+		{"two bots in two networks", []netip.Addr{bots[0][0], bots[1][1]}, true},
+		{"two bots and a stranger", []netip.Addr{bots[2][0], netip.MustParseAddr("99.1.2.3"), bots[3][2]}, true},
+		{"one bot", []netip.Addr{bots[0][0], netip.MustParseAddr("99.1.2.3")}, false},
+		{"no bot", []netip.Addr{netip.MustParseAddr("99.1.2.3"), netip.MustParseAddr("98.1.2.3")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			var v Verdict
+			for _, a := range bots {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "c2.flux-one.com", Addrs: a, MinTTL: 60})
+			}
+			if v.Level != LevelFlagged {
+				t.Fatalf("the first name is not flagged: %+v", v)
+			}
+			clk.add(time.Minute)
+			v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: tt.answer, MinTTL: 60})
+			if (v.Level == LevelFlagged) != tt.flagged || (v.Reasons&ReasonSharedPool != 0) != tt.flagged {
+				t.Errorf("second name: %+v (reasons %s), want flagged %v", v, v.Reasons, tt.flagged)
+			}
+		})
+	}
+}
+
+// TestSharedPoolOneNetwork checks that many names behind one edge never
+// flag each other through the pool index: their shared addresses are one
+// network.
+func TestSharedPoolOneNetwork(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	e.pools.add(netip.MustParseAddr("151.101.1.1").As16(), 0, ^uint32(0))
+	e.pools.add(netip.MustParseAddr("151.101.65.1").As16(), 0, ^uint32(0))
+	for i := range 20 {
+		clk.add(time.Second)
+		v := e.Observe(&Observation{Name: fmt.Sprintf("www.site%d.com", i), Addrs: addrs("151.101.1.1", "151.101.65.1"), MinTTL: 60})
+		if v.Level == LevelFlagged {
+			t.Fatalf("site %d flagged: %+v", i, v)
+		}
+	}
+}
+
+// TestPoolIndexBounded checks that the index keeps at most its cap.
+func TestPoolIndexBounded(t *testing.T) {
+	p := newPoolIndex()
+	for i := range 3 * poolShards * poolPerShard {
+		p.add(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).As16(), 10, 20)
+	}
+	if n := p.len(); n > poolShards*poolPerShard {
+		t.Errorf("%d addresses indexed, cap %d", n, poolShards*poolPerShard)
+	}
+}
