@@ -43,9 +43,9 @@ type Engine struct {
 	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
 	st      *store
-	domains *store // registered-domain aggregates (default profile), or nil
+	domains *store     // registered-domain aggregates (default profile), or nil
 	pools   *poolIndex // addresses of flagged names (default profile), or nil
-	fpSeed  uint64 // of the answers' fingerprints (see addrSum)
+	fpSeed  uint64     // of the answers' fingerprints (see addrSum)
 
 	threshold float64
 }

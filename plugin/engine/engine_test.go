@@ -27,7 +27,7 @@ func addrs(ss ...string) (out []netip.Addr) {
 func newTestEngine(t testing.TB, clk *fakeClock, mod func(*Config)) *Engine {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Profile = ProfileSeed // most tests check the seed rule's simple scores
+	cfg.Profile = ProfileSeed     // most tests check the seed rule's simple scores
 	cfg.QueryCount = CountAnswers // and count answers, one per query
 	cfg.Now = clk.now
 	if mod != nil {
