@@ -45,6 +45,16 @@ type Name struct {
 	// SwitchAfter (Failover) is how many answers each group serves before
 	// the next takes over (default 10).
 	SwitchAfter int
+	// Operators (Flux) draws the generated pool from the real address
+	// ranges of these network operators (internal/owner's ids: "amazon",
+	// "hetzner", ...), spread evenly over them: a cloud's, a CDN's or a
+	// hosting provider's addresses. With Prefixes, only that many of each
+	// operator's ranges are used.
+	Operators []string
+	// PoolOf (Flux) seeds the generated pool from this string rather than
+	// the name, so that names with the same PoolOf share a botnet's
+	// addresses; each name starts its walk at its own place in the pool.
+	PoolOf string
 }
 
 const (
@@ -94,10 +104,15 @@ func newEntry(n Name) (*entry, error) {
 	if n.Prefixes < 0 || n.SwitchAfter < 0 {
 		return nil, fmt.Errorf("fluxsim: %s: negative Prefixes or SwitchAfter", n.Name)
 	}
-	if (n.Prefixes > 0 || n.Provider != "") && (n.Kind != Flux || len(n.IPs) > 0) {
-		return nil, fmt.Errorf("fluxsim: %s: Prefixes and Provider apply to a generated Flux pool only", n.Name)
+	if (n.Prefixes > 0 || n.Provider != "" || len(n.Operators) > 0 || n.PoolOf != "") && (n.Kind != Flux || len(n.IPs) > 0) {
+		return nil, fmt.Errorf("fluxsim: %s: Prefixes, Provider, Operators and PoolOf apply to a generated Flux pool only", n.Name)
 	}
-	if n.Provider != "" && n.Prefixes == 0 {
+	for _, op := range n.Operators {
+		if len(operatorRanges4(op)) == 0 {
+			return nil, fmt.Errorf("fluxsim: %s: no IPv4 ranges for operator %q", n.Name, op)
+		}
+	}
+	if n.Provider != "" && n.Prefixes == 0 && len(n.Operators) == 0 {
 		return nil, fmt.Errorf("fluxsim: %s: Provider without Prefixes", n.Name)
 	}
 	e := &entry{Name: n, parent: registeredParent(n.Name)}
@@ -141,7 +156,7 @@ func newEntry(n Name) (*entry, error) {
 		if e.PerAnswer < 1 || e.Pool < e.PerAnswer || e.Pool > maxPool {
 			return nil, fmt.Errorf("fluxsim: %s: need 0 < PerAnswer (%d) <= Pool (%d) <= %d", n.Name, e.PerAnswer, e.Pool, maxPool)
 		}
-		if e.Prefixes > e.Pool || e.Prefixes > 0 && e.Pool > e.Prefixes*hostsPer16 {
+		if len(e.Operators) == 0 && (e.Prefixes > e.Pool || e.Prefixes > 0 && e.Pool > e.Prefixes*hostsPer16) {
 			return nil, fmt.Errorf("fluxsim: %s: %d prefixes cannot hold a pool of %d", n.Name, e.Prefixes, e.Pool)
 		}
 		e.v4, e.v6 = e.generatedPool()
@@ -204,6 +219,17 @@ func (e *entry) explicitPool() error {
 // generatedPool returns the deterministic pools of a Flux entry: spread
 // wide, or within Prefixes prefixes of its provider.
 func (e *entry) generatedPool() (v4, v6 []net.IP) {
+	if len(e.Operators) > 0 {
+		return operatorPool4(e.Name.Name, e.Operators, e.Pool, e.Prefixes), nil
+	}
+	if e.PoolOf != "" {
+		start := int(rng("start:"+e.Name.Name).IntN(e.Pool))
+		v4 = rotate(pool4(e.PoolOf, e.Pool), start)
+		if e.IPv6 {
+			v6 = rotate(pool6(e.PoolOf, e.Pool), start)
+		}
+		return v4, v6
+	}
 	if e.Prefixes == 0 {
 		v4 = pool4(e.Name.Name, e.Pool)
 		if e.IPv6 {

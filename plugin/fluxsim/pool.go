@@ -1,12 +1,15 @@
 package fluxsim
 
 import (
+	"encoding/binary"
 	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/fluxguard/fluxguard/internal/owner"
 )
 
 // reserved holds the non-public ranges that netip's predicates don't cover.
@@ -144,4 +147,55 @@ func prefixPool6(seed, provider string, n, k int) []net.IP {
 		ip[15] = byte(1 + r.IntN(254))
 		return ip
 	})
+}
+
+// rotate returns ips starting at index start, wrapping around.
+func rotate(ips []net.IP, start int) []net.IP {
+	return append(ips[start:len(ips):len(ips)], ips[:start]...)
+}
+
+// operatorRanges4 returns the IPv4 ranges of operator id, inclusive.
+func operatorRanges4(id string) [][2]netip.Addr {
+	var out [][2]netip.Addr
+	for _, r := range owner.Ranges(id) {
+		if r[0].Is4() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// operatorPool4 returns n distinct public IPv4 addresses from the real
+// ranges of the operators ops, spread evenly over them; within an
+// operator, each address comes from a range drawn at random (of k of its
+// ranges large enough to hold the pool, in a seeded order, or of all of
+// them when k is 0), so that the pool spreads over as many of its /16s as
+// the operator has.
+func operatorPool4(seed string, ops []string, n, k int) []net.IP {
+	r := rng("operators:" + seed)
+	ranges := make([][][2]netip.Addr, len(ops))
+	for i, op := range ops {
+		rs := slices.Clone(operatorRanges4(op))
+		if k > 0 {
+			large := slices.DeleteFunc(slices.Clone(rs), func(rg [2]netip.Addr) bool { return size4(rg) < uint32(4*n) })
+			if len(large) >= k {
+				rs = large
+			}
+		}
+		rng("ranges:"+seed+op).Shuffle(len(rs), func(a, b int) { rs[a], rs[b] = rs[b], rs[a] })
+		if k > 0 && k < len(rs) {
+			rs = rs[:k]
+		}
+		ranges[i] = rs
+	}
+	return fill(n, func(i int) net.IP {
+		rs := ranges[i%len(ops)]
+		rg := rs[r.IntN(len(rs))]
+		return binary.BigEndian.AppendUint32(nil, binary.BigEndian.Uint32(rg[0].AsSlice())+r.Uint32N(size4(rg)))
+	})
+}
+
+// size4 is the number of addresses in the IPv4 range rg.
+func size4(rg [2]netip.Addr) uint32 {
+	return binary.BigEndian.Uint32(rg[1].AsSlice()) - binary.BigEndian.Uint32(rg[0].AsSlice()) + 1
 }

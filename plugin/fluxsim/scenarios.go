@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -32,6 +33,8 @@ var scenarioClasses = []struct {
 	{"wildcard", true, nil, genWildcard},
 	{"ipv6", true, []uint16{dns.TypeAAAA}, genIPv6},
 	{"low-and-slow", true, nil, genLowAndSlow},
+	{"hosting-flux", true, nil, genHostingFlux},
+	{"shared-pool", true, nil, genSharedPool},
 	{"unlisted-cdn", false, nil, genUnlistedCDN},
 	{"cdn-cname", false, nil, genCDNCNAME},
 	{"multi-asn-saas", false, nil, genSaaS},
@@ -39,6 +42,9 @@ var scenarioClasses = []struct {
 	{"failover", false, nil, genFailover},
 	{"sinkhole", false, nil, genSinkhole},
 	{"internal-rr", false, nil, genInternalRR},
+	{"cloud-autoscale", false, nil, genCloudAutoscale},
+	{"ntp-pool", false, []uint16{dns.TypeA, dns.TypeAAAA}, genNTPPool},
+	{"crypto-seeds", false, nil, genCryptoSeeds},
 }
 
 // wildcardQueries is how many random subdomains are listed per wildcard
@@ -139,7 +145,49 @@ func genLowAndSlow(g *gen, n int) (names []Name, query []string) {
 	return names, queryNames(names)
 }
 
+// hostingProviders are hosting operators (internal/owner's ids) where
+// bulletproof-hosting flux rents its proxies (CISA AA25-093A).
+var hostingProviders = []string{"vultr", "m247", "stark", "aeza", "contabo", "leaseweb",
+	"selectel", "timeweb", "ovh", "hetzner", "digitalocean", "hostinger", "scaleway"}
+
+// genHostingFlux is flux whose proxies sit in a handful (3-6) of hosting
+// providers: a pool of 40-200 of their addresses, 1-6 per answer, TTL
+// 30-300 s. Network diversity is low; the churn is the evidence.
+func genHostingFlux(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		nm := g.fluxName()
+		nm.Pool = g.intn(40, 200)
+		nm.Operators = g.sample(hostingProviders, g.intn(3, 6))
+		names = append(names, nm)
+	}
+	return names, queryNames(names)
+}
+
+// genSharedPool is one botnet serving many names: groups of 5 domains
+// whose answers walk the same pool of 60-200 bots, each from its own
+// place in it (FluxBuster's clusters).
+func genSharedPool(g *gen, n int) (names []Name, query []string) {
+	var botnet string
+	pool := 0
+	for i := range n {
+		if i%5 == 0 {
+			botnet, pool = fmt.Sprintf("botnet-%d", i/5), g.intn(60, 200)
+		}
+		nm := g.fluxName()
+		nm.Pool, nm.PoolOf = pool, botnet
+		names = append(names, nm)
+	}
+	return names, queryNames(names)
+}
+
 // Benign classes.
+
+// cdnOperators are CDNs (internal/owner's ids) whose edge names are on no
+// CDN list: a site CNAMEs to them, or names their edges itself.
+var cdnOperators = []string{"akamai", "fastly", "cloudflare", "bunny", "datacamp", "gcore", "edgio", "imperva"}
+
+// cloudOperators are the large clouds (internal/owner's ids).
+var cloudOperators = []string{"amazon", "google", "microsoft", "oracle", "alibaba", "tencent", "ibm", "digitalocean"}
 
 // genUnlistedCDN is a CDN (or a site's own edge) not on any CDN list: 20-60
 // addresses in 1-2 /16s, 4-8 per answer, TTL 20-60 s.
@@ -156,18 +204,21 @@ func genUnlistedCDN(g *gen, n int) (names []Name, query []string) {
 		}
 		pool := g.intn(20, 60)
 		names = append(names, Name{Name: g.pick("img", "static", "media", "assets", "cdn", "video", "dl") + "." + d,
-			Kind: Flux, Pool: pool, PerAnswer: g.intn(4, 8), TTL: uint32(g.intn(20, 60)), Prefixes: g.intn(1, 2)})
+			Kind: Flux, Pool: pool, PerAnswer: g.intn(4, 8), TTL: uint32(g.intn(20, 60)),
+			Operators: []string{g.pick(cdnOperators...)}, Prefixes: pickOf(g, []int{1, 2, 0})})
 	}
 	return names, queryNames(names)
 }
 
 // genCDNCNAME is a site's name CNAMEd (TTL 300-3600 s) to an edge name of
-// one of 3-5 unlisted CDN providers, whose names share the provider's 1-2
-// /16s; the edge name answers like an unlisted CDN.
+// one of 3-5 CDN providers not on the CDN lists, each on a real CDN's
+// address ranges; the edge name answers like an unlisted CDN.
 func genCDNCNAME(g *gen, n int) (names []Name, query []string) {
 	providers := make([]string, g.intn(3, 5))
+	operators := make(map[string]string, len(providers))
 	for i := range providers {
 		providers[i] = g.domain(func() string { return g.brand(2, 3) + g.pick("edge", "-cdn", "cdn", "cache", "-edge") }, []string{"net", "com"})
+		operators[providers[i]] = g.pick(cdnOperators...)
 	}
 	for range n {
 		d := g.domain(g.benignSLD, benignTLDs)
@@ -186,24 +237,26 @@ func genCDNCNAME(g *gen, n int) (names []Name, query []string) {
 		names = append(names,
 			Name{Name: alias, Kind: CNAME, Target: target, TTL: uint32(g.intn(300, 3600))},
 			Name{Name: target, Kind: Flux, Pool: pool, PerAnswer: g.intn(4, 8), TTL: uint32(g.intn(20, 60)),
-				Prefixes: g.intn(1, 2), Provider: provider})
+				Operators: []string{operators[provider]}, Prefixes: pickOf(g, []int{1, 2, 0})})
 		query = append(query, alias)
 	}
 	return names, query
 }
 
-// genSaaS is a global service with regional endpoints: a stable set of
-// 8-24 addresses in 3-6 /16s, TTL 60-300 s, answered 2-4 at a time or all
-// at once in rotated order.
+// genSaaS is a global service with regional endpoints in 2-3 networks
+// (its own and the clouds it also runs in): a stable set of 8-24
+// addresses, TTL 60-300 s, answered 2-4 at a time or all at once in
+// rotated order.
 func genSaaS(g *gen, n int) (names []Name, query []string) {
+	networks := append(slices.Clone(cloudOperators), cdnOperators...)
 	for range n {
 		name := g.pick("api", "login", "sso", "app", "auth", "console", "gateway", "sync") + "." + g.domain(g.benignSLD, benignTLDs)
-		pool, k := g.intn(8, 24), g.intn(3, 6)
+		pool, ops := g.intn(8, 24), g.sample(networks, g.intn(2, 3))
 		ttl := uint32(g.intn(60, 300))
 		if g.chance(0.5) {
-			names = append(names, Name{Name: name, Kind: Flux, Pool: pool, PerAnswer: g.intn(2, 4), TTL: ttl, Prefixes: k})
+			names = append(names, Name{Name: name, Kind: Flux, Pool: pool, PerAnswer: g.intn(2, 4), TTL: ttl, Operators: ops})
 		} else {
-			names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ipStrings(prefixPool4(name, name, pool, k)), TTL: ttl})
+			names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ipStrings(operatorPool4(name, ops, pool, 0)), TTL: ttl})
 		}
 	}
 	return names, queryNames(names)
@@ -281,6 +334,90 @@ func genInternalRR(g *gen, n int) (names []Name, query []string) {
 	return names, queryNames(names)
 }
 
+// genCloudAutoscale is a name pointing straight at one large cloud's
+// rotating load-balancer or autoscaling addresses: a pool of 20-200 of its
+// addresses, over as many of its /16s, 1-8 per answer, TTL 60 s (as
+// cloud load balancers answer) or 30-300 s.
+func genCloudAutoscale(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		name := g.host(g.domain(g.benignSLD, benignTLDs), []string{"", "www", "api", "app", "lb", "shop", "edge", "ingress"})
+		ttl := uint32(60)
+		if g.chance(0.3) {
+			ttl = uint32(g.intn(30, 300))
+		}
+		names = append(names, Name{Name: name, Kind: Flux, Pool: g.intn(20, 200), PerAnswer: g.intn(1, 8), TTL: ttl,
+			Operators: []string{g.pick(cloudOperators...)}})
+	}
+	return names, queryNames(names)
+}
+
+// ntpZones are zones of the NTP Pool as operating systems and devices
+// configure them: N.<vendor>.pool.ntp.org, N.pool.ntp.org, and the country
+// and continent zones.
+var ntpVendors = []string{"debian", "android", "ubuntu", "centos", "fedora", "rhel", "opensuse", "arch", "freebsd", "openbsd", "gentoo", "pfsense", "openwrt", "amazon", "netgear", "tplink", "asus", "synology"}
+var ntpCountries = []string{"de", "us", "uk", "fr", "nl", "ch", "jp", "br", "in", "au", "ca", "europe", "north-america", "asia", "south-america", "oceania"}
+
+// genNTPPool is the NTP Pool with its real names: four volunteer servers
+// per answer, from a zone of 200-800 at homes and small hosters in many
+// networks, TTL 130 s, A and AAAA.
+func genNTPPool(g *gen, n int) (names []Name, query []string) {
+	for tries := 0; len(names) < n && tries < 100*n; tries++ { // there are about 160 names
+		var name string
+		switch g.r.IntN(3) {
+		case 0:
+			name = fmt.Sprintf("%d.%s.pool.ntp.org", g.r.IntN(4), g.pick(ntpVendors...))
+		case 1:
+			name = fmt.Sprintf("%d.pool.ntp.org", g.r.IntN(4))
+			if g.chance(0.5) {
+				name = "pool.ntp.org"
+			}
+		default:
+			name = g.pick(ntpCountries...) + ".pool.ntp.org"
+			if g.chance(0.5) {
+				name = fmt.Sprintf("%d.%s", g.r.IntN(4), name)
+			}
+		}
+		if g.taken[name] {
+			continue
+		}
+		g.taken[name] = true
+		names = append(names, Name{Name: name, Kind: Flux, Pool: g.intn(200, 800), PerAnswer: 4, TTL: 130, IPv6: true})
+	}
+	return names, queryNames(names)
+}
+
+// cryptoSeeds are real DNS seeds of crypto-currency networks.
+var cryptoSeeds = []string{
+	"seed.bitcoin.sipa.be", "dnsseed.bluematt.me", "dnsseed.bitcoin.dashjr-list-of-p2p-nodes.us", "seed.bitcoinstats.com",
+	"seed.bitcoin.jonasschnelli.ch", "seed.btc.petertodd.net", "seed.bitcoin.sprovoost.nl", "dnsseed.emzy.de",
+	"seed.bitcoin.wiz.biz", "seed.mainnet.achownodes.xyz", "testnet-seed.bitcoin.jonasschnelli.ch", "seed.tbtc.petertodd.net",
+	"seed.testnet.bitcoin.sprovoost.nl", "seed.testnet4.bitcoin.sprovoost.nl", "seed.signet.bitcoin.sprovoost.nl",
+	"seed-a.litecoin.loshan.co.uk", "dnsseed.thrasher.io", "dnsseed.litecointools.com", "dnsseed.litecoinpool.org",
+	"seed.multidoge.org", "seed2.multidoge.org", "dnsseed.dash.org", "dnsseed.z.cash", "dnsseed.str4d.xyz",
+	"mainnet.seeder.zfnd.org", "seed.flowee.cash", "seed-bch.bitcoinforks.org", "btccash-seeder.bitcoinunlimited.info",
+	"seed.bchd.cash", "seeds.moneroseeds.se", "seeds.moneroseeds.ch", "seed.peercoin.net", "seed.digibyte.io",
+	"seed-raven.ravencoin.org", "nodes.lightning.directory", "lseed.bitcoinstats.com",
+}
+
+// genCryptoSeeds is crypto-currency DNS seeds with their real names, and
+// the service-bit subdomains Bitcoin nodes ask (x9.seed.bitcoin.sipa.be):
+// 20-25 peer addresses per answer from 300-2000 peers in many networks,
+// TTL 60 s.
+func genCryptoSeeds(g *gen, n int) (names []Name, query []string) {
+	for i := 0; len(names) < n && i < 100*n; i++ { // there are about 250 names
+		name := cryptoSeeds[i%len(cryptoSeeds)]
+		if i >= len(cryptoSeeds) {
+			name = g.pick("x1", "x5", "x9", "xd", "x49", "x809") + "." + name
+		}
+		if g.taken[name] {
+			continue
+		}
+		g.taken[name] = true
+		names = append(names, Name{Name: name, Kind: Flux, Pool: g.intn(300, 2000), PerAnswer: g.intn(20, 25), TTL: 60})
+	}
+	return names, queryNames(names)
+}
+
 // Name generation.
 
 var (
@@ -305,6 +442,13 @@ func (g *gen) intn(lo, hi int) int { return lo + g.r.IntN(hi-lo+1) }
 func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
 
 func pickOf[T any](g *gen, xs []T) T { return xs[g.r.IntN(len(xs))] }
+
+// sample returns k distinct elements of xs, in a random order.
+func (g *gen) sample(xs []string, k int) []string {
+	out := slices.Clone(xs)
+	g.r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out[:min(k, len(out))]
+}
 
 func (g *gen) pick(xs ...string) string { return pickOf(g, xs) }
 

@@ -20,14 +20,15 @@ func TestScenarios(t *testing.T) {
 	if again := Scenarios(perClass); !reflect.DeepEqual(classes, again) {
 		t.Fatal("Scenarios is not deterministic")
 	}
-	want := []string{"single", "double", "wildcard", "ipv6", "low-and-slow",
-		"unlisted-cdn", "cdn-cname", "multi-asn-saas", "fixed-rr", "failover", "sinkhole", "internal-rr"}
+	want := []string{"single", "double", "wildcard", "ipv6", "low-and-slow", "hosting-flux", "shared-pool",
+		"unlisted-cdn", "cdn-cname", "multi-asn-saas", "fixed-rr", "failover", "sinkhole", "internal-rr",
+		"cloud-autoscale", "ntp-pool", "crypto-seeds"}
 	var all []Name
 	for i, c := range classes {
 		if i >= len(want) || c.Name != want[i] {
 			t.Fatalf("class %d is %q, want %q", i, c.Name, want[i])
 		}
-		if c.Flux != (i < 5) {
+		if c.Flux != (i < 7) {
 			t.Errorf("%s: Flux = %t", c.Name, c.Flux)
 		}
 		all = append(all, c.Names...)
@@ -61,21 +62,27 @@ func TestScenarios(t *testing.T) {
 		"low-and-slow": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == Flux && n.Prefixes == 0, n.Pool, 20, 100, n.PerAnswer, 1, 1, n.TTL, 5, 10)
 		},
+		"hosting-flux": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Flux && len(n.Operators) >= 3 && len(n.Operators) <= 6, n.Pool, 40, 200, n.PerAnswer, 1, 6, n.TTL, 30, 300)
+		},
+		"shared-pool": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Flux && n.PoolOf != "", n.Pool, 60, 200, n.PerAnswer, 1, 6, n.TTL, 30, 300)
+		},
 		"unlisted-cdn": func(t *testing.T, n Name) {
-			inRange(t, n, n.Kind == Flux && n.Prefixes >= 1 && n.Prefixes <= 2, n.Pool, 20, 60, n.PerAnswer, 4, 8, n.TTL, 20, 60)
+			inRange(t, n, n.Kind == Flux && len(n.Operators) == 1 && n.Prefixes <= 2, n.Pool, 20, 60, n.PerAnswer, 4, 8, n.TTL, 20, 60)
 		},
 		"cdn-cname": func(t *testing.T, n Name) {
 			if n.Kind == CNAME {
 				return
 			}
-			inRange(t, n, n.Kind == Flux && n.Prefixes >= 1 && n.Prefixes <= 2 && n.Provider != "", n.Pool, 20, 60, n.PerAnswer, 4, 8, n.TTL, 20, 60)
+			inRange(t, n, n.Kind == Flux && len(n.Operators) == 1 && n.Prefixes <= 2, n.Pool, 20, 60, n.PerAnswer, 4, 8, n.TTL, 20, 60)
 		},
 		"multi-asn-saas": func(t *testing.T, n Name) {
 			if n.Kind == RoundRobin {
 				inRange(t, n, true, len(n.IPs), 8, 24, 1, 1, 1, n.TTL, 60, 300)
 				return
 			}
-			inRange(t, n, n.Kind == Flux && n.Prefixes >= 3 && n.Prefixes <= 6, n.Pool, 8, 24, n.PerAnswer, 2, 4, n.TTL, 60, 300)
+			inRange(t, n, n.Kind == Flux && len(n.Operators) >= 2 && len(n.Operators) <= 3, n.Pool, 8, 24, n.PerAnswer, 2, 4, n.TTL, 60, 300)
 		},
 		"fixed-rr": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == RoundRobin, len(n.IPs), 2, 8, 1, 1, 1, n.TTL, 60, 3600)
@@ -93,6 +100,15 @@ func TestScenarios(t *testing.T) {
 		"internal-rr": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == RoundRobin, len(n.IPs), 2, 8, 1, 1, 1, n.TTL, 60, 1200)
 		},
+		"cloud-autoscale": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Flux && len(n.Operators) == 1, n.Pool, 20, 200, n.PerAnswer, 1, 8, n.TTL, 30, 300)
+		},
+		"ntp-pool": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Flux && hasSuffix(n.Name, "pool.ntp.org") && n.IPv6, n.Pool, 200, 800, n.PerAnswer, 4, 4, n.TTL, 130, 130)
+		},
+		"crypto-seeds": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Flux, n.Pool, 300, 2000, n.PerAnswer, 20, 25, n.TTL, 60, 60)
+		},
 	}
 	// The seed rule's CDN suffixes, internal TLDs and Microsoft suffixes
 	// (shared/reference/seed-rule.md): no scenario name may hide under them.
@@ -106,7 +122,7 @@ func TestScenarios(t *testing.T) {
 			if c.Name == "wildcard" {
 				wantQueries *= wildcardQueries
 			}
-			if len(c.Query) != wantQueries {
+			if len(c.Query) != wantQueries && !(c.Name == "ntp-pool" || c.Name == "crypto-seeds") || len(c.Query) > wantQueries {
 				t.Errorf("%d queried names, want %d", len(c.Query), wantQueries)
 			}
 			for _, n := range c.Names {
