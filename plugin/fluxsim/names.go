@@ -223,7 +223,7 @@ func (e *entry) generatedPool() (v4, v6 []net.IP) {
 		return operatorPool4(e.Name.Name, e.Operators, e.Pool, e.Prefixes), nil
 	}
 	if e.PoolOf != "" {
-		start := int(rng("start:"+e.Name.Name).IntN(e.Pool))
+		start := int(rng("start:" + e.Name.Name).IntN(e.Pool))
 		v4 = rotate(pool4(e.PoolOf, e.Pool), start)
 		if e.IPv6 {
 			v6 = rotate(pool6(e.PoolOf, e.Pool), start)
