@@ -199,13 +199,15 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 			ec.Weights.NS = f
 		case "tld":
 			ec.Weights.TLD = f
+		case "churn":
+			ec.Weights.Churn = f
 		case "domain":
 			if f < 1 {
 				return c.Errf("weight: domain %s is below 1", args[1])
 			}
 			ec.Weights.Domain = f
 		default:
-			return c.Errf("weight: unknown weight %q; expect 'prefix', 'ns', 'tld' or 'domain'", args[0])
+			return c.Errf("weight: unknown weight %q; expect 'prefix', 'ns', 'tld', 'churn' or 'domain'", args[0])
 		}
 	case "short_sld":
 		return positive(&ec.ShortSLD)
@@ -237,6 +239,19 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		ec.InternalTLDs = names()
 	case "exclude_suffixes":
 		ec.ExcludeSuffixes = names()
+	case "pool_suffixes":
+		if ec.PoolSuffixes = names(); len(args) == 1 && args[0] == "none" {
+			ec.PoolSuffixes = []string{}
+		}
+	case "query_count":
+		s, err := one()
+		if err != nil {
+			return err
+		}
+		if s != engine.CountAnswers && s != engine.CountRows {
+			return c.Errf("query_count: %q is neither %q nor %q", s, engine.CountAnswers, engine.CountRows)
+		}
+		ec.QueryCount = s
 	case "suspicious_tlds":
 		ec.SuspiciousTLDs = names()
 	case "allow", "deny":

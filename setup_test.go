@@ -139,7 +139,11 @@ func TestParseOptions(t *testing.T) {
 		{"profile seed", "profile seed", func(c config) any { return c.engine.Profile }, engine.ProfileSeed},
 		{"profile default", "profile default", func(c config) any { return reflect.DeepEqual(c.engine, engine.DefaultConfig()) }, true},
 		{"weight", "weight prefix 1.5\nweight domain 2", func(c config) any { return c.engine.Weights },
-			engine.Weights{Prefix: 1.5, NS: 1, TLD: 1, Domain: 2}},
+			engine.Weights{Prefix: 1.5, NS: 1, TLD: 1, Domain: 2, Churn: 1}},
+		{"weight churn", "weight churn 0", func(c config) any { return c.engine.Weights.Churn }, 0.0},
+		{"pool_suffixes replaces", "pool_suffixes Pool.Example.", func(c config) any { return c.engine.PoolSuffixes }, []string{"pool.example"}},
+		{"pool_suffixes none", "pool_suffixes none", func(c config) any { return c.engine.PoolSuffixes }, []string{}},
+		{"query_count rows", "query_count rows", func(c config) any { return c.engine.QueryCount }, engine.CountRows},
 		{"window", "window 5m", func(c config) any { return c.engine.Window }, 5 * time.Minute},
 		{"window at 1m", "window 1m", func(c config) any { return c.engine.Window }, time.Minute},
 		{"hold", "hold 90s", func(c config) any { return c.engine.Hold }, 90 * time.Second},
@@ -302,6 +306,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative weight", "weight ns -1", []string{"weight", "not a number >= 0"}},
 		{"weight without value", "weight ns", []string{"weight takes a name and a value"}},
 		{"domain weight below 1", "weight domain 0.5", []string{"weight", "below 1"}},
+		{"unknown query_count", "query_count events", []string{"query_count", `"events" is neither`}},
 		{"zero short_sld", "short_sld 0", []string{"short_sld", "not a positive integer"}},
 		{"zero many_ips", "many_ips 0", []string{"many_ips", "not a positive integer"}},
 		{"zero many_clients", "many_clients 0", []string{"many_clients", "not a positive integer"}},
@@ -350,7 +355,7 @@ func TestParseArgCount(t *testing.T) {
 		"many_clients", "max_names", "max_ips_per_name", "max_clients_per_name", "metrics_domains",
 		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
 		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report", "state_file", "state_interval",
-		"deny", "allow_nets", "allow_file", "deny_file", "asn_db",
+		"deny", "allow_nets", "allow_file", "deny_file", "asn_db", "pool_suffixes", "query_count",
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {
@@ -361,7 +366,7 @@ func TestParseArgCount(t *testing.T) {
 		"profile": "seed", "window": "5m", "hold": "5m", "min_ips": "5", "min_queries": "3", "threshold": "2",
 		"short_sld": "8", "many_ips": "10", "many_clients": "5", "max_names": "10", "max_ips_per_name": "10",
 		"max_clients_per_name": "10", "metrics_domains": "10", "action": "block", "block_rcode": "REFUSED",
-		"sinkhole_ttl": "10s", "report": ":9253", "state_file": "/tmp/fg.state", "state_interval": "1m",
+		"sinkhole_ttl": "10s", "report": ":9253", "state_file": "/tmp/fg.state", "state_interval": "1m", "query_count": "rows",
 	}
 	for opt, arg := range oneArg {
 		t.Run(opt+" with extra args", func(t *testing.T) {
