@@ -93,11 +93,15 @@ func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64
 // Churn: flux whose proxies sit in a handful of hosting providers shows
 // few networks but many more addresses than any one answer holds, and
 // keeps adding them. A service's fixed set of regional endpoints stops
-// growing at a few dozen at most, and one operator's rotating addresses
-// (cloud autoscaling, a CDN's edges) are one network.
+// growing at a couple of dozen, and one operator's rotating addresses
+// (cloud autoscaling, a CDN's edges) are one network. So churn counts in
+// several networks only, with more addresses than such a set holds, or
+// with as many answers' worth, times the networks, as no fixed set shows.
 const (
-	churnMinIPs      = 32 // addresses in the window, at least: more than a service's fixed set
-	churnMinRatio    = 4  // addresses per address of the largest answer, at least
+	churnMinIPs      = 12 // addresses in the window, at least;
+	churnManyIPs     = 25 // more than a fixed set of regional endpoints holds...
+	churnMinRatio    = 4  // ...at this many per address of the largest answer;
+	churnLongRun     = 48 // or that ratio times the effective networks, whatever their number
 	churnMinNetworks = 3  // effective networks, at least
 	churnMaxPoints   = 8  // the default threshold: churn alone can flag
 )
@@ -107,10 +111,14 @@ const (
 // counts, up to churnMaxPoints, when they churn in several networks; 0
 // otherwise.
 func churnPoints(ips, maxAnswer int, eff float64) float64 {
-	if maxAnswer == 0 || ips < churnMinIPs || ips < churnMinRatio*maxAnswer || eff < churnMinNetworks-0.01 { // 2^entropy of three even networks may round below 3
+	if maxAnswer == 0 || ips < churnMinIPs || eff < churnMinNetworks-0.01 { // 2^entropy of three even networks may round below 3
 		return 0
 	}
-	return min(float64(ips)/float64(maxAnswer), churnMaxPoints)
+	ratio := float64(ips) / float64(maxAnswer)
+	if ratio*eff < churnLongRun && (ips < churnManyIPs || ratio < churnMinRatio) {
+		return 0
+	}
+	return min(ratio, churnMaxPoints)
 }
 
 // effectiveNetworks returns 2^H for the entropy H, in bits, of the networks
