@@ -20,6 +20,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
+	"github.com/fluxguard/fluxguard/plugin/engine"
 	"github.com/fluxguard/fluxguard/plugin/fluxsim"
 )
 
@@ -60,16 +61,43 @@ const (
 // scenarioStart is the fake clock's origin.
 var scenarioStart = time.Date(2025, 3, 3, 8, 0, 0, 0, time.UTC)
 
-// scenarioProfiles are compared side by side; only the default profile's
-// targets are asserted: the seed profile is there to show its known false
-// positives (and misses).
+// scenarioProfiles are compared side by side: the default profile with
+// the embedded table of operators' networks alone, then with asn_db
+// holding the full ip-location-db table (FLUXGUARD_ASN_DATA), and the seed
+// profile. Only the default profile's targets are asserted: the seed
+// profile is there to show its known false positives (and misses).
 var scenarioProfiles = []struct {
-	name   string
-	assert bool
+	name, options string
+	assert        bool
 }{
-	{"default", true},
-	{"seed", false},
+	{"default", "", true},
+	{"default+asn_db", "asn_db " + asnDataEnv, true},
+	{"seed", "profile seed", false},
 }
+
+// asnDataEnv names the environment variable holding the path of the
+// ip-location-db ASN tables (scripts/test.sh downloads them); it stands
+// for the path in a profile's options.
+const asnDataEnv = "FLUXGUARD_ASN_DATA"
+
+// asnData returns the ASN tables' path, or skips t without them; with
+// FLUXGUARD_REQUIRE_DATA set (scripts/test.sh sets it) their absence fails t.
+func asnData(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv(asnDataEnv)
+	switch {
+	case path != "":
+		return path
+	case os.Getenv("FLUXGUARD_REQUIRE_DATA") != "":
+		t.Fatalf("%s is not set: run scripts/test.sh, which downloads the ASN tables", asnDataEnv)
+	}
+	t.Skipf("%s is not set: scripts/test.sh downloads the ASN tables and runs this", asnDataEnv)
+	return ""
+}
+
+// alwaysBenign are the classes no profile but the seed one may ever flag:
+// the public pools.
+var alwaysBenign = map[string]bool{"ntp-pool": true, "crypto-seeds": true}
 
 func TestScenarios(t *testing.T) {
 	// Flagging logs one line per domain; keep the test's output to the table.
@@ -94,14 +122,15 @@ func TestScenarios(t *testing.T) {
 		for _, p := range scenarioProfiles {
 			t.Run(p.name, func(t *testing.T) {
 				t.Parallel()
-				run, err := scenarioHandler(p.name)
+				options := p.options
+				if strings.Contains(options, asnDataEnv) {
+					options = strings.ReplaceAll(options, asnDataEnv, asnData(t))
+				}
+				run, err := scenarioHandler(options, "action block")
 				if err != nil {
-					if p.name == "default" {
-						t.Skipf("profile default is not available yet: %v", err)
-					}
 					t.Fatal(err)
 				}
-				res := runScenario(t, run, served, domains, traffic)
+				res, _ := runScenario(t, run, served, domains, traffic)
 				mu.Lock()
 				results[p.name] = res
 				mu.Unlock()
@@ -112,6 +141,9 @@ func TestScenarios(t *testing.T) {
 		}
 	})
 
+	if def, seed := results["default"], results["seed"]; def != nil && seed != nil {
+		atLeastSeed(t, classes, def, seed)
+	}
 	table := scenarioTable(classes, results, len(traffic))
 	t.Log("\n" + table)
 	if path := os.Getenv("SCENARIO_TABLE"); path != "" {
@@ -190,10 +222,10 @@ func simulateTraffic(classes []fluxsim.Class, domains [][]simDomain) []simQuery 
 	return all
 }
 
-// scenarioHandler builds the handler for profile in block mode, on a fake
+// scenarioHandler builds the handler with options (one a line), on a fake
 // clock that runScenario moves.
-func scenarioHandler(profile string) (*scenarioRun, error) {
-	corefile := fmt.Sprintf("fluxguard . {\n profile %s\n action block\n}", profile)
+func scenarioHandler(options ...string) (*scenarioRun, error) {
+	corefile := fmt.Sprintf("fluxguard . {\n %s\n}", strings.Join(options, "\n "))
 	cfg, err := parse(caddy.NewTestController("dns", corefile))
 	if err != nil {
 		return nil, err
@@ -221,12 +253,13 @@ type domainResult struct {
 	flagged bool          // some query was answered REFUSED
 	at      time.Duration // the first REFUSED answer
 	answers int           // answers the clients got before it
+	shared  bool          // the name was flagged on the shared_pool evidence
 }
 
 // runScenario plays traffic through run's handler, in front of a TTL cache
 // and a fresh fluxsim server (served in-process, no listener), and returns
-// each domain's result.
-func runScenario(t *testing.T, run *scenarioRun, served []fluxsim.Name, domains [][]simDomain, traffic []simQuery) [][]domainResult {
+// each domain's result, and the resolver's log of the answers.
+func runScenario(t *testing.T, run *scenarioRun, served []fluxsim.Name, domains [][]simDomain, traffic []simQuery) ([][]domainResult, []dnsEvent) {
 	sim, err := fluxsim.New(served)
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +276,7 @@ func runScenario(t *testing.T, run *scenarioRun, served []fluxsim.Name, domains 
 	for i := range clients {
 		clients[i] = &test.ResponseWriter{RemoteIP: fmt.Sprintf("10.20.%d.%d", i/200, 10+i%200)}
 	}
+	events := make([]dnsEvent, 0, len(traffic))
 	for _, q := range traffic {
 		run.now = scenarioStart.Add(q.at)
 		r := new(dns.Msg).SetQuestion(q.name, q.qtype)
@@ -251,6 +285,9 @@ func runScenario(t *testing.T, run *scenarioRun, served []fluxsim.Name, domains 
 		if _, err := run.f.ServeDNS(ctx, rec, r); err != nil || rec.Msg == nil {
 			t.Fatalf("%s %s: no answer (%v)", q.name, dns.TypeToString[q.qtype], err)
 		}
+		ev := eventOf(q, clients[q.client].RemoteIP, rec.Msg)
+		_, ev.held = run.f.eng.Held(ev.name)
+		events = append(events, ev)
 		d := &res[q.class][q.domain]
 		if !d.queried {
 			d.queried, d.first = true, q.at
@@ -259,11 +296,13 @@ func runScenario(t *testing.T, run *scenarioRun, served []fluxsim.Name, domains 
 		case d.flagged:
 		case rec.Msg.Rcode == dns.RcodeRefused:
 			d.flagged, d.at = true, q.at
+			v, _ := run.f.eng.Held(events[len(events)-1].name)
+			d.shared = v.Reasons&engine.ReasonSharedPool != 0
 		default:
 			d.answers++
 		}
 	}
-	return res
+	return res, events
 }
 
 // ttlCache stands for the cache plugin behind fluxguard: it answers a name
@@ -333,6 +372,7 @@ type classStats struct {
 	domains, flagged int
 	ttd              []time.Duration // time to detect of the flagged domains
 	answers          []int           // answers before detection of the flagged domains
+	sharedAnswers    []int           // the same, of the domains flagged on shared_pool
 }
 
 func statsOf(res []domainResult) classStats {
@@ -342,6 +382,9 @@ func statsOf(res []domainResult) classStats {
 			s.flagged++
 			s.ttd = append(s.ttd, d.at-d.first)
 			s.answers = append(s.answers, d.answers)
+			if d.shared {
+				s.sharedAnswers = append(s.sharedAnswers, d.answers)
+			}
 		}
 	}
 	return s
@@ -390,6 +433,19 @@ func checkTargets(t *testing.T, classes []fluxsim.Class, domains [][]simDomain, 
 		case !c.Flux && s.rate() > targetFP:
 			t.Errorf("class %s: flagged %d of %d benign domains (%.1f%% false positives), want at most %.0f%%; e.g. %s",
 				c.Name, s.flagged, s.domains, s.rate(), targetFP, strings.Join(wrong, " "))
+		case alwaysBenign[c.Name] && s.flagged > 0:
+			t.Errorf("class %s: flagged %d public pool names, want none; e.g. %s", c.Name, s.flagged, strings.Join(wrong, " "))
+		}
+	}
+}
+
+// atLeastSeed asserts that the default profile detects at least as many
+// domains of every flux class as the seed profile.
+func atLeastSeed(t *testing.T, classes []fluxsim.Class, def, seed [][]domainResult) {
+	t.Helper()
+	for i, c := range classes {
+		if d, s := statsOf(def[i]), statsOf(seed[i]); c.Flux && d.flagged < s.flagged {
+			t.Errorf("class %s: the default profile detected %d domains, the seed profile %d", c.Name, d.flagged, s.flagged)
 		}
 	}
 }
@@ -405,10 +461,12 @@ func scenarioTable(classes []fluxsim.Class, results map[string][][]domainResult,
 	for _, p := range scenarioProfiles {
 		fmt.Fprintf(&b, " %s: detected / FP | %s: TTD |", p.name, p.name)
 	}
+	b.WriteString(" shared_pool: detected, answers |")
 	b.WriteString("\n|---|---|")
 	for range scenarioProfiles {
 		b.WriteString("---:|---:|")
 	}
+	b.WriteString("---:|")
 	b.WriteString("\n")
 	for i, c := range classes {
 		kind, what := "benign", "FP"
@@ -429,6 +487,13 @@ func scenarioTable(classes []fluxsim.Class, results map[string][][]domainResult,
 			} else {
 				fmt.Fprintf(&b, " %.0f min, %d answers |", median(s.ttd).Minutes(), median(s.answers))
 			}
+		}
+		if res := results["default"]; res == nil {
+			b.WriteString(" n/a |")
+		} else if s := statsOf(res[i]); len(s.sharedAnswers) > 0 {
+			fmt.Fprintf(&b, " %d, median %d answers |", len(s.sharedAnswers), median(s.sharedAnswers))
+		} else {
+			b.WriteString(" – |")
 		}
 		b.WriteString("\n")
 	}

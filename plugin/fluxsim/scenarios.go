@@ -152,11 +152,11 @@ var hostingProviders = []string{"vultr", "m247", "stark", "aeza", "contabo", "le
 
 // genHostingFlux is flux whose proxies sit in a handful (3-6) of hosting
 // providers: a pool of 40-200 of their addresses, 1-6 per answer, TTL
-// 30-300 s. Network diversity is low; the churn is the evidence.
+// 30-180 s. Network diversity is low; the churn is the evidence.
 func genHostingFlux(g *gen, n int) (names []Name, query []string) {
 	for range n {
 		nm := g.fluxName()
-		nm.Pool = g.intn(40, 200)
+		nm.Pool, nm.TTL = g.intn(40, 200), uint32(g.intn(30, 180))
 		nm.Operators = g.sample(hostingProviders, g.intn(3, 6))
 		names = append(names, nm)
 	}

@@ -63,7 +63,7 @@ func TestScenarios(t *testing.T) {
 			inRange(t, n, n.Kind == Flux && n.Prefixes == 0, n.Pool, 20, 100, n.PerAnswer, 1, 1, n.TTL, 5, 10)
 		},
 		"hosting-flux": func(t *testing.T, n Name) {
-			inRange(t, n, n.Kind == Flux && len(n.Operators) >= 3 && len(n.Operators) <= 6, n.Pool, 40, 200, n.PerAnswer, 1, 6, n.TTL, 30, 300)
+			inRange(t, n, n.Kind == Flux && len(n.Operators) >= 3 && len(n.Operators) <= 6, n.Pool, 40, 200, n.PerAnswer, 1, 6, n.TTL, 30, 180)
 		},
 		"shared-pool": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == Flux && n.PoolOf != "", n.Pool, 60, 200, n.PerAnswer, 1, 6, n.TTL, 30, 300)
