@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh machine, then
+# runs every test (unit, handler, scenarios, end-to-end with the real
+# binary) with the race detector. Extra arguments go to `go test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+# The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
+# full database that asn_db reads, for the tests that run with it.
+version=2.3.2026061719
+data=${FLUXGUARD_ASN_DATA:-$PWD/.cache/ip-location-db-asn-$version}
+if [ ! -f "$data/asn-ipv4.csv" ]; then
+  if ! command -v npm >/dev/null; then
+    apt-get update && apt-get install -y npm
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "@ip-location-db/asn@$version" >/dev/null)
+  mkdir -p "$data"
+  tar xzf "$tmp"/*.tgz -C "$data" --strip-components=1
+  rm -rf "$tmp"
+fi
+export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
+
+go version
+go test -race ./... "$@"
