@@ -149,8 +149,12 @@ func newTestFluxguard(t *testing.T, corefile string) (*Fluxguard, *upstream) {
 		t.Fatalf("Expected no errors parsing %q, but got: %v", corefile, err)
 	}
 	if !strings.Contains(corefile, "profile") {
-		// The handler tests check the seed profile's scores, simple to work out by hand.
+		// The handler tests check the seed profile's scores, simple to work
+		// out by hand, one query an answer.
 		cfg.engine.Profile = engine.ProfileSeed
+		if !strings.Contains(corefile, "query_count") {
+			cfg.engine.QueryCount = engine.CountAnswers
+		}
 	}
 	f, err := newFluxguard(cfg, "")
 	if err != nil {
@@ -901,7 +905,7 @@ func TestFlaggedGaugeCap(t *testing.T) {
 func TestFlaggedGaugeRefresh(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
-	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n profile seed\n metrics_domains 1\n hold 10m\n window 10m\n}"))
+	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n profile seed\n query_count answers\n metrics_domains 1\n hold 10m\n window 10m\n}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1045,7 +1049,7 @@ func TestRepeatsCountedUnread(t *testing.T) {
 }
 
 func testRepeatsCountedUnread(t *testing.T, cfg config) {
-	cfg.engine.Profile = engine.ProfileSeed
+	cfg.engine.Profile, cfg.engine.QueryCount = engine.ProfileSeed, engine.CountAnswers
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	cfg.engine.Now = func() time.Time { return now }
 	f, err := newFluxguard(cfg, "")

@@ -174,3 +174,34 @@ func TestRecall(t *testing.T) {
 		})
 	}
 }
+
+// TestBriefRepeatsRows checks that the answers counted in the slot count
+// their rows, one per address, when the query count counts rows: a brief
+// engine and a full one agree on the count.
+func TestBriefRepeatsRows(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	rows := func(c *Config) { c.QueryCount = CountRows }
+	full, brief := newTestEngine(t, clk, rows), newTestEngine(t, clk, rows)
+	client := netip.MustParseAddr("10.0.0.1")
+	inSlot := 0
+	for i, a := range [][]netip.Addr{
+		addrs("45.1.0.1", "46.1.0.1", "47.1.0.1"), addrs("45.1.0.1", "46.1.0.1", "47.1.0.1"),
+		addrs("48.1.0.1", "49.1.0.1"), addrs("48.1.0.1", "49.1.0.1"), addrs("48.1.0.1", "49.1.0.1"),
+		addrs("48.1.0.1", "49.1.0.1"), addrs("48.1.0.1", "49.1.0.1"),
+	} {
+		o := Observation{Name: "x.evil.tk", Client: client, Addrs: a, MinTTL: 30}
+		full.Observe(&o)
+		o.Brief = true
+		brief.Observe(&o)
+		inSlot += slotRepeats(brief.st, "x.evil.tk") // queriesOf counts them into the entry
+		if q, want := queriesOf(t, brief, "x.evil.tk"), queriesOf(t, full, "x.evil.tk"); q != want {
+			t.Fatalf("answer %d: %d queries, the full engine %d", i+1, q, want)
+		}
+	}
+	if inSlot == 0 {
+		t.Error("no answer was counted in the slot")
+	}
+	if q := queriesOf(t, full, "x.evil.tk"); q != 3+3+5*2 {
+		t.Errorf("%d rows, want 16", q)
+	}
+}
