@@ -6,6 +6,7 @@ import (
 	"io"
 	golog "log"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -69,10 +70,12 @@ var scenarioStart = time.Date(2025, 3, 3, 8, 0, 0, 0, time.UTC)
 var scenarioProfiles = []struct {
 	name, options string
 	assert        bool
+	prefixesOnly  bool // networks are /16 prefixes: no operator table, no ASNs
 }{
-	{"default", "", true},
-	{"default+asn_db", "asn_db " + asnDataEnv, true},
-	{"seed", "profile seed", false},
+	{"default", "", true, false},
+	{"default+asn_db", "asn_db " + asnDataEnv, true, false},
+	{"default, /16 only", "", false, true},
+	{"seed", "profile seed", false, false},
 }
 
 // asnDataEnv names the environment variable holding the path of the
@@ -126,7 +129,11 @@ func TestScenarios(t *testing.T) {
 				if strings.Contains(options, asnDataEnv) {
 					options = strings.ReplaceAll(options, asnDataEnv, asnData(t))
 				}
-				run, err := scenarioHandler(options, "action block")
+				var mod func(*config)
+				if p.prefixesOnly {
+					mod = func(c *config) { c.owners = func(func(netip.Addr) uint32) func(netip.Addr) uint32 { return nil } }
+				}
+				run, err := scenarioHandler(mod, options, "action block")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -222,13 +229,16 @@ func simulateTraffic(classes []fluxsim.Class, domains [][]simDomain) []simQuery 
 	return all
 }
 
-// scenarioHandler builds the handler with options (one a line), on a fake
-// clock that runScenario moves.
-func scenarioHandler(options ...string) (*scenarioRun, error) {
+// scenarioHandler builds the handler with options (one a line) and then
+// mod, if any, on a fake clock that runScenario moves.
+func scenarioHandler(mod func(*config), options ...string) (*scenarioRun, error) {
 	corefile := fmt.Sprintf("fluxguard . {\n %s\n}", strings.Join(options, "\n "))
 	cfg, err := parse(caddy.NewTestController("dns", corefile))
 	if err != nil {
 		return nil, err
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	run := &scenarioRun{now: scenarioStart}
 	cfg.engine.Now = func() time.Time { return run.now }

@@ -151,7 +151,7 @@ func TestSeedRuleAgreement(t *testing.T) {
 		domains[i] = scenarioDomains(c)
 		served = append(served, c.Names...)
 	}
-	run, err := scenarioHandler("profile seed", "action log")
+	run, err := scenarioHandler(nil, "profile seed", "action log")
 	if err != nil {
 		t.Fatal(err)
 	}

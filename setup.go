@@ -14,6 +14,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/miekg/dns"
 
+	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
@@ -68,9 +69,12 @@ type config struct {
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration
 	closeASN       func() error // closes the asn_db database, if any
-	resolveNS      float64      // NS queries a second for suspicious domains; 0 for none
-	allowFile      *policyFile  // reloaded on change
-	denyFile       *policyFile
+	// owners makes the engine's network-owner lookup from asn_db's (nil
+	// without it): owner.Lookup, which adds the embedded operator table.
+	owners    func(asn func(netip.Addr) uint32) func(netip.Addr) uint32
+	resolveNS float64     // NS queries a second for suspicious domains; 0 for none
+	allowFile *policyFile // reloaded on change
+	denyFile  *policyFile
 }
 
 func defaultConfig() config {
@@ -82,6 +86,7 @@ func defaultConfig() config {
 		sinkholeTTL:    10,
 		metricsDomains: 100,
 		stateInterval:  time.Minute,
+		owners:         owner.Lookup,
 	}
 }
 

@@ -259,6 +259,10 @@ func TestParseAllOptions(t *testing.T) {
 		stateFile:      "/tmp/fluxguard.state",
 		stateInterval:  2 * time.Minute,
 	}
+	if cfg.owners == nil {
+		t.Error("no network-owner lookup")
+	}
+	cfg.owners = nil // functions never compare equal
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Expected\n%+v\ngot\n%+v", want, cfg)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/coredns/caddy"
 
-	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
@@ -29,10 +28,8 @@ func stateKey(c *caddy.Controller) string {
 // engineFor returns the engine for key: the running one reconfigured with
 // cfg after a reload, else a new one, loaded from cfg's state file if any.
 func engineFor(key string, cfg config) (*engine.Engine, error) {
-	// Network ownership: the embedded table of large operators, then
-	// asn_db's database when there is one.
 	ec := cfg.engine
-	ec.ASN = owner.Lookup(ec.ASN)
+	ec.ASN = cfg.owners(ec.ASN)
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	if old, ok := engines[key]; ok {

@@ -111,7 +111,7 @@ func TestScenarios(t *testing.T) {
 		},
 	}
 	// The seed rule's CDN suffixes, internal TLDs and Microsoft suffixes
-	// (shared/reference/seed-rule.md): no scenario name may hide under them.
+	// (docs/seed-rule.md): no scenario name may hide under them.
 	excluded := strings.Fields(`akamaiedge.net akamaitechnologies.com cloudfront.net fastly.net cloudflare.net
 		edgesuite.net azureedge.net trafficmanager.net amazonaws.com googleusercontent.com gstatic.com
 		local internal corp lan home arpa microsoft.com windows.com office.com azure.com live.com`)
