@@ -10,6 +10,7 @@ import (
 
 	"github.com/coredns/caddy"
 
+	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/plugin/engine"
 )
 
@@ -29,7 +30,7 @@ func stateKey(c *caddy.Controller) string {
 // cfg after a reload, else a new one, loaded from cfg's state file if any.
 func engineFor(key string, cfg config) (*engine.Engine, error) {
 	ec := cfg.engine
-	ec.ASN = cfg.owners(ec.ASN)
+	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	if old, ok := engines[key]; ok {

@@ -77,6 +77,18 @@ func OperatorOf(a netip.Addr) (Operator, bool) {
 	return Operator{}, false
 }
 
+// frontDoors are the operators whose addresses many unrelated names share:
+// CDN edges, and the large clouds' load balancers and anycast front ends.
+var frontDoors = []string{"amazon", "google", "microsoft", "oracle", "alibaba", "tencent", "ibm", "apple",
+	"akamai", "cloudflare", "fastly", "datacamp", "bunny", "gcore", "stackpath", "edgio", "imperva"}
+
+// FrontDoor reports whether a is an address of such an operator: one that
+// an attacker can put in its own answers to tie itself to popular names.
+func FrontDoor(a netip.Addr) bool {
+	op, ok := OperatorOf(a)
+	return ok && slices.Contains(frontDoors, op.ID)
+}
+
 // OperatorOfASN returns the operator that owns asn (AS14618 is Amazon's as
 // much as AS16509 is), if any.
 func OperatorOfASN(asn uint32) (Operator, bool) {

@@ -379,3 +379,23 @@ func BenchmarkTableLookup(b *testing.B) {
 		full.Lookup(addrs[i&(1<<16-1)])
 	}
 }
+
+// TestFrontDoor checks that CDN and large-cloud addresses are front doors
+// and hosting providers' and strangers' are not.
+func TestFrontDoor(t *testing.T) {
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{{"cloudflare", true}, {"fastly", true}, {"amazon", true}, {"akamai", true}, {"hetzner", false}, {"vultr", false}, {"m247", false}} {
+		r := Ranges(tt.id)
+		if len(r) == 0 {
+			t.Fatalf("%s has no ranges", tt.id)
+		}
+		if got := FrontDoor(r[0][0]); got != tt.want {
+			t.Errorf("FrontDoor(%s, %s) = %v, want %v", r[0][0], tt.id, got, tt.want)
+		}
+	}
+	if FrontDoor(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("a documentation address is a front door")
+	}
+}

@@ -92,6 +92,11 @@ type Config struct {
 	// nil when no ASN database is configured. With it, network diversity
 	// is measured on ASNs rather than /16 prefixes.
 	ASN func(netip.Addr) uint32
+	// FrontDoor reports an address that many unrelated names share (a CDN
+	// edge, a cloud's load balancer): it never enters the shared-pool index,
+	// so that a flux name cannot tie itself to popular names by answering
+	// their addresses. nil for none.
+	FrontDoor func(netip.Addr) bool
 
 	Now func() time.Time // clock; when nil, time.Now read every 100ms (seconds are all the engine needs)
 }

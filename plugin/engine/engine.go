@@ -414,10 +414,15 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 // (all), else those its answer a added.
 func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bool, now uint32) {
 	until := now + e.window
+	add := func(addr [16]byte) {
+		if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
+			e.pools.add(addr, now, until)
+		}
+	}
 	if !all {
 		for j, ip := range a.addrs {
 			if added&(1<<j) != 0 {
-				e.pools.add(ip.Unmap().As16(), now, until)
+				add(ip.Unmap().As16())
 			}
 		}
 		return
@@ -425,7 +430,7 @@ func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bo
 	since := e.since(now)
 	for _, s := range sh.seen.view(en.ips) {
 		if s.last > since {
-			e.pools.add(s.addr, now, until)
+			add(s.addr)
 		}
 	}
 }

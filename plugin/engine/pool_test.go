@@ -70,3 +70,25 @@ func TestPoolIndexBounded(t *testing.T) {
 		t.Errorf("%d addresses indexed, cap %d", n, poolShards*poolPerShard)
 	}
 }
+
+// TestSharedPoolFrontDoors checks that a flux name answering the addresses
+// of CDN edges among its bots cannot get the names behind those edges
+// flagged: front-door addresses never enter the index.
+func TestSharedPoolFrontDoors(t *testing.T) {
+	edges := addrs("151.101.1.1", "104.16.1.1") // two CDNs: two networks
+	front := func(a netip.Addr) bool { return a == edges[0] || a == edges[1] }
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile, c.FrontDoor = ProfileDefault, front })
+	var v Verdict
+	for _, a := range answers(6, 4, 200, 200) {
+		clk.add(time.Minute)
+		v = e.Observe(&Observation{Name: "c2.flux-one.com", Addrs: append(a, edges...), MinTTL: 60})
+	}
+	if v.Level != LevelFlagged {
+		t.Fatalf("the flux name is not flagged: %+v", v)
+	}
+	clk.add(time.Minute)
+	if v = e.Observe(&Observation{Name: "www.multi-cdn-site.com", Addrs: edges, MinTTL: 60}); v.Level == LevelFlagged {
+		t.Errorf("a name behind the edges was flagged: %+v (reasons %s)", v, v.Reasons)
+	}
+}
