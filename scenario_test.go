@@ -103,18 +103,7 @@ func asnData(t *testing.T) string {
 var alwaysBenign = map[string]bool{"ntp-pool": true, "crypto-seeds": true}
 
 func TestScenarios(t *testing.T) {
-	// Flagging logs one line per domain; keep the test's output to the table.
-	out := golog.Writer()
-	golog.SetOutput(io.Discard)
-	t.Cleanup(func() { golog.SetOutput(out) })
-
-	classes := fluxsim.Scenarios(scenarioPerClass)
-	domains := make([][]simDomain, len(classes))
-	var served []fluxsim.Name
-	for i, c := range classes {
-		domains[i] = scenarioDomains(c)
-		served = append(served, c.Names...)
-	}
+	classes, domains, served := scenarioSuite(t)
 	traffic := simulateTraffic(classes, domains)
 
 	var (
@@ -158,6 +147,23 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("writing SCENARIO_TABLE: %v", err)
 		}
 	}
+}
+
+// scenarioSuite returns the suite's classes, their domains and every name
+// to serve, and silences the log for t: flagging logs a line per domain.
+func scenarioSuite(t *testing.T) ([]fluxsim.Class, [][]simDomain, []fluxsim.Name) {
+	out := golog.Writer()
+	golog.SetOutput(io.Discard)
+	t.Cleanup(func() { golog.SetOutput(out) })
+
+	classes := fluxsim.Scenarios(scenarioPerClass)
+	domains := make([][]simDomain, len(classes))
+	var served []fluxsim.Name
+	for i, c := range classes {
+		domains[i] = scenarioDomains(c)
+		served = append(served, c.Names...)
+	}
+	return classes, domains, served
 }
 
 // simDomain is one domain of a class as clients see it.

@@ -1,8 +1,6 @@
 package fluxguard
 
 import (
-	"io"
-	golog "log"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,8 +8,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
 )
 
 // dnsEvent is one line of a resolver's query log, as the seed rule reads
@@ -140,17 +136,7 @@ func summarize(name string, evs []dnsEvent, last int) (ruleDetection, bool) {
 // report the same names: those the rule scores at the seed profile's
 // threshold (2) or above against those the profile flagged.
 func TestSeedRuleAgreement(t *testing.T) {
-	out := golog.Writer()
-	golog.SetOutput(io.Discard)
-	t.Cleanup(func() { golog.SetOutput(out) })
-
-	classes := fluxsim.Scenarios(scenarioPerClass)
-	domains := make([][]simDomain, len(classes))
-	var served []fluxsim.Name
-	for i, c := range classes {
-		domains[i] = scenarioDomains(c)
-		served = append(served, c.Names...)
-	}
+	classes, domains, served := scenarioSuite(t)
 	run, err := scenarioHandler(nil, "profile seed", "action log")
 	if err != nil {
 		t.Fatal(err)

@@ -344,7 +344,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 			en.rows = uint8(n) // at most maxAddrsPerObservation
 		}
 	}
-	if o.Client.IsValid() && st == e.st {
+	if o.Client.IsValid() && names {
 		client := o.Client.Unmap().As16()
 		if c := e.clientHash(client); !repeat || c != en.lastClient {
 			en.clients, _, _ = sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
@@ -365,7 +365,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
 	}
 	v.Prev, en.level = en.level, v.Level
-	if st == e.st {
+	if names {
 		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
 	}
 	if repeat {

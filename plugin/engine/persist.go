@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 )
 
@@ -96,6 +97,12 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 				meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames,
 				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
 			}
+			if e.cfg.ASN != nil { // owners are not saved: they are the configuration's
+				for _, a := range sh.seen.view(en.ips) {
+					en.asns = sh.asns.push(en.asns, e.cfg.ASN(netip.AddrFrom16(a.addr).Unmap()))
+				}
+			}
+			en.effNew = true
 			st.holding(en.heldUntil)
 			if s.Window == e.window {
 				copy(en.counts[:], se.Counts)

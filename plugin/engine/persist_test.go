@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -105,5 +106,34 @@ func TestReconfigured(t *testing.T) {
 	}
 	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1")}); v.Skip != SkipExcluded {
 		t.Errorf("excluded name observed: %+v", v)
+	}
+}
+
+// TestLoadOwners checks that a restored name's addresses are counted by
+// their owners, as before the restart: one operator's addresses over many
+// /16s stay one network.
+func TestLoadOwners(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	oneOperator := func(c *Config) {
+		c.Profile = ProfileDefault
+		c.ASN = func(netip.Addr) uint32 { return 16509 }
+	}
+	e := newTestEngine(t, clk, oneOperator)
+	for _, a := range answers(10, 4, 40, 40) {
+		clk.add(time.Minute)
+		e.Observe(&Observation{Name: "lb.cloud-app.com", Addrs: a, MinTTL: 60})
+	}
+	var buf bytes.Buffer
+	if err := e.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := newTestEngine(t, clk, oneOperator)
+	if _, err := restored.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Minute)
+	v := restored.Observe(&Observation{Name: "lb.cloud-app.com", Addrs: addrs("99.1.2.3"), MinTTL: 60})
+	if v.Networks != 1 || v.Level == LevelFlagged {
+		t.Errorf("after restore: %+v", v)
 	}
 }
