@@ -49,16 +49,16 @@ type entry struct {
 	maxAnswer uint8  // most evidence addresses seen in one answer
 	rows      uint8  // what an answer like the last adds to the query count: 1, or its addresses when counting rows
 
+	// Addresses of flagged names its answers brought (see poolIndex).
+	sharedNet uint16
+	shared    uint8
+
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
 	effNew   bool
 	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
 	eff      float32
 	effU     uint16
-
-	// Addresses of flagged names its answers brought (see poolIndex).
-	shared    uint8
-	sharedNet uint16
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and

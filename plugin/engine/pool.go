@@ -1,8 +1,10 @@
 package engine
 
 import (
-	"hash/maphash"
+	"encoding/binary"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
 // One botnet serves many names (FluxBuster's clusters): once a name is
@@ -12,14 +14,15 @@ import (
 // names behind one CDN edge never qualify: their shared addresses are one
 // network, and a CDN's edges are not a flagged name's addresses.
 const (
-	poolShards     = 16
+	poolShards     = 16 // a power of two (see shard)
 	poolPerShard   = 4096 // addresses, so 65,536 in all
 	sharedMinAddrs = 2    // shared addresses, at least, in at least two networks
 )
 
 // poolIndex maps the addresses of flagged names to when they leave it.
 type poolIndex struct {
-	seed   maphash.Seed
+	seed   uint64
+	used   atomic.Bool // an address was ever added: until then, has need not look
 	shards [poolShards]poolShard
 }
 
@@ -29,7 +32,7 @@ type poolShard struct {
 }
 
 func newPoolIndex() *poolIndex {
-	p := &poolIndex{seed: maphash.MakeSeed()}
+	p := &poolIndex{seed: rand.Uint64() | 1}
 	for i := range p.shards {
 		p.shards[i].until = make(map[[16]byte]uint32)
 	}
@@ -37,13 +40,15 @@ func newPoolIndex() *poolIndex {
 }
 
 func (p *poolIndex) shard(a [16]byte) *poolShard {
-	return &p.shards[maphash.Comparable(p.seed, a)%poolShards]
+	h := (binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])) * p.seed
+	return &p.shards[h>>(64-4)] // poolShards is 1<<4
 }
 
 // add keeps a until until. A full shard first drops the address that
 // leaves soonest of a few: the index is bounded, and the newest flagged
 // addresses go in.
 func (p *poolIndex) add(a [16]byte, now, until uint32) {
+	p.used.Store(true)
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -71,6 +76,9 @@ func (sh *poolShard) evict() {
 
 // has reports whether a is in the index at now.
 func (p *poolIndex) has(a [16]byte, now uint32) bool {
+	if !p.used.Load() {
+		return false
+	}
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // Lists of an entry, for listOf.
@@ -160,5 +161,13 @@ func TestNamesAtTheLimits(t *testing.T) {
 	e, _ := New(DefaultConfig())
 	if v := e.Observe(&Observation{Name: escaped + "a", Addrs: []netip.Addr{netip.MustParseAddr("45.0.0.1")}}); v.Skip == SkipNone || e.Len() != 0 {
 		t.Errorf("a name of 1,025 characters was tracked: %+v", v)
+	}
+}
+
+// TestEntrySize keeps an entry at 160 bytes: memory per name, and its
+// first fields' cache lines (see entry), depend on it.
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n != 160 {
+		t.Errorf("an entry is %d bytes, want 160", n)
 	}
 }
