@@ -14,7 +14,7 @@ import (
 // names behind one CDN edge never qualify: their shared addresses are one
 // network, and a CDN's edges are not a flagged name's addresses.
 const (
-	poolShards     = 16 // a power of two (see shard)
+	poolShards     = 16   // a power of two (see shard)
 	poolPerShard   = 4096 // addresses, so 65,536 in all
 	sharedMinAddrs = 2    // shared addresses, at least, in at least two networks
 )
