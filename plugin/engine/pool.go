@@ -12,7 +12,7 @@ import (
 // later name whose answers bring several of them, in several networks, is
 // flagged on that evidence alone, often on its first answer. Many benign
 // names behind one CDN edge never qualify: their shared addresses are one
-// network, and a CDN's edges are not a flagged name's addresses.
+// network, and CDN edges and clouds' front ends never enter the index.
 const (
 	poolShards     = 16   // a power of two (see shard)
 	poolPerShard   = 4096 // addresses, so 65,536 in all
