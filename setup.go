@@ -29,6 +29,9 @@ func setup(c *caddy.Controller) error {
 	}
 	f, err := newFluxguard(cfg, stateKey(c))
 	if err != nil {
+		if cfg.closeASN != nil {
+			cfg.closeASN()
+		}
 		return plugin.Error(pluginName, err)
 	}
 	c.OnStartup(f.start)
@@ -90,8 +93,15 @@ func defaultConfig() config {
 	}
 }
 
-func parse(c *caddy.Controller) (config, error) {
-	cfg := defaultConfig()
+func parse(c *caddy.Controller) (cfg config, err error) {
+	cfg = defaultConfig()
+	defer func() {
+		// asn_db is opened as it is parsed: a later error must not leak it.
+		if err != nil && cfg.closeASN != nil {
+			cfg.closeASN()
+			cfg.closeASN = nil
+		}
+	}()
 	blocks := 0
 	for c.Next() {
 		if blocks++; blocks > 1 {
