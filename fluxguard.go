@@ -377,6 +377,7 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		}
 		sm := (*all)[0] // the engine is shared: its gauges go to the first server
 		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
+		trackedNamesMax.WithLabelValues(sm.server).Set(float64(f.eng.Capacity()))
 		if n := f.eng.Evicted(); n > evicted {
 			namesEvicted.WithLabelValues(sm.server).Add(float64(n - evicted))
 			evicted = n

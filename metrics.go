@@ -35,6 +35,12 @@ var (
 		Name:      "tracked_names",
 		Help:      "Number of names whose state is kept.",
 	}, []string{"server"})
+	trackedNamesMax = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "tracked_names_max",
+		Help:      "Most names (and registered domains) whose state is kept: max_names, plus a quarter with the default profile.",
+	}, []string{"server"})
 	namesEvicted = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,

@@ -6,14 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
+# Debian packages: npm (to fetch the tables below) and prometheus (promtool
+# for the alerting rules' tests, and the server for the end-to-end alert).
+missing=()
+command -v npm >/dev/null || missing+=(npm)
+{ command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+
 # The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
 # full database that asn_db reads, for the tests that run with it.
 version=2.3.2026061719
 data=${FLUXGUARD_ASN_DATA:-$PWD/.cache/ip-location-db-asn-$version}
 if [ ! -f "$data/asn-ipv4.csv" ]; then
-  if ! command -v npm >/dev/null; then
-    apt-get update && apt-get install -y npm
-  fi
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "@ip-location-db/asn@$version" >/dev/null)
   mkdir -p "$data"

@@ -668,6 +668,15 @@ func (e *Engine) Len() int {
 	return n
 }
 
+// Capacity returns the most names and registered domains the engine keeps.
+func (e *Engine) Capacity() int {
+	n := 0
+	for _, sc := range e.scopes() {
+		n += int(sc.st.max.Load())
+	}
+	return n
+}
+
 // Evicted returns how many entries were evicted to respect the caps so far.
 func (e *Engine) Evicted() uint64 {
 	n := uint64(0)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// TestAlertFires runs a real Prometheus server (Debian's prometheus
+// package; scripts/test.sh installs it) with fluxguard's alerting rules
+// (deploy/prometheus), scraping the real binary while fluxsim's flux name
+// is queried, and waits for FluxguardFastFluxDomain to fire for it through
+// Prometheus's HTTP API.
+func TestAlertFires(t *testing.T) {
+	promBin, err := exec.LookPath("prometheus")
+	if err != nil {
+		if os.Getenv("FLUXGUARD_REQUIRE_DATA") != "" {
+			t.Fatal("prometheus is not installed: run scripts/test.sh, which installs it")
+		}
+		t.Skip("prometheus is not installed: scripts/test.sh installs it and runs this")
+	}
+	rules, err := filepath.Abs("../deploy/prometheus/fluxguard-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := startSim(t)
+	dnsAddr, metricsAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	startCoreDNS(t, fmt.Sprintf(`
+%s {
+    bind 127.0.0.1
+    prometheus %s
+    fluxguard {
+        action block
+    }
+    cache 30
+    forward . %s
+}
+`, zoneAt(dnsAddr), metricsAddr, sim.Addr()))
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %s
+scrape_configs:
+  - job_name: coredns
+    static_configs:
+      - targets: ['%s']
+`, rules, metricsAddr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom := exec.Command(promBin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr)
+	log, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom.Stdout, prom.Stderr = log, log
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		prom.Process.Kill()
+		prom.Wait()
+		if t.Failed() {
+			out, _ := os.ReadFile(log.Name())
+			t.Logf("prometheus's log:\n%s", out)
+		}
+	})
+
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
+		query(t, "udp", dnsAddr, "login.fluxy.top.", qtype, true)
+	}
+	if r := query(t, "tcp", dnsAddr, "login.fluxy.top.", dns.TypeA, true); r.Rcode != dns.RcodeRefused {
+		t.Fatalf("login.fluxy.top not blocked:\n%s", r)
+	}
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		firing, err := firingAlerts(promAddr)
+		if err == nil && firing["FluxguardFastFluxDomain/login.fluxy.top"] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FluxguardFastFluxDomain never fired for login.fluxy.top: firing %v, last error %v", firing, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// firingAlerts returns the alerts Prometheus at addr fires, as
+// "alertname/domain".
+func firingAlerts(addr string) (map[string]bool, error) {
+	body := httpGetErr("http://" + addr + "/api/v1/alerts")
+	if body == "" {
+		return nil, fmt.Errorf("no answer from Prometheus at %s", addr)
+	}
+	var resp struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		return nil, err
+	}
+	firing := map[string]bool{}
+	for _, a := range resp.Data.Alerts {
+		if a.State == "firing" {
+			firing[a.Labels["alertname"]+"/"+a.Labels["domain"]] = true
+		}
+	}
+	return firing, nil
+}
