@@ -88,13 +88,35 @@ scrape_configs:
 	for {
 		firing, err := firingAlerts(promAddr)
 		if err == nil && firing["FluxguardFastFluxDomain/login.fluxy.top"] {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("FluxguardFastFluxDomain never fired for login.fluxy.top: firing %v, last error %v", firing, err)
 		}
 		time.Sleep(time.Second)
 	}
+	// The other rules' series are scraped too (the gauges are refreshed
+	// every 10 seconds); names_evicted_total appears with the first eviction.
+	for _, name := range []string{"coredns_fluxguard_actions_total", "coredns_fluxguard_tracked_names",
+		"coredns_fluxguard_tracked_names_max", "coredns_fluxguard_responses_inspected_total", "coredns_dns_requests_total"} {
+		for !hasSeries(promAddr, name) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Prometheus has no %s series", name)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// hasSeries reports whether Prometheus at addr has a series of metric name.
+func hasSeries(addr, name string) bool {
+	var resp struct {
+		Data struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	body := httpGetErr("http://" + addr + "/api/v1/query?query=" + name)
+	return json.Unmarshal([]byte(body), &resp) == nil && len(resp.Data.Result) > 0
 }
 
 // firingAlerts returns the alerts Prometheus at addr fires, as
