@@ -21,6 +21,7 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
+	"github.com/fluxguard/fluxguard/internal/testenv"
 	"github.com/fluxguard/fluxguard/plugin/engine"
 	"github.com/fluxguard/fluxguard/plugin/fluxsim"
 )
@@ -83,21 +84,6 @@ var scenarioProfiles = []struct {
 // for the path in a profile's options.
 const asnDataEnv = "FLUXGUARD_ASN_DATA"
 
-// asnData returns the ASN tables' path, or skips t without them; with
-// FLUXGUARD_REQUIRE_DATA set (scripts/test.sh sets it) their absence fails t.
-func asnData(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv(asnDataEnv)
-	switch {
-	case path != "":
-		return path
-	case os.Getenv("FLUXGUARD_REQUIRE_DATA") != "":
-		t.Fatalf("%s is not set: run scripts/test.sh, which downloads the ASN tables", asnDataEnv)
-	}
-	t.Skipf("%s is not set: scripts/test.sh downloads the ASN tables and runs this", asnDataEnv)
-	return ""
-}
-
 // alwaysBenign are the classes no profile but the seed one may ever flag:
 // the public pools.
 var alwaysBenign = map[string]bool{"ntp-pool": true, "crypto-seeds": true}
@@ -116,7 +102,7 @@ func TestScenarios(t *testing.T) {
 				t.Parallel()
 				options := p.options
 				if strings.Contains(options, asnDataEnv) {
-					options = strings.ReplaceAll(options, asnDataEnv, asnData(t))
+					options = strings.ReplaceAll(options, asnDataEnv, testenv.ASNData(t))
 				}
 				var mod func(*config)
 				if p.prefixesOnly {

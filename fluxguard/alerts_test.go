@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // TestAlertFires runs a real Prometheus server (Debian's prometheus
@@ -18,13 +20,7 @@ import (
 // is queried, and waits for FluxguardFastFluxDomain to fire for it through
 // Prometheus's HTTP API.
 func TestAlertFires(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("FLUXGUARD_REQUIRE_DATA") != "" {
-			t.Fatal("prometheus is not installed: run scripts/test.sh, which installs it")
-		}
-		t.Skip("prometheus is not installed: scripts/test.sh installs it and runs this")
-	}
+	promBin := testenv.Tool(t, "prometheus")
 	rules, err := filepath.Abs("../deploy/prometheus/fluxguard-rules.yml")
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 
+	"github.com/fluxguard/fluxguard/internal/testenv"
 	"github.com/fluxguard/fluxguard/plugin/fluxsim"
 )
 
@@ -41,13 +41,17 @@ func TestRealTraffic(t *testing.T) {
 	}
 	t.Cleanup(func() { sim.Close() })
 
-	for _, tc := range []struct{ name, options string }{
-		{"embedded table", ""},
-		{"asn_db", "asn_db " + os.Getenv("FLUXGUARD_ASN_DATA")},
+	for _, tc := range []struct {
+		name  string
+		asnDB bool
+	}{
+		{"embedded table", false},
+		{"asn_db", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "asn_db" {
-				requireASNData(t)
+			options := ""
+			if tc.asnDB {
+				options = "asn_db " + testenv.ASNData(t)
 			}
 			addr := freeAddr(t)
 			startCoreDNS(t, fmt.Sprintf(`
@@ -59,7 +63,7 @@ func TestRealTraffic(t *testing.T) {
     }
     forward . %s
 }
-`, zoneAt(addr), tc.options, sim.Addr()))
+`, zoneAt(addr), options, sim.Addr()))
 			for _, c := range classes {
 				blocked, domains := askClass(t, addr, c)
 				rate := 100 * float64(len(blocked)) / float64(domains)
@@ -108,17 +112,4 @@ func askClass(t *testing.T, addr string, c fluxsim.Class) (blocked []string, dom
 		}
 	}
 	return blocked, domains
-}
-
-// requireASNData skips t without FLUXGUARD_ASN_DATA, or fails it when
-// FLUXGUARD_REQUIRE_DATA is set (scripts/test.sh sets both).
-func requireASNData(t *testing.T) {
-	t.Helper()
-	switch {
-	case os.Getenv("FLUXGUARD_ASN_DATA") != "":
-	case os.Getenv("FLUXGUARD_REQUIRE_DATA") != "":
-		t.Fatal("FLUXGUARD_ASN_DATA is not set: run scripts/test.sh, which downloads the ASN tables")
-	default:
-		t.Skip("FLUXGUARD_ASN_DATA is not set: scripts/test.sh downloads the ASN tables and runs this")
-	}
 }

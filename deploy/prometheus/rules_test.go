@@ -3,21 +3,16 @@
 package prometheus
 
 import (
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // TestRules runs `promtool check rules` and `promtool test rules`
 // (Debian's prometheus package; scripts/test.sh installs it).
 func TestRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("FLUXGUARD_REQUIRE_DATA") != "" {
-			t.Fatal("promtool is not installed: run scripts/test.sh, which installs it")
-		}
-		t.Skip("promtool is not installed: scripts/test.sh installs it and runs this")
-	}
+	promtool := testenv.Tool(t, "promtool")
 	for _, args := range [][]string{
 		{"check", "rules", "fluxguard-rules.yml"},
 		{"test", "rules", "fluxguard-rules.test.yml"},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // required are the operators the table must have, with the least number of
@@ -285,15 +287,12 @@ func TestDecodeOperatorsErrors(t *testing.T) {
 }
 
 // fullTable loads the dataset that FLUXGUARD_ASN_DATA names, once.
-var fullTable = sync.OnceValues(func() (*Table, error) {
-	return Open(os.Getenv("FLUXGUARD_ASN_DATA"))
-})
+var fullTable = sync.OnceValues(func() (*Table, error) { return Open(os.Getenv("FLUXGUARD_ASN_DATA")) })
 
+// needData returns the full dataset, or skips tb without it (see testenv).
 func needData(tb testing.TB) *Table {
 	tb.Helper()
-	if os.Getenv("FLUXGUARD_ASN_DATA") == "" {
-		tb.Skip("FLUXGUARD_ASN_DATA is not set: run `npm pack @ip-location-db/asn@2.3.2026061719`, unpack it (tar xzf ip-location-db-asn-*.tgz), and set FLUXGUARD_ASN_DATA to the package directory")
-	}
+	testenv.ASNData(tb)
 	t, err := fullTable()
 	if err != nil {
 		tb.Fatal(err)
