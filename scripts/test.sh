@@ -30,3 +30,5 @@ export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
 
 go version
 go test -race ./... "$@"
+# The dashboard's test is a module of its own (it needs Prometheus's parser).
+(cd deploy/grafana && go test ./... "$@")
