@@ -12,7 +12,9 @@ missing=()
 command -v npm >/dev/null || missing+=(npm)
 { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
 
 # The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
