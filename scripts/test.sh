@@ -6,16 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-# Debian packages: npm (to fetch the tables below) and prometheus (promtool
-# for the alerting rules' tests, and the server for the end-to-end alert).
-missing=()
-command -v npm >/dev/null || missing+=(npm)
-{ command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-fi
+# Debian packages: prometheus (promtool for the alerting rules' tests, and
+# the server for the end-to-end alert) and, where Node.js did not bring it,
+# npm (to fetch the tables below). Each is installed on its own: Debian's
+# npm conflicts with a Node.js that bundles its own.
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+apt_install() {
+  [ -n "${apt_updated:-}" ] || { $sudo apt-get update && apt_updated=1; }
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+{ command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
+command -v npm >/dev/null || apt_install npm
 
 # The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
 # full database that asn_db reads, for the tests that run with it.
