@@ -416,7 +416,7 @@ func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bo
 	until := now + e.window
 	add := func(addr [16]byte) {
 		if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
-			e.pools.add(addr, now, until)
+			e.pools.add(addr, until)
 		}
 	}
 	if !all {

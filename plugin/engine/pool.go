@@ -47,8 +47,10 @@ func (p *poolIndex) shard(a [16]byte) *poolShard {
 // add keeps a until until. A full shard first drops the address that
 // leaves soonest of a few: the index is bounded, and the newest flagged
 // addresses go in.
-func (p *poolIndex) add(a [16]byte, now, until uint32) {
-	p.used.Store(true)
+func (p *poolIndex) add(a [16]byte, until uint32) {
+	if !p.used.Load() {
+		p.used.Store(true)
+	}
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -49,8 +49,8 @@ func TestSharedPool(t *testing.T) {
 func TestSharedPoolOneNetwork(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
-	e.pools.add(netip.MustParseAddr("151.101.1.1").As16(), 0, ^uint32(0))
-	e.pools.add(netip.MustParseAddr("151.101.65.1").As16(), 0, ^uint32(0))
+	e.pools.add(netip.MustParseAddr("151.101.1.1").As16(), ^uint32(0))
+	e.pools.add(netip.MustParseAddr("151.101.65.1").As16(), ^uint32(0))
 	for i := range 20 {
 		clk.add(time.Second)
 		v := e.Observe(&Observation{Name: fmt.Sprintf("www.site%d.com", i), Addrs: addrs("151.101.1.1", "151.101.65.1"), MinTTL: 60})
@@ -64,7 +64,7 @@ func TestSharedPoolOneNetwork(t *testing.T) {
 func TestPoolIndexBounded(t *testing.T) {
 	p := newPoolIndex()
 	for i := range 3 * poolShards * poolPerShard {
-		p.add(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).As16(), 10, 20)
+		p.add(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).As16(), 20)
 	}
 	if n := p.len(); n > poolShards*poolPerShard {
 		t.Errorf("%d addresses indexed, cap %d", n, poolShards*poolPerShard)
