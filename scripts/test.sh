@@ -34,5 +34,8 @@ export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
 
 go version
 go test -race ./... "$@"
-# The dashboard's test is a module of its own (it needs Prometheus's parser).
-(cd deploy/grafana && go test ./... "$@")
+# The deploy tests are modules of their own (Prometheus's parser, the
+# Kubernetes and Prometheus Operator types), kept out of the plugin's.
+for mod in deploy/*/go.mod; do
+  (cd "$(dirname "$mod")" && go test ./... "$@")
+done

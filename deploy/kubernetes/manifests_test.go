@@ -1,0 +1,86 @@
+// Package kubernetes holds the manifests that replace a cluster's CoreDNS
+// with the fluxguard build. Its test decodes each strictly into the API
+// types of Kubernetes and of the Prometheus Operator, so that a misspelt
+// or misplaced field fails. It is a module of its own, so that the plugin
+// does not depend on the operator's types. (fluxguard/kubernetes_test.go
+// runs the ConfigMap's Corefile with the real binary.)
+package kubernetes
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// decode reads file strictly into obj.
+func decode(t *testing.T, file string, obj any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, obj); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+func TestConfigMap(t *testing.T) {
+	var cm corev1.ConfigMap
+	decode(t, "coredns-configmap.yaml", &cm)
+	corefile := cm.Data["Corefile"]
+	if cm.Kind != "ConfigMap" || cm.Name != "coredns" || cm.Namespace != "kube-system" {
+		t.Errorf("ConfigMap %s/%s of kind %s", cm.Namespace, cm.Name, cm.Kind)
+	}
+	for _, want := range []string{"kubernetes cluster.local", "fluxguard {", "action log", "report :9254", "prometheus :9153", "cache 30"} {
+		if !strings.Contains(corefile, want) {
+			t.Errorf("the Corefile has no %q", want)
+		}
+	}
+}
+
+func TestDeploymentPatch(t *testing.T) {
+	var d appsv1.Deployment
+	decode(t, "deployment-patch.yaml", &d)
+	c := d.Spec.Template.Spec.Containers
+	if d.Name != "coredns" || len(c) != 1 || c[0].Name != "coredns" || !strings.Contains(c[0].Image, "coredns-fluxguard") {
+		t.Fatalf("patch %s: containers %+v", d.Name, c)
+	}
+	if !slices.ContainsFunc(c[0].Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == 9254 }) {
+		t.Error("the report port is not declared")
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	var np networkingv1.NetworkPolicy
+	decode(t, "networkpolicy.yaml", &np)
+	if np.Spec.PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
+		t.Errorf("selects %v", np.Spec.PodSelector.MatchLabels)
+	}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port.IntValue() == 9254 && (len(rule.From) == 0 || rule.From[0].NamespaceSelector == nil) {
+				t.Error("the report port is open beyond the cluster's pods")
+			}
+		}
+	}
+}
+
+func TestMonitors(t *testing.T) {
+	var sm monitoringv1.ServiceMonitor
+	decode(t, "servicemonitor.yaml", &sm)
+	var pm monitoringv1.PodMonitor
+	decode(t, "podmonitor.yaml", &pm)
+	if sm.Spec.Selector.MatchLabels["k8s-app"] != "kube-dns" || len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" {
+		t.Errorf("ServiceMonitor %+v", sm.Spec)
+	}
+	if pm.Spec.Selector.MatchLabels["k8s-app"] != "kube-dns" || len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port == nil || *pm.Spec.PodMetricsEndpoints[0].Port != "metrics" {
+		t.Errorf("PodMonitor %+v", pm.Spec)
+	}
+}
