@@ -31,14 +31,12 @@ type Operator struct {
 // net maps an operator to the one whose network it is (itself, but for an
 // operator that is a brand of another).
 type operatorSet struct {
-	ops      []Operator
-	net      []uint8
-	asns     []uint32
-	asnOp    []uint8
-	lo4, hi4 []uint32
-	op4      []uint8
-	lo6, hi6 []uint64
-	op6      []uint8
+	ops   []Operator
+	net   []uint8
+	asns  []uint32
+	asnOp []uint8
+	bounds
+	op4, op6 []uint8
 }
 
 var operatorTable = sync.OnceValue(func() *operatorSet {
@@ -57,24 +55,14 @@ func Operators() []Operator { return slices.Clone(operatorTable().ops) }
 // IPv4-mapped IPv6 address is looked up as IPv4.
 func OperatorOf(a netip.Addr) (Operator, bool) {
 	s := operatorTable()
-	if a.Is4In6() {
-		a = a.Unmap()
-	}
-	if a.Is4() {
-		b := a.As4()
-		x := binary.BigEndian.Uint32(b[:])
-		if i := find(s.lo4, x); i >= 0 && x <= s.hi4[i] {
-			return s.ops[s.net[s.op4[i]]], true
-		}
+	switch i, v6 := s.index(a); {
+	case i < 0:
 		return Operator{}, false
+	case v6:
+		return s.ops[s.net[s.op6[i]]], true
+	default:
+		return s.ops[s.net[s.op4[i]]], true
 	}
-	if a.Is6() {
-		x := hi64(a)
-		if i := find(s.lo6, x); i >= 0 && x <= s.hi6[i] {
-			return s.ops[s.net[s.op6[i]]], true
-		}
-	}
-	return Operator{}, false
 }
 
 // frontDoors are the operators whose addresses many unrelated names share:

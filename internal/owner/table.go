@@ -25,33 +25,50 @@ import (
 // and end addresses), which is as fine as routing goes and halves the
 // memory. A Table is read-only once built and safe for concurrent use.
 type Table struct {
+	bounds
+	asn4, asn6 []uint32
+}
+
+// bounds are sorted, non-overlapping inclusive ranges in parallel slices:
+// IPv4 addresses, and the first 64 bits of IPv6 ones.
+type bounds struct {
 	lo4, hi4 []uint32
-	asn4     []uint32
 	lo6, hi6 []uint64
-	asn6     []uint32
+}
+
+// index returns the index of the range that holds a, in the IPv4 or (v6)
+// the IPv6 slices, or -1. An IPv4-mapped IPv6 address is looked up as IPv4.
+func (b *bounds) index(a netip.Addr) (i int, v6 bool) {
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
+	switch {
+	case a.Is4():
+		b4 := a.As4()
+		x := binary.BigEndian.Uint32(b4[:])
+		if i := find(b.lo4, x); i >= 0 && x <= b.hi4[i] {
+			return i, false
+		}
+	case a.Is6():
+		x := hi64(a)
+		if i := find(b.lo6, x); i >= 0 && x <= b.hi6[i] {
+			return i, true
+		}
+	}
+	return -1, false
 }
 
 // Lookup returns the ASN of a, 0 when the table does not know it. An
 // IPv4-mapped IPv6 address is looked up as IPv4.
 func (t *Table) Lookup(a netip.Addr) uint32 {
-	if a.Is4In6() {
-		a = a.Unmap()
-	}
-	if a.Is4() {
-		b := a.As4()
-		x := binary.BigEndian.Uint32(b[:])
-		if i := find(t.lo4, x); i >= 0 && x <= t.hi4[i] {
-			return t.asn4[i]
-		}
+	switch i, v6 := t.index(a); {
+	case i < 0:
 		return 0
+	case v6:
+		return t.asn6[i]
+	default:
+		return t.asn4[i]
 	}
-	if a.Is6() {
-		x := hi64(a)
-		if i := find(t.lo6, x); i >= 0 && x <= t.hi6[i] {
-			return t.asn6[i]
-		}
-	}
-	return 0
 }
 
 // Len returns the number of IPv4 and IPv6 ranges in the table.
