@@ -16,7 +16,7 @@ import (
 	coretest "github.com/coredns/coredns/test"
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 func init() {

@@ -1,6 +1,6 @@
 // Package fluxguard is a CoreDNS plugin that catches fast-flux domains
 // (MITRE ATT&CK T1568.001) inline: it inspects the answers that pass through
-// it, keeps per-name IP churn state in plugin/engine, and logs, tags, counts,
+// it, keeps per-name IP churn state in internal/engine, and logs, tags, counts,
 // blocks or sinkholes the names whose score crosses the threshold.
 package fluxguard
 
@@ -18,7 +18,7 @@ import (
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
 
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 var log = clog.NewWithPlugin(pluginName)

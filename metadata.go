@@ -7,7 +7,7 @@ import (
 	"github.com/coredns/coredns/plugin/metadata"
 	"github.com/coredns/coredns/request"
 
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // Metadata labels, set for every inspected A/AAAA answer. They need the

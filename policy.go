@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // parseRules reads "NAME... [until TIME]" arguments into rules.

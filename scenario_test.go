@@ -22,8 +22,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/testenv"
-	"github.com/fluxguard/fluxguard/plugin/engine"
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
 )
 
 // The scenario suite runs the real handler, in block mode, in front of a

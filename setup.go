@@ -15,7 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/owner"
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 const pluginName = "fluxguard"

@@ -11,7 +11,7 @@ import (
 	"github.com/coredns/caddy"
 
 	"github.com/fluxguard/fluxguard/internal/owner"
-	"github.com/fluxguard/fluxguard/plugin/engine"
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // engines holds each server block's engine across Corefile reloads, keyed

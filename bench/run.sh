@@ -53,7 +53,7 @@ setup() {  # dnsperf and curl (apt) and the binary (go build is cached, so alway
     "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
       { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
-  mkdir -p bin bench/results && go build -o "$BIN" ./fluxguard && go build -o "$PAIRLAT" ./bench/pairlat
+  mkdir -p bin bench/results && go build -o "$BIN" ./cmd/coredns-fluxguard && go build -o "$PAIRLAT" ./bench/pairlat
 }
 
 port_busy() { command -v ss >/dev/null && ss -Hltun "sport = :$1" | grep -q .; }
@@ -424,7 +424,7 @@ soak() {
     echo "- $(pf "$(awk -v l="$rss_last" -v r="$rss_60" 'BEGIN {if (l <= 1.5 * r) print 1}')") RSS last <= 1.5 x RSS at ${at60} s ($(mib "$rss_last") <= $(mib "$((rss_60 * 3 / 2))"))"
     echo "- $(pf "$([ "$tracked_max" -le "$cap" ] && echo 1)") tracked names max <= max_names + max_names/4 ($tracked_max <= $cap)"
     echo
-    echo "dnsperf counts each response once, so duplicate replies are not visible here: \`go test -run TestSoak ./fluxguard\` checks them."
+    echo "dnsperf counts each response once, so duplicate replies are not visible here: \`go test -run TestSoak ./test/e2e\` checks them."
     echo; echo "Samples (every 10 s; the last two: end of load, then idle 11 s later):"; echo
     echo "| t (s) | RSS | goroutines | tracked names |"; echo "|---|---|---|---|"
     awk '{printf "| %d | %.1f MiB | %d | %d |\n", $1, $2 / 1024, $3, $4}' "$TMP/samples.txt"

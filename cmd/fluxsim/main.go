@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/testenv"
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
 )
 
 // trafficRounds is how many times each domain is asked, once a round: its

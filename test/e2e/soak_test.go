@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
 )
 
 // Soak parameters. The duration comes from FLUXGUARD_SOAK (a Go duration or

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -17,7 +17,7 @@ import (
 // then starts unsynced): the cluster's names still go to the kubernetes
 // plugin, and fluxguard, in monitor mode, reports a flux name.
 func TestKubernetesCorefile(t *testing.T) {
-	b, err := os.ReadFile("../deploy/kubernetes/coredns-configmap.yaml")
+	b, err := os.ReadFile("../../deploy/kubernetes/coredns-configmap.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

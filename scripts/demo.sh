@@ -11,9 +11,9 @@ export PATH="$PATH:/usr/local/go/bin"
 bin=bin
 mkdir -p "$bin"
 echo "== building (the first build of CoreDNS takes a few minutes)"
-go build -o "$bin/coredns-fluxguard" ./fluxguard
-go build -o "$bin/fluxsim" ./plugin/fluxsim/cmd/fluxsim
-go build -o "$bin/dnsq" ./plugin/fluxsim/cmd/dnsq
+go build -o "$bin/coredns-fluxguard" ./cmd/coredns-fluxguard
+go build -o "$bin/fluxsim" ./cmd/fluxsim
+go build -o "$bin/dnsq" ./cmd/dnsq
 
 log=$(mktemp)
 pids=()

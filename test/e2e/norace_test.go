@@ -1,6 +1,6 @@
 //go:build !race
 
-package main
+package e2e
 
 // raceEnabled tells that the test runs with -race.
 const raceEnabled = false

@@ -1,4 +1,6 @@
-package main
+// Package e2e runs the real CoreDNS binary with fluxguard (cmd/coredns-fluxguard)
+// in front of real DNS servers on loopback, and queries it as clients do.
+package e2e
 
 import (
 	"bytes"
@@ -20,8 +22,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/plugin/engine"
-	"github.com/fluxguard/fluxguard/plugin/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
 )
 
 // TestEndToEnd builds the real CoreDNS binary with fluxguard, starts it in
@@ -303,7 +305,7 @@ func (c *coreDNS) waitLog(t *testing.T, want string) {
 	t.Fatalf("log lacks %q; log:\n%s", want, c)
 }
 
-// binaryBuild is one build of this package's binary, made once per test
+// binaryBuild is one build of cmd/coredns-fluxguard, made once per test
 // run.
 type binaryBuild struct {
 	once sync.Once
@@ -314,13 +316,13 @@ type binaryBuild struct {
 // builds are the plain build and the -race one.
 var builds [2]binaryBuild
 
-// buildBinary builds this package's binary once per test run, with -race
+// buildBinary builds cmd/coredns-fluxguard once per test run, with -race
 // when the test itself runs with it: the end-to-end tests then check
 // CoreDNS and fluxguard for races too, and since the packages are in the
 // build cache from compiling this test, the build is mostly a link.
 func buildBinary(t *testing.T) string { return coreDNSBinary(t, raceEnabled, 0) }
 
-// coreDNSBinary builds this package's binary, with -race if race, once per
+// coreDNSBinary builds cmd/coredns-fluxguard, with -race if race, once per
 // test run. The build gets its own timeout: 15 minutes (a cold race build
 // of CoreDNS takes minutes), or less, so as to leave after (the time the
 // caller needs once it is built) and 30 seconds before the test deadline.
@@ -350,7 +352,7 @@ func coreDNSBinary(t *testing.T, race bool, after time.Duration) string {
 		defer cancel()
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		cmd, start := "go "+strings.Join(args, " "), time.Now()
-		out, err := exec.CommandContext(ctx, goBin, append(args, "-o", b.path, ".")...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, goBin, append(args, "-o", b.path, "../../cmd/coredns-fluxguard")...).CombinedOutput()
 		switch {
 		case ctx.Err() != nil:
 			b.err = fmt.Errorf("%s: timed out after %v\n%s", cmd, timeout, out)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -21,7 +21,7 @@ import (
 // Prometheus's HTTP API.
 func TestAlertFires(t *testing.T) {
 	promBin := testenv.Tool(t, "prometheus")
-	rules, err := filepath.Abs("../deploy/prometheus/fluxguard-rules.yml")
+	rules, err := filepath.Abs("../../deploy/prometheus/fluxguard-rules.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
