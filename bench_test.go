@@ -41,7 +41,7 @@ const benchNames = 1024
 
 // BenchmarkServeDNS is fluxguard's handler on tracked names' 4-address
 // answers, each the same as the name's last: counted before it is
-// answered, as a repeat (engine.Recall), in monitor mode and with
+// answered, as a repeat (engine.Precheck), in monitor mode and with
 // block, and, with the metadata plugin, captured, observed and scored
 // every time.
 func BenchmarkServeDNS(b *testing.B) {
@@ -56,7 +56,7 @@ func benchmarkServeDNS(b *testing.B, action action, metadata bool) {
 		b.Fatal(err)
 	}
 	f.cfg.zones, f.cfg.action = []string{"."}, action
-	f.metadata.Store(metadata)
+	f.labelsWanted.Store(metadata)
 	// Answers are precomputed so that only fluxguard's work is measured.
 	reqs, answers := make([]*dns.Msg, benchNames), make([]*dns.Msg, benchNames)
 	for i := range reqs {

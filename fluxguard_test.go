@@ -847,12 +847,16 @@ func TestUpstreamReserve(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, _ := newTestFluxguard(t, "fluxguard .")
-			f.metadata.Store(tc.metadata)
+			f.labelsWanted.Store(tc.metadata)
 			ctx := newContext(serverLabel(t))
 			f.ServeDNS(ctx, dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("www.example.org.", dns.TypeA))
-			c, answered, upstream := f.capture(ctx, &test.ResponseWriter{}, newQuery(tc.query, tc.qtype))
-			if answered || upstream != tc.want {
-				t.Errorf("capture = %v, %t, %t; want upstream %t", c, answered, upstream, tc.want)
+			r := newQuery(tc.query, tc.qtype)
+			upstream := false
+			if name, ok := f.inspectedName(r); ok {
+				_, upstream = f.precheck(f.metricsFor(ctx), r, name, netip.Addr{})
+			}
+			if upstream != tc.want {
+				t.Errorf("Expected upstream %t, got %t", tc.want, upstream)
 			}
 		})
 	}
@@ -1309,7 +1313,7 @@ func TestObserve(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var obs engine.Observation
-			obs.Addrs, obs.MinTTL, obs.Chain = observe(tc.m, new([maxAnswerAddrs]netip.Addr), new([maxChain]string))
+			obs.Addrs, obs.MinTTL, obs.Chain = answerAddrs(tc.m, new([maxAnswerAddrs]netip.Addr), new([maxChain]string))
 			ok := len(obs.Addrs) > 0
 			if ok != (tc.want != nil) {
 				t.Fatalf("Expected evidence %t, got %t (addrs %v)", tc.want != nil, ok, obs.Addrs)
@@ -1335,7 +1339,7 @@ func TestObserve(t *testing.T) {
 // and the IPv4 address it carries are one address to the engine.
 func TestObserveMappedCountsAsIPv4(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard .")
-	f.metadata.Store(true) // full verdicts, as the metadata plugin gets: the second answer repeats the first
+	f.labelsWanted.Store(true) // full verdicts, as the metadata plugin gets: the second answer repeats the first
 	var v engine.Verdict
 	for _, m := range []*dns.Msg{
 		{MsgHdr: dns.MsgHdr{Response: true}, Question: []dns.Question{{Name: "c2.evil.tk.", Qtype: dns.TypeA, Qclass: dns.ClassINET}},
@@ -1344,7 +1348,7 @@ func TestObserveMappedCountsAsIPv4(t *testing.T) {
 			Answer: []dns.RR{test.AAAA("c2.evil.tk. 60 IN AAAA ::ffff:45.0.0.1")}},
 	} {
 		var ok bool
-		if v, ok = f.inspect(context.Background(), newServerMetrics("", actionLog), "c2.evil.tk", netip.Addr{}, m); !ok {
+		if v, ok = f.observeAnswer(context.Background(), newServerMetrics("", actionLog), "c2.evil.tk", netip.Addr{}, m); !ok {
 			t.Fatalf("Expected evidence from %s", m)
 		}
 	}

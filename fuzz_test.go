@@ -34,7 +34,7 @@ func FuzzObserve(f *testing.F) {
 			return
 		}
 		var buf [maxAnswerAddrs]netip.Addr
-		addrs, _, _ := observe(m, &buf, new([maxChain]string))
+		addrs, _, _ := answerAddrs(m, &buf, new([maxChain]string))
 		if len(addrs) > maxAnswerAddrs {
 			t.Fatalf("%d addresses", len(addrs))
 		}
@@ -44,7 +44,7 @@ func FuzzObserve(f *testing.F) {
 			}
 		}
 		if len(m.Question) == 1 { // as the handler names it
-			fg.inspect(context.Background(), sm, engine.Normalize(m.Question[0].Name), netip.MustParseAddr("10.0.0.1"), m)
+			fg.observeAnswer(context.Background(), sm, engine.Normalize(m.Question[0].Name), netip.MustParseAddr("10.0.0.1"), m)
 		}
 	})
 }

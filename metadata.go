@@ -30,8 +30,8 @@ type verdictMetaKey struct{}
 // Metadata implements metadata.Provider. The metadata plugin calls it
 // before the chain runs; without that plugin fluxguard costs nothing here.
 func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Context {
-	if !f.metadata.Load() { // a store on every query would bounce the cache line between cores
-		f.metadata.Store(true)
+	if !f.labelsWanted.Load() { // a store on every query would bounce the cache line between cores
+		f.labelsWanted.Store(true)
 	}
 	vm := &verdictMeta{}
 	metadata.SetValueFunc(ctx, metaLevel, vm.level)
@@ -44,7 +44,7 @@ func (f *Fluxguard) Metadata(ctx context.Context, _ request.Request) context.Con
 // looks for them only once the metadata plugin has asked for them: the
 // look-up walks the whole context.
 func (f *Fluxguard) setMetadata(ctx context.Context, v engine.Verdict) {
-	if !f.metadata.Load() {
+	if !f.labelsWanted.Load() {
 		return
 	}
 	if vm, ok := ctx.Value(verdictMetaKey{}).(*verdictMeta); ok {

@@ -1,9 +1,11 @@
 package fluxguard
 
 import (
+	"context"
 	"sync"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -141,4 +143,41 @@ func (g *flaggedGauge) clear() {
 		flaggedDomain.DeleteLabelValues(g.server, n)
 	}
 	g.shown = map[string]struct{}{}
+}
+
+// metricsFor returns the counters of the server serving ctx, made once per
+// server rather than once per query. A server block that listens on
+// several addresses (bind) is as many servers sharing this handler.
+func (f *Fluxguard) metricsFor(ctx context.Context) *serverMetrics {
+	server := metrics.WithServer(ctx)
+	if sm := serverIn(f.metrics.Load(), server); sm != nil {
+		return sm
+	}
+	f.adding.Lock()
+	defer f.adding.Unlock()
+	old := f.metrics.Load()
+	if sm := serverIn(old, server); sm != nil { // added meanwhile
+		return sm
+	}
+	var all []*serverMetrics
+	if old != nil {
+		all = append(all, *old...)
+	}
+	sm := newServerMetrics(server, f.cfg.action)
+	all = append(all, sm)
+	f.metrics.Store(&all)
+	return sm
+}
+
+// serverIn returns the counters of server in all, or nil.
+func serverIn(all *[]*serverMetrics, server string) *serverMetrics {
+	if all == nil {
+		return nil
+	}
+	for _, sm := range *all {
+		if sm.server == server {
+			return sm
+		}
+	}
+	return nil
 }

@@ -21,9 +21,9 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/internal/testenv"
 	"github.com/fluxguard/fluxguard/internal/engine"
 	"github.com/fluxguard/fluxguard/internal/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // The scenario suite runs the real handler, in block mode, in front of a

@@ -14,8 +14,8 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/owner"
 )
 
 const pluginName = "fluxguard"

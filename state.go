@@ -10,8 +10,8 @@ import (
 
 	"github.com/coredns/caddy"
 
-	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/owner"
 )
 
 // engines holds each server block's engine across Corefile reloads, keyed

@@ -23,11 +23,11 @@ type Observation struct {
 	Chain  []string     // the CNAME targets from Name to the addresses, normalized
 	NS     []string     // name servers of the name's zone seen in the answer
 
-	// Brief tells that the caller reads only the verdict's Level, Prev
+	// LevelOnly tells that the caller reads only the verdict's Level, Prev
 	// and Skip: an answer repeating the name's last one is then counted
 	// without being judged again when that cannot change the level (see
 	// recent).
-	Brief bool
+	LevelOnly bool
 }
 
 // Engine tracks names and scores them. It is safe for concurrent use.
@@ -306,7 +306,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	sh, k := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if o.Brief && st == e.st {
+	if o.LevelOnly && st == e.st {
 		if v, ok := e.repeat(sh, k, o, a, now); ok {
 			return v, false, noDomain
 		}

@@ -28,7 +28,7 @@ const (
 // repeat counts o, an answer with evidence a, as a repeat of the last one
 // recorded in sh for key k, and returns its verdict, when it repeats it
 // (see recent); it reports false for an answer to record. The verdict
-// holds the level only: o.Brief asked for no more.
+// holds the level only: o.LevelOnly asked for no more.
 func (e *Engine) repeat(sh *shard, k key, o *Observation, a *answer, now uint32) (Verdict, bool) {
 	s := sh.index.get(k)
 	if s == nil {
@@ -50,9 +50,9 @@ func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
 		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
 }
 
-// Recall is what the engine recalls of a name when a query for it comes,
-// before it is answered (see Engine.Recall).
-type Recall struct {
+// Precheck is what the engine recalls of a name when a query for it comes,
+// before it is answered (see Engine.Precheck).
+type Precheck struct {
 	// Repeat tells that the query was counted, under Level, as a repeat
 	// of the name's last answer: its answer is not to be observed.
 	Repeat bool
@@ -63,41 +63,41 @@ type Recall struct {
 	New bool
 }
 
-// Recall looks name up as a query for it from client (invalid for none)
+// Precheck looks name up as a query for it from client (invalid for none)
 // comes, before it is answered. It tells a name neither tracked nor
-// skipped (Recall.New), and counts a query whose answer is taken to
-// repeat the name's last one (Recall.Repeat): in this second, an answer
+// skipped (Precheck.New), and counts a query whose answer is taken to
+// repeat the name's last one (Precheck.Repeat): in this second, an answer
 // to that client of the same family (AAAA if v6, A otherwise) was judged,
 // steady (see recent), and at least one more was seen to repeat it.
 // Answers that rotate are all read; one that changes after a repeat in
 // the same second (a cache entry renewed then) is not, and the first
 // query of a later second reads the name's answer again. A flagged name's
 // answers are all read, for a caller that replaces them. The caller must
-// need no more than a brief verdict (Observation.Brief).
-func (e *Engine) Recall(name string, v6 bool, client netip.Addr) Recall {
-	rc, tracked := e.recall(name, v6, client)
+// need no more than a brief verdict (Observation.LevelOnly).
+func (e *Engine) Precheck(name string, v6 bool, client netip.Addr) Precheck {
+	rc, tracked := e.precheck(name, v6, client)
 	if !tracked {
 		rc.New = e.Skipped(name, nil) == SkipNone
 	}
 	return rc
 }
 
-// recall is Recall's part under the shard's lock; it also reports whether
+// recall is Precheck's part under the shard's lock; it also reports whether
 // name is tracked.
-func (e *Engine) recall(name string, v6 bool, client netip.Addr) (Recall, bool) {
+func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bool) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.index.get(k)
 	if s == nil {
-		return Recall{}, false
+		return Precheck{}, false
 	}
 	r := &s.recent
 	if r.repeats == 0 || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
-		return Recall{}, true
+		return Precheck{}, true
 	}
 	r.repeats++
-	return Recall{Repeat: true, Level: r.level}, true
+	return Precheck{Repeat: true, Level: r.level}, true
 }
 
 // remember keeps en's last answer, judged v at now, in its slot, of key k

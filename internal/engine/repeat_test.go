@@ -33,12 +33,12 @@ func queriesOf(t *testing.T, e *Engine, name string) int {
 	return q
 }
 
-// TestBriefRepeats drives the same answers through two engines, one asked
+// TestLevelOnlyRepeats drives the same answers through two engines, one asked
 // for brief verdicts, and checks that they agree on every level and on
 // the state, and that the brief one counts the answers that repeat the
 // last one in its slot, without judging them again, only when that
 // cannot change the level.
-func TestBriefRepeats(t *testing.T) {
+func TestLevelOnlyRepeats(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
 	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
@@ -82,7 +82,7 @@ func TestBriefRepeats(t *testing.T) {
 		for i := range s.answers {
 			o := Observation{Name: s.domain, Client: client, Addrs: s.addrs, NS: s.ns, MinTTL: 30}
 			want := full.Observe(&o)
-			o.Brief = true
+			o.LevelOnly = true
 			v = brief.Observe(&o)
 			if v.Level != want.Level || v.Prev != want.Prev || v.Skip != want.Skip {
 				t.Fatalf("%s, answer %d: brief %s (from %s, skip %d), full %s (from %s, skip %d)",
@@ -108,16 +108,16 @@ func TestBriefRepeats(t *testing.T) {
 	}
 }
 
-// TestRecall checks which queries Recall counts before they are answered,
+// TestPrecheck checks which queries Precheck counts before they are answered,
 // that the queries it counts reach the name's state, and which names it
 // finds new.
-func TestRecall(t *testing.T) {
+func TestPrecheck(t *testing.T) {
 	benign := addrs("45.1.0.1", "46.1.0.1") // fewer than min_ips: steady at once
 	fluxSet := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
 	// With the seed profile, x.evil.tk scores 2 (its TLD and its short
 	// SLD) and is flagged as a candidate; x.example.net scores 1.
 	const name, flux = "x.example.net", "x.evil.tk"
-	repeat := func(l Level) Recall { return Recall{Repeat: true, Level: l} }
+	repeat := func(l Level) Precheck { return Precheck{Repeat: true, Level: l} }
 	for _, tc := range []struct {
 		name     string
 		set      []netip.Addr
@@ -128,19 +128,19 @@ func TestRecall(t *testing.T) {
 		v6       bool
 		client   string // "" for none
 		primed   Level  // the answered name's level, once primed
-		want     Recall
+		want     Precheck
 	}{
 		{"same family, second and client", benign, name, 2, 0, name, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
 		{"no client", benign, name, 2, 0, name, false, "", LevelNone, repeat(LevelNone)},
-		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, Recall{}},
-		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, Recall{}},
-		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, Recall{}},
-		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, Recall{}},
-		{"a name not tracked: new", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, Recall{New: true}},
-		{"an excluded name: not new", benign, name, 2, 0, "printer.corp", false, "10.0.0.1", LevelNone, Recall{}},
+		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, Precheck{}},
+		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, Precheck{}},
+		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"a name not tracked: new", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, Precheck{New: true}},
+		{"an excluded name: not new", benign, name, 2, 0, "printer.corp", false, "10.0.0.1", LevelNone, Precheck{}},
 		// The third answer makes the name a candidate, the fourth repeats it.
 		{"a suspicious name", fluxSet, name, 4, 0, name, false, "10.0.0.1", LevelSuspicious, repeat(LevelSuspicious)},
-		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, Recall{}},
+		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, Precheck{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
@@ -148,7 +148,7 @@ func TestRecall(t *testing.T) {
 			first := netip.MustParseAddr("10.0.0.1")
 			var v Verdict
 			for range tc.primes {
-				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Brief: true})
+				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, LevelOnly: true})
 			}
 			if v.Level != tc.primed {
 				t.Fatalf("primed to %s, want %s", v.Level, tc.primed)
@@ -158,8 +158,8 @@ func TestRecall(t *testing.T) {
 			if tc.client != "" {
 				client = netip.MustParseAddr(tc.client)
 			}
-			if got := e.Recall(tc.query, tc.v6, client); got != tc.want {
-				t.Fatalf("Recall = %+v, want %+v", got, tc.want)
+			if got := e.Precheck(tc.query, tc.v6, client); got != tc.want {
+				t.Fatalf("Precheck = %+v, want %+v", got, tc.want)
 			}
 			want := tc.primes
 			if tc.want.Repeat {
@@ -167,7 +167,7 @@ func TestRecall(t *testing.T) {
 			}
 			// The next answer judged, a second later, counts the repeats in.
 			clk.add(time.Second)
-			e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Brief: true})
+			e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, LevelOnly: true})
 			if q := queriesOf(t, e, tc.answered); q != want+1 {
 				t.Errorf("%d queries, want %d", q, want+1)
 			}
@@ -175,10 +175,10 @@ func TestRecall(t *testing.T) {
 	}
 }
 
-// TestBriefRepeatsRows checks that the answers counted in the slot count
+// TestLevelOnlyRepeatsRows checks that the answers counted in the slot count
 // their rows, one per address, when the query count counts rows: a brief
 // engine and a full one agree on the count.
-func TestBriefRepeatsRows(t *testing.T) {
+func TestLevelOnlyRepeatsRows(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	rows := func(c *Config) { c.QueryCount = CountRows }
 	full, brief := newTestEngine(t, clk, rows), newTestEngine(t, clk, rows)
@@ -191,7 +191,7 @@ func TestBriefRepeatsRows(t *testing.T) {
 	} {
 		o := Observation{Name: "x.evil.tk", Client: client, Addrs: a, MinTTL: 30}
 		full.Observe(&o)
-		o.Brief = true
+		o.LevelOnly = true
 		brief.Observe(&o)
 		inSlot += slotRepeats(brief.st, "x.evil.tk") // queriesOf counts them into the entry
 		if q, want := queriesOf(t, brief, "x.evil.tk"), queriesOf(t, full, "x.evil.tk"); q != want {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/fluxguard/fluxguard/internal/testenv"
 	"github.com/fluxguard/fluxguard/internal/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // trafficRounds is how many times each domain is asked, once a round: its

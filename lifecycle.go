@@ -1,0 +1,99 @@
+package fluxguard
+
+import "time"
+
+// start runs the report listener and the periodic housekeeping.
+func (f *Fluxguard) start() error {
+	if f.cfg.report != "" {
+		rs, err := acquireReport(f.cfg.report, f.eng)
+		if err != nil {
+			return err
+		}
+		f.report = rs
+	}
+	f.done = make(chan struct{})
+	go f.housekeep(f.done)
+	if f.resolver != nil {
+		go f.resolver.run(f.done)
+	}
+	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
+	return nil
+}
+
+// stop ends what start began; on a reload the new instance has already
+// started, and its housekeeping restores any flagged series cleared here.
+func (f *Fluxguard) stop() error {
+	if f.done != nil {
+		close(f.done)
+		f.done = nil
+	}
+	if f.report != nil {
+		releaseReport(f.report)
+		f.report = nil
+	}
+	f.flagged.clear()
+	return nil
+}
+
+// finalShutdown saves the state, if configured, when CoreDNS exits.
+func (f *Fluxguard) finalShutdown() error {
+	f.saveState()
+	forgetEngine(f.key)
+	if f.cfg.closeASN != nil {
+		f.cfg.closeASN()
+	}
+	return nil
+}
+
+func (f *Fluxguard) saveState() {
+	if f.cfg.stateFile == "" {
+		return
+	}
+	if err := saveState(f.eng, f.cfg.stateFile); err != nil {
+		log.Errorf("saving state to %s: %v", f.cfg.stateFile, err)
+	}
+}
+
+// restartFailed points a shared report back at this instance's engine when
+// a reload that would have replaced it fails.
+func (f *Fluxguard) restartFailed() error {
+	if f.report != nil {
+		f.report.eng.Store(f.eng)
+	}
+	return nil
+}
+
+// housekeepEvery is how often expired names are swept and gauges refreshed.
+const housekeepEvery = 10 * time.Second
+
+func (f *Fluxguard) housekeep(done <-chan struct{}) {
+	t := time.NewTicker(housekeepEvery)
+	defer t.Stop()
+	var evicted uint64
+	lastSave := time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		f.eng.Sweep()
+		f.reloadPolicy()
+		if time.Since(lastSave) >= f.cfg.stateInterval {
+			f.saveState()
+			lastSave = time.Now()
+		}
+		all := f.metrics.Load()
+		if all == nil {
+			continue // no query yet: the server label is not known
+		}
+		sm := (*all)[0] // the engine is shared: its gauges go to the first server
+		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
+		trackedNamesMax.WithLabelValues(sm.server).Set(float64(f.eng.Capacity()))
+		if n := f.eng.Evicted(); n > evicted {
+			namesEvicted.WithLabelValues(sm.server).Add(float64(n - evicted))
+			evicted = n
+		}
+		f.flagged.refresh(sm.server, f.eng)
+	}
+}
