@@ -43,11 +43,11 @@ func writeASNDB(t *testing.T) string {
 
 func TestASNDatabase(t *testing.T) {
 	path := writeASNDB(t)
-	cfg, err := parse(caddy.NewTestController("dns", "fluxguard {\n asn_db "+path+"\n}"))
+	cfg, err := parseAndOpen(caddy.NewTestController("dns", "fluxguard {\n asn_db "+path+"\n}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cfg.closeASN()
+	defer cfg.close()
 	for addr, want := range map[string]uint32{"45.1.2.3": 64500, "46.200.0.1": 64501, "47.0.0.1": 0} {
 		if got := cfg.engine.ASN(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("ASN(%s) = %d, want %d", addr, got, want)
@@ -56,7 +56,7 @@ func TestASNDatabase(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "not.mmdb")
 	os.WriteFile(bad, []byte("not a database"), 0o644)
 	for _, p := range []string{bad, "/nonexistent.mmdb"} {
-		_, err := parse(caddy.NewTestController("dns", "fluxguard {\n asn_db "+p+"\n}"))
+		_, err := parseAndOpen(caddy.NewTestController("dns", "fluxguard {\n asn_db "+p+"\n}"))
 		if err == nil || !strings.Contains(err.Error(), "asn_db") || !strings.Contains(err.Error(), "Testfile:2") {
 			t.Errorf("asn_db %s: error %v", p, err)
 		}
@@ -100,11 +100,11 @@ func TestASNDatabaseCSV(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg, err := parse(caddy.NewTestController("dns", "fluxguard {\n asn_db "+filepath.Join(dir, tt.path)+"\n}"))
+			cfg, err := parseAndOpen(caddy.NewTestController("dns", "fluxguard {\n asn_db "+filepath.Join(dir, tt.path)+"\n}"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer cfg.closeASN()
+			defer cfg.close()
 			for addr, want := range tt.want {
 				if got := cfg.engine.ASN(netip.MustParseAddr(addr)); got != want {
 					t.Errorf("ASN(%s) = %d, want %d", addr, got, want)
@@ -124,9 +124,18 @@ func TestASNDatabaseCSV(t *testing.T) {
 		{"half", "asn-ipv6.csv"},
 		{"none.csv", "no such file"},
 	} {
-		_, err := parse(caddy.NewTestController("dns", "fluxguard {\n asn_db "+filepath.Join(dir, tt.path)+"\n}"))
+		_, err := parseAndOpen(caddy.NewTestController("dns", "fluxguard {\n asn_db "+filepath.Join(dir, tt.path)+"\n}"))
 		if err == nil || !strings.Contains(err.Error(), "asn_db") || !strings.Contains(err.Error(), "Testfile:2") || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("asn_db %s: error %v, want one with %q", tt.path, err, tt.want)
 		}
 	}
+}
+
+// parseAndOpen parses c and opens its asn_db, as setup does.
+func parseAndOpen(c *caddy.Controller) (config, error) {
+	cfg, err := parse(c)
+	if err == nil {
+		err = cfg.openASN()
+	}
+	return cfg, err
 }

@@ -39,9 +39,7 @@ func (f *Fluxguard) stop() error {
 func (f *Fluxguard) finalShutdown() error {
 	f.saveState()
 	forgetEngine(f.key)
-	if f.cfg.closeASN != nil {
-		f.cfg.closeASN()
-	}
+	f.cfg.close()
 	return nil
 }
 

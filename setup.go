@@ -1,12 +1,8 @@
 package fluxguard
 
 import (
-	"net"
+	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coredns/caddy"
@@ -27,11 +23,12 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	if err := cfg.openASN(); err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	f, err := newFluxguard(cfg, stateKey(c))
 	if err != nil {
-		if cfg.closeASN != nil {
-			cfg.closeASN()
-		}
+		cfg.close()
 		return plugin.Error(pluginName, err)
 	}
 	c.OnStartup(f.start)
@@ -71,7 +68,8 @@ type config struct {
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration
-	closeASN       func() error // closes the asn_db database, if any
+	asnDB          asnSource    // asn_db, opened by setup after parsing
+	closeASN       func() error // closes the asn_db database, once open
 	// owners makes the engine's network-owner lookup from asn_db's (nil
 	// without it): owner.Lookup, which adds the embedded operator table.
 	owners    func(asn func(netip.Addr) uint32) func(netip.Addr) uint32
@@ -93,308 +91,142 @@ func defaultConfig() config {
 	}
 }
 
-func parse(c *caddy.Controller) (cfg config, err error) {
-	cfg = defaultConfig()
-	defer func() {
-		// asn_db is opened as it is parsed: a later error must not leak it.
-		if err != nil && cfg.closeASN != nil {
-			cfg.closeASN()
-			cfg.closeASN = nil
-		}
-	}()
-	blocks := 0
-	for c.Next() {
-		if blocks++; blocks > 1 {
-			return cfg, c.Err("only one fluxguard block per server block")
+// parse reads the fluxguard block of a server block into a config. It
+// reads each option's arguments; the values are checked by the engine's
+// Validate, after each option so that an error names its line, and by
+// parseOption for the plugin's own.
+func parse(c *caddy.Controller) (config, error) {
+	cfg := defaultConfig()
+	for i := 0; c.Next(); i++ {
+		if i > 0 {
+			return cfg, c.Err(plugin.ErrOnce.Error())
 		}
 		cfg.zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
 		for c.NextBlock() {
 			if err := parseOption(c, &cfg); err != nil {
 				return cfg, err
 			}
+			if err := cfg.engine.Validate(); err != nil {
+				return cfg, c.Err(err.Error())
+			}
 		}
-	}
-	if err := cfg.engine.Validate(); err != nil {
-		return cfg, err
 	}
 	return cfg, nil
 }
 
 // parseOption parses the option under the cursor into cfg.
 func parseOption(c *caddy.Controller, cfg *config) error {
-	opt := c.Val()
-	args := c.RemainingArgs()
-	if len(args) == 0 && opt != "resolve_ns" {
+	a := optionArgs{c: c, opt: c.Val(), args: c.RemainingArgs()}
+	if len(a.args) == 0 && a.opt != "resolve_ns" {
 		return c.ArgErr()
 	}
 	ec := &cfg.engine
-	one := func() (string, error) {
-		if len(args) != 1 {
-			return "", c.Errf("%s takes exactly one argument", opt)
-		}
-		return args[0], nil
-	}
-	positive := func(dst *int) error {
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return c.Errf("%s: %q is not a positive integer", opt, s)
-		}
-		*dst = n
-		return nil
-	}
-	duration := func(dst *time.Duration) error {
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return c.Errf("%s: %q is not a positive duration", opt, s)
-		}
-		*dst = d
-		return nil
-	}
-	names := func() []string {
-		out := make([]string, len(args))
-		for i, a := range args {
-			out[i] = engine.Normalize(a)
-		}
-		return out
-	}
-
-	switch opt {
+	var err error
+	switch a.opt {
 	case "profile":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		if s != engine.ProfileDefault && s != engine.ProfileSeed {
-			return c.Errf("profile: unknown profile %q; expect 'default' or 'seed'", s)
-		}
-		ec.Profile = s
+		ec.Profile, err = a.one()
 	case "window":
-		if err := duration(&ec.Window); err != nil {
-			return err
-		}
-		if ec.Window < time.Minute {
-			return c.Errf("window: %s is shorter than 1m", ec.Window)
-		}
+		ec.Window, err = a.duration()
 	case "hold":
-		return duration(&ec.Hold)
+		ec.Hold, err = a.duration()
 	case "min_ips":
-		return positive(&ec.MinIPs)
+		ec.MinIPs, err = a.integer()
 	case "min_queries":
-		return positive(&ec.MinQueries)
+		ec.MinQueries, err = a.integer()
+	case "query_count":
+		ec.QueryCount, err = a.one()
 	case "threshold":
-		s, err := one()
-		if err != nil {
-			return err
+		ec.Threshold, err = a.number()
+		if err == nil && ec.Threshold == 0 { // 0 would mean the profile's default
+			err = c.Errf("threshold: %q is not a positive number", a.args[0])
 		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f <= 0 {
-			return c.Errf("threshold: %q is not a positive number", s)
-		}
-		ec.Threshold = f
 	case "weight":
-		if len(args) != 2 {
-			return c.Errf("weight takes a name and a value")
-		}
-		f, err := strconv.ParseFloat(args[1], 64)
-		if err != nil || f < 0 {
-			return c.Errf("weight: %q is not a number >= 0", args[1])
-		}
-		switch args[0] {
-		case "prefix":
-			ec.Weights.Prefix = f
-		case "ns":
-			ec.Weights.NS = f
-		case "tld":
-			ec.Weights.TLD = f
-		case "churn":
-			ec.Weights.Churn = f
-		case "domain":
-			if f < 1 {
-				return c.Errf("weight: domain %s is below 1", args[1])
-			}
-			ec.Weights.Domain = f
-		default:
-			return c.Errf("weight: unknown weight %q; expect 'prefix', 'ns', 'tld', 'churn' or 'domain'", args[0])
-		}
+		err = a.weight(&ec.Weights)
 	case "short_sld":
-		return positive(&ec.ShortSLD)
+		ec.ShortSLD, err = a.integer()
 	case "many_ips":
-		return positive(&ec.ManyIPs)
+		ec.ManyIPs, err = a.integer()
 	case "many_clients":
-		return positive(&ec.ManyClients)
+		ec.ManyClients, err = a.integer()
 	case "max_names":
-		return positive(&ec.MaxNames)
+		ec.MaxNames, err = a.integer()
 	case "max_ips_per_name":
-		if err := positive(&ec.MaxIPsPerName); err != nil {
-			return err
-		}
-		if ec.MaxIPsPerName > 1024 {
-			return c.Errf("max_ips_per_name: %d is above 1024", ec.MaxIPsPerName)
-		}
+		ec.MaxIPsPerName, err = a.integer()
 	case "max_clients_per_name":
-		if err := positive(&ec.MaxClientsPerName); err != nil {
-			return err
-		}
-		if ec.MaxClientsPerName > 1024 {
-			return c.Errf("max_clients_per_name: %d is above 1024", ec.MaxClientsPerName)
-		}
-	case "metrics_domains":
-		return positive(&cfg.metricsDomains)
+		ec.MaxClientsPerName, err = a.integer()
+	case "suspicious_tlds":
+		ec.SuspiciousTLDs = a.names()
 	case "cdn_suffixes":
-		ec.CDNSuffixes = names()
+		ec.CDNSuffixes = a.names()
 	case "internal_tlds":
-		ec.InternalTLDs = names()
+		ec.InternalTLDs = a.names()
 	case "exclude_suffixes":
-		ec.ExcludeSuffixes = names()
+		ec.ExcludeSuffixes = a.names()
 	case "pool_suffixes":
-		if ec.PoolSuffixes = names(); len(args) == 1 && args[0] == "none" {
+		if ec.PoolSuffixes = a.names(); len(a.args) == 1 && a.args[0] == "none" {
 			ec.PoolSuffixes = []string{}
 		}
-	case "query_count":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		if s != engine.CountAnswers && s != engine.CountRows {
-			return c.Errf("query_count: %q is neither %q nor %q", s, engine.CountAnswers, engine.CountRows)
-		}
-		ec.QueryCount = s
-	case "suspicious_tlds":
-		ec.SuspiciousTLDs = names()
-	case "allow", "deny":
-		rules, err := parseRules(args)
-		if err != nil {
-			return c.Errf("%s: %v", opt, err)
-		}
-		if opt == "allow" {
-			ec.Allow = append(ec.Allow, rules...)
-		} else {
-			ec.Deny = append(ec.Deny, rules...)
-		}
-	case "ignore_nets", "allow_nets":
-		nets, err := parsePrefixes(args)
-		if err != nil {
-			return c.Errf("%s: %v", opt, err)
-		}
-		if opt == "ignore_nets" {
-			ec.IgnoreNets = append(ec.IgnoreNets, nets...)
-		} else {
-			ec.AllowNets = append(ec.AllowNets, nets...)
-		}
-	case "allow_file", "deny_file":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		pf := &policyFile{path: s}
-		if err := pf.read(); err != nil {
-			return c.Errf("%s: %v", opt, err)
-		}
-		if opt == "allow_file" {
-			cfg.allowFile = pf
-		} else {
-			cfg.denyFile = pf
+	case "allow", "deny", "ignore_nets", "allow_nets", "allow_file", "deny_file":
+		err = a.policy(cfg)
+	case "metrics_domains":
+		cfg.metricsDomains, err = a.integer()
+		if err == nil && cfg.metricsDomains < 1 {
+			err = c.Errf("metrics_domains: %d is not a positive integer", cfg.metricsDomains)
 		}
 	case "action":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		a, ok := actionNames[strings.ToLower(s)]
-		if !ok {
-			return c.Errf("action: unknown action %q; expect 'log', 'block' or 'sinkhole'", s)
-		}
-		cfg.action = a
+		cfg.action, err = a.action()
 	case "block_rcode":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		switch strings.ToUpper(s) {
-		case "REFUSED":
-			cfg.blockRcode = dns.RcodeRefused
-		case "NXDOMAIN":
-			cfg.blockRcode = dns.RcodeNameError
-		default:
-			return c.Errf("block_rcode: %q; expect 'REFUSED' or 'NXDOMAIN'", s)
-		}
+		cfg.blockRcode, err = a.rcode()
 	case "sinkhole":
-		cfg.sinkhole = cfg.sinkhole[:0:0]
-		for _, a := range args {
-			ip, err := netip.ParseAddr(a)
-			if err != nil {
-				return c.Errf("sinkhole: %q is not an IP address", a)
-			}
-			cfg.sinkhole = append(cfg.sinkhole, ip.Unmap())
-		}
+		cfg.sinkhole, err = a.addrs()
 	case "sinkhole_ttl":
-		var d time.Duration
-		if err := duration(&d); err != nil {
-			return err
-		}
-		if d < time.Second || d > 24*time.Hour {
-			return c.Errf("sinkhole_ttl: %s is outside 1s..24h", d)
-		}
-		cfg.sinkholeTTL = uint32(d / time.Second)
+		cfg.sinkholeTTL, err = a.ttl()
 	case "state_file":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		if fi, err := os.Stat(filepath.Dir(s)); err != nil || !fi.IsDir() {
-			return c.Errf("state_file: directory of %q does not exist", s)
-		}
-		cfg.stateFile = s
+		cfg.stateFile, err = a.stateFile()
 	case "state_interval":
-		if err := duration(&cfg.stateInterval); err != nil {
-			return err
-		}
-		if cfg.stateInterval < housekeepEvery {
-			return c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
+		if cfg.stateInterval, err = a.duration(); err == nil && cfg.stateInterval < housekeepEvery {
+			err = c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
 		}
 	case "resolve_ns":
-		cfg.resolveNS = defaultResolveRate
-		if len(args) > 1 {
-			return c.Errf("resolve_ns takes at most one argument")
-		}
-		if len(args) == 1 {
-			f, err := strconv.ParseFloat(args[0], 64)
-			if err != nil || f <= 0 || f > 1000 {
-				return c.Errf("resolve_ns: %q is not a rate between 0 and 1000 queries a second", args[0])
-			}
-			cfg.resolveNS = f
-		}
+		cfg.resolveNS, err = a.rate()
 	case "asn_db":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		lookup, closeDB, err := openASN(s)
-		if err != nil {
-			return c.Errf("asn_db: %v", err)
-		}
-		ec.ASN, cfg.closeASN = lookup, closeDB
+		cfg.asnDB.path, err = a.one()
+		cfg.asnDB.file, cfg.asnDB.line = c.File(), c.Line()
 	case "report":
-		s, err := one()
-		if err != nil {
-			return err
-		}
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return c.Errf("report: %q is not a host:port address", s)
-		}
-		cfg.report = s
+		cfg.report, err = a.hostPort()
 	default:
-		return c.Errf("unknown option %q", opt)
+		return c.Errf("unknown option %q", a.opt)
 	}
+	return err
+}
+
+// openASN opens the database asn_db names, if any, for the engine's
+// lookups. Setup calls it once the block is parsed, so that no later
+// parse error leaves it open.
+func (cfg *config) openASN() error {
+	if cfg.asnDB.path == "" {
+		return nil
+	}
+	lookup, closeDB, err := openASN(cfg.asnDB.path)
+	if err != nil {
+		return fmt.Errorf("%s:%d - asn_db: %v", cfg.asnDB.file, cfg.asnDB.line, err)
+	}
+	cfg.engine.ASN, cfg.closeASN = lookup, closeDB
 	return nil
+}
+
+// close releases what openASN opened.
+func (cfg *config) close() {
+	if cfg.closeASN != nil {
+		cfg.closeASN()
+		cfg.closeASN = nil
+	}
+}
+
+// asnSource is asn_db's path and where the Corefile gives it.
+type asnSource struct {
+	path, file string
+	line       int
 }
 
 func (a action) String() string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
@@ -380,8 +381,8 @@ func TestParseArgCount(t *testing.T) {
 }
 
 func TestParseTwoBlocks(t *testing.T) {
-	testParseError(t, "fluxguard {\n}\nfluxguard", "only one fluxguard block")
-	testParseError(t, "fluxguard example.org\n\n fluxguard example.net", "only one fluxguard block")
+	testParseError(t, "fluxguard {\n}\nfluxguard", plugin.ErrOnce.Error())
+	testParseError(t, "fluxguard example.org\n\n fluxguard example.net", plugin.ErrOnce.Error())
 }
 
 // testParseError parses input, which must fail on line 3, and checks that the

@@ -169,25 +169,51 @@ func (c *Config) pools() []string {
 	return c.PoolSuffixes
 }
 
-// Validate reports the first value that cannot work.
+// Validate reports the first value that cannot work, named by the Corefile
+// option that sets it, so that setup can pass its error on as it is.
 func (c *Config) Validate() error {
 	switch {
-	case c.Window < time.Minute:
-		return fmt.Errorf("window %s must be at least 1m", c.Window)
-	case c.Hold <= 0:
-		return fmt.Errorf("hold %s must be positive", c.Hold)
 	case c.Profile != ProfileDefault && c.Profile != ProfileSeed:
-		return fmt.Errorf("unknown profile %q", c.Profile)
+		return fmt.Errorf("profile: unknown profile %q; expect %q or %q", c.Profile, ProfileDefault, ProfileSeed)
+	case c.Window <= 0:
+		return fmt.Errorf("window: %s is not a positive duration", c.Window)
+	case c.Window < time.Minute:
+		return fmt.Errorf("window: %s is shorter than 1m", c.Window)
+	case c.Hold <= 0:
+		return fmt.Errorf("hold: %s is not a positive duration", c.Hold)
 	case c.QueryCount != "" && c.QueryCount != CountAnswers && c.QueryCount != CountRows:
-		return fmt.Errorf("unknown query count %q", c.QueryCount)
-	case c.MinIPs < 1, c.MinQueries < 1, c.Threshold < 0, c.ShortSLD < 1, c.ManyIPs < 1, c.ManyClients < 1:
-		return fmt.Errorf("thresholds must be positive")
-	case c.Weights.Prefix < 0 || c.Weights.NS < 0 || c.Weights.TLD < 0 || c.Weights.Churn < 0 || c.Weights.Domain < 1:
-		return fmt.Errorf("weights must be positive, and the domain factor at least 1")
-	case c.MaxNames < 1 || c.MaxIPsPerName < 1 || c.MaxClientsPerName < 1:
-		return fmt.Errorf("caps must be positive")
-	case c.MaxIPsPerName > 1024 || c.MaxClientsPerName > 1024:
-		return fmt.Errorf("per-name caps must be at most 1024")
+		return fmt.Errorf("query_count: %q is neither %q nor %q", c.QueryCount, CountAnswers, CountRows)
+	case c.Threshold < 0:
+		return fmt.Errorf("threshold: %g is not a positive number", c.Threshold)
+	case c.Weights.Domain < 1:
+		return fmt.Errorf("weight: domain %g is below 1", c.Weights.Domain)
+	}
+	for _, w := range []struct {
+		name  string
+		value float64
+	}{{"prefix", c.Weights.Prefix}, {"ns", c.Weights.NS}, {"tld", c.Weights.TLD}, {"churn", c.Weights.Churn}} {
+		if w.value < 0 {
+			return fmt.Errorf("weight: %s %g is not a number >= 0", w.name, w.value)
+		}
+	}
+	for _, n := range []struct {
+		option     string
+		value, max int
+	}{
+		{"min_ips", c.MinIPs, 0}, {"min_queries", c.MinQueries, 0}, {"short_sld", c.ShortSLD, 0},
+		{"many_ips", c.ManyIPs, 0}, {"many_clients", c.ManyClients, 0}, {"max_names", c.MaxNames, 0},
+		{"max_ips_per_name", c.MaxIPsPerName, maxPerName}, {"max_clients_per_name", c.MaxClientsPerName, maxPerName},
+	} {
+		switch {
+		case n.value < 1:
+			return fmt.Errorf("%s: %d is not a positive integer", n.option, n.value)
+		case n.max > 0 && n.value > n.max:
+			return fmt.Errorf("%s: %d is above %d", n.option, n.value, n.max)
+		}
 	}
 	return nil
 }
+
+// maxPerName bounds the per-name caps: a name's addresses and clients are
+// kept in lists scanned on every new one.
+const maxPerName = 1024

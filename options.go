@@ -1,0 +1,228 @@
+package fluxguard
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+// optionArgs reads the arguments of the option under the cursor. Its
+// errors name the option, and the Controller's name the line.
+type optionArgs struct {
+	c    *caddy.Controller
+	opt  string
+	args []string
+}
+
+func (a optionArgs) one() (string, error) {
+	if len(a.args) != 1 {
+		return "", a.c.Errf("%s takes exactly one argument", a.opt)
+	}
+	return a.args[0], nil
+}
+
+// integer reads a positive integer; the engine's Validate checks ranges.
+func (a optionArgs) integer() (int, error) {
+	s, err := a.one()
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(s, 10, 31)
+	if err != nil {
+		return 0, a.c.Errf("%s: %q is not a positive integer", a.opt, s)
+	}
+	return int(n), nil
+}
+
+func (a optionArgs) number() (float64, error) {
+	s, err := a.one()
+	if err != nil {
+		return 0, err
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, a.c.Errf("%s: %q is not a positive number", a.opt, s)
+	}
+	return f, nil
+}
+
+func (a optionArgs) duration() (time.Duration, error) {
+	s, err := a.one()
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, a.c.Errf("%s: %q is not a positive duration", a.opt, s)
+	}
+	return d, nil
+}
+
+// names reads domain names, normalized.
+func (a optionArgs) names() []string {
+	out := make([]string, len(a.args))
+	for i, s := range a.args {
+		out[i] = engine.Normalize(s)
+	}
+	return out
+}
+
+// weight reads "weight NAME VALUE" into w.
+func (a optionArgs) weight(w *engine.Weights) error {
+	if len(a.args) != 2 {
+		return a.c.Errf("weight takes a name and a value")
+	}
+	f, err := strconv.ParseFloat(a.args[1], 64)
+	if err != nil {
+		return a.c.Errf("weight: %q is not a number >= 0", a.args[1])
+	}
+	dst := map[string]*float64{"prefix": &w.Prefix, "ns": &w.NS, "tld": &w.TLD, "churn": &w.Churn, "domain": &w.Domain}[a.args[0]]
+	if dst == nil {
+		return a.c.Errf("weight: unknown weight %q; expect 'prefix', 'ns', 'tld', 'churn' or 'domain'", a.args[0])
+	}
+	*dst = f
+	return nil
+}
+
+// policy reads the allow and deny options into cfg.
+func (a optionArgs) policy(cfg *config) error {
+	ec := &cfg.engine
+	switch a.opt {
+	case "allow", "deny":
+		rules, err := parseRules(a.args)
+		if err != nil {
+			return a.c.Errf("%s: %v", a.opt, err)
+		}
+		if a.opt == "allow" {
+			ec.Allow = append(ec.Allow, rules...)
+		} else {
+			ec.Deny = append(ec.Deny, rules...)
+		}
+	case "ignore_nets", "allow_nets":
+		nets, err := parsePrefixes(a.args)
+		if err != nil {
+			return a.c.Errf("%s: %v", a.opt, err)
+		}
+		if a.opt == "ignore_nets" {
+			ec.IgnoreNets = append(ec.IgnoreNets, nets...)
+		} else {
+			ec.AllowNets = append(ec.AllowNets, nets...)
+		}
+	case "allow_file", "deny_file":
+		s, err := a.one()
+		if err != nil {
+			return err
+		}
+		pf := &policyFile{path: s}
+		if err := pf.read(); err != nil {
+			return a.c.Errf("%s: %v", a.opt, err)
+		}
+		if a.opt == "allow_file" {
+			cfg.allowFile = pf
+		} else {
+			cfg.denyFile = pf
+		}
+	}
+	return nil
+}
+
+func (a optionArgs) action() (action, error) {
+	s, err := a.one()
+	if err != nil {
+		return 0, err
+	}
+	act, ok := actionNames[strings.ToLower(s)]
+	if !ok {
+		return 0, a.c.Errf("action: unknown action %q; expect 'log', 'block' or 'sinkhole'", s)
+	}
+	return act, nil
+}
+
+func (a optionArgs) rcode() (int, error) {
+	s, err := a.one()
+	if err != nil {
+		return 0, err
+	}
+	switch strings.ToUpper(s) {
+	case "REFUSED":
+		return dns.RcodeRefused, nil
+	case "NXDOMAIN":
+		return dns.RcodeNameError, nil
+	}
+	return 0, a.c.Errf("block_rcode: %q; expect 'REFUSED' or 'NXDOMAIN'", s)
+}
+
+// addrs reads IP addresses, IPv4-mapped ones as IPv4.
+func (a optionArgs) addrs() ([]netip.Addr, error) {
+	out := make([]netip.Addr, 0, len(a.args))
+	for _, s := range a.args {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, a.c.Errf("%s: %q is not an IP address", a.opt, s)
+		}
+		out = append(out, ip.Unmap())
+	}
+	return out, nil
+}
+
+// ttl reads a TTL as a duration between a second and a day.
+func (a optionArgs) ttl() (uint32, error) {
+	d, err := a.duration()
+	switch {
+	case err != nil:
+		return 0, err
+	case d <= 0:
+		return 0, a.c.Errf("%s: %s is not a positive duration", a.opt, d)
+	case d < time.Second || d > 24*time.Hour:
+		return 0, a.c.Errf("%s: %s is outside 1s..24h", a.opt, d)
+	}
+	return uint32(d / time.Second), nil
+}
+
+// stateFile reads a path whose directory exists.
+func (a optionArgs) stateFile() (string, error) {
+	s, err := a.one()
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(filepath.Dir(s)); err != nil || !fi.IsDir() {
+		return "", a.c.Errf("%s: directory of %q does not exist", a.opt, s)
+	}
+	return s, nil
+}
+
+// rate reads resolve_ns's optional rate, defaultResolveRate without one.
+func (a optionArgs) rate() (float64, error) {
+	switch len(a.args) {
+	case 0:
+		return defaultResolveRate, nil
+	case 1:
+	default:
+		return 0, a.c.Errf("%s takes at most one argument", a.opt)
+	}
+	f, err := strconv.ParseFloat(a.args[0], 64)
+	if err != nil || f <= 0 || f > 1000 {
+		return 0, a.c.Errf("%s: %q is not a rate between 0 and 1000 queries a second", a.opt, a.args[0])
+	}
+	return f, nil
+}
+
+func (a optionArgs) hostPort() (string, error) {
+	s, err := a.one()
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return "", a.c.Errf("%s: %q is not a host:port address", a.opt, s)
+	}
+	return s, nil
+}
