@@ -29,3 +29,28 @@ func coarseNow() time.Time {
 	})
 	return time.Unix(0, coarse.now.Load())
 }
+
+// epoch is the origin of the engine's internal times, in unix seconds
+// (2020-01-01 UTC): fixed, so that saved state means the same to every
+// process. uint32 seconds from it last until 2156.
+const epoch = 1577836800
+
+func (e *Engine) clock() uint32 { return internalTime(e.now().Unix()) }
+
+// internalTime converts unix seconds to the engine's time.
+func internalTime(unix int64) uint32 {
+	if s := unix - epoch; s >= 1 {
+		return uint32(s)
+	}
+	return 1
+}
+
+// unixTime converts the engine's time back to unix seconds.
+func unixTime(now uint32) int64 { return int64(now) + epoch }
+
+func (e *Engine) since(now uint32) uint32 {
+	if now <= e.window {
+		return 0
+	}
+	return now - e.window
+}

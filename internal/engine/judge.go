@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"cmp"
+	"math"
+)
+
+// Skipped reports why name, reached through chain, is never tracked, or
+// SkipNone.
+func (e *Engine) Skipped(name string, chain []string) Skip {
+	return e.skipped(e.policy.Load(), name, chain, e.now().Unix())
+}
+
+func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Skip {
+	return cmp.Or(e.skippedName(p, name, unix), e.skippedChain(p, chain, unix))
+}
+
+// skippedName reports why name is never tracked, whatever its chain. The
+// engine asks only for names it does not track yet: SetPolicy forgets the
+// names it allows, Reconfigured those it excludes, and a name's allow rule
+// can end but not begin without SetPolicy.
+func (e *Engine) skippedName(p *Policy, name string, unix int64) Skip {
+	switch {
+	case p.allow.match(name, unix):
+		return SkipAllowed
+	case e.exclude.match(name):
+		return SkipExcluded
+	}
+	return SkipNone
+}
+
+// skippedChain reports why an answer reaching its addresses through chain
+// is not evidence: an allowed or (default profile) excluded name on it.
+func (e *Engine) skippedChain(p *Policy, chain []string, unix int64) Skip {
+	for _, c := range chain {
+		if p.allow.match(c, unix) {
+			return SkipAllowed
+		}
+	}
+	if e.chains {
+		for _, c := range chain {
+			if e.exclude.match(c) {
+				return SkipExcluded
+			}
+		}
+	}
+	return SkipNone
+}
+
+// denied is the verdict for a name on the deny list.
+var denied = Verdict{Level: LevelFlagged, Prev: LevelFlagged, Reasons: ReasonDenied}
+
+// tally counts en's addresses and clients seen in the window ending at
+// now, for judge.
+func (e *Engine) tally(sh *shard, en *entry, now uint32) {
+	since := e.since(now)
+	en.ipsSeen = uint16(countSince(sh.seen.view(en.ips), since))
+	en.clientsSeen = uint16(countSince(sh.seen.view(en.clients), since))
+}
+
+// judge scores en at now, as tallied then, without changing its evidence.
+// A held name stays flagged whatever its current evidence. threshold is
+// the name's or, for a registered domain's aggregate, the domain's.
+func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verdict {
+	since := e.since(now)
+	v := Verdict{Prev: en.level, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
+	v.Queries, _ = en.queries(now/e.width, e.width)
+	switch {
+	case en.subnames == 1:
+		// A registered domain seen through one name only adds nothing to
+		// that name's own verdict.
+		return v
+	case e.cfg.Profile == ProfileSeed:
+		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
+	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
+		v.Score, v.Reasons = e.fluxScore(sh, en, v.UniqueIPs, since)
+		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.eff)*100)/100, int(en.p16), int(en.p24)
+		if v.UniqueIPs > 1 {
+			v.Diversity = math.Round(math.Log2(float64(en.eff))/math.Log2(float64(v.UniqueIPs))*100) / 100
+		}
+	}
+	if e.pools != nil && en.sharedPool() {
+		v.Reasons |= ReasonSharedPool
+	}
+	switch {
+	case e.flagging(v, threshold), en.heldUntil > now:
+		v.Level = LevelFlagged
+	case e.candidate(v):
+		v.Level = LevelSuspicious
+	}
+	return v
+}
+
+// flagging reports whether v flags its name on its own evidence, held or
+// not: a candidate scoring the threshold, or addresses shared with
+// flagged names (see poolIndex).
+func (e *Engine) flagging(v Verdict, threshold float64) bool {
+	return e.candidate(v) && v.Score >= threshold || v.Reasons&ReasonSharedPool != 0
+}
+
+// candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).
+func (e *Engine) candidate(v Verdict) bool {
+	return v.UniqueIPs >= e.cfg.MinIPs && v.Queries >= e.cfg.MinQueries
+}
+
+func (e *Engine) nameReasons(name string) Reasons {
+	var r Reasons
+	tld, sld := tldSLD(name)
+	if _, ok := e.susTLD[tld]; ok {
+		r |= ReasonSuspiciousTLD
+	}
+	if len(sld) <= e.cfg.ShortSLD {
+		r |= ReasonShortSLD
+	}
+	return r
+}

@@ -1,0 +1,357 @@
+package engine
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
+	"net/netip"
+)
+
+// Observation is one answer seen by the resolver for a name.
+type Observation struct {
+	Name   string       // the question name, normalized (see Normalize)
+	Client netip.Addr   // the querying client; invalid when unknown
+	Addrs  []netip.Addr // A/AAAA addresses of the answer, through CNAME chains
+	MinTTL uint32       // lowest TTL of the answer's address records
+	Chain  []string     // the CNAME targets from Name to the addresses, normalized
+	NS     []string     // name servers of the name's zone seen in the answer
+
+	// LevelOnly tells that the caller reads only the verdict's Level, Prev
+	// and Skip: an answer repeating the name's last one is then counted
+	// without being judged again when that cannot change the level (see
+	// recent).
+	LevelOnly bool
+}
+
+// maxNameLen bounds the names the engine tracks, in bytes: a DNS name is
+// at most 255 octets, up to four times as many characters with escapes.
+const maxNameLen = 1 << maxBlockClass
+
+// Observe records an answer and returns the name's verdict.
+func (e *Engine) Observe(o *Observation) Verdict {
+	if len(o.Name) > maxNameLen {
+		return Verdict{Skip: SkipExcluded} // not a DNS name
+	}
+	// The name itself is checked against the policy and the exclusions
+	// when record meets it first; the chain, which answers may change,
+	// every time.
+	p, unix := e.policy.Load(), e.now().Unix()
+	if e.skippedChain(p, o.Chain, unix) != SkipNone {
+		// Why, in the usual order: the name's own allow wins.
+		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, unix)}
+	}
+	if p.deny.match(o.Name, unix) {
+		if p.allow.match(o.Name, unix) { // an allow wins
+			return Verdict{Skip: SkipAllowed}
+		}
+		return denied
+	}
+	if p.netsAllowed(o.Addrs) {
+		return Verdict{Skip: SkipAllowed}
+	}
+	// The evidence is marked in a bit set rather than copied: a big array
+	// on the stack would make every query's goroutine grow its stack.
+	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
+	a := answer{addrs: addrs}
+	var sum uint64
+	for i, ip := range addrs {
+		if e.evidence(ip) {
+			a.evidence |= 1 << i
+			sum += e.addrSum(ip)
+		}
+	}
+	if a.evidence == 0 {
+		return Verdict{Skip: SkipNoAddrs}
+	}
+	a.fingerprint = fingerprint(sum, len(o.NS))
+	now := internalTime(unix)
+	v, created, domOff := e.record(e.st, o.Name, o, &a, now, e.threshold, false)
+	if v.Skip != SkipNone {
+		return v
+	}
+	// Aggregate over the registered domain too: flux spread over random
+	// subdomains shows there, and flagging it covers every subdomain.
+	if e.domains == nil || domOff == noDomain {
+		return v
+	}
+	// The domain is one of the name's parents, so the policy and the
+	// exclusions that let the name through let it through too.
+	domain := o.Name[domOff:]
+	dv, _, _ := e.record(e.domains, domain, o, &a, now, e.threshold*e.cfg.Weights.Domain, created)
+	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
+		dv.Reasons |= ReasonRegisteredDomain
+		dv.Prev = v.Prev
+		return dv
+	}
+	return v
+}
+
+// answer is the evidence of an observation: the addresses whose bit is
+// set in evidence, and its fingerprint.
+type answer struct {
+	addrs       []netip.Addr
+	evidence    uint64
+	fingerprint uint32 // see fingerprint
+}
+
+// record adds an answer's evidence to key's entry in st and judges it,
+// reporting whether the entry is new and where key's registered domain
+// starts in it: noDomain when it has none other than itself, or when the
+// answer repeats one already recorded there in the same second. newName
+// tells a registered domain's aggregate that the answer is for a name not
+// seen before. A name that is not tracked yet is checked first (see
+// skippedName), under the shard's lock, against the current policy: a
+// concurrent SetPolicy sweeps the shard after it.
+//
+// An answer with the same evidence as the entry's last one (a cache hit,
+// typically) changes neither its TTL figures, which a cache counts down,
+// nor, within the same second, its addresses' times: only its clients and
+// query count are recorded then, and from the same client as the last
+// answer, only the query count: the tally of the window is the last one;
+// for a brief observation, that count is all there is to do, in the index
+// slot (see repeat).
+func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
+	sh, k := st.locate(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if o.LevelOnly && st == e.st {
+		if v, ok := e.repeat(sh, k, o, a, now); ok {
+			return v, false, noDomain
+		}
+	}
+	en := sh.lookup(k)
+	created := en == nil
+	n := bits.OnesCount64(a.evidence)
+	if created {
+		if st == e.st {
+			if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
+				return Verdict{Skip: s}, false, noDomain
+			}
+		}
+		en = e.create(st, sh, k, key, n, o.MinTTL, now)
+	}
+	if newName {
+		en.subnames = min(en.subnames+1, ^uint16(0))
+	}
+	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
+	repeat := same && en.last == now && !newName
+	names := st == e.st
+	var added uint64
+	if !repeat {
+		added = e.recordEvidence(sh, en, o, a, names, now)
+	}
+	tallied := repeat
+	if !same {
+		if en.minTTL == 0 || o.MinTTL < en.minTTL {
+			en.minTTL = o.MinTTL
+		}
+		en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
+		en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
+		en.fingerprint = a.fingerprint
+		if e.rows {
+			en.rows = uint8(n) // at most maxAddrsPerObservation
+		}
+	}
+	if o.Client.IsValid() && names {
+		client := o.Client.Unmap().As16()
+		if c := e.clientHash(client); !repeat || c != en.lastClient {
+			en.clients, _, _ = sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
+			en.lastClient, tallied = c, false
+		}
+	}
+	en.last = now
+	en.count(now, now/e.width)
+	if !tallied {
+		e.tally(sh, en, now)
+	}
+	v := e.judge(sh, en, now, threshold)
+	if e.flagging(v, threshold) {
+		en.heldUntil = now + e.hold
+		st.holding(en.heldUntil)
+	}
+	if names && e.pools != nil && v.Level == LevelFlagged {
+		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
+	}
+	v.Prev, en.level = en.level, v.Level
+	if names {
+		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
+	}
+	if repeat {
+		return v, created, noDomain
+	}
+	return v, created, en.domOff
+}
+
+// recordEvidence adds the answer's addresses and name servers to en, and
+// returns the addresses new to it, as bits of a.addrs. For an exact name
+// (names), a new address that a flagged name's answers brought is marked
+// on en (see poolIndex).
+func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, names bool, now uint32) (added uint64) {
+	for j, ip := range a.addrs {
+		if a.evidence&(1<<j) == 0 {
+			continue
+		}
+		addr := ip.Unmap().As16()
+		list, i, isNew := sh.addSeen(en.ips, addr, now, e.cfg.MaxIPsPerName)
+		en.ips = list
+		if !isNew {
+			continue
+		}
+		added |= 1 << j
+		en.effNew = true
+		asn := uint32(0)
+		if e.cfg.ASN != nil {
+			asn = e.cfg.ASN(ip.Unmap())
+			for en.asns.len < en.ips.len {
+				en.asns = sh.asns.push(en.asns, 0)
+			}
+			sh.asns.view(en.asns)[i] = asn
+		}
+		if names && e.pools != nil && e.pools.has(addr, now) {
+			en.sharedMark(networkKey(addr, asn))
+		}
+	}
+	for _, ns := range o.NS {
+		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+	}
+	return added
+}
+
+// indexPool puts the addresses of en, a flagged name, in the pool index
+// for a window: all those of the window when it has just been flagged
+// (all), else those its answer a added.
+func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bool, now uint32) {
+	until := now + e.window
+	add := func(addr [16]byte) {
+		if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
+			e.pools.add(addr, until)
+		}
+	}
+	if !all {
+		for j, ip := range a.addrs {
+			if added&(1<<j) != 0 {
+				add(ip.Unmap().As16())
+			}
+		}
+		return
+	}
+	since := e.since(now)
+	for _, s := range sh.seen.view(en.ips) {
+		if s.last > since {
+			add(s.addr)
+		}
+	}
+}
+
+// hashAddr hashes an address with the engine's seed; salt tells apart
+// the uses.
+func (e *Engine) hashAddr(a [16]byte, salt uint64) uint64 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(a[:8])^e.fpSeed, binary.LittleEndian.Uint64(a[8:])^salt)
+	return hi ^ lo
+}
+
+// clientHash hashes a client's address for entry.lastClient. Two clients
+// of the same hash answered in turn in the same second would count as
+// one until either is seen again.
+func (e *Engine) clientHash(a [16]byte) uint32 { return uint32(e.hashAddr(a, 0x8ebc6af09c88c6e3)) }
+
+// addrSum hashes an address for an answer's fingerprint, a sum, so that
+// the order of the addresses does not matter.
+func (e *Engine) addrSum(ip netip.Addr) uint64 { return e.hashAddr(ip.As16(), 0xe7037ed1a0b428db) }
+
+// fingerprint folds an answer's sum of addrSum into the 32 bits kept per
+// entry, or returns 0, which never matches, for an answer with name
+// servers (they are not in the sum).
+func fingerprint(sum uint64, ns int) uint32 {
+	if ns > 0 {
+		return 0
+	}
+	return max(uint32(sum^sum>>32), 1)
+}
+
+// domainOffset returns where key's registered domain starts in it, for
+// an exact name aggregated by registered domain, else noDomain.
+func (e *Engine) domainOffset(st *store, key string) uint8 {
+	if st != e.st || e.domains == nil {
+		return noDomain
+	}
+	if d := registeredDomain(key); d != "" && d != key && len(key)-len(d) < noDomain {
+		return uint8(len(key) - len(d))
+	}
+	return noDomain
+}
+
+// noDomain marks an entry whose key has no registered domain of its own.
+const noDomain = 0xff
+
+// create adds a new entry for name, of key k, to the locked shard sh of
+// st. It is kept out of record, the common path, to keep that frame small.
+//
+//go:noinline
+func (e *Engine) create(st *store, sh *shard, k key, name string, n int, ttl, now uint32) *entry {
+	en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
+	en.ips = sh.seen.alloc(min(n, e.cfg.MaxIPsPerName))
+	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(name), ttl, e.domainOffset(st, name)
+	return en
+}
+
+// maxNSPerDomain bounds the name servers kept per registered domain.
+const maxNSPerDomain = 32
+
+// nsKey hashes a name server name into the address-sized key kept for it.
+func (e *Engine) nsKey(ns string) (k [16]byte) {
+	h := maphash.String(e.st.seed, Normalize(ns))
+	for i := range 8 {
+		k[i] = byte(h >> (8 * i))
+	}
+	return k
+}
+
+// maxAddrsPerObservation bounds the addresses taken from one answer; more
+// are ignored (a hostile answer can hold hundreds). Observe marks them in
+// a uint64: it is 64 at most.
+const maxAddrsPerObservation = 64
+
+// evidence reports whether a counts: public and not in an ignored network.
+func (e *Engine) evidence(a netip.Addr) bool {
+	if !IsPublic(a) {
+		return false
+	}
+	for _, p := range e.cfg.IgnoreNets {
+		if p.Contains(a.Unmap()) {
+			return false
+		}
+	}
+	return true
+}
+
+// RegisteredDomain returns name's registered domain (eTLD+1), or "" when
+// it has none.
+func RegisteredDomain(name string) string { return registeredDomain(name) }
+
+// ObserveNS records the name servers of a registered domain, and their
+// addresses, learnt outside an answer (by resolving its NS records and
+// their glue), for the NS churn and NS network diversity of the default
+// profile. It does nothing for a domain not tracked yet or not aggregated.
+func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
+	if e.domains == nil || len(ns)+len(addrs) == 0 {
+		return
+	}
+	now := e.clock()
+	sh, k := e.domains.locate(domain)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.lookup(k)
+	if en == nil {
+		return
+	}
+	for _, n := range ns[:min(len(ns), maxNSPerDomain)] {
+		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
+	}
+	for _, a := range addrs[:min(len(addrs), maxNSPerDomain)] {
+		if e.evidence(a) {
+			en.nsIPs, _, _ = sh.addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
+		}
+	}
+	en.effNew = true
+}
