@@ -97,10 +97,20 @@ type scope struct {
 	threshold float64
 }
 
+// names reports whether sc is the scope of exact names.
+func (sc scope) names() bool { return sc.prefix == "" }
+
+func (e *Engine) nameScope() scope { return scope{e.st, "", e.threshold} }
+
+// domainScope is the scope of registered domains, of the default profile.
+func (e *Engine) domainScope() scope {
+	return scope{e.domains, "*.", e.threshold * e.cfg.Weights.Domain}
+}
+
 func (e *Engine) scopes() []scope {
-	s := []scope{{e.st, "", e.threshold}}
+	s := []scope{e.nameScope()}
 	if e.domains != nil {
-		s = append(s, scope{e.domains, "*.", e.threshold * e.cfg.Weights.Domain})
+		s = append(s, e.domainScope())
 	}
 	return s
 }

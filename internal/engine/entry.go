@@ -55,10 +55,10 @@ type entry struct {
 
 	// The effective prefixes of ips, cached: recomputed when an address
 	// is added or the count in the window changes.
-	effNew   bool
-	p16, p24 uint8 // distinct /16 and /24 (IPv6: /32 and /48) prefixes
-	eff      float32
-	effU     uint16
+	networksStale bool
+	p16, p24      uint8   // distinct /16 and /24 (IPv6: /32 and /48) prefixes
+	networks      float32 // effective networks (see effectiveNetworks)
+	networksOf    uint16  // the addresses in the window networks was computed for
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and
@@ -151,4 +151,13 @@ func (e *entry) queries(n, width uint32) (total int, first uint32) {
 		return 0, 0
 	}
 	return total, max(e.first, oldest*width)
+}
+
+// domain returns the registered domain of key, e's key, to aggregate its
+// answers under: "" when it has none other than itself (see domainOffset).
+func (e *entry) domain(key string) string {
+	if e.domOff == noDomain || int(e.domOff) > len(key) {
+		return ""
+	}
+	return key[e.domOff:]
 }

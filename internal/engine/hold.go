@@ -31,35 +31,35 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 	if p.deny.match(name, unix) {
 		return denied, true
 	}
-	v, ok, off := e.held(e.st, name, now, e.threshold)
-	if ok || e.domains == nil {
+	v, ok, domain := e.held(e.nameScope(), name, now)
+	if ok || e.domains == nil || domain == "" {
 		return v, ok
 	}
 	// The registered domain. (An allowed domain was caught above: allowed
 	// covers the parents.)
-	if off == noDomain {
-		return Verdict{}, false
-	}
-	v, ok, _ = e.held(e.domains, name[off:], now, e.threshold*e.cfg.Weights.Domain)
+	v, ok, _ = e.held(e.domainScope(), domain, now)
 	v.Reasons |= ReasonRegisteredDomain
 	return v, ok
 }
 
-// held judges key's entry in st if it is held. It also returns where
-// key's registered domain starts (see domainOffset), as the entry knows it.
-func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Verdict, bool, uint8) {
-	sh, k := st.locate(key)
+// held judges key's entry in sc if it is held. It also returns key's
+// registered domain, "" for none (see recorded).
+func (e *Engine) held(sc scope, key string, now uint32) (Verdict, bool, string) {
+	sh, k := sc.st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(k)
 	if en == nil {
-		return Verdict{}, false, e.domainOffset(st, key)
+		if off := e.domainOffset(sc, key); off != noDomain {
+			return Verdict{}, false, key[off:]
+		}
+		return Verdict{}, false, ""
 	}
 	if en.heldUntil <= now {
-		return Verdict{}, false, en.domOff
+		return Verdict{}, false, en.domain(key)
 	}
 	e.tally(sh, en, now)
-	return e.judge(sh, en, now, threshold), true, en.domOff
+	return e.judge(sh, en, now, sc.threshold), true, en.domain(key)
 }
 
 // Flagged returns up to limit currently flagged names, most recently seen

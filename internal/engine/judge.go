@@ -74,9 +74,9 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verd
 		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
 	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
 		v.Score, v.Reasons = e.fluxScore(sh, en, v.UniqueIPs, since)
-		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.eff)*100)/100, int(en.p16), int(en.p24)
+		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.networks)*100)/100, int(en.p16), int(en.p24)
 		if v.UniqueIPs > 1 {
-			v.Diversity = math.Round(math.Log2(float64(en.eff))/math.Log2(float64(v.UniqueIPs))*100) / 100
+			v.Diversity = math.Round(math.Log2(float64(en.networks))/math.Log2(float64(v.UniqueIPs))*100) / 100
 		}
 	}
 	if e.pools != nil && en.sharedPool() {

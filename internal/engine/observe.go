@@ -52,7 +52,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// The evidence is marked in a bit set rather than copied: a big array
 	// on the stack would make every query's goroutine grow its stack.
 	addrs := o.Addrs[:min(len(o.Addrs), maxAddrsPerObservation)]
-	a := answer{addrs: addrs}
+	a := answer{obs: o, addrs: addrs}
 	var sum uint64
 	for i, ip := range addrs {
 		if e.evidence(ip) {
@@ -65,19 +65,16 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	}
 	a.fingerprint = fingerprint(sum, len(o.NS))
 	now := internalTime(unix)
-	v, created, domOff := e.record(e.st, o.Name, o, &a, now, e.threshold, false)
-	if v.Skip != SkipNone {
-		return v
-	}
+	v, rec := e.record(e.nameScope(), o.Name, &a, now)
 	// Aggregate over the registered domain too: flux spread over random
 	// subdomains shows there, and flagging it covers every subdomain.
-	if e.domains == nil || domOff == noDomain {
+	if v.Skip != SkipNone || e.domains == nil || rec.domain == "" {
 		return v
 	}
 	// The domain is one of the name's parents, so the policy and the
 	// exclusions that let the name through let it through too.
-	domain := o.Name[domOff:]
-	dv, _, _ := e.record(e.domains, domain, o, &a, now, e.threshold*e.cfg.Weights.Domain, created)
+	a.newName = rec.created
+	dv, _ := e.record(e.domainScope(), rec.domain, &a, now)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
 		dv.Prev = v.Prev
@@ -89,17 +86,26 @@ func (e *Engine) Observe(o *Observation) Verdict {
 // answer is the evidence of an observation: the addresses whose bit is
 // set in evidence, and its fingerprint.
 type answer struct {
+	obs         *Observation
 	addrs       []netip.Addr
 	evidence    uint64
 	fingerprint uint32 // see fingerprint
+	// newName tells a registered domain's aggregate that the answer is
+	// for a name not seen before.
+	newName bool
 }
 
-// record adds an answer's evidence to key's entry in st and judges it,
-// reporting whether the entry is new and where key's registered domain
-// starts in it: noDomain when it has none other than itself, or when the
-// answer repeats one already recorded there in the same second. newName
-// tells a registered domain's aggregate that the answer is for a name not
-// seen before. A name that is not tracked yet is checked first (see
+// recorded is what record tells of an answer besides the verdict.
+type recorded struct {
+	created bool // the answer is the first of its key
+	// domain is the key's registered domain, to aggregate the answer
+	// under: "" when it has none other than itself, or when the answer
+	// repeats one already recorded there in the same second.
+	domain string
+}
+
+// record adds an answer's evidence to key's entry in sc and judges it.
+// A name that is not tracked yet is checked first (see
 // skippedName), under the shard's lock, against the current policy: a
 // concurrent SetPolicy sweeps the shard after it.
 //
@@ -110,32 +116,32 @@ type answer struct {
 // answer, only the query count: the tally of the window is the last one;
 // for a brief observation, that count is all there is to do, in the index
 // slot (see repeat).
-func (e *Engine) record(st *store, key string, o *Observation, a *answer, now uint32, threshold float64, newName bool) (Verdict, bool, uint8) {
-	sh, k := st.locate(key)
+func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, recorded) {
+	o, names, threshold := a.obs, sc.names(), sc.threshold
+	sh, k := sc.st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if o.LevelOnly && st == e.st {
-		if v, ok := e.repeat(sh, k, o, a, now); ok {
-			return v, false, noDomain
+	if o.LevelOnly && names {
+		if v, ok := e.repeat(sh, k, a, now); ok {
+			return v, recorded{}
 		}
 	}
 	en := sh.lookup(k)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
 	if created {
-		if st == e.st {
+		if names {
 			if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
-				return Verdict{Skip: s}, false, noDomain
+				return Verdict{Skip: s}, recorded{}
 			}
 		}
-		en = e.create(st, sh, k, key, n, o.MinTTL, now)
+		en = e.create(sc, sh, k, key, n, o.MinTTL, now)
 	}
-	if newName {
+	if a.newName {
 		en.subnames = min(en.subnames+1, ^uint16(0))
 	}
 	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
-	repeat := same && en.last == now && !newName
-	names := st == e.st
+	repeat := same && en.last == now && !a.newName
 	var added uint64
 	if !repeat {
 		added = e.recordEvidence(sh, en, o, a, names, now)
@@ -167,7 +173,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 	v := e.judge(sh, en, now, threshold)
 	if e.flagging(v, threshold) {
 		en.heldUntil = now + e.hold
-		st.holding(en.heldUntil)
+		sc.st.holding(en.heldUntil)
 	}
 	if names && e.pools != nil && v.Level == LevelFlagged {
 		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
@@ -177,9 +183,9 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
 	}
 	if repeat {
-		return v, created, noDomain
+		return v, recorded{created: created}
 	}
-	return v, created, en.domOff
+	return v, recorded{created, en.domain(key)}
 }
 
 // recordEvidence adds the answer's addresses and name servers to en, and
@@ -198,7 +204,7 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 			continue
 		}
 		added |= 1 << j
-		en.effNew = true
+		en.networksStale = true
 		asn := uint32(0)
 		if e.cfg.ASN != nil {
 			asn = e.cfg.ASN(ip.Unmap())
@@ -270,9 +276,9 @@ func fingerprint(sum uint64, ns int) uint32 {
 }
 
 // domainOffset returns where key's registered domain starts in it, for
-// an exact name aggregated by registered domain, else noDomain.
-func (e *Engine) domainOffset(st *store, key string) uint8 {
-	if st != e.st || e.domains == nil {
+// an exact name of sc aggregated by registered domain, else noDomain.
+func (e *Engine) domainOffset(sc scope, key string) uint8 {
+	if !sc.names() || e.domains == nil {
 		return noDomain
 	}
 	if d := registeredDomain(key); d != "" && d != key && len(key)-len(d) < noDomain {
@@ -285,13 +291,13 @@ func (e *Engine) domainOffset(st *store, key string) uint8 {
 const noDomain = 0xff
 
 // create adds a new entry for name, of key k, to the locked shard sh of
-// st. It is kept out of record, the common path, to keep that frame small.
+// sc. It is kept out of record, the common path, to keep that frame small.
 //
 //go:noinline
-func (e *Engine) create(st *store, sh *shard, k key, name string, n int, ttl, now uint32) *entry {
-	en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
+func (e *Engine) create(sc scope, sh *shard, k key, name string, n int, ttl, now uint32) *entry {
+	en := sc.st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
 	en.ips = sh.seen.alloc(min(n, e.cfg.MaxIPsPerName))
-	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(name), ttl, e.domainOffset(st, name)
+	en.nameBits, en.meanTTL, en.domOff = e.nameReasons(name), ttl, e.domainOffset(sc, name)
 	return en
 }
 
@@ -353,5 +359,5 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 			en.nsIPs, _, _ = sh.addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
 		}
 	}
-	en.effNew = true
+	en.networksStale = true
 }

@@ -72,13 +72,14 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 	}
 	n, now := 0, e.clock()
 	for _, se := range s.Entries {
-		st, name := e.st, se.Name
+		sc, name := e.nameScope(), se.Name
 		if domain, ok := strings.CutPrefix(name, "*."); ok {
 			if e.domains == nil {
 				continue
 			}
-			st, name = e.domains, domain
+			sc, name = e.domainScope(), domain
 		}
+		st := sc.st
 		name = Normalize(name)
 		if name == "" || len(name) > maxNameLen || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
 			continue
@@ -95,14 +96,14 @@ func (e *Engine) Load(r io.Reader) (int, error) {
 				nsIPs:   sh.seen.make(loadSeen(se.NSIPs, maxNSPerDomain)),
 				head:    se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
 				meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames,
-				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(st, name),
+				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(sc, name),
 			}
 			if e.cfg.ASN != nil { // owners are not saved: they are the configuration's
 				for _, a := range sh.seen.view(en.ips) {
 					en.asns = sh.asns.push(en.asns, e.cfg.ASN(netip.AddrFrom16(a.addr).Unmap()))
 				}
 			}
-			en.effNew = true
+			en.networksStale = true
 			st.holding(en.heldUntil)
 			if s.Window == e.window {
 				copy(en.counts[:], se.Counts)

@@ -29,13 +29,13 @@ const (
 // recorded in sh for key k, and returns its verdict, when it repeats it
 // (see recent); it reports false for an answer to record. The verdict
 // holds the level only: o.LevelOnly asked for no more.
-func (e *Engine) repeat(sh *shard, k key, o *Observation, a *answer, now uint32) (Verdict, bool) {
+func (e *Engine) repeat(sh *shard, k key, a *answer, now uint32) (Verdict, bool) {
 	s := sh.index.get(k)
 	if s == nil {
 		return Verdict{}, false
 	}
 	r := &s.recent
-	if a.fingerprint == 0 || r.fingerprint != a.fingerprint || !e.repeats(r, o.Client, now) {
+	if a.fingerprint == 0 || r.fingerprint != a.fingerprint || !e.repeats(r, a.obs.Client, now) {
 		return Verdict{}, false
 	}
 	r.repeats++

@@ -46,13 +46,13 @@ const (
 func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
-	if en.effNew || int(en.effU) != ips {
+	if en.networksStale || int(en.networksOf) != ips {
 		list := sh.seen.view(en.ips)
-		en.eff, en.effU, en.effNew = float32(effectiveNetworks(list, sh.asns.view(en.asns), since)), uint16(ips), false
+		en.networks, en.networksOf, en.networksStale = float32(effectiveNetworks(list, sh.asns.view(en.asns), since)), uint16(ips), false
 		wide, narrow := prefixCounts(list, since)
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
-	eff := float64(en.eff)
+	eff := float64(en.networks)
 	score := w.Prefix * eff
 	if eff >= 4 {
 		r |= ReasonPrefixDiversity
