@@ -45,19 +45,29 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 	if c.state.CompareAndSwap(answerNone, answerTaken) {
 		if c.after {
 			c.read(m)
-		} else if c.flagged(m) && c.f.cfg.action != actionLog {
-			return c.f.act(c.metrics, c.ResponseWriter, c.req)
+		} else if v, flagged := c.flagged(m); flagged && c.f.cfg.action != actionLog {
+			return c.f.act(c.metrics, c.ResponseWriter, c.req, v)
 		}
 	}
 	return c.ResponseWriter.WriteMsg(m)
 }
 
-// flagged inspects m and reports whether it flags the name.
+// flagged inspects m and reports whether it flags the name, with the
+// verdict. A brief verdict that repeats the last one knows no hold (see
+// engine.Verdict.HoldLeft): the hold is looked up then, for the reply's TTL.
 //
 //go:noinline
-func (c *captureWriter) flagged(m *dns.Msg) bool {
+func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	v, ok := c.f.inspect(c.ctx, c.metrics, c.name, c.client, m)
-	return ok && v.Level == engine.LevelFlagged
+	if !ok || v.Level != engine.LevelFlagged {
+		return v, false
+	}
+	if v.HoldLeft == 0 && v.Reasons&engine.ReasonDenied == 0 {
+		if hv, held := c.f.eng.Held(c.name); held {
+			v.HoldLeft = hv.HoldLeft
+		}
+	}
+	return v, true
 }
 
 // read keeps m's evidence for finish, or judges it itself when finish has

@@ -202,7 +202,7 @@ func (f *Fluxguard) answerHeld(ctx context.Context, sm *serverMetrics, w dns.Res
 		return false
 	}
 	f.setMetadata(ctx, v)
-	if err := f.act(sm, w, r); err != nil {
+	if err := f.act(sm, w, r, v); err != nil {
 		log.Debugf("writing the reply for %s: %v", name, err)
 	}
 	return true
@@ -284,10 +284,11 @@ func (f *Fluxguard) judge(ctx context.Context, sm *serverMetrics, obs *engine.Ob
 	return v, true
 }
 
-// act answers r for a flagged name as configured and counts the action.
-func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg) error {
+// act answers r for a name flagged with verdict v as configured and
+// counts the action.
+func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, v engine.Verdict) error {
 	sm.action.Inc()
-	return w.WriteMsg(f.reply(r))
+	return w.WriteMsg(f.reply(r, v))
 }
 
 // start runs the report listener and the periodic housekeeping.

@@ -278,6 +278,20 @@ func checkEDE(t *testing.T, m *dns.Msg, edns bool, size uint16, do bool) {
 	}
 }
 
+// checkNegativeSOA checks that m's authority section is the synthetic SOA
+// of its question name, with ttl as its TTL and MINIMUM.
+func checkNegativeSOA(t *testing.T, m *dns.Msg, ttl uint32) {
+	t.Helper()
+	if len(m.Ns) != 1 {
+		t.Fatalf("Expected one SOA in the authority section, got:\n%s", m)
+	}
+	soa, ok := m.Ns[0].(*dns.SOA)
+	if !ok || soa.Hdr.Name != m.Question[0].Name || soa.Hdr.Class != dns.ClassINET ||
+		soa.Hdr.Ttl != ttl || soa.Minttl != ttl || soa.Ns != soaMname || soa.Mbox != soaRname {
+		t.Errorf("Expected the SOA of %s with TTL and minimum %d, got %v", m.Question[0].Name, ttl, m.Ns[0])
+	}
+}
+
 // checkReplyTo checks that m answers r.
 func checkReplyTo(t *testing.T, m, r *dns.Msg) {
 	t.Helper()
@@ -452,8 +466,13 @@ func TestBlock(t *testing.T) {
 				if rec.Msg.Rcode != tc.wantRcode {
 					t.Errorf("Reply %d: expected rcode %s, got %s", i, dns.RcodeToString[tc.wantRcode], dns.RcodeToString[rec.Msg.Rcode])
 				}
-				if len(rec.Msg.Answer)+len(rec.Msg.Ns) != 0 {
-					t.Errorf("Reply %d: expected no records, got:\n%s", i, rec.Msg)
+				wantNs := 0
+				if tc.wantRcode == dns.RcodeNameError {
+					wantNs = 1 // the SOA of negative caching
+					checkNegativeSOA(t, rec.Msg, 10)
+				}
+				if len(rec.Msg.Answer) != 0 || len(rec.Msg.Ns) != wantNs {
+					t.Errorf("Reply %d: expected no answer and %d authority records, got:\n%s", i, wantNs, rec.Msg)
 				}
 				checkEDE(t, rec.Msg, tc.edns, tc.size, tc.do)
 				packed(t, rec.Msg)
@@ -528,6 +547,11 @@ func TestSinkhole(t *testing.T) {
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("Reply %d: expected addresses %v, got %v", i, want, got)
+				}
+				if len(want) == 0 {
+					checkNegativeSOA(t, rec.Msg, tc.ttl) // NODATA
+				} else if len(rec.Msg.Ns) != 0 {
+					t.Errorf("Reply %d: expected no authority records with addresses, got:\n%s", i, rec.Msg)
 				}
 				checkEDE(t, rec.Msg, true, 1232, true)
 				packed(t, rec.Msg)

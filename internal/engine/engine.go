@@ -361,6 +361,7 @@ func (e *Engine) record(st *store, key string, o *Observation, a *answer, now ui
 		en.heldUntil = now + e.hold
 		st.holding(en.heldUntil)
 	}
+	v.HoldLeft = en.holdLeft(now)
 	if names && e.pools != nil && v.Level == LevelFlagged {
 		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
 	}
@@ -639,7 +640,9 @@ func (e *Engine) held(st *store, key string, now uint32, threshold float64) (Ver
 		return Verdict{}, false, en.domOff
 	}
 	e.tally(sh, en, now)
-	return e.judge(sh, en, now, threshold), true, en.domOff
+	v := e.judge(sh, en, now, threshold)
+	v.HoldLeft = en.holdLeft(now)
+	return v, true, en.domOff
 }
 
 // Sweep drops the entries with no evidence left in the window that are not

@@ -1,6 +1,9 @@
 package engine
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // buckets is the number of query-count buckets a window is split into; one
 // more is kept so that the oldest bucket can straddle the window's edge.
@@ -151,4 +154,12 @@ func (e *entry) queries(n, width uint32) (total int, first uint32) {
 		return 0, 0
 	}
 	return total, max(e.first, oldest*width)
+}
+
+// holdLeft returns how long en stays held after now, 0 when it is not.
+func (en *entry) holdLeft(now uint32) time.Duration {
+	if en.heldUntil <= now {
+		return 0
+	}
+	return time.Duration(en.heldUntil-now) * time.Second
 }
