@@ -12,10 +12,9 @@ import (
 // blockedText is the EDE 15 extra text of fluxguard's replies.
 const blockedText = "fluxguard: fast-flux domain (T1568.001)"
 
-// The synthetic SOA of negative replies. Its owner is the question name,
-// so that whatever a downstream cache keeps of it concerns the flagged
-// name alone, never a parent zone that may be benign; its MNAME and RNAME
-// are under .invalid (RFC 6761), which never resolves.
+// The synthetic SOA of negative replies. Its owner is the question name's
+// parent (see soaOwner); its MNAME and RNAME are under .invalid (RFC
+// 6761), which never resolves.
 const (
 	soaMname = "fluxguard.invalid."
 	soaRname = "blocked.fluxguard.invalid."
@@ -85,7 +84,7 @@ func replyTTL(configured uint32, holdLeft time.Duration) uint32 {
 // with ttl as its TTL and MINIMUM, and the time as its serial.
 func negativeSOA(name string, ttl uint32) *dns.SOA {
 	return &dns.SOA{
-		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
+		Hdr:     dns.RR_Header{Name: soaOwner(name), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:      soaMname,
 		Mbox:    soaRname,
 		Serial:  uint32(time.Now().Unix()),
@@ -94,4 +93,17 @@ func negativeSOA(name string, ttl uint32) *dns.SOA {
 		Expire:  86400,
 		Minttl:  ttl,
 	}
+}
+
+// soaOwner returns the owner of the negative SOA for name: its parent, as
+// the apex of a zone holding name would be, or the root for a top-level
+// name. It is not name itself: a zone apex exists, which an NXDOMAIN for
+// it would contradict, and resolvers that notice (dnsmasq) do not cache
+// such an NXDOMAIN as one. Nor is it a higher ancestor: whatever a
+// downstream keeps of the SOA stays as close to the flagged name as it can.
+func soaOwner(name string) string {
+	if off, end := dns.NextLabel(name, 0); !end {
+		return name[off:]
+	}
+	return "."
 }

@@ -33,6 +33,21 @@ func TestReplyTTL(t *testing.T) {
 	}
 }
 
+func TestSOAOwner(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"c2.evil.tk.", "evil.tk."},
+		{"a.b.evil.tk.", "b.evil.tk."},
+		{"evil.tk.", "tk."},
+		{"tk.", "."},
+		{".", "."},
+	}
+	for _, tc := range tests {
+		if got := soaOwner(tc.name); got != tc.want {
+			t.Errorf("soaOwner(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestReply(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53")
 	tests := []struct {
