@@ -409,8 +409,8 @@ func TestMetadataWithoutPlugin(t *testing.T) {
 		serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
 	rec, _ := serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA))
-	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused {
-		t.Errorf("Expected REFUSED for the held name, got:\n%v", rec.Msg)
+	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected NXDOMAIN for the held name, got:\n%v", rec.Msg)
 	}
 	if got := up.callCount(); got != 3 {
 		t.Errorf("Expected 3 upstream calls, got %d", got)
@@ -426,9 +426,10 @@ func TestBlock(t *testing.T) {
 		do        bool
 		wantRcode int
 	}{
-		{"REFUSED with EDNS", "action block", true, 1232, false, dns.RcodeRefused},
+		{"NXDOMAIN by default", "action block", true, 1232, false, dns.RcodeNameError},
+		{"REFUSED with EDNS", "action block\nblock_rcode REFUSED", true, 1232, false, dns.RcodeRefused},
 		{"REFUSED with EDNS and DO", "action block\nblock_rcode REFUSED", true, 4096, true, dns.RcodeRefused},
-		{"REFUSED without EDNS", "action block", false, 0, false, dns.RcodeRefused},
+		{"REFUSED without EDNS", "action block\nblock_rcode REFUSED", false, 0, false, dns.RcodeRefused},
 		{"NXDOMAIN with EDNS", "action block\nblock_rcode NXDOMAIN", true, 1400, false, dns.RcodeNameError},
 		{"NXDOMAIN without EDNS", "action block\nblock_rcode NXDOMAIN", false, 0, false, dns.RcodeNameError},
 	}
@@ -630,8 +631,8 @@ func TestCNAMEChain(t *testing.T) {
 	}
 	ctx := newContext(server)
 	rec, _ := serve(t, ctx, f, newQuery("cname.evil.tk.", dns.TypeA))
-	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused {
-		t.Fatalf("Expected the chain's addresses to flag the question name and REFUSED, got:\n%v", rec.Msg)
+	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
+		t.Fatalf("Expected the chain's addresses to flag the question name and NXDOMAIN, got:\n%v", rec.Msg)
 	}
 	if got := meta(ctx, "fluxguard/level"); got != "flagged" {
 		t.Errorf("Expected level flagged, got %q", got)

@@ -53,7 +53,7 @@ type action int
 
 const (
 	actionLog      action = iota // monitor: log, tag and count only
-	actionBlock                  // answer REFUSED or NXDOMAIN with EDE 15
+	actionBlock                  // answer NXDOMAIN (or REFUSED) with EDE 15
 	actionSinkhole               // answer with the sinkhole addresses and EDE 15
 )
 
@@ -84,7 +84,7 @@ func defaultConfig() config {
 	return config{
 		engine:         engine.DefaultConfig(),
 		action:         actionLog,
-		blockRcode:     dns.RcodeRefused,
+		blockRcode:     dns.RcodeNameError, // survives forwarders, where REFUSED turns into SERVFAIL (docs/resolvers.md)
 		sinkhole:       []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()},
 		sinkholeTTL:    10,
 		metricsDomains: 100,
