@@ -66,7 +66,7 @@ type config struct {
 	action         action
 	blockRcode     int
 	sinkhole       []netip.Addr
-	sinkholeTTL    uint32
+	sinkholeTTL    uint32 // of the answers downstreams cache (sinkhole addresses, the negative SOA), cut to the hold
 	metricsDomains int
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
