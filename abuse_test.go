@@ -37,7 +37,7 @@ func TestAbuse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n action block\n}")
+			f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n action block\n block_rcode REFUSED\n}")
 			n := 0
 			f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 				m := new(dns.Msg).SetReply(r)

@@ -138,16 +138,17 @@ func (f *Fluxguard) answerHeld(ctx context.Context, sm *serverMetrics, w dns.Res
 		return false
 	}
 	f.setMetadata(ctx, v)
-	if err := f.act(sm, w, r); err != nil {
+	if err := f.act(sm, w, r, v); err != nil {
 		log.Debugf("writing the reply for %s: %v", name, err)
 	}
 	return true
 }
 
-// act answers r for a flagged name as configured and counts the action.
-func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg) error {
+// act answers r for a name flagged with verdict v as configured and
+// counts the action.
+func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, v engine.Verdict) error {
 	sm.action.Inc()
-	return w.WriteMsg(f.reply(r))
+	return w.WriteMsg(f.reply(r, v))
 }
 
 // observeAnswer has the engine observe m, the answer for name to client,
@@ -218,17 +219,28 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 	if c.state.CompareAndSwap(answerNone, answerTaken) {
 		if c.deferred {
 			c.keep(m)
-		} else if c.flagged(m) && c.f.cfg.action != actionLog {
-			return c.f.act(c.metrics, c.ResponseWriter, c.req)
+		} else if v, flagged := c.flagged(m); flagged && c.f.cfg.action != actionLog {
+			return c.f.act(c.metrics, c.ResponseWriter, c.req, v)
 		}
 	}
 	return c.ResponseWriter.WriteMsg(m)
 }
 
-// flagged observes m and reports whether it flags the name.
-func (c *captureWriter) flagged(m *dns.Msg) bool {
+// flagged observes m and reports whether it flags the name, with the
+// verdict. A level-only verdict that repeats the last one knows no hold
+// (see engine.Verdict.HoldLeft): the hold is looked up then, for the
+// reply's TTL.
+func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	v, ok := c.f.observeAnswer(c.ctx, c.metrics, c.name, c.client, m)
-	return ok && v.Level == engine.LevelFlagged
+	if !ok || v.Level != engine.LevelFlagged {
+		return v, false
+	}
+	if v.HoldLeft == 0 && v.Reasons&engine.ReasonDenied == 0 {
+		if held, ok := c.f.eng.Held(c.name); ok {
+			v.HoldLeft = held.HoldLeft
+		}
+	}
+	return v, true
 }
 
 // keep keeps m's evidence for finish, or observes it itself when finish

@@ -278,6 +278,21 @@ func checkEDE(t *testing.T, m *dns.Msg, edns bool, size uint16, do bool) {
 	}
 }
 
+// checkNegativeSOA checks that m's authority section is the synthetic SOA
+// of its question name's parent, with ttl as its TTL and MINIMUM.
+func checkNegativeSOA(t *testing.T, m *dns.Msg, ttl uint32) {
+	t.Helper()
+	if len(m.Ns) != 1 {
+		t.Fatalf("Expected one SOA in the authority section, got:\n%s", m)
+	}
+	soa, ok := m.Ns[0].(*dns.SOA)
+	owner := soaOwner(m.Question[0].Name)
+	if !ok || soa.Hdr.Name != owner || soa.Hdr.Class != dns.ClassINET ||
+		soa.Hdr.Ttl != ttl || soa.Minttl != ttl || soa.Ns != soaMname || soa.Mbox != soaRname {
+		t.Errorf("Expected the SOA of %s with TTL and minimum %d, got %v", owner, ttl, m.Ns[0])
+	}
+}
+
 // checkReplyTo checks that m answers r.
 func checkReplyTo(t *testing.T, m, r *dns.Msg) {
 	t.Helper()
@@ -394,8 +409,8 @@ func TestMetadataWithoutPlugin(t *testing.T) {
 		serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
 	rec, _ := serve(t, ctx, f, newQuery("c2.evil.tk.", dns.TypeA))
-	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused {
-		t.Errorf("Expected REFUSED for the held name, got:\n%v", rec.Msg)
+	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
+		t.Errorf("Expected NXDOMAIN for the held name, got:\n%v", rec.Msg)
 	}
 	if got := up.callCount(); got != 3 {
 		t.Errorf("Expected 3 upstream calls, got %d", got)
@@ -411,9 +426,10 @@ func TestBlock(t *testing.T) {
 		do        bool
 		wantRcode int
 	}{
-		{"REFUSED with EDNS", "action block", true, 1232, false, dns.RcodeRefused},
+		{"NXDOMAIN by default", "action block", true, 1232, false, dns.RcodeNameError},
+		{"REFUSED with EDNS", "action block\nblock_rcode REFUSED", true, 1232, false, dns.RcodeRefused},
 		{"REFUSED with EDNS and DO", "action block\nblock_rcode REFUSED", true, 4096, true, dns.RcodeRefused},
-		{"REFUSED without EDNS", "action block", false, 0, false, dns.RcodeRefused},
+		{"REFUSED without EDNS", "action block\nblock_rcode REFUSED", false, 0, false, dns.RcodeRefused},
 		{"NXDOMAIN with EDNS", "action block\nblock_rcode NXDOMAIN", true, 1400, false, dns.RcodeNameError},
 		{"NXDOMAIN without EDNS", "action block\nblock_rcode NXDOMAIN", false, 0, false, dns.RcodeNameError},
 	}
@@ -452,8 +468,13 @@ func TestBlock(t *testing.T) {
 				if rec.Msg.Rcode != tc.wantRcode {
 					t.Errorf("Reply %d: expected rcode %s, got %s", i, dns.RcodeToString[tc.wantRcode], dns.RcodeToString[rec.Msg.Rcode])
 				}
-				if len(rec.Msg.Answer)+len(rec.Msg.Ns) != 0 {
-					t.Errorf("Reply %d: expected no records, got:\n%s", i, rec.Msg)
+				wantNs := 0
+				if tc.wantRcode == dns.RcodeNameError {
+					wantNs = 1 // the SOA of negative caching
+					checkNegativeSOA(t, rec.Msg, 10)
+				}
+				if len(rec.Msg.Answer) != 0 || len(rec.Msg.Ns) != wantNs {
+					t.Errorf("Reply %d: expected no answer and %d authority records, got:\n%s", i, wantNs, rec.Msg)
 				}
 				checkEDE(t, rec.Msg, tc.edns, tc.size, tc.do)
 				packed(t, rec.Msg)
@@ -528,6 +549,11 @@ func TestSinkhole(t *testing.T) {
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("Reply %d: expected addresses %v, got %v", i, want, got)
+				}
+				if len(want) == 0 {
+					checkNegativeSOA(t, rec.Msg, tc.ttl) // NODATA
+				} else if len(rec.Msg.Ns) != 0 {
+					t.Errorf("Reply %d: expected no authority records with addresses, got:\n%s", i, rec.Msg)
 				}
 				checkEDE(t, rec.Msg, true, 1232, true)
 				packed(t, rec.Msg)
@@ -605,8 +631,8 @@ func TestCNAMEChain(t *testing.T) {
 	}
 	ctx := newContext(server)
 	rec, _ := serve(t, ctx, f, newQuery("cname.evil.tk.", dns.TypeA))
-	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused {
-		t.Fatalf("Expected the chain's addresses to flag the question name and REFUSED, got:\n%v", rec.Msg)
+	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeNameError {
+		t.Fatalf("Expected the chain's addresses to flag the question name and NXDOMAIN, got:\n%v", rec.Msg)
 	}
 	if got := meta(ctx, "fluxguard/level"); got != "flagged" {
 		t.Errorf("Expected level flagged, got %q", got)

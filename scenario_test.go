@@ -43,7 +43,8 @@ import (
 // the same traffic, and both profiles see exactly the same queries.
 //
 // A client sees a domain as detected when one of its queries is answered
-// REFUSED (action block); the time to detect runs from the domain's first
+// REFUSED (action block, block_rcode REFUSED: no upstream answer is
+// REFUSED); the time to detect runs from the domain's first
 // query, and the answers to detect are those its clients got before.
 const (
 	scenarioPerClass   = 50
@@ -108,7 +109,7 @@ func TestScenarios(t *testing.T) {
 				if p.prefixesOnly {
 					mod = func(c *config) { c.owners = func(func(netip.Addr) uint32) func(netip.Addr) uint32 { return nil } }
 				}
-				run, err := scenarioHandler(mod, options, "action block")
+				run, err := scenarioHandler(mod, options, "action block", "block_rcode REFUSED")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -50,7 +50,7 @@ type action int
 
 const (
 	actionLog      action = iota // monitor: log, tag and count only
-	actionBlock                  // answer REFUSED or NXDOMAIN with EDE 15
+	actionBlock                  // answer NXDOMAIN (or REFUSED) with EDE 15
 	actionSinkhole               // answer with the sinkhole addresses and EDE 15
 )
 
@@ -63,7 +63,7 @@ type config struct {
 	action         action
 	blockRcode     int
 	sinkhole       []netip.Addr
-	sinkholeTTL    uint32
+	sinkholeTTL    uint32 // of the answers downstreams cache (sinkhole addresses, the negative SOA), cut to the hold
 	metricsDomains int
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
@@ -82,7 +82,7 @@ func defaultConfig() config {
 	return config{
 		engine:         engine.DefaultConfig(),
 		action:         actionLog,
-		blockRcode:     dns.RcodeRefused,
+		blockRcode:     dns.RcodeNameError, // survives forwarders, where REFUSED turns into SERVFAIL (docs/resolvers.md)
 		sinkhole:       []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()},
 		sinkholeTTL:    10,
 		metricsDomains: 100,

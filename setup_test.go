@@ -62,7 +62,7 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.action != actionLog {
 		t.Errorf("Expected action log, got %s", cfg.action)
 	}
-	if cfg.blockRcode != dns.RcodeRefused {
+	if cfg.blockRcode != dns.RcodeNameError {
 		t.Errorf("Expected block_rcode REFUSED, got %s", dns.RcodeToString[cfg.blockRcode])
 	}
 	if want := []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}; !slices.Equal(cfg.sinkhole, want) {

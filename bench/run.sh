@@ -320,6 +320,7 @@ flood() {
   upstream_conf "$UPPORT"; start up TOOL
   server_conf FG "$fport" "$fprom" "$UPPORT" "fluxguard { max_names $MAX_NAMES
         action block
+        block_rcode REFUSED
     }" "cache { disable success flux.top }"  # flux.top rotates per query: keep it out of the cache
   start FG CUT
   echo "login.flux.top A" >"$TMP/flag.txt"

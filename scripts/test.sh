@@ -4,12 +4,13 @@
 # binary) with the race detector. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 # Debian packages: prometheus (promtool for the alerting rules' tests, and
-# the server for the end-to-end alert) and, where Node.js did not bring it,
-# npm (to fetch the tables below). Each is installed on its own: Debian's
-# npm conflicts with a Node.js that bundles its own.
+# the server for the end-to-end alert), the resolvers below and, where
+# Node.js did not bring it, npm (to fetch the tables below). Each is
+# installed on its own: Debian's npm conflicts with a Node.js that bundles
+# its own. named and unbound are in /usr/sbin.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 apt_install() {
@@ -18,6 +19,25 @@ apt_install() {
 }
 { command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
 command -v npm >/dev/null || apt_install npm
+
+# The downstream resolvers of test/e2e's TestDownstream, which runs its
+# own instances on loopback. A policy-rc.d denying every start keeps their
+# packages from starting the system services (a resolver on port 53,
+# resolvconf hooks) while they install; where systemd runs, they are not
+# left enabled either.
+downstream_install() {
+  local policy=/usr/sbin/policy-rc.d saved="" rc=0
+  if [ -e "$policy" ]; then saved=$(mktemp) && $sudo cp -p "$policy" "$saved"; fi
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  apt_install "$1" || rc=$?
+  if [ -n "$saved" ]; then $sudo mv "$saved" "$policy"; else $sudo rm -f "$policy"; fi
+  if [ -d /run/systemd/system ]; then $sudo systemctl disable --now "$2" >/dev/null 2>&1 || true; fi
+  return $rc
+}
+command -v unbound >/dev/null || downstream_install unbound unbound
+command -v named >/dev/null || downstream_install bind9 named
+command -v dnsmasq >/dev/null || downstream_install dnsmasq dnsmasq
 
 # The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
 # full database that asn_db reads, for the tests that run with it.

@@ -411,3 +411,45 @@ func TestRepeatedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldLeft checks the time left on a name's hold in the verdicts of
+// Observe and Held: from the flagging answer, counting down, and none
+// for names not held or denied.
+func TestHoldLeft(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Hold = 10 * time.Minute })
+	e.SetPolicy(NewPolicy(nil, []Rule{{Name: "denied.example"}}, nil))
+	name, client := "a.evil.tk", netip.MustParseAddr("10.0.0.1")
+	ips := [][]string{{"45.0.0.1", "45.0.0.2"}, {"45.0.0.3", "45.0.0.4"}, {"45.0.0.5"}}
+	for i, set := range ips {
+		v := e.Observe(&Observation{Name: name, Client: client, Addrs: addrs(set...)})
+		want := time.Duration(0)
+		if i == len(ips)-1 {
+			want = 10 * time.Minute // the flagging answer starts the hold
+		}
+		if v.HoldLeft != want {
+			t.Errorf("observation %d: HoldLeft %s, want %s (%+v)", i, v.HoldLeft, want, v)
+		}
+		clk.add(time.Second)
+	}
+	tests := []struct {
+		after time.Duration // since the previous step
+		name  string
+		held  bool
+		want  time.Duration
+	}{
+		{0, name, true, 10*time.Minute - time.Second},
+		{4 * time.Minute, name, true, 6*time.Minute - time.Second},
+		{5*time.Minute + 58*time.Second + 500*time.Millisecond, name, true, time.Second}, // 0.5s, rounded up
+		{time.Second, name, false, 0},
+		{0, "other.evil.tk", false, 0},
+		{0, "denied.example", true, 0},
+	}
+	for i, tc := range tests {
+		clk.add(tc.after)
+		v, held := e.Held(tc.name)
+		if held != tc.held || v.HoldLeft != tc.want {
+			t.Errorf("step %d: Held(%q) = %v with HoldLeft %s, want %v with %s", i, tc.name, held, v.HoldLeft, tc.held, tc.want)
+		}
+	}
+}

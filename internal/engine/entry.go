@@ -1,6 +1,9 @@
 package engine
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // buckets is the number of query-count buckets a window is split into; one
 // more is kept so that the oldest bucket can straddle the window's edge.
@@ -160,4 +163,12 @@ func (e *entry) domain(key string) string {
 		return ""
 	}
 	return key[e.domOff:]
+}
+
+// holdLeft returns how long e stays held after now, 0 when it is not.
+func (e *entry) holdLeft(now uint32) time.Duration {
+	if e.heldUntil <= now {
+		return 0
+	}
+	return time.Duration(e.heldUntil-now) * time.Second
 }

@@ -59,7 +59,9 @@ func (e *Engine) held(sc scope, key string, now uint32) (Verdict, bool, string) 
 		return Verdict{}, false, en.domain(key)
 	}
 	e.tally(sh, en, now)
-	return e.judge(sh, en, now, sc.threshold), true, en.domain(key)
+	v := e.judge(sh, en, now, sc.threshold)
+	v.HoldLeft = en.holdLeft(now)
+	return v, true, en.domain(key)
 }
 
 // Flagged returns up to limit currently flagged names, most recently seen

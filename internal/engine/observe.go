@@ -175,6 +175,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		en.heldUntil = now + e.hold
 		sc.st.holding(en.heldUntil)
 	}
+	v.HoldLeft = en.holdLeft(now)
 	if names && e.pools != nil && v.Level == LevelFlagged {
 		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
 	}

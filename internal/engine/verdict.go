@@ -1,6 +1,9 @@
 package engine
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Level is a name's standing.
 type Level uint8
@@ -86,6 +89,13 @@ type Verdict struct {
 	Score   float64
 	Reasons Reasons
 	Skip    Skip
+
+	// HoldLeft is how long the name (or the registered domain that flags
+	// it) stays held, in whole seconds of the engine's clock, rounded up;
+	// 0 when it is not held, for a denied name, and in a brief verdict
+	// that repeats the last one (see Observation.Brief). Replies that
+	// downstream resolvers cache must not outlive it.
+	HoldLeft time.Duration
 
 	UniqueIPs int
 	Queries   int

@@ -33,6 +33,7 @@ func TestAlertFires(t *testing.T) {
     prometheus %s
     fluxguard {
         action block
+        block_rcode REFUSED
     }
     cache 30
     forward . %s

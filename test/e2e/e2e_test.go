@@ -61,10 +61,11 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("flux domain flagged then blocked", func(t *testing.T) {
 		// A gives 4 IPv4, AAAA 4 IPv6 addresses: 8 unique IPs; the third
 		// answer (a cache hit) makes 3 queries and crosses the threshold.
+		// block_rcode is the default: NXDOMAIN.
 		var r *dns.Msg
 		for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
 			r = query(t, "udp", blockAddr, "login.fluxy.top.", qtype, true)
-			if r.Rcode == dns.RcodeRefused {
+			if r.Rcode == dns.RcodeNameError {
 				if i < 2 {
 					t.Fatalf("blocked after %d answers, before the evidence was there", i)
 				}
@@ -74,13 +75,19 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("answer %d: %s", i, r)
 			}
 		}
-		if r.Rcode != dns.RcodeRefused {
+		if r.Rcode != dns.RcodeNameError {
 			t.Fatalf("never blocked; last answer:\n%s", r)
+		}
+		if len(r.Ns) != 1 {
+			t.Fatalf("want one SOA in the authority section:\n%s", r)
+		}
+		if soa, ok := r.Ns[0].(*dns.SOA); !ok || soa.Hdr.Name != "fluxy.top." || soa.Hdr.Ttl != 10 || soa.Minttl != 10 {
+			t.Fatalf("want the SOA of fluxy.top. with TTL and MINIMUM 10 (sinkhole_ttl):\n%s", r)
 		}
 		checkEDE(t, r, true)
 		// Held: blocked over TCP too, and without EDNS no OPT is added.
 		r = query(t, "tcp", blockAddr, "LOGIN.fluxy.top.", dns.TypeA, false)
-		if r.Rcode != dns.RcodeRefused {
+		if r.Rcode != dns.RcodeNameError {
 			t.Fatalf("TCP query not blocked:\n%s", r)
 		}
 		checkEDE(t, r, false)
@@ -128,7 +135,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("metadata reaches the log plugin", func(t *testing.T) {
-		core.waitLog(t, "A login.fluxy.top. REFUSED fluxguard=flagged score=9 reasons=suspicious_tld,prefix_diversity,rotating,short_ttl")
+		core.waitLog(t, "A login.fluxy.top. NXDOMAIN fluxguard=flagged score=9 reasons=suspicious_tld,prefix_diversity,rotating,short_ttl")
 		core.waitLog(t, "A www.stable.example. NOERROR fluxguard=none score=0 reasons=-")
 		core.waitLog(t, "A www.alias.example. NOERROR fluxguard=allowed score=- reasons=-")
 	})
@@ -443,6 +450,7 @@ func TestStateSurvivesReloadAndRestart(t *testing.T) {
     reload 2s 1s
     fluxguard {
         action block
+        block_rcode REFUSED
         hold %s
         state_file %s
     }
@@ -518,6 +526,7 @@ func TestUpstreamDiesAndComesBack(t *testing.T) {
     bind 127.0.0.1
     fluxguard {
         action block
+        block_rcode REFUSED
     }
     forward . %s {
         max_fails 1

@@ -59,6 +59,7 @@ func TestRealTraffic(t *testing.T) {
     bind 127.0.0.1
     fluxguard {
         action block
+        block_rcode REFUSED
         %s
     }
     forward . %s
