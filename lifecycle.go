@@ -13,6 +13,9 @@ func (f *Fluxguard) start() error {
 	}
 	f.done = make(chan struct{})
 	go f.housekeep(f.done)
+	if f.cfg.stateFile != "" {
+		go f.persist(f.done)
+	}
 	if f.resolver != nil {
 		go f.resolver.run(f.done)
 	}
@@ -37,18 +40,26 @@ func (f *Fluxguard) stop() error {
 
 // finalShutdown saves the state, if configured, when CoreDNS exits.
 func (f *Fluxguard) finalShutdown() error {
-	f.saveState()
+	if f.cfg.stateFile != "" {
+		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
+	}
 	forgetEngine(f.key)
 	f.cfg.close()
 	return nil
 }
 
-func (f *Fluxguard) saveState() {
-	if f.cfg.stateFile == "" {
-		return
-	}
-	if err := saveState(f.eng, f.cfg.stateFile); err != nil {
-		log.Errorf("saving state to %s: %v", f.cfg.stateFile, err)
+// persist saves the state every state_interval until done is closed.
+func (f *Fluxguard) persist(done <-chan struct{}) {
+	t := time.NewTicker(f.cfg.stateInterval)
+	defer t.Stop()
+	saver := &stateSaver{path: f.cfg.stateFile}
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			saver.save(f.eng, f.server())
+		}
 	}
 }
 
@@ -68,7 +79,6 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 	t := time.NewTicker(housekeepEvery)
 	defer t.Stop()
 	var evicted uint64
-	lastSave := time.Now()
 	for {
 		select {
 		case <-done:
@@ -77,10 +87,6 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		}
 		f.eng.Sweep()
 		f.reloadPolicy()
-		if time.Since(lastSave) >= f.cfg.stateInterval {
-			f.saveState()
-			lastSave = time.Now()
-		}
 		all := f.metrics.Load()
 		if all == nil {
 			continue // no query yet: the server label is not known

@@ -55,6 +55,18 @@ var (
 		Name:      "flagged_domains",
 		Help:      "Number of currently flagged domains.",
 	}, []string{"server"})
+	stateSaveFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "state_save_failures_total",
+		Help:      "Counter of failed saves of the state file; the previous file is kept.",
+	}, []string{"server"})
+	stateSaved = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "state_saved_timestamp_seconds",
+		Help:      "Unix time of the last successful save of the state file.",
+	}, []string{"server"})
 	flaggedDomain = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
@@ -180,4 +192,14 @@ func serverIn(all *[]*serverMetrics, server string) *serverMetrics {
 		}
 	}
 	return nil
+}
+
+// server is the label of the gauges that describe the engine, shared by
+// the servers of the block: the first server that served a query, "" for
+// none yet.
+func (f *Fluxguard) server() string {
+	if all := f.metrics.Load(); all != nil {
+		return (*all)[0].server
+	}
+	return ""
 }

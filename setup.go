@@ -184,8 +184,8 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 	case "state_file":
 		cfg.stateFile, err = a.stateFile()
 	case "state_interval":
-		if cfg.stateInterval, err = a.duration(); err == nil && cfg.stateInterval < housekeepEvery {
-			err = c.Errf("state_interval: %s is shorter than %s", cfg.stateInterval, housekeepEvery)
+		if cfg.stateInterval, err = a.duration(); err == nil && cfg.stateInterval < time.Second {
+			err = c.Errf("state_interval: %s is shorter than 1s", cfg.stateInterval)
 		}
 	case "resolve_ns":
 		cfg.resolveNS, err = a.rate()

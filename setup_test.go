@@ -341,7 +341,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing allow_file", "allow_file /nonexistent/allow.txt", []string{"allow_file", "no such file"}},
 		{"state_file in a missing directory", "state_file /nonexistent/dir/fg.state", []string{"state_file", "does not exist"}},
 		{"bad state_interval", "state_interval often", []string{"state_interval", `"often"`}},
-		{"short state_interval", "state_interval 1s", []string{"state_interval", "shorter than 10s"}},
+		{"short state_interval", "state_interval 500ms", []string{"state_interval", "shorter than 1s"}},
 		{"report without port", "report localhost", []string{"report", `"localhost"`}},
 		{"report bad address", "report http://localhost:9253/report", []string{"report", "not a host:port"}},
 	}

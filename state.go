@@ -61,10 +61,12 @@ func forgetEngine(key string) {
 	delete(engines, key)
 }
 
-// loadState restores eng from path. A missing file is a first start; a
-// corrupt, truncated or other-version file is reported and ignored: the
-// resolver always starts.
+// loadState restores eng from path, first removing the temporary files
+// that saves cut short by a crash left beside it. A missing file is a
+// first start; a corrupt, truncated or other-version file is reported and
+// ignored: the resolver always starts.
 func loadState(eng *engine.Engine, path string) {
+	removeStaleTemps(path)
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return
@@ -74,7 +76,7 @@ func loadState(eng *engine.Engine, path string) {
 		return
 	}
 	defer f.Close()
-	n, err := eng.Load(bufio.NewReader(f))
+	n, err := eng.Load(f)
 	if err != nil {
 		log.Warningf("state file %s ignored: %v", path, err)
 		return
@@ -82,29 +84,82 @@ func loadState(eng *engine.Engine, path string) {
 	log.Infof("restored %d names from %s", n, path)
 }
 
+// tempPattern names saveState's temporary files, beside the state file.
+func tempPattern(path string) string { return filepath.Base(path) + ".tmp*" }
+
+// removeStaleTemps removes the temporary files of saves that never
+// finished. It runs only as a new engine is made, when no save is under way.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPattern(path)))
+	for _, name := range stale {
+		if err := os.Remove(name); err == nil {
+			log.Infof("removed %s, left by a save cut short", name)
+		}
+	}
+}
+
 // saveState writes eng's state to path atomically: to a temporary file in
-// the same directory, synced, then renamed over path.
+// the same directory, synced, renamed over path, and the directory synced,
+// so that path holds the last complete snapshot or the one before, even
+// after a crash or a power loss. A failed save leaves path as it was.
 func saveState(eng *engine.Engine, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	w := bufio.NewWriter(tmp)
-	if err := eng.Save(w); err != nil {
-		tmp.Close()
+	w := bufio.NewWriterSize(tmp, 64<<10)
+	err = eng.Save(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return err
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
 		return err
 	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return err
+	defer d.Close()
+	return d.Sync()
+}
+
+// stateSaver saves an engine's state every state_interval. A failing
+// save is logged once, with its error, until a save succeeds again, and
+// counted every time.
+type stateSaver struct {
+	path    string
+	failing string // the error of the failing saves, "" when the last succeeded
+}
+
+func (s *stateSaver) save(eng *engine.Engine, server string) {
+	err := saveState(eng, s.path)
+	if err != nil {
+		stateSaveFailures.WithLabelValues(server).Inc()
+		if err.Error() != s.failing {
+			log.Errorf("saving state to %s failed, the previous file is kept: %v", s.path, err)
+			s.failing = err.Error()
+		}
+		return
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	stateSaved.WithLabelValues(server).SetToCurrentTime()
+	if s.failing != "" {
+		log.Infof("saving state to %s works again", s.path)
+		s.failing = ""
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -1,133 +1,342 @@
 package engine
 
 import (
-	"encoding/gob"
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"net/netip"
 	"strings"
 )
 
-// SnapshotVersion is the version of the state format Save writes; Load
-// refuses any other.
-const SnapshotVersion = 2
+// The state format: stateMagic, the version and the window (uvarints),
+// then one record per entry (its length as a uvarint, then the entry),
+// a zero length, the number of records (a uvarint), and the CRC-32C of
+// everything before it (4 bytes, big endian). Save streams it one shard at
+// a time; Load checks the whole file before it restores anything, so a
+// truncated or damaged file is refused whole.
+const (
+	stateMagic = "fluxguard state\n"
+	// SnapshotVersion is the version of the state format Save writes;
+	// Load refuses any other.
+	SnapshotVersion = 3
+	// maxRecordLen bounds an entry's record: a name and its capped lists
+	// fit, whatever the file claims.
+	maxRecordLen = 64 << 10
+)
 
-// snapshot is the saved form of the engine's state.
-type snapshot struct {
-	Version int
-	Window  uint32 // seconds; bucket counts are kept only if it matches
-	Entries []savedEntry
-}
-
-type savedEntry struct {
-	Name           string
-	IPs, Clients   []savedSeen
-	Counts         []uint32
-	First          uint32
-	Head, Last     uint32
-	HeldUntil, TTL uint32
-	MeanTTL        uint32
-	Level          uint8
-	MaxAnswer      uint8
-	Subnames       uint16
-	NS             []savedSeen
-	NSIPs          []savedSeen
-}
-
-type savedSeen struct {
-	Addr [16]byte
-	Last uint32
-}
-
-// Save writes the tracked state to w. Shards are locked one at a time, so
-// the query path is never stopped for long.
-func (e *Engine) Save(w io.Writer) error {
-	s := snapshot{Version: SnapshotVersion, Window: e.window}
-	e.each(func(sc scope, sh *shard, en *entry) bool {
-		s.Entries = append(s.Entries, savedEntry{
-			Name: sc.prefix + sh.name(en), IPs: saveSeen(sh.seen.view(en.ips)), Clients: saveSeen(sh.seen.view(en.clients)),
-			Counts: append([]uint32(nil), en.counts[:]...), First: en.first,
-			Head: en.head, Last: en.last, HeldUntil: en.heldUntil, TTL: en.minTTL, Level: uint8(en.level),
-			MeanTTL: en.meanTTL, MaxAnswer: en.maxAnswer, Subnames: en.subnames, NS: saveSeen(sh.seen.view(en.ns)), NSIPs: saveSeen(sh.seen.view(en.nsIPs)),
-		})
-		return true
-	})
-	return gob.NewEncoder(w).Encode(&s)
-}
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrSnapshotVersion is returned by Load for state saved in another format.
 var ErrSnapshotVersion = errors.New("unsupported state version")
 
+// ErrCorruptState is returned by Load for a file that is truncated,
+// damaged, or not a state file.
+var ErrCorruptState = errors.New("corrupt state file")
+
+// Save writes the tracked state to w. Shards are locked one at a time,
+// and each is encoded before it is written, so that neither the query path
+// nor memory waits on w.
+func (e *Engine) Save(w io.Writer) error {
+	crc := crc32.New(crcTable)
+	out := io.MultiWriter(w, crc)
+	buf := binary.AppendUvarint([]byte(stateMagic), SnapshotVersion)
+	buf = binary.AppendUvarint(buf, uint64(e.window))
+	var rec []byte
+	records := uint64(0)
+	for _, sc := range e.scopes() {
+		for i := range sc.st.shards {
+			sc.st.eachIn(&sc.st.shards[i], func(sh *shard, en *entry) bool {
+				rec = appendEntry(rec[:0], sc.prefix+sh.name(en), sh, en)
+				buf = append(binary.AppendUvarint(buf, uint64(len(rec))), rec...)
+				records++
+				return true
+			})
+			if _, err := out.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = binary.AppendUvarint(binary.AppendUvarint(buf, 0), records)
+	if _, err := out.Write(buf); err != nil {
+		return err
+	}
+	_, err := w.Write(crc.Sum(nil))
+	return err
+}
+
+// appendEntry appends the record of en, named name, of the locked shard sh.
+func appendEntry(b []byte, name string, sh *shard, en *entry) []byte {
+	b = append(binary.AppendUvarint(b, uint64(len(name))), name...)
+	for _, list := range []block{en.ips, en.clients, en.ns, en.nsIPs} {
+		seen := sh.seen.view(list)
+		b = binary.AppendUvarint(b, uint64(len(seen)))
+		for _, s := range seen {
+			b = binary.AppendUvarint(append(b, s.addr[:]...), uint64(s.last))
+		}
+	}
+	for _, c := range en.counts {
+		b = binary.AppendUvarint(b, uint64(c))
+	}
+	for _, v := range []uint32{en.first, en.head, en.last, en.heldUntil, en.minTTL, en.meanTTL,
+		uint32(en.level), uint32(en.maxAnswer), uint32(en.subnames)} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	return b
+}
+
+// savedEntry is an entry as a record holds it.
+type savedEntry struct {
+	name                       string
+	ips, clients, ns, nsIPs    []seen
+	counts                     [buckets + 1]uint32
+	first, head, last, heldTil uint32
+	minTTL, meanTTL            uint32
+	level, maxAnswer           uint8
+	subnames                   uint16
+}
+
 // Load reads state written by Save into e, which should be new, and
-// returns how many names it restored. Names past the caps are dropped;
-// state whose evidence has expired is dropped at the next Sweep.
-func (e *Engine) Load(r io.Reader) (int, error) {
-	var s snapshot
-	if err := gob.NewDecoder(r).Decode(&s); err != nil {
-		return 0, fmt.Errorf("decoding state: %w", err)
+// returns how many names it restored. It reads r twice: first to check
+// the whole file, then to restore it; a file that fails the check
+// restores nothing. Names past the caps are dropped, and so are the
+// addresses and clients past the per-name caps; state whose evidence has
+// expired is dropped at the next Sweep.
+func (e *Engine) Load(r io.ReadSeeker) (int, error) {
+	window, err := e.readState(r, nil)
+	if err != nil {
+		return 0, err
 	}
-	if s.Version != SnapshotVersion {
-		return 0, fmt.Errorf("%w %d, want %d", ErrSnapshotVersion, s.Version, SnapshotVersion)
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return 0, err
 	}
-	n, now := 0, e.clock()
-	for _, se := range s.Entries {
-		sc, name := e.nameScope(), se.Name
-		if domain, ok := strings.CutPrefix(name, "*."); ok {
-			if e.domains == nil {
-				continue
-			}
-			sc, name = e.domainScope(), domain
-		}
-		st := sc.st
-		name = Normalize(name)
-		if name == "" || len(name) > maxNameLen || e.Skipped(name, nil) != SkipNone || len(se.Counts) != buckets+1 {
-			continue
-		}
-		sh, k := st.locate(name)
-		sh.mu.Lock()
-		if sh.lookup(k) == nil && st.count.Load() < st.max.Load() {
-			en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
-			*en = entry{
-				name:    en.name,
-				ips:     sh.seen.make(loadSeen(se.IPs, e.cfg.MaxIPsPerName)),
-				clients: sh.seen.make(loadSeen(se.Clients, e.cfg.MaxClientsPerName)),
-				ns:      sh.seen.make(loadSeen(se.NS, maxNSPerDomain)),
-				nsIPs:   sh.seen.make(loadSeen(se.NSIPs, maxNSPerDomain)),
-				head:    se.Head, last: se.Last, heldUntil: se.HeldUntil, minTTL: se.TTL,
-				meanTTL: se.MeanTTL, maxAnswer: se.MaxAnswer, subnames: se.Subnames,
-				level: Level(min(se.Level, uint8(LevelFlagged))), nameBits: e.nameReasons(name), domOff: e.domainOffset(sc, name),
-			}
-			if e.cfg.ASN != nil { // owners are not saved: they are the configuration's
-				for _, a := range sh.seen.view(en.ips) {
-					en.asns = sh.asns.push(en.asns, e.cfg.ASN(netip.AddrFrom16(a.addr).Unmap()))
-				}
-			}
-			en.networksStale = true
-			st.holding(en.heldUntil)
-			if s.Window == e.window {
-				copy(en.counts[:], se.Counts)
-				en.first = se.First
-			}
+	n := 0
+	_, err = e.readState(r, func(se *savedEntry) {
+		if e.restore(se, window) {
 			n++
 		}
-		sh.mu.Unlock()
-	}
-	return n, nil
+	})
+	return n, err
 }
 
-func saveSeen(list []seen) []savedSeen {
-	out := make([]savedSeen, len(list))
-	for i, s := range list {
-		out[i] = savedSeen{Addr: s.addr, Last: s.last}
+// readState reads a state file, calling restore, when not nil, for each
+// entry, and returns its window. Without restore it only checks the file.
+func (e *Engine) readState(r io.Reader, restore func(*savedEntry)) (window uint32, err error) {
+	crc := crc32.New(crcTable)
+	sr := &stateReader{r: bufio.NewReader(r), crc: crc}
+	magic := sr.bytes(len(stateMagic))
+	if sr.err != nil || string(magic) != stateMagic {
+		return 0, fmt.Errorf("%w: not a fluxguard state file, or one older than version %d", ErrCorruptState, SnapshotVersion)
 	}
-	return out
+	if v := sr.uvarint(1 << 16); sr.err == nil && v != SnapshotVersion {
+		return 0, fmt.Errorf("%w %d, want %d", ErrSnapshotVersion, v, SnapshotVersion)
+	}
+	window = uint32(sr.uvarint(1 << 32))
+	var se savedEntry
+	records := uint64(0)
+	for sr.err == nil {
+		n := sr.uvarint(maxRecordLen)
+		if n == 0 || sr.err != nil {
+			break
+		}
+		rec := sr.bytes(int(n))
+		if sr.err == nil {
+			sr.err = decodeEntry(rec, &se)
+		}
+		if sr.err == nil && restore != nil {
+			restore(&se)
+		}
+		records++
+	}
+	if count := sr.uvarint(1 << 40); sr.err == nil && count != records {
+		sr.err = fmt.Errorf("%d records, the trailer says %d", records, count)
+	}
+	sum := crc.Sum32()
+	var want [4]byte
+	if sr.err == nil {
+		_, sr.err = io.ReadFull(sr.r, want[:])
+	}
+	if sr.err == nil && binary.BigEndian.Uint32(want[:]) != sum {
+		sr.err = errors.New("checksum mismatch")
+	}
+	if sr.err == nil {
+		if _, err := sr.r.ReadByte(); err != io.EOF {
+			sr.err = errors.New("data after the checksum")
+		}
+	}
+	if sr.err != nil {
+		if errors.Is(sr.err, io.EOF) {
+			sr.err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("%w: %v", ErrCorruptState, sr.err)
+	}
+	return window, nil
 }
 
-func loadSeen(list []savedSeen, max int) []seen {
-	out := make([]seen, 0, min(len(list), max))
-	for _, s := range list[:min(len(list), max)] {
-		out = append(out, seen{addr: s.Addr, last: s.Last})
+// stateReader reads a state file's fields, hashing what it reads; its
+// first error sticks.
+type stateReader struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+	buf []byte
+	err error
+}
+
+func (sr *stateReader) uvarint(max uint64) uint64 {
+	if sr.err != nil {
+		return 0
 	}
-	return out
+	var b [binary.MaxVarintLen64]byte
+	for i := range b {
+		c, err := sr.r.ReadByte()
+		if err != nil {
+			sr.err = err
+			return 0
+		}
+		b[i] = c
+		if c < 0x80 {
+			sr.crc.Write(b[:i+1])
+			v, _ := binary.Uvarint(b[:i+1])
+			if v > max {
+				sr.err = fmt.Errorf("value %d above %d", v, max)
+				return 0
+			}
+			return v
+		}
+	}
+	sr.err = errors.New("bad varint")
+	return 0
+}
+
+// bytes reads n bytes into a buffer reused by the next call.
+func (sr *stateReader) bytes(n int) []byte {
+	if sr.err != nil {
+		return nil
+	}
+	if cap(sr.buf) < n {
+		sr.buf = make([]byte, n)
+	}
+	b := sr.buf[:n]
+	if _, sr.err = io.ReadFull(sr.r, b); sr.err != nil {
+		return nil
+	}
+	sr.crc.Write(b)
+	return b
+}
+
+// decodeEntry decodes a record into se, whose lists it reuses.
+func decodeEntry(b []byte, se *savedEntry) error {
+	d := recordDecoder{b: b}
+	se.name = string(d.bytes(int(d.uvarint(maxNameLen))))
+	for _, list := range []*[]seen{&se.ips, &se.clients, &se.ns, &se.nsIPs} {
+		n := int(d.uvarint(maxPerName))
+		*list = (*list)[:0]
+		for range n {
+			var s seen
+			copy(s.addr[:], d.bytes(16))
+			s.last = uint32(d.uvarint(1<<32 - 1))
+			if d.err != nil {
+				break
+			}
+			*list = append(*list, s)
+		}
+	}
+	for i := range se.counts {
+		se.counts[i] = uint32(d.uvarint(1<<32 - 1))
+	}
+	for _, v := range []*uint32{&se.first, &se.head, &se.last, &se.heldTil, &se.minTTL, &se.meanTTL} {
+		*v = uint32(d.uvarint(1<<32 - 1))
+	}
+	se.level = uint8(min(d.uvarint(uint64(LevelFlagged)), uint64(LevelFlagged)))
+	se.maxAnswer = uint8(d.uvarint(255))
+	se.subnames = uint16(d.uvarint(1<<16 - 1))
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("record longer than its entry")
+	}
+	return d.err
+}
+
+// recordDecoder reads a record's fields; its first error sticks.
+type recordDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *recordDecoder) uvarint(max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	switch {
+	case n <= 0:
+		d.err = errors.New("bad varint in a record")
+	case v > max:
+		d.err = fmt.Errorf("value %d above %d in a record", v, max)
+	default:
+		d.b = d.b[n:]
+		return v
+	}
+	return 0
+}
+
+func (d *recordDecoder) bytes(n int) []byte {
+	if d.err != nil || n > len(d.b) {
+		if d.err == nil {
+			d.err = errors.New("record shorter than its entry")
+		}
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
+// restore inserts a saved entry, unless it is not to be tracked or its
+// store is full, and reports whether it did.
+func (e *Engine) restore(se *savedEntry, window uint32) bool {
+	sc, name := e.nameScope(), se.name
+	if domain, ok := strings.CutPrefix(name, "*."); ok {
+		if e.domains == nil {
+			return false
+		}
+		sc, name = e.domainScope(), domain
+	}
+	name = Normalize(name)
+	if name == "" || len(name) > maxNameLen || e.Skipped(name, nil) != SkipNone {
+		return false
+	}
+	st, now := sc.st, e.clock()
+	sh, k := st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.lookup(k) != nil || st.count.Load() >= st.max.Load() {
+		return false
+	}
+	en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
+	*en = entry{
+		name:    en.name,
+		ips:     sh.seen.make(se.ips[:min(len(se.ips), e.cfg.MaxIPsPerName)]),
+		clients: sh.seen.make(se.clients[:min(len(se.clients), e.cfg.MaxClientsPerName)]),
+		ns:      sh.seen.make(se.ns[:min(len(se.ns), maxNSPerDomain)]),
+		nsIPs:   sh.seen.make(se.nsIPs[:min(len(se.nsIPs), maxNSPerDomain)]),
+		head:    se.head, last: se.last, heldUntil: se.heldTil, minTTL: se.minTTL,
+		meanTTL: se.meanTTL, maxAnswer: se.maxAnswer, subnames: se.subnames,
+		level: Level(se.level), nameBits: e.nameReasons(name), domOff: e.domainOffset(sc, name),
+	}
+	if e.cfg.ASN != nil { // owners are not saved: they are the configuration's
+		for _, a := range sh.seen.view(en.ips) {
+			en.asns = sh.asns.push(en.asns, e.cfg.ASN(netip.AddrFrom16(a.addr).Unmap()))
+		}
+	}
+	en.networksStale = true
+	st.holding(en.heldUntil)
+	if window == e.window {
+		en.counts = se.counts
+		en.first = se.first
+	}
+	return true
 }

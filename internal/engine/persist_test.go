@@ -2,15 +2,16 @@ package engine
 
 import (
 	"bytes"
-	"encoding/gob"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
 	"time"
 )
 
-func flaggedEngine(t *testing.T, clk *fakeClock) *Engine {
+func flaggedEngine(t testing.TB, clk *fakeClock) *Engine {
 	t.Helper()
 	e := newTestEngine(t, clk, nil)
 	feed(e, clk, []event{
@@ -57,13 +58,14 @@ func TestLoadRejects(t *testing.T) {
 	if err := flaggedEngine(t, clk).Save(&good); err != nil {
 		t.Fatal(err)
 	}
-	var old bytes.Buffer
-	gob.NewEncoder(&old).Encode(&snapshot{Version: SnapshotVersion + 1})
+	other := binary.AppendUvarint([]byte(stateMagic), SnapshotVersion+1)
 	tests := map[string][]byte{
-		"empty":     nil,
-		"garbage":   []byte("not a state file at all"),
-		"truncated": good.Bytes()[:good.Len()/2],
-		"version":   old.Bytes(),
+		"empty":          nil,
+		"garbage":        []byte("not a state file at all"),
+		"truncated":      good.Bytes()[:good.Len()/2],
+		"no checksum":    good.Bytes()[:good.Len()-4],
+		"trailing bytes": append(bytes.Clone(good.Bytes()), 0),
+		"version":        append(other, good.Bytes()[len(other):]...),
 	}
 	for name, data := range tests {
 		e := newTestEngine(t, clk, nil)
@@ -75,6 +77,55 @@ func TestLoadRejects(t *testing.T) {
 			t.Errorf("version: error %v", err)
 		}
 	}
+}
+
+// TestLoadRefusesWhole checks that a state file cut short anywhere, or
+// with any one bit flipped, is refused and restores nothing.
+func TestLoadRefusesWhole(t *testing.T) {
+	clk := &fakeClock{t: at("09:00:00")}
+	var good bytes.Buffer
+	if err := flaggedEngine(t, clk).Save(&good); err != nil {
+		t.Fatal(err)
+	}
+	data := good.Bytes()
+	check := func(what string, b []byte) {
+		t.Helper()
+		e := newTestEngine(t, clk, nil)
+		if n, err := e.Load(bytes.NewReader(b)); err == nil || n != 0 || e.Len() != 0 {
+			t.Fatalf("%s: Load = %d, %v; %d names", what, n, err, e.Len())
+		}
+	}
+	for i := range len(data) {
+		check(fmt.Sprintf("cut at %d of %d", i, len(data)), data[:i])
+		for bit := range 8 {
+			flipped := bytes.Clone(data)
+			flipped[i] ^= 1 << bit
+			check(fmt.Sprintf("bit %d of byte %d flipped", bit, i), flipped)
+		}
+	}
+}
+
+// FuzzLoad loads arbitrary bytes: Load never panics, restores nothing
+// from a file it refuses, and never more names than the caps allow.
+func FuzzLoad(f *testing.F) {
+	clk := &fakeClock{t: at("09:00:00")}
+	var good bytes.Buffer
+	if err := flaggedEngine(f, clk).Save(&good); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good.Bytes())
+	f.Add(good.Bytes()[:good.Len()/2])
+	f.Add([]byte(stateMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = 2 })
+		n, err := e.Load(bytes.NewReader(data))
+		if err != nil && (n != 0 || e.Len() != 0) {
+			t.Fatalf("refused, yet %d restored, %d names", n, e.Len())
+		}
+		if e.Len() > 2+2/4+1 {
+			t.Fatalf("%d names past the caps", e.Len())
+		}
+	})
 }
 
 func TestReconfigured(t *testing.T) {
@@ -128,7 +179,7 @@ func TestLoadOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := newTestEngine(t, clk, oneOperator)
-	if _, err := restored.Load(&buf); err != nil {
+	if _, err := restored.Load(bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	clk.add(time.Minute)

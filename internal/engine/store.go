@@ -168,16 +168,20 @@ func (s *store) len() int { return int(s.count.Load()) }
 // forgotten: f may change what a repeat would be judged by.
 func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.settle()
-		for c, chunk := range sh.entries.chunks {
-			for j := range chunk {
-				if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {
-					s.remove(sh, uint32(c<<sh.entries.shift+j))
-				}
+		s.eachIn(&s.shards[i], f)
+	}
+}
+
+// eachIn is each for the entries of shard sh of s.
+func (s *store) eachIn(sh *shard, f func(sh *shard, en *entry) bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.settle()
+	for c, chunk := range sh.entries.chunks {
+		for j := range chunk {
+			if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {
+				s.remove(sh, uint32(c<<sh.entries.shift+j))
 			}
 		}
-		sh.mu.Unlock()
 	}
 }
