@@ -2,6 +2,7 @@ package fluxguard
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,16 +145,25 @@ func syncDir(dir string) error {
 // counted every time.
 type stateSaver struct {
 	path    string
-	failing string // the error of the failing saves, "" when the last succeeded
+	failing string // the cause of the failing saves, "" when the last succeeded
+}
+
+// cause is the innermost error of err, without the temporary file's name
+// that changes with every save: "no space left on device", say.
+func cause(err error) string {
+	for errors.Unwrap(err) != nil {
+		err = errors.Unwrap(err)
+	}
+	return err.Error()
 }
 
 func (s *stateSaver) save(eng *engine.Engine, server string) {
 	err := saveState(eng, s.path)
 	if err != nil {
 		stateSaveFailures.WithLabelValues(server).Inc()
-		if err.Error() != s.failing {
+		if cause(err) != s.failing {
 			log.Errorf("saving state to %s failed, the previous file is kept: %v", s.path, err)
-			s.failing = err.Error()
+			s.failing = cause(err)
 		}
 		return
 	}

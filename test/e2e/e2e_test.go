@@ -396,7 +396,13 @@ func startCoreDNSFile(t *testing.T, conf string) *coreDNS {
 // waits until it has started.
 func startCoreDNSBin(t *testing.T, bin, conf string) *coreDNS {
 	t.Helper()
-	cmd := exec.Command(bin, "-conf", conf)
+	return startCoreDNSCommand(t, exec.Command(bin, "-conf", conf))
+}
+
+// startCoreDNSCommand runs cmd, a command that execs the binary, as
+// startCoreDNS does.
+func startCoreDNSCommand(t *testing.T, cmd *exec.Cmd) *coreDNS {
+	t.Helper()
 	c := &coreDNS{cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c, c
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,58 @@
+package fluxguard
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+func TestCause(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&os.PathError{Op: "write", Path: "/var/lib/fg.state.tmp123", Err: syscall.ENOSPC}, "no space left on device"},
+		{&os.PathError{Op: "open", Path: "/var/lib/fg.state.tmp456", Err: syscall.EROFS}, "read-only file system"},
+		{&os.LinkError{Op: "rename", Old: "a", New: "b", Err: syscall.EACCES}, "permission denied"},
+		{os.ErrClosed, os.ErrClosed.Error()},
+	}
+	for _, tc := range tests {
+		if got := cause(tc.err); got != tc.want {
+			t.Errorf("cause(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestSaveStateRemovesStaleTemps checks that a save leaves only the state
+// file, and that loading removes the temporary files of saves cut short.
+func TestSaveStateRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fg.state")
+	eng, err := engine.New(engine.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saveState(eng, path); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "fg.state.tmp42")
+	other := filepath.Join(dir, "other.state.tmp42")
+	for _, name := range []string{stale, other} {
+		if err := os.WriteFile(name, []byte("torn"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loadState(eng, path)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("%s not removed: %v", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file's temporary file removed: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("state file gone: %v", err)
+	}
+}
