@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,7 @@ func TestRPZ(t *testing.T) {
 		bins[s.name] = testenv.Tool(t, s.name)
 	}
 	sim := startSim(t)
-	coreAddr := freeAddr(t)
+	coreAddr, reportAddr := freeAddr(t), freeAddr(t)
 	listen := map[string]string{}
 	var to []string
 	for _, s := range rpzSecondaries {
@@ -61,10 +62,11 @@ func TestRPZ(t *testing.T) {
         action block
         hold %s
         rpz %s refresh 5s
+        report %s
     }
     forward . %s
 }
-`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), rpzHold, rpzZone, sim.Addr()))
+`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), rpzHold, rpzZone, reportAddr, sim.Addr()))
 
 	soa := query(t, "udp", coreAddr, rpzZone, dns.TypeSOA, false)
 	if len(soa.Answer) != 1 || !soa.Authoritative {
@@ -87,7 +89,7 @@ func TestRPZ(t *testing.T) {
 	})
 
 	flaggedAt := flag(t, coreAddr, fluxName)
-	holdEnd := flaggedAt.Add(rpzHold)
+	holdEnd := holdUntil(t, reportAddr, fluxName)
 	enforced := map[string]time.Duration{}
 	waitFor(t, 15*time.Second, "BIND and Unbound to answer NXDOMAIN for "+fluxName, func() bool {
 		for _, s := range rpzSecondaries {
@@ -144,7 +146,14 @@ func TestRPZ(t *testing.T) {
 		}
 	})
 
-	// The hold ends: the name leaves the zone and both resolve it again.
+	// The hold ends: the name leaves the zone and both resolve it again;
+	// not before.
+	time.Sleep(time.Until(holdEnd.Add(-time.Second)))
+	for _, s := range rpzSecondaries {
+		if r, err := exchange(listen[s.name], fluxName, dns.TypeA); err != nil || r.Rcode != dns.RcodeNameError {
+			t.Errorf("%s a second before the hold ends: %v\n%v", s.name, err, r)
+		}
+	}
 	time.Sleep(time.Until(holdEnd))
 	resolved := map[string]time.Duration{}
 	waitFor(t, 30*time.Second, "BIND and Unbound to resolve "+fluxName+" again", func() bool {
@@ -177,6 +186,26 @@ func flag(t *testing.T, addr, name string) time.Time {
 		}
 	}
 	t.Fatalf("%s never flagged", name)
+	return time.Time{}
+}
+
+// holdUntil returns the end of name's hold, from the indicators feed of the
+// report listener at addr.
+func holdUntil(t *testing.T, addr, name string) time.Time {
+	t.Helper()
+	for line := range strings.Lines(httpGet(t, "http://"+addr+"/indicators")) {
+		var in struct {
+			Name      string    `json:"name"`
+			HoldUntil time.Time `json:"hold_until"`
+		}
+		if err := json.Unmarshal([]byte(line), &in); err != nil {
+			t.Fatalf("indicator %q: %v", line, err)
+		}
+		if in.Name == strings.TrimSuffix(name, ".") {
+			return in.HoldUntil
+		}
+	}
+	t.Fatalf("%s is not among the indicators", name)
 	return time.Time{}
 }
 
