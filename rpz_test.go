@@ -257,3 +257,53 @@ func TestRPZAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestRPZHandler checks the rpz option end to end in the handler: a name
+// flagged in the chain becomes a trigger, fluxguard answers the zone's
+// queries without the rest of the chain, and transfers it; without the
+// option it is not authoritative for any zone.
+func TestRPZHandler(t *testing.T) {
+	f, up := newTestFluxguard(t, "fluxguard . {\n rpz rpz.example\n action block\n}")
+	server := serverLabel(t)
+	for range 3 {
+		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
+	}
+	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) {
+		t.Fatal("Expected the flagged name to change the zone")
+	}
+	calls := up.total
+	tests := []struct {
+		qname  string
+		qtype  uint16
+		answer string
+	}{
+		{"rpz.example.", dns.TypeSOA, "SOA"},
+		{"c2.evil.tk.rpz.example.", dns.TypeA, "c2.evil.tk.rpz.example.>."},
+		{"C2.Evil.TK.rpz.example.", dns.TypeAAAA, "C2.Evil.TK.rpz.example.>."},
+	}
+	for _, tt := range tests {
+		rec, _ := serve(t, newContext(server), f, newQuery(tt.qname, tt.qtype))
+		if got := rrStrings(rec.Msg.Answer); len(got) != 1 || !strings.HasPrefix(got[0], tt.answer) || !rec.Msg.Authoritative {
+			t.Errorf("%s %s: got\n%s", tt.qname, dns.TypeToString[tt.qtype], rec.Msg)
+		}
+	}
+	if up.total != calls {
+		t.Errorf("Expected the zone's queries answered by fluxguard, the chain got %d", up.total-calls)
+	}
+	ch, err := f.Transfer("rpz.example.", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []dns.RR
+	for rrs := range ch {
+		got = append(got, rrs...)
+	}
+	if s := rrStrings(got); len(s) != 4 || s[2] != "c2.evil.tk.rpz.example.>." {
+		t.Errorf("AXFR: %q", s)
+	}
+
+	plain, _ := newTestFluxguard(t, "fluxguard")
+	if _, err := plain.Transfer("rpz.example.", 0); !errors.Is(err, transfer.ErrNotAuthoritative) {
+		t.Errorf("Expected ErrNotAuthoritative without rpz, got %v", err)
+	}
+}
