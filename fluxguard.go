@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/coredns/coredns/plugin/transfer"
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
 
@@ -31,6 +33,8 @@ type Fluxguard struct {
 	detections   *detectionLog
 	resolver     *nsResolver // resolve_ns, or nil
 	report       *reportServer
+	rpz          *rpzZone           // the rpz option's zone, or nil
+	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
 	done         chan struct{}
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
 	adding       sync.Mutex                       // serializes additions to metrics
@@ -49,6 +53,9 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 	if cfg.resolveNS > 0 {
 		f.resolver = newNSResolver(f, cfg.resolveNS)
 	}
+	if cfg.rpz != nil {
+		f.rpz = newRPZZone(*cfg.rpz, cfg.sinkholeTTL, time.Now())
+	}
 	return f, nil
 }
 
@@ -59,8 +66,12 @@ func (f *Fluxguard) Name() string { return pluginName }
 // zones is answered at once when its name is held (block, sinkhole);
 // otherwise the rest of the chain answers it through a captureWriter,
 // which shows the answer to the engine, unless the query was counted as a
-// repeat of the name's last answer.
+// repeat of the name's last answer. Queries in the rpz zone are answered
+// from it.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if f.rpz != nil && f.rpz.answer(w, r) {
+		return dns.RcodeSuccess, nil
+	}
 	name, ok := f.inspectedName(r)
 	if !ok {
 		reserveStack(false)

@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -1434,6 +1435,29 @@ func getReport(t *testing.T, addr string) ([]engine.Row, error) {
 	return rows, nil
 }
 
+// getIndicators reads the newline-delimited JSON of /indicators.
+func getIndicators(t *testing.T, addr string) []indicator {
+	t.Helper()
+	resp, err := reportClient.Get("http://" + addr + "/indicators")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("Expected status 200 with application/x-ndjson, got %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var out []indicator
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var in indicator
+		if err := json.Unmarshal(sc.Bytes(), &in); err != nil {
+			t.Fatalf("Expected one JSON object a line, got %q: %v", sc.Text(), err)
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
 func TestReportServer(t *testing.T) {
 	addr := freeAddr(t)
 	f, _ := newTestFluxguard(t, "fluxguard . {\n report "+addr+"\n}")
@@ -1453,6 +1477,9 @@ func TestReportServer(t *testing.T) {
 	}
 	if len(rows) != 0 {
 		t.Errorf("Expected an empty report, got %+v", rows)
+	}
+	if lines := getIndicators(t, addr); len(lines) != 0 {
+		t.Errorf("Expected no indicators, got %+v", lines)
 	}
 
 	server := serverLabel(t)
@@ -1480,6 +1507,15 @@ func TestReportServer(t *testing.T) {
 	}
 	if r.ObservationMinutes < 1 || r.DetectionTime.IsZero() || r.FirstSeen.After(r.DetectionTime) {
 		t.Errorf("Expected sane times, got %+v", r)
+	}
+
+	ind := getIndicators(t, addr)
+	if len(ind) != 1 {
+		t.Fatalf("Expected one indicator, got %+v", ind)
+	}
+	if in := ind[0]; in.Name != "c2.evil.tk" || in.Subdomains || in.Score != 2 || !slices.Equal(in.Reasons, []string{"suspicious_tld", "short_sld"}) ||
+		len(in.Addresses) != 8 || in.Technique != "T1568.001" || in.FirstSeen.After(in.LastSeen) || !in.HoldUntil.After(in.LastSeen) {
+		t.Errorf("Expected the c2.evil.tk indicator, got %+v", in)
 	}
 
 	if err := f.stop(); err != nil {

@@ -2,7 +2,8 @@ package fluxguard
 
 import "time"
 
-// start runs the report listener and the periodic housekeeping.
+// start runs the report listener, the periodic housekeeping and the rpz
+// zone's updates.
 func (f *Fluxguard) start() error {
 	if f.cfg.report != "" {
 		rs, err := acquireReport(f.cfg.report, f.eng)
@@ -18,6 +19,12 @@ func (f *Fluxguard) start() error {
 	}
 	if f.resolver != nil {
 		go f.resolver.run(f.done)
+	}
+	if f.rpz != nil {
+		if f.xfer == nil {
+			log.Warningf("rpz %s: no transfer plugin in the server block: the zone is not transferred, nor NOTIFY sent", f.rpz.origin)
+		}
+		go f.runRPZ(f.done)
 	}
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil

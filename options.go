@@ -226,3 +226,36 @@ func (a optionArgs) hostPort() (string, error) {
 	}
 	return s, nil
 }
+
+// rpz reads "rpz ZONE [max N] [refresh DURATION]".
+func (a optionArgs) rpz() (*rpzConfig, error) {
+	c := &rpzConfig{max: defaultRPZMax, refresh: defaultRPZRefresh}
+	zone := dns.Fqdn(strings.ToLower(a.args[0]))
+	if _, ok := dns.IsDomainName(zone); !ok || zone == "." {
+		return nil, a.c.Errf("%s: %q is not a zone name", a.opt, a.args[0])
+	}
+	c.zone = zone
+	rest := a.args[1:]
+	for ; len(rest) > 0; rest = rest[2:] {
+		if len(rest) < 2 {
+			return nil, a.c.Errf("%s: %q takes a value", a.opt, rest[0])
+		}
+		switch key, val := rest[0], rest[1]; key {
+		case "max":
+			n, err := strconv.ParseUint(val, 10, 31)
+			if err != nil || n == 0 {
+				return nil, a.c.Errf("%s: max: %q is not a positive integer", a.opt, val)
+			}
+			c.max = int(n)
+		case "refresh":
+			d, err := time.ParseDuration(val)
+			if err != nil || d < time.Second || d > 24*time.Hour {
+				return nil, a.c.Errf("%s: refresh: %q is not a duration within 1s..24h", a.opt, val)
+			}
+			c.refresh = d
+		default:
+			return nil, a.c.Errf("%s: unknown argument %q; expect 'max' or 'refresh'", a.opt, key)
+		}
+	}
+	return c, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,7 @@ func acquireReport(addr string, eng *engine.Engine) (*reportServer, error) {
 	rs.eng.Store(eng)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/report", rs.serve)
+	mux.HandleFunc("/indicators", rs.serveIndicators)
 	rs.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := rs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -76,4 +78,39 @@ func (rs *reportServer) serve(w http.ResponseWriter, _ *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(rows)
+}
+
+// indicator is one line of the indicators feed: a held name, for a SIEM
+// or a threat-intelligence platform such as MISP to load.
+type indicator struct {
+	Name       string    `json:"name"`
+	Subdomains bool      `json:"subdomains,omitempty"` // a registered domain: every name under it is held
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	HoldUntil  time.Time `json:"hold_until"`
+	Score      float64   `json:"score"`
+	Reasons    []string  `json:"reasons"`
+	Addresses  []string  `json:"addresses"`
+	ASNs       []uint32  `json:"asns,omitempty"`
+	Technique  string    `json:"technique"` // MITRE ATT&CK
+}
+
+// serveIndicators writes the held names as newline-delimited JSON, most
+// recently seen first.
+func (rs *reportServer) serveIndicators(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	for _, in := range rs.eng.Load().Indicators() {
+		name, sub := strings.CutPrefix(in.Name, "*.")
+		reasons := []string{}
+		if s := in.Reasons.String(); s != "" {
+			reasons = strings.Split(s, ",")
+		}
+		if in.Addresses == nil {
+			in.Addresses = []string{}
+		}
+		enc.Encode(indicator{Name: name, Subdomains: sub, FirstSeen: in.FirstSeen, LastSeen: in.LastSeen,
+			HoldUntil: in.HoldUntil, Score: in.Score, Reasons: reasons, Addresses: in.Addresses, ASNs: in.ASNs,
+			Technique: "T1568.001"})
+	}
 }

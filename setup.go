@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/transfer"
 	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
@@ -31,6 +32,13 @@ func setup(c *caddy.Controller) error {
 		cfg.close()
 		return plugin.Error(pluginName, err)
 	}
+	c.OnStartup(func() error {
+		// The transfer plugin of the server block sends the rpz zone's NOTIFY.
+		if t, ok := dnsserver.GetConfig(c).Handler("transfer").(*transfer.Transfer); ok {
+			f.xfer = t
+		}
+		return nil
+	})
 	c.OnStartup(f.start)
 	c.OnShutdown(f.stop)
 	c.OnFinalShutdown(f.finalShutdown)
@@ -76,6 +84,7 @@ type config struct {
 	resolveNS float64     // NS queries a second for suspicious domains; 0 for none
 	allowFile *policyFile // reloaded on change
 	denyFile  *policyFile
+	rpz       *rpzConfig // the Response Policy Zone of the held names, or nil
 }
 
 func defaultConfig() config {
@@ -194,6 +203,8 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		cfg.asnDB.file, cfg.asnDB.line = c.File(), c.Line()
 	case "report":
 		cfg.report, err = a.hostPort()
+	case "rpz":
+		cfg.rpz, err = a.rpz()
 	default:
 		return c.Errf("unknown option %q", a.opt)
 	}

@@ -188,6 +188,8 @@ func TestParseOptions(t *testing.T) {
 		{"sinkhole_ttl maximum", "sinkhole_ttl 24h", func(c config) any { return c.sinkholeTTL }, uint32(86400)},
 		{"report", "report 127.0.0.1:9253", func(c config) any { return c.report }, "127.0.0.1:9253"},
 		{"report any host", "report :9253", func(c config) any { return c.report }, ":9253"},
+		{"rpz", "rpz RPZ.Example", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: defaultRPZMax, refresh: defaultRPZRefresh}},
+		{"rpz max refresh", "rpz rpz.example. refresh 30s max 500", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: 500, refresh: 30 * time.Second}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -236,6 +238,7 @@ func TestParseAllOptions(t *testing.T) {
 		report localhost:9254
 		state_file /tmp/fluxguard.state
 		state_interval 2m
+		rpz rpz.example max 100
 	}`)
 	cfg, err := parse(c)
 	if err != nil {
@@ -259,6 +262,7 @@ func TestParseAllOptions(t *testing.T) {
 		report:         "localhost:9254",
 		stateFile:      "/tmp/fluxguard.state",
 		stateInterval:  2 * time.Minute,
+		rpz:            &rpzConfig{zone: "rpz.example.", max: 100, refresh: defaultRPZRefresh},
 	}
 	if cfg.owners == nil {
 		t.Error("no network-owner lookup")
@@ -344,6 +348,12 @@ func TestParseErrors(t *testing.T) {
 		{"short state_interval", "state_interval 500ms", []string{"state_interval", "shorter than 1s"}},
 		{"report without port", "report localhost", []string{"report", `"localhost"`}},
 		{"report bad address", "report http://localhost:9253/report", []string{"report", "not a host:port"}},
+		{"rpz root", "rpz .", []string{"rpz", `"." is not a zone name`}},
+		{"rpz bad name", "rpz a..example", []string{"rpz", `"a..example" is not a zone name`}},
+		{"rpz max without value", "rpz rpz.example max", []string{"rpz", `"max" takes a value`}},
+		{"rpz zero max", "rpz rpz.example max 0", []string{"rpz", "max", `"0" is not a positive integer`}},
+		{"rpz short refresh", "rpz rpz.example refresh 500ms", []string{"rpz", "refresh", "within 1s..24h"}},
+		{"rpz unknown argument", "rpz rpz.example ttl 5s", []string{"rpz", `unknown argument "ttl"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -360,7 +370,7 @@ func TestParseArgCount(t *testing.T) {
 		"many_clients", "max_names", "max_ips_per_name", "max_clients_per_name", "metrics_domains",
 		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
 		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report", "state_file", "state_interval",
-		"deny", "allow_nets", "allow_file", "deny_file", "asn_db", "pool_suffixes", "query_count",
+		"deny", "allow_nets", "allow_file", "deny_file", "asn_db", "pool_suffixes", "query_count", "rpz",
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {

@@ -1,6 +1,10 @@
 package engine
 
-import "sort"
+import (
+	"sort"
+	"strings"
+	"time"
+)
 
 // rank orders entries for eviction: lowest goes first. Idle entries (no
 // evidence left in the window, not held) go before active ones, benign
@@ -84,4 +88,87 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 		names = append(names, it.name)
 	}
 	return names, len(items)
+}
+
+// HeldName is a name the engine blocks, or an allowed name under one, as
+// exported to other resolvers (an RPZ zone).
+type HeldName struct {
+	Name       string
+	Subdomains bool      // Name's subdomains are covered too (a registered domain, a deny or allow rule)
+	Allowed    bool      // an allow rule under a held registered domain or deny rule: an exception
+	Until      time.Time // when the hold ends; zero for a rule without end
+	Last       time.Time // the last observation; zero for a rule
+}
+
+// HeldNames returns what Held holds now: the held names and registered
+// domains, most recently seen first, then the deny rules in force, by
+// name, leaving out allowed names; then, as exceptions, the allow rules in
+// force under a held registered domain or deny rule, which Held lets pass.
+func (e *Engine) HeldNames() []HeldName {
+	p, unix := e.policy.Load(), e.now().Unix()
+	now := internalTime(unix)
+	var out []HeldName
+	if e.st.holds(now) || e.domains != nil && e.domains.holds(now) {
+		e.each(func(sc scope, sh *shard, en *entry) bool {
+			if en.heldUntil <= now {
+				return true
+			}
+			name := sh.name(en)
+			if !p.allowed(name, nil, unix) {
+				out = append(out, HeldName{Name: name, Subdomains: !sc.names(),
+					Until: e.time(en.heldUntil), Last: e.time(en.last)})
+			}
+			return true
+		})
+		sort.Slice(out, func(i, j int) bool {
+			if !out[i].Last.Equal(out[j].Last) {
+				return out[i].Last.After(out[j].Last)
+			}
+			return out[i].Name < out[j].Name
+		})
+	}
+	for _, name := range p.deny.inForce(unix) {
+		if !p.allowed(name, nil, unix) {
+			out = append(out, HeldName{Name: name, Subdomains: true, Until: ruleEnd(p.deny[name])})
+		}
+	}
+	var covering []string
+	for _, h := range out {
+		if h.Subdomains {
+			covering = append(covering, h.Name)
+		}
+	}
+	if len(covering) == 0 {
+		return out
+	}
+	for _, name := range p.allow.inForce(unix) {
+		for _, c := range covering {
+			if strings.HasSuffix(name, "."+c) {
+				out = append(out, HeldName{Name: name, Subdomains: true, Allowed: true, Until: ruleEnd(p.allow[name])})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// inForce returns the names whose rule is in force at now, sorted.
+func (s ruleSet) inForce(now int64) []string {
+	var names []string
+	for name, until := range s {
+		if until == 0 || now < until {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ruleEnd is the time a rule ending at unix seconds until ends, zero for
+// never.
+func ruleEnd(until int64) time.Time {
+	if until == 0 {
+		return time.Time{}
+	}
+	return time.Unix(until, 0).UTC()
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -80,4 +81,62 @@ func (e *Engine) time(s uint32) time.Time { return time.Unix(epoch+int64(s), 0).
 // minute boundaries crossed from a to b.
 func minutesBetween(a, b time.Time) int {
 	return int(b.Unix()/60 - a.Unix()/60)
+}
+
+// Indicator is a held name as an indicator of compromise, for sharing.
+type Indicator struct {
+	Name      string // "*.domain" for a registered domain, as in the report
+	FirstSeen time.Time
+	LastSeen  time.Time
+	HoldUntil time.Time
+	Score     float64 // on the evidence still in the window
+	Reasons   Reasons
+	Addresses []string // every address kept for the name
+	ASNs      []uint32 // the distinct ASNs of the addresses, when an ASN database knows them
+}
+
+// Indicators returns the held names, most recently seen first. Deny rules
+// are the operator's, not indicators, and are left out.
+func (e *Engine) Indicators() []Indicator {
+	now := e.clock()
+	if !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
+		return nil
+	}
+	p, unix := e.policy.Load(), unixTime(now)
+	var out []Indicator
+	e.each(func(sc scope, sh *shard, en *entry) bool {
+		if en.heldUntil <= now {
+			return true
+		}
+		name := sh.name(en)
+		if p.allowed(name, nil, unix) {
+			return true
+		}
+		e.tally(sh, en, now)
+		v := e.judge(sh, en, now, sc.threshold)
+		first := en.first
+		if first == 0 {
+			first = en.last
+		}
+		in := Indicator{Name: sc.prefix + name, FirstSeen: e.time(first), LastSeen: e.time(en.last),
+			HoldUntil: e.time(en.heldUntil), Score: v.Score, Reasons: v.Reasons,
+			Addresses: stringsSince(sh.seen.view(en.ips), 0)}
+		if !sc.names() {
+			in.Reasons |= ReasonRegisteredDomain
+		}
+		for _, asn := range sh.asns.view(en.asns) {
+			if asn != 0 && !slices.Contains(in.ASNs, asn) {
+				in.ASNs = append(in.ASNs, asn)
+			}
+		}
+		out = append(out, in)
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LastSeen.Equal(out[j].LastSeen) {
+			return out[i].LastSeen.After(out[j].LastSeen)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }

@@ -351,7 +351,16 @@ func metricValue(t *testing.T, promAddr, series string) float64 {
 func startDownstream(t *testing.T, d downstream, bin, upstream string) string {
 	t.Helper()
 	dir, listen := t.TempDir(), freeAddr(t)
-	args := d.start(t, bin, dir, listen, upstream)
+	runResolver(t, d.name, d.start(t, bin, dir, listen, upstream), dir, listen)
+	return listen
+}
+
+// runResolver runs the command line args of the resolver name in dir
+// until the test ends, and waits until it resolves a benign name on
+// listen.
+func runResolver(t *testing.T, name string, args []string, dir, listen string) {
+	t.Helper()
+	d := downstream{name: name}
 	cmd := exec.Command(args[0], args[1:]...)
 	c := &coreDNS{cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = c, c, dir
@@ -376,7 +385,7 @@ func startDownstream(t *testing.T, d downstream, bin, upstream string) string {
 		m.SetQuestion("www.stable.example.", dns.TypeA)
 		r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, listen)
 		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
-			return listen
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s does not resolve through fluxguard: %v %v\n%s", d.name, err, r, c)

@@ -169,6 +169,18 @@ func TestEndToEnd(t *testing.T) {
 		if len(rows) != 1 || rows[0].DomainName != "login.fluxy.top" || rows[0].UniqueIPCount != 8 || rows[0].SuspicionScore != 9 || rows[0].QueryCount < 3 {
 			t.Fatalf("report rows: %+v", rows)
 		}
+		// The indicators: one JSON object a line, the flagged name held.
+		lines := strings.Split(strings.TrimSpace(httpGet(t, "http://"+reportAddr+"/indicators")), "\n")
+		var in struct {
+			Name      string    `json:"name"`
+			Reasons   []string  `json:"reasons"`
+			Addresses []string  `json:"addresses"`
+			HoldUntil time.Time `json:"hold_until"`
+		}
+		if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &in) != nil || in.Name != "login.fluxy.top" ||
+			len(in.Addresses) != 8 || len(in.Reasons) == 0 || !in.HoldUntil.After(time.Now()) {
+			t.Fatalf("indicators: %q", lines)
+		}
 	})
 }
 

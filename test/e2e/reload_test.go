@@ -112,9 +112,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		writeCorefile(allowQuux, threshold)
 		before := strings.Count(core.String(), "Reloading complete")
 		core.cmd.Process.Signal(syscall.SIGUSR1)
-		waitFor(t, fmt.Sprintf("reload %d", i), func() bool {
+		waitFor(t, 15*time.Second, fmt.Sprintf("reload %d", i), func() bool {
 			return strings.Count(core.String(), "Reloading complete") > before
-		}, core)
+		})
 		if allowQuux {
 			if r := query(t, "udp", addr, "mail.quux.top.", dns.TypeA, true); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
 				t.Fatalf("reload %d: mail.quux.top allowed, yet its next answer is\n%s", i, r)

@@ -252,7 +252,7 @@ func TestStateSaveFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	fill(ctx, addr)
 	cancel()
-	waitFor(t, "3 failed saves", func() bool { return failures() >= 3 }, core)
+	waitFor(t, 15*time.Second, "3 failed saves", func() bool { return failures() >= 3 })
 	if n := strings.Count(core.String(), "saving state to "+state+" failed"); n != 1 {
 		t.Errorf("%d log lines for the failing saves, want 1:\n%s", n, core)
 	}
@@ -275,20 +275,10 @@ func TestStateSaveFailures(t *testing.T) {
 		t.Fatalf("remounting read-only: %v\n%s", err, out)
 	}
 	before := failures()
-	waitFor(t, "2 failed saves on the read-only disk", func() bool { return failures() >= before+2 }, core)
+	waitFor(t, 15*time.Second, "2 failed saves on the read-only disk", func() bool { return failures() >= before+2 })
 	if !strings.Contains(core.String(), "read-only file system") {
 		t.Errorf("the log does not say the disk is read-only:\n%s", core)
 	}
 	checkSaved("with the disk read-only")
 	keepsAnswering("with the disk read-only")
-}
-
-// waitFor polls cond for up to 15 seconds.
-func waitFor(t *testing.T, what string, cond func() bool, core *coreDNS) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s:\n%s", what, core)
-		}
-	}
 }

@@ -1,0 +1,317 @@
+package fluxguard
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+// rpzConfig is the rpz option: the Response Policy Zone of the held names,
+// which CoreDNS's transfer plugin serves to other resolvers.
+type rpzConfig struct {
+	zone    string        // origin, lower case, fully qualified
+	max     int           // most held names (or domains, rules) in the zone
+	refresh time.Duration // the SOA's refresh; NOTIFY tells secondaries sooner
+}
+
+// Defaults of the rpz option.
+const (
+	defaultRPZMax     = 10000
+	defaultRPZRefresh = time.Minute
+)
+
+// RPZ timers and bounds the option does not set.
+const (
+	rpzRetry    = 10              // seconds, the SOA's retry
+	rpzExpire   = 7 * 24 * 3600   // seconds, the SOA's expire: secondaries keep enforcing through an outage
+	rpzJournal  = 64              // most differences kept for IXFR
+	rpzBatch    = 500             // records per message of a transfer
+	rpzUpdate   = time.Second     // how often the zone is compared with the held names
+	rpzMname    = "localhost."    // the SOA's MNAME and the NS target, as RPZ zones customarily have
+	rpzNXDOMAIN = "."             // the CNAME target of an NXDOMAIN trigger
+	rpzPassthru = "rpz-passthru." // the CNAME target of an exception
+)
+
+// rpzZone is the zone's content, serial and the journal of its last
+// differences. It is safe for concurrent use.
+type rpzZone struct {
+	origin  string
+	ttl     uint32 // of the triggers and the SOA's minimum: sinkhole_ttl
+	refresh uint32
+
+	mu      sync.RWMutex
+	serial  uint32
+	records map[string]string // owner name → CNAME target
+	journal []rpzDiff         // oldest first; consecutive
+	changes int               // records in the journal
+}
+
+// rpzDiff is the difference that took the zone from one serial to the
+// next: the records deleted and added (owner name → CNAME target).
+type rpzDiff struct {
+	from, to uint32
+	del, add map[string]string
+}
+
+func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
+	return &rpzZone{origin: c.zone, ttl: ttl, refresh: uint32(c.refresh / time.Second),
+		serial: uint32(now.Unix()), records: map[string]string{}}
+}
+
+// rpzTriggers turns the held names into the zone's records, the first max
+// of them: a held name becomes "name.ZONE CNAME .", which answers
+// NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE"; an
+// allowed name under one is an rpz-passthru exception.
+func rpzTriggers(held []engine.HeldName, origin string, max int) map[string]string {
+	out := make(map[string]string, min(len(held), max)*2)
+	n := 0
+	for _, h := range held {
+		if n >= max {
+			break
+		}
+		owner := h.Name + "." + origin
+		if _, ok := dns.IsDomainName(owner); !ok || len(owner) > 253 {
+			continue // too long with the origin: no trigger can say it
+		}
+		target := rpzNXDOMAIN
+		if h.Allowed {
+			target = rpzPassthru
+		}
+		out[owner] = target
+		if h.Subdomains {
+			out["*."+owner] = target
+		}
+		n++
+	}
+	return out
+}
+
+// update makes next the zone's content. When it differs, it advances the
+// serial, journals the difference and returns true.
+func (z *rpzZone) update(next map[string]string, now time.Time) bool {
+	d := rpzDiff{del: map[string]string{}, add: map[string]string{}}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for owner, target := range z.records {
+		if next[owner] != target {
+			d.del[owner] = target
+		}
+	}
+	for owner, target := range next {
+		if z.records[owner] != target {
+			d.add[owner] = target
+		}
+	}
+	if len(d.del) == 0 && len(d.add) == 0 {
+		return false
+	}
+	d.from, d.to = z.serial, max(z.serial+1, uint32(now.Unix()))
+	z.serial, z.records = d.to, next
+	z.journal = append(z.journal, d)
+	z.changes += len(d.del) + len(d.add)
+	// Past the journal's bounds, or once the differences outweigh the
+	// zone, a full transfer is the better answer.
+	for len(z.journal) > rpzJournal || len(z.journal) > 1 && z.changes > max(len(z.records), rpzBatch) {
+		z.changes -= len(z.journal[0].del) + len(z.journal[0].add)
+		z.journal = z.journal[1:]
+	}
+	return true
+}
+
+func (z *rpzZone) soa(serial uint32) *dns.SOA {
+	return &dns.SOA{Hdr: dns.RR_Header{Name: z.origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: z.ttl},
+		Ns: rpzMname, Mbox: "hostmaster." + z.origin, Serial: serial,
+		Refresh: z.refresh, Retry: rpzRetry, Expire: rpzExpire, Minttl: z.ttl}
+}
+
+func (z *rpzZone) ns() *dns.NS {
+	return &dns.NS{Hdr: dns.RR_Header{Name: z.origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: z.ttl}, Ns: rpzMname}
+}
+
+func (z *rpzZone) cname(owner, target string) *dns.CNAME {
+	return &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: z.ttl}, Target: target}
+}
+
+// cnames renders records sorted by owner name.
+func (z *rpzZone) cnames(records map[string]string) []dns.RR {
+	owners := make([]string, 0, len(records))
+	for o := range records {
+		owners = append(owners, o)
+	}
+	sort.Strings(owners)
+	rrs := make([]dns.RR, len(owners))
+	for i, o := range owners {
+		rrs[i] = z.cname(o, records[o])
+	}
+	return rrs
+}
+
+// records returns what a transfer from serial (0 for AXFR) sends, as the
+// transfer plugin's Transferer contract asks: the SOA alone when serial is
+// current, the differences since serial (IXFR, RFC 1995) when the journal
+// has them, else the whole zone between two SOAs (AXFR, and IXFR's
+// fallback).
+func (z *rpzZone) transferRecords(serial uint32) []dns.RR {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	cur := z.soa(z.serial)
+	if serial != 0 && !serialBefore(serial, z.serial) {
+		return []dns.RR{cur}
+	}
+	if serial != 0 {
+		for i, d := range z.journal {
+			if d.from != serial {
+				continue
+			}
+			rrs := []dns.RR{cur}
+			for _, d := range z.journal[i:] {
+				rrs = append(rrs, z.soa(d.from))
+				rrs = append(rrs, z.cnames(d.del)...)
+				rrs = append(rrs, z.soa(d.to))
+				rrs = append(rrs, z.cnames(d.add)...)
+			}
+			return append(rrs, cur)
+		}
+	}
+	rrs := append([]dns.RR{cur, z.ns()}, z.cnames(z.records)...)
+	return append(rrs, cur)
+}
+
+// serialBefore reports whether serial a comes before b (RFC 1982).
+func serialBefore(a, b uint32) bool { return a != b && b-a < 1<<31 }
+
+// transfer implements transfer.Transferer for the zone.
+func (z *rpzZone) transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
+	if !strings.EqualFold(dns.Fqdn(zone), z.origin) {
+		return nil, transfer.ErrNotAuthoritative
+	}
+	rrs := z.transferRecords(serial)
+	ch := make(chan []dns.RR, (len(rrs)+rpzBatch-1)/rpzBatch)
+	for len(rrs) > 0 {
+		n := min(len(rrs), rpzBatch)
+		ch <- rrs[:n]
+		rrs = rrs[n:]
+	}
+	close(ch)
+	return ch, nil
+}
+
+// contains reports whether name lies in the zone.
+func (z *rpzZone) contains(name string) bool {
+	n, o := len(name), len(z.origin)
+	return n >= o && strings.EqualFold(name[n-o:], z.origin) && (n == o || name[n-o-1] == '.')
+}
+
+// answer answers a query for a name in the zone, as its primary: the SOA
+// and NS at the apex, which secondaries ask after a NOTIFY and on refresh,
+// and the triggers. Zone transfers are the transfer plugin's. It reports
+// whether r was one to answer.
+func (z *rpzZone) answer(w dns.ResponseWriter, r *dns.Msg) bool {
+	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 {
+		return false
+	}
+	q := r.Question[0]
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR || !z.contains(q.Name) {
+		return false
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	name := strings.ToLower(q.Name)
+	z.mu.RLock()
+	soa := z.soa(z.serial)
+	switch target, found := z.lookup(name); {
+	case name == z.origin && q.Qtype == dns.TypeSOA:
+		m.Answer = []dns.RR{soa}
+	case name == z.origin && q.Qtype == dns.TypeNS:
+		m.Answer = []dns.RR{z.ns()}
+	case name == z.origin:
+		m.Ns = []dns.RR{soa}
+	case found:
+		m.Answer = []dns.RR{z.cname(q.Name, target)}
+	default:
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{soa}
+	}
+	z.mu.RUnlock()
+	if err := w.WriteMsg(m); err != nil {
+		log.Debugf("writing the rpz answer for %s: %v", q.Name, err)
+	}
+	return true
+}
+
+// lookup finds the trigger for name, below the apex: its own, or the
+// wildcard of its closest ancestor that has one. Call with z.mu held.
+func (z *rpzZone) lookup(name string) (string, bool) {
+	if target, ok := z.records[name]; ok {
+		return target, true
+	}
+	for parent := name; ; {
+		i := strings.IndexByte(parent, '.')
+		if i < 0 || len(parent[i+1:]) <= len(z.origin) {
+			return "", false
+		}
+		parent = parent[i+1:]
+		if target, ok := z.records["*."+parent]; ok {
+			return target, true
+		}
+		if _, ok := z.records[parent]; ok {
+			return "", false // an existing name stops the wildcard above it
+		}
+	}
+}
+
+// Transfer implements transfer.Transferer: CoreDNS's transfer plugin
+// serves the rpz zone by AXFR and IXFR with it.
+func (f *Fluxguard) Transfer(zone string, serial uint32) (<-chan []dns.RR, error) {
+	if f.rpz == nil {
+		return nil, transfer.ErrNotAuthoritative
+	}
+	return f.rpz.transfer(zone, serial)
+}
+
+// runRPZ brings the zone up to date with the engine's held names every
+// rpzUpdate, and has the transfer plugin send NOTIFY when it changes,
+// until done is closed.
+func (f *Fluxguard) runRPZ(done <-chan struct{}) {
+	notify := make(chan struct{}, 1)
+	go f.notifyRPZ(done, notify)
+	t := time.NewTicker(rpzUpdate)
+	defer t.Stop()
+	for first := true; ; first = false {
+		if f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) || first {
+			select {
+			case notify <- struct{}{}:
+			default: // one is pending: it will tell of this change too
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary
+// that does not answer delays the next, never the zone's updates.
+func (f *Fluxguard) notifyRPZ(done <-chan struct{}, notify <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-notify:
+		}
+		if f.xfer != nil {
+			if err := f.xfer.Notify(f.rpz.origin); err != nil {
+				log.Warningf("rpz %s: %v", f.rpz.origin, err)
+			}
+		}
+	}
+}

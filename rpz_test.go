@@ -1,0 +1,309 @@
+package fluxguard
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+const testRPZ = "rpz.example."
+
+func newTestRPZ(t0 time.Time) *rpzZone {
+	return newRPZZone(rpzConfig{zone: testRPZ, max: 100, refresh: time.Minute}, 10, t0)
+}
+
+func TestRPZTriggers(t *testing.T) {
+	tests := []struct {
+		name string
+		held []engine.HeldName
+		max  int
+		want map[string]string
+	}{
+		{"none", nil, 10, map[string]string{}},
+		{"name", []engine.HeldName{{Name: "login.fluxy.top"}}, 10,
+			map[string]string{"login.fluxy.top.rpz.example.": "."}},
+		{"registered domain: the domain and its wildcard", []engine.HeldName{{Name: "evil.tk", Subdomains: true}}, 10,
+			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": "."}},
+		{"allowed exception", []engine.HeldName{{Name: "evil.tk", Subdomains: true}, {Name: "ok.evil.tk", Subdomains: true, Allowed: true}}, 10,
+			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": ".",
+				"ok.evil.tk.rpz.example.": "rpz-passthru.", "*.ok.evil.tk.rpz.example.": "rpz-passthru."}},
+		{"capped at max names, the first kept", []engine.HeldName{{Name: "a.tk"}, {Name: "b.tk", Subdomains: true}, {Name: "c.tk"}}, 2,
+			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}},
+		{"too long with the origin: left out", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 10,
+			map[string]string{"a.tk.rpz.example.": "."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rpzTriggers(tt.held, testRPZ, tt.max); !maps.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// zoneOf renders a zone's content as "owner>target" strings, sorted.
+func zoneOf(records map[string]string) []string {
+	var out []string
+	for o, t := range records {
+		out = append(out, o+">"+t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rrStrings renders records briefly: "SOA n" with the serial, or
+// "owner>target" for a CNAME, "NS" for the NS.
+func rrStrings(rrs []dns.RR) []string {
+	out := make([]string, len(rrs))
+	for i, rr := range rrs {
+		switch rr := rr.(type) {
+		case *dns.SOA:
+			out[i] = fmt.Sprintf("SOA %d", rr.Serial)
+		case *dns.CNAME:
+			out[i] = rr.Hdr.Name + ">" + rr.Target
+		case *dns.NS:
+			out[i] = "NS"
+		default:
+			out[i] = rr.String()
+		}
+	}
+	return out
+}
+
+// TestRPZUpdate checks that the serial advances on every change, and only
+// then, past the clock's seconds, and that the journal keeps each change.
+func TestRPZUpdate(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	z := newTestRPZ(t0)
+	a, b := "a.tk."+testRPZ, "b.tk."+testRPZ
+	steps := []struct {
+		at      time.Duration
+		next    map[string]string
+		changed bool
+		serial  uint32
+	}{
+		{0, map[string]string{}, false, 1_800_000_000},
+		{0, map[string]string{a: "."}, true, 1_800_000_001},                    // same second: serial+1
+		{0, map[string]string{a: ".", b: "."}, true, 1_800_000_002},            // again
+		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002}, // no change, no new serial
+		{time.Minute, map[string]string{b: "."}, true, 1_800_000_060},          // the clock's seconds
+		{time.Minute, map[string]string{b: "rpz-passthru."}, true, 1_800_000_061},
+	}
+	for i, s := range steps {
+		if got := z.update(s.next, t0.Add(s.at)); got != s.changed || z.serial != s.serial {
+			t.Fatalf("step %d: changed %v, serial %d; want %v, %d", i, got, z.serial, s.changed, s.serial)
+		}
+		if !slices.Equal(zoneOf(z.records), zoneOf(s.next)) {
+			t.Fatalf("step %d: zone %v", i, zoneOf(z.records))
+		}
+	}
+	if len(z.journal) != 4 {
+		t.Fatalf("journal of %d differences, want 4", len(z.journal))
+	}
+	last := z.journal[3]
+	if last.from != 1_800_000_060 || last.to != 1_800_000_061 || !maps.Equal(last.del, map[string]string{b: "."}) || !maps.Equal(last.add, map[string]string{b: "rpz-passthru."}) {
+		t.Errorf("last difference %+v", last)
+	}
+}
+
+// TestRPZTransfer checks what a transfer sends for each serial a
+// secondary may hold: the SOA alone when it is current, the differences
+// since (IXFR) while the journal has them, the whole zone otherwise.
+func TestRPZTransfer(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	z := newTestRPZ(t0)
+	a, b, c := "a.tk."+testRPZ, "b.tk."+testRPZ, "c.tk."+testRPZ
+	z.update(map[string]string{a: "."}, t0)         // 1
+	z.update(map[string]string{a: ".", b: "."}, t0) // 2
+	z.update(map[string]string{b: ".", c: "."}, t0) // 3
+	axfr := []string{"SOA 1800000003", "NS", b + ">.", c + ">.", "SOA 1800000003"}
+	tests := []struct {
+		name   string
+		serial uint32
+		want   []string
+	}{
+		{"AXFR", 0, axfr},
+		{"current", 1_800_000_003, []string{"SOA 1800000003"}},
+		{"newer than ours", 1_800_000_100, []string{"SOA 1800000003"}},
+		{"one behind: one name added, one deleted", 1_800_000_002, []string{"SOA 1800000003",
+			"SOA 1800000002", a + ">.", "SOA 1800000003", c + ">.", "SOA 1800000003"}},
+		{"one change of one name", 1_800_000_001, []string{"SOA 1800000003",
+			"SOA 1800000001", "SOA 1800000002", b + ">.",
+			"SOA 1800000002", a + ">.", "SOA 1800000003", c + ">.", "SOA 1800000003"}},
+		{"from empty", 1_800_000_000, []string{"SOA 1800000003",
+			"SOA 1800000000", "SOA 1800000001", a + ">.",
+			"SOA 1800000001", "SOA 1800000002", b + ">.",
+			"SOA 1800000002", a + ">.", "SOA 1800000003", c + ">.", "SOA 1800000003"}},
+		{"unknown to the journal: AXFR", 1_700_000_000, axfr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, err := z.transfer("RPZ.example", tt.serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []dns.RR
+			for rrs := range ch {
+				got = append(got, rrs...)
+			}
+			if s := rrStrings(got); !slices.Equal(s, tt.want) {
+				t.Errorf("got  %q\nwant %q", s, tt.want)
+			}
+		})
+	}
+	if _, err := z.transfer("example.", 0); !errors.Is(err, transfer.ErrNotAuthoritative) {
+		t.Errorf("another zone: %v, want ErrNotAuthoritative", err)
+	}
+}
+
+// TestRPZJournalBounded checks that the journal keeps at most rpzJournal
+// differences, and that a serial older than the journal gets the whole
+// zone, in messages of rpzBatch records.
+func TestRPZJournalBounded(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	z := newTestRPZ(t0)
+	next := map[string]string{}
+	for i := range rpzJournal + 10 {
+		next = maps.Clone(next)
+		next[fmt.Sprintf("n%d.tk.%s", i, testRPZ)] = "."
+		z.update(next, t0)
+	}
+	if len(z.journal) != rpzJournal || z.journal[0].from != 1_800_000_010 {
+		t.Fatalf("journal of %d from %d", len(z.journal), z.journal[0].from)
+	}
+	if got := rrStrings(z.transferRecords(1_800_000_009)); len(got) != len(next)+3 || got[1] != "NS" {
+		t.Errorf("a serial the journal forgot: %d records, want the zone's %d", len(got), len(next)+3)
+	}
+	if got := z.transferRecords(1_800_000_010); len(got) != 2+3*rpzJournal { // per difference: two SOAs, one name added
+		t.Errorf("the journal's first serial: %d records, want %d", len(got), 2+3*rpzJournal)
+	}
+
+	big := map[string]string{}
+	for i := range 2*rpzBatch + 1 {
+		big[fmt.Sprintf("n%d.tk.%s", i, testRPZ)] = "."
+	}
+	z.update(big, t0)
+	ch, _ := z.transfer(testRPZ, 0)
+	var sizes []int
+	for rrs := range ch {
+		sizes = append(sizes, len(rrs))
+	}
+	if want := []int{rpzBatch, rpzBatch, 4}; !slices.Equal(sizes, want) {
+		t.Errorf("messages of %v records, want %v", sizes, want)
+	}
+}
+
+// TestRPZAnswer checks fluxguard's answers for the names of the zone, as
+// its primary, and that other queries pass.
+func TestRPZAnswer(t *testing.T) {
+	z := newTestRPZ(time.Unix(1_800_000_000, 0))
+	z.update(map[string]string{
+		"a.tk." + testRPZ:         ".",
+		"evil.tk." + testRPZ:      ".",
+		"*.evil.tk." + testRPZ:    ".",
+		"ok.evil.tk." + testRPZ:   "rpz-passthru.",
+		"*.ok.evil.tk." + testRPZ: "rpz-passthru.",
+	}, time.Unix(1_800_000_000, 0))
+	tests := []struct {
+		qname  string
+		qtype  uint16
+		rcode  int
+		answer []string
+		soa    bool // in the authority section
+	}{
+		{"rpz.example.", dns.TypeSOA, dns.RcodeSuccess, []string{"SOA 1800000001"}, false},
+		{"RPZ.Example.", dns.TypeSOA, dns.RcodeSuccess, []string{"SOA 1800000001"}, false},
+		{"rpz.example.", dns.TypeNS, dns.RcodeSuccess, []string{"NS"}, false},
+		{"rpz.example.", dns.TypeA, dns.RcodeSuccess, nil, true},
+		{"a.tk.rpz.example.", dns.TypeA, dns.RcodeSuccess, []string{"a.tk.rpz.example.>."}, false},
+		{"x.y.evil.tk.rpz.example.", dns.TypeA, dns.RcodeSuccess, []string{"x.y.evil.tk.rpz.example.>."}, false},
+		{"x.ok.evil.tk.rpz.example.", dns.TypeA, dns.RcodeSuccess, []string{"x.ok.evil.tk.rpz.example.>rpz-passthru."}, false},
+		{"x.a.tk.rpz.example.", dns.TypeA, dns.RcodeNameError, nil, true},
+		{"b.tk.rpz.example.", dns.TypeA, dns.RcodeNameError, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.qname+"/"+dns.TypeToString[tt.qtype], func(t *testing.T) {
+			r := new(dns.Msg)
+			r.SetQuestion(tt.qname, tt.qtype)
+			w := dnstest.NewRecorder(&test.ResponseWriter{})
+			if !z.answer(w, r) {
+				t.Fatal("not answered")
+			}
+			m := w.Msg
+			if m.Rcode != tt.rcode || !m.Authoritative || !slices.Equal(rrStrings(m.Answer), tt.answer) || (len(m.Ns) == 1) != tt.soa {
+				t.Errorf("got\n%s", m)
+			}
+		})
+	}
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"rpz.example.", dns.TypeAXFR}, {"rpz.example.", dns.TypeIXFR}, {"example.", dns.TypeSOA}, {"xrpz.example.", dns.TypeA}, {"a.tk.", dns.TypeA}} {
+		r := new(dns.Msg)
+		r.SetQuestion(q.name, q.qtype)
+		if z.answer(dnstest.NewRecorder(&test.ResponseWriter{}), r) {
+			t.Errorf("%s %s answered, want passed on", q.name, dns.TypeToString[q.qtype])
+		}
+	}
+}
+
+// TestRPZHandler checks the rpz option end to end in the handler: a name
+// flagged in the chain becomes a trigger, fluxguard answers the zone's
+// queries without the rest of the chain, and transfers it; without the
+// option it is not authoritative for any zone.
+func TestRPZHandler(t *testing.T) {
+	f, up := newTestFluxguard(t, "fluxguard . {\n rpz rpz.example\n action block\n}")
+	server := serverLabel(t)
+	for range 3 {
+		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
+	}
+	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) {
+		t.Fatal("Expected the flagged name to change the zone")
+	}
+	calls := up.total
+	tests := []struct {
+		qname  string
+		qtype  uint16
+		answer string
+	}{
+		{"rpz.example.", dns.TypeSOA, "SOA"},
+		{"c2.evil.tk.rpz.example.", dns.TypeA, "c2.evil.tk.rpz.example.>."},
+		{"C2.Evil.TK.rpz.example.", dns.TypeAAAA, "C2.Evil.TK.rpz.example.>."},
+	}
+	for _, tt := range tests {
+		rec, _ := serve(t, newContext(server), f, newQuery(tt.qname, tt.qtype))
+		if got := rrStrings(rec.Msg.Answer); len(got) != 1 || !strings.HasPrefix(got[0], tt.answer) || !rec.Msg.Authoritative {
+			t.Errorf("%s %s: got\n%s", tt.qname, dns.TypeToString[tt.qtype], rec.Msg)
+		}
+	}
+	if up.total != calls {
+		t.Errorf("Expected the zone's queries answered by fluxguard, the chain got %d", up.total-calls)
+	}
+	ch, err := f.Transfer("rpz.example.", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []dns.RR
+	for rrs := range ch {
+		got = append(got, rrs...)
+	}
+	if s := rrStrings(got); len(s) != 4 || s[2] != "c2.evil.tk.rpz.example.>." {
+		t.Errorf("AXFR: %q", s)
+	}
+
+	plain, _ := newTestFluxguard(t, "fluxguard")
+	if _, err := plain.Transfer("rpz.example.", 0); !errors.Is(err, transfer.ErrNotAuthoritative) {
+		t.Errorf("Expected ErrNotAuthoritative without rpz, got %v", err)
+	}
+}

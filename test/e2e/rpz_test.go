@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
+)
+
+// rpzZone is the Response Policy Zone TestRPZ has fluxguard serve.
+const rpzZone = "rpz.fluxguard."
+
+// rpzHold is fluxguard's hold in TestRPZ: long enough to flag a second
+// name and show its IXFR while the first is held, short enough to see
+// the first leave the zone.
+const rpzHold = 30 * time.Second
+
+// rpzSecondary is a resolver that takes fluxguard's RPZ by zone transfer.
+type rpzSecondary struct {
+	name string
+	args func(t *testing.T, bin, dir, listen, primary, upstream string) []string
+}
+
+var rpzSecondaries = []rpzSecondary{
+	{"named", namedRPZArgs},
+	{"unbound", unboundRPZArgs},
+}
+
+// TestRPZ runs BIND 9 and Unbound as secondaries of the RPZ the real
+// binary serves through CoreDNS's transfer plugin, each resolving from
+// fluxsim directly, so that what they block comes from the zone alone. A
+// flux name resolves through them, then fluxguard flags it (asked
+// directly), and both answer NXDOMAIN for it within seconds (NOTIFY, then
+// IXFR); a second name flagged then transfers as one name by IXFR; when
+// the first name's hold ends it leaves the zone and both resolve it again.
+func TestRPZ(t *testing.T) {
+	bins := map[string]string{}
+	for _, s := range rpzSecondaries {
+		bins[s.name] = testenv.Tool(t, s.name)
+	}
+	sim := startSim(t)
+	coreAddr, reportAddr := freeAddr(t), freeAddr(t)
+	listen := map[string]string{}
+	var to []string
+	for _, s := range rpzSecondaries {
+		listen[s.name] = freeAddr(t)
+		to = append(to, listen[s.name])
+	}
+	startCoreDNS(t, fmt.Sprintf(`
+%s {
+    bind 127.0.0.1
+    transfer %s {
+        to %s
+    }
+    fluxguard {
+        action block
+        hold %s
+        rpz %s refresh 5s
+        report %s
+    }
+    forward . %s
+}
+`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), rpzHold, rpzZone, reportAddr, sim.Addr()))
+
+	soa := query(t, "udp", coreAddr, rpzZone, dns.TypeSOA, false)
+	if len(soa.Answer) != 1 || !soa.Authoritative {
+		t.Fatalf("SOA of %s:\n%s", rpzZone, soa)
+	}
+	for _, s := range rpzSecondaries {
+		dir := t.TempDir()
+		runResolver(t, s.name, s.args(t, bins[s.name], dir, listen[s.name], coreAddr, sim.Addr()), dir, listen[s.name])
+	}
+	// Both resolve the flux name before it is flagged, and have the
+	// zone (BIND answers its SOA as a secondary).
+	for _, s := range rpzSecondaries {
+		if r, err := exchange(listen[s.name], fluxName, dns.TypeA); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			t.Fatalf("%s before the flag: %v\n%v", s.name, err, r)
+		}
+	}
+	waitFor(t, 20*time.Second, "BIND to load "+rpzZone, func() bool {
+		r, err := exchange(listen["named"], rpzZone, dns.TypeSOA)
+		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
+	})
+
+	flaggedAt := flag(t, coreAddr, fluxName)
+	holdEnd := holdUntil(t, reportAddr, fluxName)
+	enforced := map[string]time.Duration{}
+	waitFor(t, 15*time.Second, "BIND and Unbound to answer NXDOMAIN for "+fluxName, func() bool {
+		for _, s := range rpzSecondaries {
+			if _, ok := enforced[s.name]; ok {
+				continue
+			}
+			if r, err := exchange(listen[s.name], fluxName, dns.TypeA); err == nil && r.Rcode == dns.RcodeNameError {
+				enforced[s.name] = time.Since(flaggedAt)
+			}
+		}
+		return len(enforced) == len(rpzSecondaries)
+	})
+	for _, s := range rpzSecondaries {
+		t.Logf("%s: NXDOMAIN for %s %.1fs after fluxguard flagged it", s.name, fluxName, enforced[s.name].Seconds())
+		for _, name := range []string{"www.stable.example.", "www.rr-shop.example."} {
+			if r, err := exchange(listen[s.name], name, dns.TypeA); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Errorf("%s through %s: %v\n%v", name, s.name, err, r)
+			}
+		}
+	}
+
+	t.Run("IXFR of one name", func(t *testing.T) {
+		before := serialOf(t, coreAddr)
+		second := "cdn.kwik.tk."
+		flag(t, coreAddr, second)
+		waitFor(t, 5*time.Second, "a new serial", func() bool { return serialOf(t, coreAddr) != before })
+		rrs := transferIn(t, coreAddr, dns.TypeIXFR, before)
+		// RFC 1995: the new SOA, then for each difference the old SOA,
+		// the deleted records, the new SOA and the added ones, then the
+		// new SOA again.
+		if len(rrs) < 3 || rrs[1].Header().Rrtype != dns.TypeSOA {
+			t.Fatalf("not an incremental transfer:\n%s", rrList(rrs))
+		}
+		var added, deleted []string
+		soas := 0
+		for _, rr := range rrs[1 : len(rrs)-1] {
+			switch {
+			case rr.Header().Rrtype == dns.TypeSOA:
+				soas++
+			case soas%2 == 1:
+				deleted = append(deleted, rr.Header().Name)
+			default:
+				added = append(added, rr.Header().Name)
+			}
+		}
+		t.Logf("IXFR from serial %d: %d records:\n%s", before, len(rrs), rrList(rrs))
+		if want := second + rpzZone; len(added) != 1 || added[0] != want || len(deleted) != 0 {
+			t.Errorf("IXFR adds %q and deletes %q, want %s added alone", added, deleted, want)
+		}
+		axfr := transferIn(t, coreAddr, dns.TypeAXFR, 0)
+		t.Logf("AXFR: %d records:\n%s", len(axfr), rrList(axfr))
+		if !strings.Contains(rrList(axfr), fluxName+rpzZone) || !strings.Contains(rrList(axfr), second+rpzZone) {
+			t.Errorf("AXFR lacks a flagged name")
+		}
+	})
+
+	// The hold ends: the name leaves the zone and both resolve it again;
+	// not before.
+	time.Sleep(time.Until(holdEnd.Add(-time.Second)))
+	for _, s := range rpzSecondaries {
+		if r, err := exchange(listen[s.name], fluxName, dns.TypeA); err != nil || r.Rcode != dns.RcodeNameError {
+			t.Errorf("%s a second before the hold ends: %v\n%v", s.name, err, r)
+		}
+	}
+	time.Sleep(time.Until(holdEnd))
+	resolved := map[string]time.Duration{}
+	waitFor(t, 30*time.Second, "BIND and Unbound to resolve "+fluxName+" again", func() bool {
+		for _, s := range rpzSecondaries {
+			if _, ok := resolved[s.name]; ok {
+				continue
+			}
+			if r, err := exchange(listen[s.name], fluxName, dns.TypeA); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+				resolved[s.name] = time.Since(holdEnd)
+			}
+		}
+		return len(resolved) == len(rpzSecondaries)
+	})
+	for _, s := range rpzSecondaries {
+		t.Logf("%s: %s resolves again %.1fs after its hold ended", s.name, fluxName, resolved[s.name].Seconds())
+	}
+	if r := transferIn(t, coreAddr, dns.TypeAXFR, 0); strings.Contains(rrList(r), fluxName+rpzZone) {
+		t.Errorf("%s still in the zone after its hold:\n%s", fluxName, rrList(r))
+	}
+}
+
+// flag asks fluxguard at addr for name, A and AAAA in turn, until it
+// blocks it, and returns when.
+func flag(t *testing.T, addr, name string) time.Time {
+	t.Helper()
+	for j := range 8 {
+		r := query(t, "udp", addr, name, []uint16{dns.TypeA, dns.TypeAAAA}[j%2], true)
+		if blockedAnswer(r) {
+			return time.Now()
+		}
+	}
+	t.Fatalf("%s never flagged", name)
+	return time.Time{}
+}
+
+// holdUntil returns the end of name's hold, from the indicators feed of the
+// report listener at addr.
+func holdUntil(t *testing.T, addr, name string) time.Time {
+	t.Helper()
+	for line := range strings.Lines(httpGet(t, "http://"+addr+"/indicators")) {
+		var in struct {
+			Name      string    `json:"name"`
+			HoldUntil time.Time `json:"hold_until"`
+		}
+		if err := json.Unmarshal([]byte(line), &in); err != nil {
+			t.Fatalf("indicator %q: %v", line, err)
+		}
+		if in.Name == strings.TrimSuffix(name, ".") {
+			return in.HoldUntil
+		}
+	}
+	t.Fatalf("%s is not among the indicators", name)
+	return time.Time{}
+}
+
+// waitFor polls cond every 100ms until it holds, failing after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+	}
+}
+
+// serialOf returns the serial of the RPZ zone at addr.
+func serialOf(t *testing.T, addr string) uint32 {
+	t.Helper()
+	r := query(t, "udp", addr, rpzZone, dns.TypeSOA, false)
+	if len(r.Answer) != 1 {
+		t.Fatalf("SOA of %s:\n%s", rpzZone, r)
+	}
+	return r.Answer[0].(*dns.SOA).Serial
+}
+
+// transferIn transfers the RPZ zone from addr: AXFR, or IXFR from serial.
+func transferIn(t *testing.T, addr string, qtype uint16, serial uint32) []dns.RR {
+	t.Helper()
+	m := new(dns.Msg)
+	if qtype == dns.TypeIXFR {
+		m.SetIxfr(rpzZone, serial, ".", ".")
+	} else {
+		m.SetAxfr(rpzZone)
+	}
+	env, err := new(dns.Transfer).In(m, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rrs []dns.RR
+	for e := range env {
+		if e.Error != nil {
+			t.Fatal(e.Error)
+		}
+		rrs = append(rrs, e.RR...)
+	}
+	return rrs
+}
+
+func rrList(rrs []dns.RR) string {
+	var b strings.Builder
+	for _, rr := range rrs {
+		b.WriteString("    " + rr.String() + "\n")
+	}
+	return b.String()
+}
+
+// namedRPZArgs runs BIND 9 resolving from upstream, with response-policy
+// on the zone it takes from primary as a secondary, told by NOTIFY.
+func namedRPZArgs(t *testing.T, bin, dir, listen, primary, upstream string) []string {
+	host, port := hostPort(t, listen)
+	phost, pport := hostPort(t, primary)
+	uhost, uport := hostPort(t, upstream)
+	conf := writeConf(t, dir, "named.conf", fmt.Sprintf(`options {
+    directory %[1]q;
+    pid-file none;
+    session-keyfile none;
+    managed-keys-directory %[1]q;
+    listen-on port %[3]s { %[2]s; };
+    listen-on-v6 { none; };
+    forwarders { %[6]s port %[7]s; };
+    forward only;
+    recursion yes;
+    dnssec-validation no;
+    allow-query { any; };
+    allow-recursion { any; };
+    notify no;
+    min-refresh-time 1;
+    min-retry-time 1;
+    response-policy { zone %[8]q; } qname-wait-recurse no min-update-interval 1;
+};
+controls { };
+zone %[8]q {
+    type secondary;
+    primaries { %[4]s port %[5]s; };
+    allow-notify { %[4]s; };
+    file %[9]q;
+};
+`, dir, host, port, phost, pport, uhost, uport, strings.TrimSuffix(rpzZone, "."), filepath.Join(dir, "rpz.db")))
+	return []string{bin, "-g", "-n", "1", "-c", conf}
+}
+
+// unboundRPZArgs runs Unbound resolving from upstream, with an rpz clause
+// on the zone it takes from primary, told by NOTIFY.
+func unboundRPZArgs(t *testing.T, bin, dir, listen, primary, upstream string) []string {
+	host, port := hostPort(t, listen)
+	phost, pport := hostPort(t, primary)
+	uhost, uport := hostPort(t, upstream)
+	conf := writeConf(t, dir, "unbound.conf", fmt.Sprintf(`server:
+    interface: %[1]s
+    port: %[2]s
+    do-ip6: no
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: %[3]q
+    pidfile: %[4]q
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    num-threads: 1
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    module-config: "respip iterator"
+remote-control:
+    control-enable: no
+rpz:
+    name: %[9]q
+    primary: %[5]s@%[6]s
+    allow-notify: %[5]s
+    rpz-log: yes
+forward-zone:
+    name: "."
+    forward-addr: %[7]s@%[8]s
+`, host, port, dir, filepath.Join(dir, "unbound.pid"), phost, pport, uhost, uport, rpzZone))
+	return []string{bin, "-d", "-c", conf}
+}
