@@ -184,10 +184,11 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-// startSim starts fluxsim with the demo names on loopback until the test ends.
-func startSim(t *testing.T) *fluxsim.Server {
+// startSim starts fluxsim with the demo names, and extra, on loopback until
+// the test ends.
+func startSim(t *testing.T, extra ...fluxsim.Name) *fluxsim.Server {
 	t.Helper()
-	sim, err := fluxsim.New(fluxsim.Demo())
+	sim, err := fluxsim.New(append(fluxsim.Demo(), extra...))
 	if err != nil {
 		t.Fatal(err)
 	}

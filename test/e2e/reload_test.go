@@ -24,14 +24,7 @@ import (
 // must stay held across every reload, and the new allow list must apply
 // from the next answer.
 func TestReloadUnderLoad(t *testing.T) {
-	sim, err := fluxsim.New(append(fluxsim.Demo(), fluxsim.Name{Name: "mail.quux.top.", Kind: fluxsim.Flux, Pool: 60, PerAnswer: 4, TTL: 30, IPv6: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
+	sim := startSim(t, fluxsim.Name{Name: "mail.quux.top.", Kind: fluxsim.Flux, Pool: 60, PerAnswer: 4, TTL: 30, IPv6: true})
 	dir := t.TempDir()
 	addr, conf := freeAddr(t), filepath.Join(dir, "Corefile")
 	writeCorefile := func(allowQuux bool, threshold string) {

@@ -53,18 +53,10 @@ func TestSoak(t *testing.T) {
 	// Demo names plus wildcards, so that random names get answers (and
 	// fill the capped store, so that eviction runs): a benign static one
 	// and a flux one under a suspicious TLD (its domain aggregate flags).
-	names := append(fluxsim.Demo(),
+	sim := startSim(t,
 		fluxsim.Name{Name: "rnd.soak.example.", Kind: fluxsim.Static, IPs: []string{"93.184.216.34"}, TTL: 300, Wildcard: true},
 		fluxsim.Name{Name: "w.soakflux.top.", Kind: fluxsim.Flux, Pool: 200, PerAnswer: 4, IPv6: true, Wildcard: true},
 	)
-	sim, err := fluxsim.New(names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
 
 	addr, pprofAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "Corefile")

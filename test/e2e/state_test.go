@@ -26,20 +26,8 @@ import (
 // random name asked there is one more name for fluxguard to keep.
 const fillZone = "fill.example."
 
-// startStateSim starts fluxsim with the demo names and fillZone.
-func startStateSim(t *testing.T) *fluxsim.Server {
-	t.Helper()
-	names := append(fluxsim.Demo(), fluxsim.Name{Name: fillZone, Kind: fluxsim.Static, IPs: []string{"93.184.215.15"}, TTL: 300, Wildcard: true})
-	sim, err := fluxsim.New(names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	return sim
-}
+// fillName is fillZone in fluxsim.
+var fillName = fluxsim.Name{Name: fillZone, Kind: fluxsim.Static, IPs: []string{"93.184.215.15"}, TTL: 300, Wildcard: true}
 
 // stateCorefile is a block that blocks flagged names and saves its state
 // to state every second.
@@ -107,7 +95,7 @@ func temps(dir string) []string {
 // must load a complete snapshot, never a torn one, block the held name
 // from its first answer, and remove the temporary files left behind.
 func TestStateCrashLoop(t *testing.T) {
-	sim := startStateSim(t)
+	sim := startSim(t, fillName)
 	dir := t.TempDir()
 	addr, state, conf := freeAddr(t), filepath.Join(dir, "fluxguard.state"), filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(stateCorefile(addr, state, sim.Addr(), "")), 0o644); err != nil {
@@ -184,7 +172,7 @@ func TestStateCrashLoop(t *testing.T) {
 func TestStateSaveFailures(t *testing.T) {
 	unshare := testenv.Tool(t, "unshare")
 	nsenter := testenv.Tool(t, "nsenter")
-	sim := startStateSim(t)
+	sim := startSim(t, fillName)
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
 	if err := os.Mkdir(stateDir, 0o755); err != nil {
