@@ -156,8 +156,8 @@ type Weights struct {
 // DefaultWeights are the default profile's documented weights.
 var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5, Churn: 1}
 
-// DefaultMaxNames caps tracked names at about 256 MiB of resident memory,
-// as measured with bench/run.sh flood (Go heap plus GC headroom).
+// DefaultMaxNames caps tracked names so that a full store fits a cluster
+// DNS pod's usual memory limit (bench/run.sh flood; docs/performance.md).
 const DefaultMaxNames = 200_000
 
 // pools returns the pools the configuration never tracks: its own list,
