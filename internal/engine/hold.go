@@ -103,9 +103,10 @@ type HeldName struct {
 	Last       time.Time // the last observation; zero for a rule
 }
 
-// HeldNames returns what Held holds now: the held names and registered
-// domains, most recently seen first, then the deny rules in force, by
-// name, leaving out allowed names; then, as exceptions, the allow rules in
+// HeldNames returns what Held holds now but the intel list's names, which
+// came from elsewhere and can outnumber any zone: the held names and
+// registered domains, most recently seen first, then the deny rules in
+// force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
 func (e *Engine) HeldNames() []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
