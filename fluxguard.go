@@ -246,7 +246,7 @@ func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	if !ok || v.Level != engine.LevelFlagged {
 		return v, false
 	}
-	if v.HoldLeft == 0 && v.Reasons&engine.ReasonDenied == 0 {
+	if v.HoldLeft == 0 && v.Reasons&(engine.ReasonDenied|engine.ReasonIntel) == 0 {
 		if held, ok := c.f.eng.Held(c.name); ok {
 			v.HoldLeft = held.HoldLeft
 		}

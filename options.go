@@ -135,6 +135,27 @@ func (a optionArgs) policy(cfg *config) error {
 	return nil
 }
 
+// intel reads intel_domains and intel_addrs into cfg.
+func (a optionArgs) intel(cfg *config) error {
+	s, err := a.one()
+	if err != nil {
+		return err
+	}
+	in := &intelFile{path: s, addrs: a.opt == "intel_addrs"}
+	if err := in.read(); err != nil {
+		return a.c.Errf("%s: %v", a.opt, err)
+	}
+	if in.cut > 0 {
+		log.Warningf("%s %s: %s", a.opt, in.path, in.loaded())
+	}
+	if in.addrs {
+		cfg.intelAddrs = in
+	} else {
+		cfg.intelDomains = in
+	}
+	return nil
+}
+
 func (a optionArgs) action() (action, error) {
 	s, err := a.one()
 	if err != nil {

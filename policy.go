@@ -121,13 +121,17 @@ func (cfg *config) policy() *engine.Policy {
 	if pf := cfg.denyFile; pf != nil {
 		deny = append(append([]engine.Rule(nil), deny...), pf.rules...)
 	}
-	return engine.NewPolicy(allow, deny, nets)
+	p := engine.NewPolicy(allow, deny, nets)
+	if cfg.intel != nil {
+		p = p.WithIntel(cfg.intel)
+	}
+	return p
 }
 
-// reloadPolicy rereads changed policy files and applies them; a file that
-// fails to read is reported and its previous content kept.
+// reloadPolicy rereads changed policy and intel files and applies them;
+// a file that fails to read is reported and its previous content kept.
 func (f *Fluxguard) reloadPolicy() {
-	changed := false
+	changed := f.reloadIntel()
 	for _, pf := range []*policyFile{f.cfg.allowFile, f.cfg.denyFile} {
 		if pf == nil || !pf.changed() {
 			continue

@@ -71,7 +71,8 @@ func (f *Fluxguard) reply(r *dns.Msg, v engine.Verdict) *dns.Msg {
 // replyTTL returns the TTL of a cacheable reply: the configured one
 // (sinkhole_ttl), cut to the whole seconds left of the hold, holdLeft,
 // which the engine rounds up; 0 then in the hold's last second. A name
-// flagged without a hold (denied) gets the configured TTL.
+// flagged without a hold (denied, or on the intel list) gets the
+// configured TTL.
 func replyTTL(configured uint32, holdLeft time.Duration) uint32 {
 	if holdLeft <= 0 {
 		return configured

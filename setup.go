@@ -85,6 +85,10 @@ type config struct {
 	allowFile *policyFile // reloaded on change
 	denyFile  *policyFile
 	rpz       *rpzConfig // the Response Policy Zone of the held names, or nil
+	// intel_domains and intel_addrs, reloaded on change, and what they
+	// compile to (nil without them).
+	intelDomains, intelAddrs *intelFile
+	intel                    *engine.Intel
 }
 
 func defaultConfig() config {
@@ -120,6 +124,7 @@ func parse(c *caddy.Controller) (config, error) {
 			}
 		}
 	}
+	cfg.compileIntel()
 	return cfg, nil
 }
 
@@ -177,6 +182,8 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		}
 	case "allow", "deny", "ignore_nets", "allow_nets", "allow_file", "deny_file":
 		err = a.policy(cfg)
+	case "intel_domains", "intel_addrs":
+		err = a.intel(cfg)
 	case "metrics_domains":
 		cfg.metricsDomains, err = a.integer()
 		if err == nil && cfg.metricsDomains < 1 {

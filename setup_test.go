@@ -343,6 +343,8 @@ func TestParseErrors(t *testing.T) {
 		{"resolve_ns too many", "resolve_ns 1 2", []string{"resolve_ns takes at most one argument"}},
 		{"bad allow_nets", "allow_nets 13.32.0.0/33", []string{"allow_nets", "not a CIDR prefix"}},
 		{"missing allow_file", "allow_file /nonexistent/allow.txt", []string{"allow_file", "no such file"}},
+		{"missing intel_domains", "intel_domains /nonexistent/domains.txt", []string{"intel_domains", "no such file"}},
+		{"missing intel_addrs", "intel_addrs /nonexistent/addrs.txt", []string{"intel_addrs", "no such file"}},
 		{"state_file in a missing directory", "state_file /nonexistent/dir/fg.state", []string{"state_file", "does not exist"}},
 		{"bad state_interval", "state_interval often", []string{"state_interval", `"often"`}},
 		{"short state_interval", "state_interval 500ms", []string{"state_interval", "shorter than 1s"}},
@@ -371,6 +373,7 @@ func TestParseArgCount(t *testing.T) {
 		"cdn_suffixes", "internal_tlds", "exclude_suffixes", "suspicious_tlds", "allow", "ignore_nets",
 		"action", "block_rcode", "sinkhole", "sinkhole_ttl", "report", "state_file", "state_interval",
 		"deny", "allow_nets", "allow_file", "deny_file", "asn_db", "pool_suffixes", "query_count", "rpz",
+		"intel_domains", "intel_addrs",
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {
@@ -382,6 +385,7 @@ func TestParseArgCount(t *testing.T) {
 		"short_sld": "8", "many_ips": "10", "many_clients": "5", "max_names": "10", "max_ips_per_name": "10",
 		"max_clients_per_name": "10", "metrics_domains": "10", "action": "block", "block_rcode": "REFUSED",
 		"sinkhole_ttl": "10s", "report": ":9253", "state_file": "/tmp/fg.state", "state_interval": "1m", "query_count": "rows",
+		"intel_domains": "/tmp/domains.txt", "intel_addrs": "/tmp/addrs.txt",
 	}
 	for opt, arg := range oneArg {
 		t.Run(opt+" with extra args", func(t *testing.T) {

@@ -125,12 +125,23 @@ func (e *Engine) each(f func(sc scope, sh *shard, en *entry) bool) {
 // Config returns the engine's configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
-// SetPolicy replaces the allow and deny policy, for example when a policy
-// file changes. Names it allows are forgotten at once.
+// SetPolicy replaces the allow and deny policy and the threat
+// intelligence, for example when a policy or intel file changes. Names it
+// allows are forgotten at once; when the intel address list changes, the
+// addresses of the names tracked are counted against it again.
 func (e *Engine) SetPolicy(p *Policy) {
-	e.policy.Store(p)
+	old := e.policy.Swap(p)
 	unix := e.now().Unix()
-	e.each(func(_ scope, sh *shard, en *entry) bool { return !p.allowed(sh.name(en), nil, unix) })
+	remark, since := old == nil || old.bad != p.bad, e.since(internalTime(unix))
+	e.each(func(sc scope, sh *shard, en *entry) bool {
+		if p.allowed(sh.name(en), nil, unix) {
+			return false
+		}
+		if remark && sc.names() {
+			e.remarkBad(sh, en, p.bad, since)
+		}
+		return true
+	})
 }
 
 // Sweep drops the entries with no evidence left in the window that are not

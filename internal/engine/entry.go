@@ -52,16 +52,19 @@ type entry struct {
 	maxAnswer uint8  // most evidence addresses seen in one answer
 	rows      uint8  // what an answer like the last adds to the query count: 1, or its addresses when counting rows
 
-	// Addresses of flagged names its answers brought (see poolIndex).
-	sharedNet uint16
-	shared    uint8
-
-	// The effective prefixes of ips, cached: recomputed when an address
-	// is added or the count in the window changes.
+	// Fields in an order that packs them. Addresses its answers brought
+	// of flagged names (see poolIndex) and on the intel address list (see
+	// Intel), counted by markAddr; the effective prefixes of ips, cached:
+	// recomputed when an address is added or the count in the window
+	// changes.
+	sharedNet     uint16
+	networksOf    uint16 // the addresses in the window networks was computed for
+	shared        uint8
+	badNet        uint8 // narrower than sharedNet, to keep the entry's size
+	bad           uint8
 	networksStale bool
 	p16, p24      uint8   // distinct /16 and /24 (IPv6: /32 and /48) prefixes
 	networks      float32 // effective networks (see effectiveNetworks)
-	networksOf    uint16  // the addresses in the window networks was computed for
 }
 
 // addSeen records a in the list b of the shard's seen at time now, and

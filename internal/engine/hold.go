@@ -21,12 +21,12 @@ func (e *Engine) rank(en *entry, now uint32) uint64 {
 }
 
 // Held reports whether name is flagged and within its hold time, or
-// denied, with its verdict; a held name is answered without going upstream.
+// denied, or on the intel list, with its verdict; a held name is answered without going upstream.
 // An allowed name is never held.
 func (e *Engine) Held(name string) (Verdict, bool) {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
-	if len(p.deny) == 0 && !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
+	if len(p.deny) == 0 && len(p.intel) == 0 && !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
 		return Verdict{}, false // nothing is held: the common case, kept cheap
 	}
 	if p.allowed(name, nil, unix) {
@@ -34,6 +34,9 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 	}
 	if p.deny.match(name, unix) {
 		return denied, true
+	}
+	if p.intel.match(name, unix) {
+		return listed, true
 	}
 	v, ok, domain := e.held(e.nameScope(), name, now)
 	if ok || e.domains == nil || domain == "" {
@@ -100,9 +103,10 @@ type HeldName struct {
 	Last       time.Time // the last observation; zero for a rule
 }
 
-// HeldNames returns what Held holds now: the held names and registered
-// domains, most recently seen first, then the deny rules in force, by
-// name, leaving out allowed names; then, as exceptions, the allow rules in
+// HeldNames returns what Held holds now but the intel list's names, which
+// came from elsewhere and can outnumber any zone: the held names and
+// registered domains, most recently seen first, then the deny rules in
+// force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
 func (e *Engine) HeldNames() []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()

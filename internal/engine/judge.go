@@ -82,8 +82,11 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verd
 	if e.pools != nil && en.sharedPool() {
 		v.Reasons |= ReasonSharedPool
 	}
+	if en.bad != 0 {
+		v.Reasons |= ReasonKnownBadAddr
+	}
 	switch {
-	case e.flagging(v, threshold), en.heldUntil > now:
+	case e.flagging(en, v, threshold), en.heldUntil > now:
 		v.Level = LevelFlagged
 	case e.candidate(v):
 		v.Level = LevelSuspicious
@@ -91,11 +94,12 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verd
 	return v
 }
 
-// flagging reports whether v flags its name on its own evidence, held or
-// not: a candidate scoring the threshold, or addresses shared with
-// flagged names (see poolIndex).
-func (e *Engine) flagging(v Verdict, threshold float64) bool {
-	return e.candidate(v) && v.Score >= threshold || v.Reasons&ReasonSharedPool != 0
+// flagging reports whether v, en's verdict, flags its name on its own
+// evidence, held or not: a candidate scoring the threshold, addresses
+// shared with flagged names (see poolIndex), or enough addresses known
+// bad (see Intel).
+func (e *Engine) flagging(en *entry, v Verdict, threshold float64) bool {
+	return e.candidate(v) && v.Score >= threshold || v.Reasons&ReasonSharedPool != 0 || marksSpread(en.bad)
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

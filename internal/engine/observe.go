@@ -40,11 +40,14 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		// Why, in the usual order: the name's own allow wins.
 		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, unix)}
 	}
-	if p.deny.match(o.Name, unix) {
-		if p.allow.match(o.Name, unix) { // an allow wins
+	if deny := p.deny.match(o.Name, unix); deny || p.intel.match(o.Name, unix) {
+		switch {
+		case p.allow.match(o.Name, unix): // an allow wins
 			return Verdict{Skip: SkipAllowed}
+		case deny:
+			return denied
 		}
-		return denied
+		return listed
 	}
 	if p.netsAllowed(o.Addrs) {
 		return Verdict{Skip: SkipAllowed}
@@ -171,7 +174,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		e.tally(sh, en, now)
 	}
 	v := e.judge(sh, en, now, threshold)
-	if e.flagging(v, threshold) {
+	if e.flagging(en, v, threshold) {
 		en.heldUntil = now + e.hold
 		sc.st.holding(en.heldUntil)
 	}
@@ -192,8 +195,14 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 // recordEvidence adds the answer's addresses and name servers to en, and
 // returns the addresses new to it, as bits of a.addrs. For an exact name
 // (names), a new address that a flagged name's answers brought is marked
-// on en (see poolIndex).
+// on en (see poolIndex), and one on the intel address list too (see
+// Intel); the policy is read under the shard's lock, which SetPolicy
+// takes after it swaps the policy to count the marks again.
 func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, names bool, now uint32) (added uint64) {
+	var bad *addrSet
+	if names {
+		bad = e.policy.Load().bad
+	}
 	for j, ip := range a.addrs {
 		if a.evidence&(1<<j) == 0 {
 			continue
@@ -215,7 +224,10 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 			sh.asns.view(en.asns)[i] = asn
 		}
 		if names && e.pools != nil && e.pools.has(addr, now) {
-			en.sharedMark(networkKey(addr, asn))
+			markAddr(&en.sharedNet, &en.shared, netHash(networkKey(addr, asn)))
+		}
+		if e.knownBad(bad, addr) {
+			markAddr(&en.badNet, &en.bad, netHash8(networkKey(addr, asn)))
 		}
 	}
 	for _, ns := range o.NS {

@@ -13,13 +13,16 @@ type Rule struct {
 	Until time.Time
 }
 
-// Policy is the operator's allow and deny policy. An allow always wins:
-// an allowed name is never tracked, flagged or blocked. A denied name is
-// flagged without evidence. Engine.SetPolicy swaps it at run time.
+// Policy is the operator's allow and deny policy, and threat
+// intelligence (see Intel). An allow always wins: an allowed name is
+// never tracked, flagged or blocked. A denied name is flagged without
+// evidence. Engine.SetPolicy swaps it at run time.
 type Policy struct {
 	allow     ruleSet
 	deny      ruleSet
 	allowNets []netip.Prefix
+	intel     ruleSet  // names flagged without evidence, with ReasonIntel
+	bad       *addrSet // addresses known bad, or nil
 }
 
 // NewPolicy compiles allow and deny rules and allowed networks: an answer

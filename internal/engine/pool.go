@@ -99,28 +99,41 @@ func (p *poolIndex) len() int {
 	return n
 }
 
-// sharedMark records on en that an address of network key net, new to
-// en, is in the pool index: en.shared counts such addresses and its top
-// bit tells that they span several networks, the first of which
-// en.sharedNet identifies.
-func (en *entry) sharedMark(net uint64) {
-	h := uint16(net) ^ uint16(net>>16) ^ uint16(net>>32) | 1
+// markAddr counts in *n an address new to an entry, of the network whose
+// hash is h (see netHash): of a flagged name (see poolIndex), or on the
+// intel address list (see Intel). The top bit of *n tells that the
+// addresses span several networks, the first of which *first holds. A
+// narrower hash merges more networks, so it errs towards not flagging.
+func markAddr[H uint8 | uint16](first *H, n *uint8, h H) {
 	switch {
-	case en.sharedNet == 0:
-		en.sharedNet = h
-	case en.sharedNet != h:
-		en.shared |= sharedMultiNet
+	case *first == 0:
+		*first = h
+	case *first != h:
+		*n |= marksMultiNet
 	}
-	if en.shared&^sharedMultiNet < sharedMultiNet-1 {
-		en.shared++
+	if *n&^marksMultiNet < marksMultiNet-1 {
+		*n++
 	}
 }
 
-// sharedMultiNet is en.shared's bit for shared addresses in several networks.
-const sharedMultiNet = 0x80
+// netHash hashes a network key (see networkKey) into a non-zero value.
+func netHash(net uint64) uint16 { return uint16(net) ^ uint16(net>>16) ^ uint16(net>>32) | 1 }
+
+// netHash8 is netHash in a byte.
+func netHash8(net uint64) uint8 {
+	h := netHash(net)
+	return uint8(h^h>>8) | 1
+}
+
+// marksMultiNet is markAddr's bit for addresses in several networks.
+const marksMultiNet = 0x80
+
+// marksSpread reports whether n, of markAddr, counts at least
+// sharedMinAddrs addresses in several networks.
+func marksSpread(n uint8) bool {
+	return int(n&^marksMultiNet) >= sharedMinAddrs && n&marksMultiNet != 0
+}
 
 // sharedPool reports whether en's answers brought enough addresses of
 // flagged names, in enough networks, to flag it.
-func (en *entry) sharedPool() bool {
-	return int(en.shared&^sharedMultiNet) >= sharedMinAddrs && en.shared&sharedMultiNet != 0
-}
+func (en *entry) sharedPool() bool { return marksSpread(en.shared) }

@@ -42,10 +42,13 @@ const (
 	ReasonNSDiversity                          // the name servers' addresses spread over many networks
 	ReasonChurn                                // addresses churn far beyond the answers' size, in several networks
 	ReasonSharedPool                           // addresses shared, in several networks, with names flagged in the window
+	ReasonIntel                                // on the intel domain list
+	ReasonKnownBadAddr                         // answers brought addresses on the intel address list
 )
 
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
-	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool"}
+	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool",
+	"intel", "known_bad_addr"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {

@@ -1,0 +1,183 @@
+package fluxguard
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+// maxIntelEntries bounds what one intel file loads: the entries beyond
+// are ignored, and reported.
+const maxIntelEntries = 1_000_000
+
+// Prefixes of the intel address list no wider than these, so that a
+// stray line cannot mark whole regions of the Internet.
+const (
+	minIntelBits4 = 8
+	minIntelBits6 = 16
+)
+
+// intelFile is a threat-intelligence list, intel_domains or intel_addrs:
+// one entry a line, a domain name or an IP address or CIDR prefix; '#'
+// starts a comment.
+type intelFile struct {
+	path    string
+	addrs   bool // an address list, else a domain list
+	modTime time.Time
+	size    int64
+	names   []string
+	nets    []netip.Prefix
+	cut     int // entries beyond maxIntelEntries, ignored
+}
+
+// changed reports whether the file differs from what was last read.
+func (in *intelFile) changed() bool {
+	fi, err := os.Stat(in.path)
+	return err != nil || !fi.ModTime().Equal(in.modTime) || fi.Size() != in.size
+}
+
+// read (re)loads the file; on error the previous content stays in force.
+func (in *intelFile) read() error {
+	f, err := os.Open(in.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var names []string
+	var nets []netip.Prefix
+	cut := 0
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(text)
+		if len(fields) == 0 {
+			continue
+		}
+		if len(names)+len(nets) >= maxIntelEntries {
+			cut++
+			continue
+		}
+		if !in.addrs {
+			name, ok := parseIntelName(fields)
+			if !ok {
+				return fmt.Errorf("%s:%d: want a domain name", in.path, line)
+			}
+			names = append(names, name)
+			continue
+		}
+		p, err := parseIntelPrefix(fields)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %v", in.path, line, err)
+		}
+		nets = append(nets, p)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %v", in.path, err)
+	}
+	in.names, in.nets, in.cut, in.modTime, in.size = names, nets, cut, fi.ModTime(), fi.Size()
+	return nil
+}
+
+// parseIntelName reads a line of a domain list: a domain name, which
+// covers its subdomains; a leading "*." says so too, and is dropped.
+func parseIntelName(fields []string) (string, bool) {
+	if len(fields) != 1 {
+		return "", false
+	}
+	name := engine.Normalize(strings.TrimPrefix(fields[0], "*."))
+	if _, err := netip.ParseAddr(name); err == nil || name == "" || strings.ContainsAny(name, "*/:@") {
+		return "", false
+	}
+	_, ok := dns.IsDomainName(name)
+	return name, ok
+}
+
+// parseIntelPrefix reads a line of an address list: an IP address or a
+// CIDR prefix.
+func parseIntelPrefix(fields []string) (netip.Prefix, error) {
+	want := errors.New("want an IP address or a CIDR prefix")
+	if len(fields) != 1 {
+		return netip.Prefix{}, want
+	}
+	s := fields[0]
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, want
+		}
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, want
+	}
+	if a := p.Addr(); a.Is4() && p.Bits() < minIntelBits4 || !a.Is4() && p.Bits() < minIntelBits6 {
+		return netip.Prefix{}, fmt.Errorf("%s is wider than /%d (IPv6 /%d)", s, minIntelBits4, minIntelBits6)
+	}
+	return p.Masked(), nil
+}
+
+// loaded describes what the file holds, for logs.
+func (in *intelFile) loaded() string {
+	n, what := len(in.names), "names"
+	if in.addrs {
+		n, what = len(in.nets), "addresses and prefixes"
+	}
+	s := fmt.Sprintf("%d %s", n, what)
+	if in.cut > 0 {
+		s += fmt.Sprintf("; %d more beyond the first %d ignored", in.cut, maxIntelEntries)
+	}
+	return s
+}
+
+// compileIntel compiles the intel files into the engine's form, nil
+// without them.
+func (cfg *config) compileIntel() {
+	if cfg.intelDomains == nil && cfg.intelAddrs == nil {
+		cfg.intel = nil
+		return
+	}
+	var names []string
+	var nets []netip.Prefix
+	if in := cfg.intelDomains; in != nil {
+		names = in.names
+	}
+	if in := cfg.intelAddrs; in != nil {
+		nets = in.nets
+	}
+	cfg.intel = engine.NewIntel(names, nets)
+}
+
+// reloadIntel rereads changed intel files, and reports whether any was;
+// a file that fails to read is reported and its previous content kept.
+func (f *Fluxguard) reloadIntel() bool {
+	changed := false
+	for _, in := range []*intelFile{f.cfg.intelDomains, f.cfg.intelAddrs} {
+		if in == nil || !in.changed() {
+			continue
+		}
+		if err := in.read(); err != nil {
+			log.Errorf("intel file not reloaded: %v", err)
+			continue
+		}
+		log.Infof("intel file %s reloaded: %s", in.path, in.loaded())
+		changed = true
+	}
+	if changed {
+		f.cfg.compileIntel()
+	}
+	return changed
+}
