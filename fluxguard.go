@@ -66,34 +66,56 @@ func (f *Fluxguard) Name() string { return pluginName }
 // zones is answered at once when its name is held (block, sinkhole);
 // otherwise the rest of the chain answers it through a captureWriter,
 // which shows the answer to the engine, unless the query was counted as a
-// repeat of the name's last answer. Queries in the rpz zone are answered
-// from it.
+// repeat of the name's last answer.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if f.rpz != nil && f.rpz.answer(w, r) {
+	cw, answered := f.capture(ctx, w, r)
+	if answered {
 		return dns.RcodeSuccess, nil
 	}
+	out := w
+	if cw != nil {
+		out = cw
+	}
+	var rc int
+	var err error
+	if f.tracked(ctx, out) {
+		rc, err = plugin.NextOrFailure(f.Name(), f.Next, ctx, out, r)
+	} else {
+		// What NextOrFailure does, less the writer it wraps w in for
+		// plugins that track the writer: a frame and an allocation fewer.
+		rc, err = f.Next.ServeDNS(ctx, out, r)
+	}
+	if cw != nil {
+		cw.finish()
+	}
+	return rc, err
+}
+
+// capture decides what becomes of r before the chain answers it: it
+// answers r itself when r's name is held (answered), or returns the
+// captureWriter the chain is to write the answer to, nil when the answer
+// is not to be read (not inspected, or counted as a repeat). It grows the
+// stack for the chain first (see reserveStack).
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered bool) {
 	name, ok := f.inspectedName(r)
 	if !ok {
 		reserveStack(false)
-		return f.next(ctx, w, r)
+		return nil, false
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-		return dns.RcodeSuccess, nil
+		return nil, true
 	}
 	client := clientAddr(w)
 	repeat, upstream := f.precheck(sm, r, name, client)
 	reserveStack(upstream)
 	if repeat {
-		return f.next(ctx, w, r)
+		return nil, false
 	}
-	cw := &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client,
+	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client,
 		// In monitor mode the verdict changes nothing the client gets, so
 		// it is reached after the answer is sent, unless labels are wanted.
-		deferred: f.cfg.action == actionLog && !f.labelsWanted.Load()}
-	rc, err := f.next(ctx, cw, r)
-	cw.finish()
-	return rc, err
+		deferred: f.cfg.action == actionLog && !f.labelsWanted.Load()}, false
 }
 
 // precheck looks name up before the chain answers r. It reports a query
@@ -113,15 +135,12 @@ func (f *Fluxguard) precheck(sm *serverMetrics, r *dns.Msg, name string, client 
 	return pc.Repeat, pc.New
 }
 
-// next calls the rest of the chain as plugin.NextOrFailure does. Where
-// that would only wrap w for a writer that tracks no plugin, it calls Next
-// directly: one allocation and two frames fewer under the chain on every
-// query (TestStackUnderFluxguard, docs/performance.md).
-func (f *Fluxguard) next(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if _, tracks := w.(plugin.PluginTracker); tracks || f.Next == nil || ot.SpanFromContext(ctx) != nil {
-		return plugin.NextOrFailure(f.Name(), f.Next, ctx, w, r)
-	}
-	return f.Next.ServeDNS(ctx, w, r)
+// tracked reports whether calling the rest of the chain needs
+// plugin.NextOrFailure: a tracing span, a writer that tracks the plugin
+// that writes (see plugin.PluginTracker), or no next plugin.
+func (f *Fluxguard) tracked(ctx context.Context, w dns.ResponseWriter) bool {
+	_, tracks := w.(plugin.PluginTracker)
+	return tracks || f.Next == nil || ot.SpanFromContext(ctx) != nil
 }
 
 // inspectedName returns the normalized question name of an A or AAAA
