@@ -93,10 +93,10 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 
 // capture decides what becomes of r before the chain answers it: it
 // answers r itself when r is for the RPZ zone or its name is held
-// (answered), or returns the
-// captureWriter the chain is to write the answer to, nil when the answer
-// is not to be read (not inspected, or counted as a repeat). It grows the
-// stack for the chain first (see reserveStack).
+// (answered), or returns the captureWriter the chain is to write the
+// answer to, nil when the answer is not to be read (not inspected, or
+// counted as a repeat). It grows the stack for the chain first (see
+// reserveStack).
 func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
 		return nil, true
