@@ -285,7 +285,7 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 	t := time.NewTicker(rpzUpdate)
 	defer t.Stop()
 	for first := true; ; first = false {
-		if f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) || first {
+		if f.rpz.update(rpzTriggers(f.eng.HeldNames(false), f.rpz.origin, f.cfg.rpz.max), time.Now()) || first {
 			select {
 			case notify <- struct{}{}:
 			default: // one is pending: it will tell of this change too

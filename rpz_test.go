@@ -268,7 +268,7 @@ func TestRPZHandler(t *testing.T) {
 	for range 3 {
 		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
-	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) {
+	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(false), f.rpz.origin, f.cfg.rpz.max), time.Now()) {
 		t.Fatal("Expected the flagged name to change the zone")
 	}
 	calls := up.total
