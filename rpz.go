@@ -18,7 +18,7 @@ import (
 // which CoreDNS's transfer plugin serves to other resolvers.
 type rpzConfig struct {
 	zone    string        // origin, lower case, fully qualified
-	max     int           // most held names (or domains, rules) in the zone
+	max     int           // most entries in the zone: held names (or domains, rules), then addresses
 	refresh time.Duration // the SOA's refresh; NOTIFY tells secondaries sooner
 	ip      bool          // the held names' addresses become rpz-ip triggers too
 }
