@@ -349,11 +349,10 @@ func (f *Fluxguard) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 	notify := make(chan struct{}, 1)
 	go f.notifyRPZ(done, notify)
-	c, frontDoor := *f.cfg.rpz, f.eng.Config().FrontDoor
 	t := time.NewTicker(rpzUpdate)
 	defer t.Stop()
 	for first := true; ; first = false {
-		if f.rpz.update(rpzTriggers(f.eng.HeldNames(c.ip), c, frontDoor), time.Now()) || first {
+		if f.rpz.update(f.rpzRecords(), time.Now()) || first {
 			select {
 			case notify <- struct{}{}:
 			default: // one is pending: it will tell of this change too
@@ -365,6 +364,11 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// rpzRecords returns what the zone should hold now.
+func (f *Fluxguard) rpzRecords() map[string]string {
+	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor)
 }
 
 // notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary

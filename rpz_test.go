@@ -349,7 +349,7 @@ func TestRPZHandler(t *testing.T) {
 	for range 3 {
 		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
-	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(false), *f.cfg.rpz, nil), time.Now()) {
+	if !f.rpz.update(f.rpzRecords(), time.Now()) {
 		t.Fatal("Expected the flagged name to change the zone")
 	}
 	calls := up.total
@@ -386,5 +386,37 @@ func TestRPZHandler(t *testing.T) {
 	plain, _ := newTestFluxguard(t, "fluxguard")
 	if _, err := plain.Transfer("rpz.example.", 0); !errors.Is(err, transfer.ErrNotAuthoritative) {
 		t.Errorf("Expected ErrNotAuthoritative without rpz, got %v", err)
+	}
+}
+
+// TestRPZHandlerIP checks the ip sub-option in the handler: the addresses
+// the flagged name answered become rpz-ip triggers, which fluxguard
+// answers as the zone's primary.
+func TestRPZHandlerIP(t *testing.T) {
+	for _, ip := range []bool{false, true} {
+		corefile := "fluxguard . {\n rpz rpz.example\n action block\n}"
+		if ip {
+			corefile = "fluxguard . {\n rpz rpz.example ip\n action block\n}"
+		}
+		f, _ := newTestFluxguard(t, corefile)
+		server := serverLabel(t)
+		for range 3 {
+			serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
+		}
+		want := map[string]string{"c2.evil.tk.rpz.example.": "."}
+		if ip {
+			for k := 1; k <= 8; k++ { // flux's addresses of three answers
+				want[fmt.Sprintf("32.%d.0.0.45.rpz-ip.rpz.example.", k)] = "."
+			}
+		}
+		if got := f.rpzRecords(); !maps.Equal(got, want) {
+			t.Fatalf("ip %v: zone %v, want %v", ip, zoneOf(got), zoneOf(want))
+		}
+		f.rpz.update(f.rpzRecords(), time.Now())
+		rec, _ := serve(t, newContext(server), f, newQuery("32.1.0.0.45.rpz-ip.rpz.example.", dns.TypeA))
+		if got := rrStrings(rec.Msg.Answer); ip && !slices.Equal(got, []string{"32.1.0.0.45.rpz-ip.rpz.example.>."}) ||
+			!ip && rec.Msg.Rcode != dns.RcodeNameError {
+			t.Errorf("ip %v: the trigger's query answered %s %v", ip, dns.RcodeToString[rec.Msg.Rcode], got)
+		}
 	}
 }
