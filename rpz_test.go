@@ -53,8 +53,8 @@ func TestRPZTriggers(t *testing.T) {
 	}
 }
 
-// TestRPZIP checks the rpz-ip encoding of one address, as BIND writes it.
-func TestRPZIP(t *testing.T) {
+// TestRPZIPEncoding checks the rpz-ip encoding of one address, as BIND writes it.
+func TestRPZIPEncoding(t *testing.T) {
 	tests := []struct {
 		addr, want string
 	}{
