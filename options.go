@@ -248,7 +248,7 @@ func (a optionArgs) hostPort() (string, error) {
 	return s, nil
 }
 
-// rpz reads "rpz ZONE [max N] [refresh DURATION]".
+// rpz reads "rpz ZONE [max N] [refresh DURATION] [ip]".
 func (a optionArgs) rpz() (*rpzConfig, error) {
 	c := &rpzConfig{max: defaultRPZMax, refresh: defaultRPZRefresh}
 	zone := dns.Fqdn(strings.ToLower(a.args[0]))
@@ -256,27 +256,32 @@ func (a optionArgs) rpz() (*rpzConfig, error) {
 		return nil, a.c.Errf("%s: %q is not a zone name", a.opt, a.args[0])
 	}
 	c.zone = zone
-	rest := a.args[1:]
-	for ; len(rest) > 0; rest = rest[2:] {
-		if len(rest) < 2 {
-			return nil, a.c.Errf("%s: %q takes a value", a.opt, rest[0])
+	for rest := a.args[1:]; len(rest) > 0; {
+		switch key := rest[0]; {
+		case key == "ip":
+			c.ip = true
+			rest = rest[1:]
+			continue
+		case key != "max" && key != "refresh":
+			return nil, a.c.Errf("%s: unknown argument %q; expect 'max', 'refresh' or 'ip'", a.opt, key)
+		case len(rest) < 2:
+			return nil, a.c.Errf("%s: %q takes a value", a.opt, key)
 		}
-		switch key, val := rest[0], rest[1]; key {
-		case "max":
+		key, val := rest[0], rest[1]
+		rest = rest[2:]
+		if key == "max" {
 			n, err := strconv.ParseUint(val, 10, 31)
 			if err != nil || n == 0 {
 				return nil, a.c.Errf("%s: max: %q is not a positive integer", a.opt, val)
 			}
 			c.max = int(n)
-		case "refresh":
-			d, err := time.ParseDuration(val)
-			if err != nil || d < time.Second || d > 24*time.Hour {
-				return nil, a.c.Errf("%s: refresh: %q is not a duration within 1s..24h", a.opt, val)
-			}
-			c.refresh = d
-		default:
-			return nil, a.c.Errf("%s: unknown argument %q; expect 'max' or 'refresh'", a.opt, key)
+			continue
 		}
+		d, err := time.ParseDuration(val)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return nil, a.c.Errf("%s: refresh: %q is not a duration within 1s..24h", a.opt, val)
+		}
+		c.refresh = d
 	}
 	return c, nil
 }

@@ -1,7 +1,9 @@
 package fluxguard
 
 import (
+	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +18,9 @@ import (
 // which CoreDNS's transfer plugin serves to other resolvers.
 type rpzConfig struct {
 	zone    string        // origin, lower case, fully qualified
-	max     int           // most held names (or domains, rules) in the zone
+	max     int           // most entries in the zone: held names (or domains, rules), then addresses
 	refresh time.Duration // the SOA's refresh; NOTIFY tells secondaries sooner
+	ip      bool          // the held names' addresses become rpz-ip triggers too
 }
 
 // Defaults of the rpz option.
@@ -64,18 +67,22 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 		serial: uint32(now.Unix()), records: map[string]string{}}
 }
 
-// rpzTriggers turns the held names into the zone's records, the first max
-// of them: a held name becomes "name.ZONE CNAME .", which answers
+// rpzTriggers turns the held names into the zone's records, the first
+// c.max of them: a held name becomes "name.ZONE CNAME .", which answers
 // NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE"; an
-// allowed name under one is an rpz-passthru exception.
-func rpzTriggers(held []engine.HeldName, origin string, max int) map[string]string {
-	out := make(map[string]string, min(len(held), max)*2)
+// allowed name under one is an rpz-passthru exception. With c.ip, the
+// addresses of the held exact names then become rpz-ip triggers, one entry
+// each within what max leaves, but for the non-public ones and those
+// frontDoor reports: a flux name must not get a popular address blocked
+// by answering it.
+func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool) map[string]string {
+	out := make(map[string]string, min(len(held), c.max)*2)
 	n := 0
 	for _, h := range held {
-		if n >= max {
+		if n >= c.max {
 			break
 		}
-		owner := h.Name + "." + origin
+		owner := h.Name + "." + c.zone
 		if _, ok := dns.IsDomainName(owner); !ok || len(owner) > 253 {
 			continue // too long with the origin: no trigger can say it
 		}
@@ -89,7 +96,67 @@ func rpzTriggers(held []engine.HeldName, origin string, max int) map[string]stri
 		}
 		n++
 	}
+	if !c.ip {
+		return out
+	}
+	for _, h := range held {
+		if h.Subdomains || h.Allowed {
+			continue // their addresses are other names'
+		}
+		for _, a := range h.Addrs {
+			if n >= c.max {
+				return out
+			}
+			if a = a.Unmap(); !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
+				continue
+			}
+			owner := rpzIP(a) + ".rpz-ip." + c.zone
+			if _, dup := out[owner]; !dup {
+				out[owner] = rpzNXDOMAIN
+				n++
+			}
+		}
+	}
 	return out
+}
+
+// rpzIP encodes a as the labels of an rpz-ip trigger for it alone, as
+// BIND writes them: "32.d.c.b.a" for IPv4 a.b.c.d (IPv4-mapped too); for
+// IPv6 "128." and the eight groups in reverse, in hexadecimal, with "zz"
+// for the leftmost longest run of two or more zero groups, where RFC 5952
+// writes "::".
+func rpzIP(a netip.Addr) string {
+	if a = a.Unmap(); a.Is4() {
+		b := a.As4()
+		return "32." + strconv.Itoa(int(b[3])) + "." + strconv.Itoa(int(b[2])) + "." +
+			strconv.Itoa(int(b[1])) + "." + strconv.Itoa(int(b[0]))
+	}
+	b := a.As16()
+	var g [8]uint16
+	for i := range g {
+		g[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+	}
+	zero, run := -1, 1 // the run's first group and length
+	for i := 0; i < len(g); i++ {
+		j := i
+		for j < len(g) && g[j] == 0 {
+			j++
+		}
+		if j-i > run {
+			zero, run = i, j-i
+		}
+		i = max(i, j)
+	}
+	labels := []string{"128"}
+	for i := len(g) - 1; i >= 0; i-- {
+		if zero >= 0 && i == zero+run-1 {
+			labels = append(labels, "zz")
+			i = zero
+			continue
+		}
+		labels = append(labels, strconv.FormatUint(uint64(g[i]), 16))
+	}
+	return strings.Join(labels, ".")
 }
 
 // update makes next the zone's content. When it differs, it advances the
@@ -285,7 +352,7 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 	t := time.NewTicker(rpzUpdate)
 	defer t.Stop()
 	for first := true; ; first = false {
-		if f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) || first {
+		if f.rpz.update(f.rpzRecords(), time.Now()) || first {
 			select {
 			case notify <- struct{}{}:
 			default: // one is pending: it will tell of this change too
@@ -297,6 +364,11 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// rpzRecords returns what the zone should hold now.
+func (f *Fluxguard) rpzRecords() map[string]string {
+	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor)
 }
 
 // notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary

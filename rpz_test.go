@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -45,11 +46,91 @@ func TestRPZTriggers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := rpzTriggers(tt.held, testRPZ, tt.max); !maps.Equal(got, tt.want) {
+			if got := rpzTriggers(tt.held, rpzConfig{zone: testRPZ, max: tt.max}, nil); !maps.Equal(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}
+}
+
+// TestRPZIPEncoding checks the rpz-ip encoding of one address, as BIND writes it.
+func TestRPZIPEncoding(t *testing.T) {
+	tests := []struct {
+		addr, want string
+	}{
+		{"198.51.100.10", "32.10.100.51.198"},
+		{"::ffff:198.51.100.10", "32.10.100.51.198"}, // IPv4-mapped: IPv4
+		{"2001:db8:1:2:3:4:5:6", "128.6.5.4.3.2.1.db8.2001"},
+		{"2001:db8::10", "128.10.zz.db8.2001"},
+		{"2001:db8:0:1:2:3:4:5", "128.5.4.3.2.1.0.db8.2001"}, // a single zero group: no zz
+		{"2001:0:0:1:0:0:2:3", "128.3.2.0.0.1.zz.2001"},      // of two runs as long, the leftmost
+		{"2001:0:0:1:0:0:0:3", "128.3.zz.1.0.0.2001"},        // the longest
+		{"2a05:d000::", "128.zz.d000.2a05"},
+		{"::1", "128.1.zz"},
+		{"::", "128.zz"},
+	}
+	for _, tt := range tests {
+		if got := rpzIP(netip.MustParseAddr(tt.addr)); got != tt.want {
+			t.Errorf("rpzIP(%s) = %s, want %s", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// TestRPZTriggersIP checks the zone's content with the ip sub-option on and
+// off: the addresses of held exact names become rpz-ip triggers, once each,
+// but for the non-public and front-door ones, and never a registered
+// domain's or a rule's; they count against max after the names.
+func TestRPZTriggersIP(t *testing.T) {
+	frontDoor := func(a netip.Addr) bool { return netip.MustParsePrefix("104.16.0.0/13").Contains(a) }
+	held := []engine.HeldName{
+		{Name: "a.fluxy.top", Addrs: addrList("45.0.0.1", "104.16.1.1", "2a05:d000::1", "10.0.0.1")},
+		{Name: "b.fluxy.top", Addrs: addrList("45.0.0.1", "::ffff:45.0.0.2")},
+		{Name: "evil.tk", Subdomains: true, Addrs: addrList("45.0.0.3")},
+		{Name: "ok.evil.tk", Subdomains: true, Allowed: true, Addrs: addrList("45.0.0.4")},
+	}
+	names := map[string]string{
+		"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: ".",
+		"evil.tk." + testRPZ: ".", "*.evil.tk." + testRPZ: ".",
+		"ok.evil.tk." + testRPZ: "rpz-passthru.", "*.ok.evil.tk." + testRPZ: "rpz-passthru.",
+	}
+	ips := map[string]string{
+		"32.1.0.0.45.rpz-ip." + testRPZ: ".", "128.1.zz.d000.2a05.rpz-ip." + testRPZ: ".",
+		"32.2.0.0.45.rpz-ip." + testRPZ: ".",
+	}
+	tests := []struct {
+		name string
+		ip   bool
+		max  int
+		want map[string]string
+	}{
+		{"off", false, 100, names},
+		{"on", true, 100, union(names, ips)},
+		{"on, max: names first, then addresses", true, 6, union(names, map[string]string{
+			"32.1.0.0.45.rpz-ip." + testRPZ: ".", "128.1.zz.d000.2a05.rpz-ip." + testRPZ: "."})},
+		{"on, max taken by names", true, 2, map[string]string{"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: "."}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rpzTriggers(held, rpzConfig{zone: testRPZ, max: tt.max, ip: tt.ip}, frontDoor)
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", zoneOf(got), zoneOf(tt.want))
+			}
+		})
+	}
+}
+
+func addrList(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func union(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
 }
 
 // zoneOf renders a zone's content as "owner>target" strings, sorted.
@@ -268,7 +349,7 @@ func TestRPZHandler(t *testing.T) {
 	for range 3 {
 		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
-	if !f.rpz.update(rpzTriggers(f.eng.HeldNames(), f.rpz.origin, f.cfg.rpz.max), time.Now()) {
+	if !f.rpz.update(f.rpzRecords(), time.Now()) {
 		t.Fatal("Expected the flagged name to change the zone")
 	}
 	calls := up.total
@@ -305,5 +386,37 @@ func TestRPZHandler(t *testing.T) {
 	plain, _ := newTestFluxguard(t, "fluxguard")
 	if _, err := plain.Transfer("rpz.example.", 0); !errors.Is(err, transfer.ErrNotAuthoritative) {
 		t.Errorf("Expected ErrNotAuthoritative without rpz, got %v", err)
+	}
+}
+
+// TestRPZHandlerIP checks the ip sub-option in the handler: the addresses
+// the flagged name answered become rpz-ip triggers, which fluxguard
+// answers as the zone's primary.
+func TestRPZHandlerIP(t *testing.T) {
+	for _, ip := range []bool{false, true} {
+		corefile := "fluxguard . {\n rpz rpz.example\n action block\n}"
+		if ip {
+			corefile = "fluxguard . {\n rpz rpz.example ip\n action block\n}"
+		}
+		f, _ := newTestFluxguard(t, corefile)
+		server := serverLabel(t)
+		for range 3 {
+			serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
+		}
+		want := map[string]string{"c2.evil.tk.rpz.example.": "."}
+		if ip {
+			for k := 1; k <= 8; k++ { // flux's addresses of three answers
+				want[fmt.Sprintf("32.%d.0.0.45.rpz-ip.rpz.example.", k)] = "."
+			}
+		}
+		if got := f.rpzRecords(); !maps.Equal(got, want) {
+			t.Fatalf("ip %v: zone %v, want %v", ip, zoneOf(got), zoneOf(want))
+		}
+		f.rpz.update(f.rpzRecords(), time.Now())
+		rec, _ := serve(t, newContext(server), f, newQuery("32.1.0.0.45.rpz-ip.rpz.example.", dns.TypeA))
+		if got := rrStrings(rec.Msg.Answer); ip && !slices.Equal(got, []string{"32.1.0.0.45.rpz-ip.rpz.example.>."}) ||
+			!ip && rec.Msg.Rcode != dns.RcodeNameError {
+			t.Errorf("ip %v: the trigger's query answered %s %v", ip, dns.RcodeToString[rec.Msg.Rcode], got)
+		}
 	}
 }

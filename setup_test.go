@@ -190,6 +190,8 @@ func TestParseOptions(t *testing.T) {
 		{"report any host", "report :9253", func(c config) any { return c.report }, ":9253"},
 		{"rpz", "rpz RPZ.Example", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: defaultRPZMax, refresh: defaultRPZRefresh}},
 		{"rpz max refresh", "rpz rpz.example. refresh 30s max 500", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: 500, refresh: 30 * time.Second}},
+		{"rpz ip", "rpz rpz.example ip max 500", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: 500, refresh: defaultRPZRefresh, ip: true}},
+		{"rpz ip last", "rpz rpz.example refresh 30s ip", func(c config) any { return *c.rpz }, rpzConfig{zone: "rpz.example.", max: defaultRPZMax, refresh: 30 * time.Second, ip: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,6 +358,7 @@ func TestParseErrors(t *testing.T) {
 		{"rpz zero max", "rpz rpz.example max 0", []string{"rpz", "max", `"0" is not a positive integer`}},
 		{"rpz short refresh", "rpz rpz.example refresh 500ms", []string{"rpz", "refresh", "within 1s..24h"}},
 		{"rpz unknown argument", "rpz rpz.example ttl 5s", []string{"rpz", `unknown argument "ttl"`}},
+		{"rpz ip with a value", "rpz rpz.example ip on", []string{"rpz", `unknown argument "on"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

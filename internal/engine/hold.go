@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -101,6 +102,10 @@ type HeldName struct {
 	Allowed    bool      // an allow rule under a held registered domain or deny rule: an exception
 	Until      time.Time // when the hold ends; zero for a rule without end
 	Last       time.Time // the last observation; zero for a rule
+	// Addrs are the addresses a held exact name answered within the
+	// window, unmapped, when HeldNames is asked for them; nil for a
+	// registered domain or a rule, whose addresses are other names'.
+	Addrs []netip.Addr
 }
 
 // HeldNames returns what Held holds now but the intel list's names, which
@@ -108,7 +113,8 @@ type HeldName struct {
 // registered domains, most recently seen first, then the deny rules in
 // force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
-func (e *Engine) HeldNames() []HeldName {
+// With addrs, each held exact name comes with its addresses (HeldName.Addrs).
+func (e *Engine) HeldNames(addrs bool) []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
 	var out []HeldName
@@ -118,10 +124,19 @@ func (e *Engine) HeldNames() []HeldName {
 				return true
 			}
 			name := sh.name(en)
-			if !p.allowed(name, nil, unix) {
-				out = append(out, HeldName{Name: name, Subdomains: !sc.names(),
-					Until: e.time(en.heldUntil), Last: e.time(en.last)})
+			if p.allowed(name, nil, unix) {
+				return true
 			}
+			h := HeldName{Name: name, Subdomains: !sc.names(), Until: e.time(en.heldUntil), Last: e.time(en.last)}
+			if addrs && sc.names() {
+				since := e.since(now)
+				for _, s := range sh.seen.view(en.ips) {
+					if s.last > since {
+						h.Addrs = append(h.Addrs, netip.AddrFrom16(s.addr).Unmap())
+					}
+				}
+			}
+			out = append(out, h)
 			return true
 		})
 		sort.Slice(out, func(i, j int) bool {

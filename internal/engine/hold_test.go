@@ -62,7 +62,7 @@ func TestHeldNames(t *testing.T) {
 			tt.feed(e, clk)
 			clk.add(tt.after)
 			var got []string
-			for _, h := range e.HeldNames() {
+			for _, h := range e.HeldNames(false) {
 				s := h.Name
 				if h.Subdomains {
 					s = "*" + s
@@ -77,6 +77,79 @@ func TestHeldNames(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("HeldNames = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHeldNamesAddrs checks HeldName.Addrs: the addresses of a held exact
+// name within the window, unmapped, only when asked; none for a registered
+// domain or a rule.
+func TestHeldNamesAddrs(t *testing.T) {
+	flagged := []string{"45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4", "45.0.0.5"}
+	// flag has e flag name with the seed profile's answers, after extra.
+	flag := func(e *Engine, clk *fakeClock, name string, extra ...string) {
+		for _, set := range [][]string{extra, flagged[:2], flagged[2:4], flagged[4:]} {
+			if len(set) > 0 {
+				e.Observe(&Observation{Name: name, Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs(set...)})
+			}
+			clk.add(time.Second)
+		}
+	}
+	tests := []struct {
+		name  string
+		mod   func(*Config)
+		feed  func(e *Engine, clk *fakeClock)
+		addrs bool
+		want  map[string][]string // held name → its addresses, sorted
+	}{
+		{"not asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, false,
+			map[string][]string{"a.evil.tk": nil}},
+		{"asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, true,
+			map[string][]string{"a.evil.tk": flagged}},
+		{"IPv4-mapped and IPv6", nil, func(e *Engine, clk *fakeClock) {
+			flag(e, clk, "a.evil.tk", "::ffff:45.0.0.9", "2a05:1::9")
+		}, true, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}},
+		{"private address: never evidence", nil, func(e *Engine, clk *fakeClock) {
+			flag(e, clk, "a.evil.tk", "10.1.2.3", "192.168.0.1")
+		}, true, map[string][]string{"a.evil.tk": flagged}},
+		{"address past the window left out", func(c *Config) { c.Window = time.Minute }, func(e *Engine, clk *fakeClock) {
+			e.Observe(&Observation{Name: "a.evil.tk", Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.9")})
+			clk.add(2 * time.Minute)
+			flag(e, clk, "a.evil.tk")
+		}, true, map[string][]string{"a.evil.tk": flagged}},
+		{"deny rule: none", func(c *Config) { c.Deny = []Rule{{Name: "bad.example"}} }, func(e *Engine, clk *fakeClock) {
+			flag(e, clk, "a.evil.tk")
+		}, true, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}},
+		{"registered domain: none", func(c *Config) { c.Profile = ProfileDefault }, func(e *Engine, clk *fakeClock) {
+			for i, a := range answers(8, 2, 200, 200) {
+				clk.add(30 * time.Second)
+				e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
+			}
+		}, true, map[string][]string{"evil-wild.com": nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, tt.mod)
+			tt.feed(e, clk)
+			got := map[string][]string{}
+			for _, h := range e.HeldNames(tt.addrs) {
+				var ss []string
+				for _, a := range h.Addrs {
+					ss = append(ss, a.String())
+				}
+				slices.Sort(ss)
+				got[h.Name] = ss
+			}
+			for name, want := range tt.want {
+				want = slices.Sorted(slices.Values(want))
+				if g, ok := got[name]; !ok || !slices.Equal(g, want) {
+					t.Errorf("%s: addresses %q (held %v), want %q", name, g, ok, want)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("held %v, want %d names", got, len(tt.want))
 			}
 		})
 	}

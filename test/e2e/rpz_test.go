@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/fluxguard/fluxguard/internal/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/owner"
 	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
@@ -40,42 +43,7 @@ var rpzSecondaries = []rpzSecondary{
 // IXFR); a second name flagged then transfers as one name by IXFR; when
 // the first name's hold ends it leaves the zone and both resolve it again.
 func TestRPZ(t *testing.T) {
-	bins := map[string]string{}
-	for _, s := range rpzSecondaries {
-		bins[s.name] = testenv.Tool(t, s.name)
-	}
-	sim := startSim(t)
-	coreAddr, reportAddr := freeAddr(t), freeAddr(t)
-	listen := map[string]string{}
-	var to []string
-	for _, s := range rpzSecondaries {
-		listen[s.name] = freeAddr(t)
-		to = append(to, listen[s.name])
-	}
-	startCoreDNS(t, fmt.Sprintf(`
-%s {
-    bind 127.0.0.1
-    transfer %s {
-        to %s
-    }
-    fluxguard {
-        action block
-        hold %s
-        rpz %s refresh 5s
-        report %s
-    }
-    forward . %s
-}
-`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), rpzHold, rpzZone, reportAddr, sim.Addr()))
-
-	soa := query(t, "udp", coreAddr, rpzZone, dns.TypeSOA, false)
-	if len(soa.Answer) != 1 || !soa.Authoritative {
-		t.Fatalf("SOA of %s:\n%s", rpzZone, soa)
-	}
-	for _, s := range rpzSecondaries {
-		dir := t.TempDir()
-		runResolver(t, s.name, s.args(t, bins[s.name], dir, listen[s.name], coreAddr, sim.Addr()), dir, listen[s.name])
-	}
+	coreAddr, reportAddr, listen := startRPZ(t, "hold "+rpzHold.String()+"\n        rpz "+rpzZone+" refresh 5s")
 	// Both resolve the flux name before it is flagged, and have the
 	// zone (BIND answers its SOA as a secondary).
 	for _, s := range rpzSecondaries {
@@ -83,10 +51,7 @@ func TestRPZ(t *testing.T) {
 			t.Fatalf("%s before the flag: %v\n%v", s.name, err, r)
 		}
 	}
-	waitFor(t, 20*time.Second, "BIND to load "+rpzZone, func() bool {
-		r, err := exchange(listen["named"], rpzZone, dns.TypeSOA)
-		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
-	})
+	waitForBIND(t, listen["named"])
 
 	flaggedAt := flag(t, coreAddr, fluxName)
 	holdEnd := holdUntil(t, reportAddr, fluxName)
@@ -173,6 +138,172 @@ func TestRPZ(t *testing.T) {
 	if r := transferIn(t, coreAddr, dns.TypeAXFR, 0); strings.Contains(rrList(r), fluxName+rpzZone) {
 		t.Errorf("%s still in the zone after its hold:\n%s", fluxName, rrList(r))
 	}
+}
+
+// The names of TestRPZIP: a flux name whose explicit pool holds the
+// addresses of the others. Its first answer (A, the first query for it)
+// has the first four IPv4 addresses; every AAAA answer has the four IPv6
+// ones.
+const (
+	ipFluxName   = "pay.ipflux.top."
+	ipVictim4    = "www.victim.example."   // the pool's first address
+	ipVictim6    = "v6.victim.example."    // an IPv6 address of the pool, with a zero run
+	ipFrontDoor  = "www.front.example."    // a CDN edge of the pool
+	ipPrivate    = "nas.victim.example."   // a private address of the pool
+	ipVictimAddr = "45.61.12.7"            // www.victim.example's
+	ipVictimV6   = "2a0b:4340::a1"         // v6.victim.example's
+	ipEdgeAddr   = "104.16.132.229"        // www.front.example's: Cloudflare's
+	ipLANAddr    = "10.20.30.40"           // nas.victim.example's
+	ipTrigger4   = "32.7.12.61.45.rpz-ip." // ipVictimAddr's trigger, in rpzZone
+	ipTrigger6   = "128.a1.zz.4340.2a0b.rpz-ip."
+)
+
+var ipNames = []fluxsim.Name{
+	{Name: ipFluxName, Kind: fluxsim.Flux, PerAnswer: 4, TTL: 30, IPs: []string{
+		ipVictimAddr, ipEdgeAddr, ipLANAddr, "77.91.68.12", "91.215.85.3", "185.220.101.9", "194.26.29.44",
+		"31.41.244.18", "62.122.184.5", "89.248.165.33", "141.98.10.60", "176.111.174.2", "212.193.30.21",
+		ipVictimV6, "2a06:1700:0:1::5", "2001:67c:2e8:22::c100:68b", "2a02:c207:2:3:4:5:6:7"}},
+	{Name: ipVictim4, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipVictimAddr}},
+	{Name: ipVictim6, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipVictimV6}},
+	{Name: ipFrontDoor, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipEdgeAddr}},
+	{Name: ipPrivate, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipLANAddr}},
+}
+
+// TestRPZIP runs BIND 9 and Unbound as secondaries of the RPZ with the ip
+// sub-option. Once fluxguard flags a flux name, its addresses become
+// rpz-ip triggers: each secondary answers NXDOMAIN for other names, which
+// fluxguard never flagged, whose answers hold one of them (an IPv4 and an
+// IPv6 address), but not for a name answering the pool's CDN edge or
+// private address, which the zone leaves out.
+func TestRPZIP(t *testing.T) {
+	if !owner.FrontDoor(netip.MustParseAddr(ipEdgeAddr)) {
+		t.Fatalf("%s is not a front door", ipEdgeAddr)
+	}
+	for _, a := range []string{ipVictimAddr, ipVictimV6} {
+		if owner.FrontDoor(netip.MustParseAddr(a)) {
+			t.Fatalf("%s is a front door", a)
+		}
+	}
+	coreAddr, _, listen := startRPZ(t, "hold 5m\n        rpz "+rpzZone+" refresh 5s ip", ipNames...)
+	victims := []struct {
+		name  string
+		qtype uint16
+	}{{ipVictim4, dns.TypeA}, {ipVictim6, dns.TypeAAAA}}
+	spared := []string{ipFrontDoor, ipPrivate, "www.stable.example."}
+	// Every name resolves before the flag, and is in the secondaries'
+	// caches.
+	for _, s := range rpzSecondaries {
+		for _, v := range victims {
+			if r, err := exchange(listen[s.name], v.name, v.qtype); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Fatalf("%s %s before the flag: %v\n%v", s.name, v.name, err, r)
+			}
+		}
+		for _, name := range spared {
+			if r, err := exchange(listen[s.name], name, dns.TypeA); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Fatalf("%s %s before the flag: %v\n%v", s.name, name, err, r)
+			}
+		}
+	}
+	waitForBIND(t, listen["named"])
+
+	flaggedAt := flag(t, coreAddr, ipFluxName)
+	waitFor(t, 5*time.Second, "the rpz-ip triggers", func() bool {
+		return strings.Contains(rrList(transferIn(t, coreAddr, dns.TypeAXFR, 0)), ipTrigger6+rpzZone)
+	})
+	axfr := rrList(transferIn(t, coreAddr, dns.TypeAXFR, 0))
+	t.Logf("AXFR:\n%s", axfr)
+	for _, want := range []string{ipFluxName + rpzZone, ipTrigger4 + rpzZone, ipTrigger6 + rpzZone} {
+		if !strings.Contains(axfr, want) {
+			t.Errorf("AXFR lacks %s", want)
+		}
+	}
+	for _, not := range []string{".132.16.104.rpz-ip.", ".30.20.10.rpz-ip."} {
+		if strings.Contains(axfr, not) {
+			t.Errorf("AXFR has the trigger of a front-door or private address, %s", not)
+		}
+	}
+
+	enforced := map[string]time.Duration{}
+	waitFor(t, 15*time.Second, "BIND and Unbound to answer NXDOMAIN for the names sharing the flux pool's addresses", func() bool {
+		for _, s := range rpzSecondaries {
+			for _, v := range victims {
+				key := s.name + " " + v.name
+				if _, ok := enforced[key]; ok {
+					continue
+				}
+				if r, err := exchange(listen[s.name], v.name, v.qtype); err == nil && r.Rcode == dns.RcodeNameError {
+					enforced[key] = time.Since(flaggedAt)
+				}
+			}
+		}
+		return len(enforced) == len(rpzSecondaries)*len(victims)
+	})
+	for _, s := range rpzSecondaries {
+		for _, v := range victims {
+			t.Logf("%s: NXDOMAIN for %s %s %.1fs after fluxguard flagged %s", s.name, v.name,
+				dns.TypeToString[v.qtype], enforced[s.name+" "+v.name].Seconds(), ipFluxName)
+		}
+		for _, name := range spared {
+			if r, err := exchange(listen[s.name], name, dns.TypeA); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+				t.Errorf("%s through %s: %v\n%v", name, s.name, err, r)
+			}
+		}
+	}
+}
+
+// startRPZ starts fluxsim with extra names, the real binary blocking with
+// the options opts (an rpz of rpzZone among them) and a report listener,
+// serving the zone by the transfer plugin to BIND and Unbound, and those
+// two as its secondaries, resolving from fluxsim directly. It returns
+// the binary's address, its report listener's, and each secondary's.
+func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, reportAddr string, listen map[string]string) {
+	t.Helper()
+	bins := map[string]string{}
+	for _, s := range rpzSecondaries {
+		bins[s.name] = testenv.Tool(t, s.name)
+	}
+	sim := startSim(t, extra...)
+	coreAddr, reportAddr = freeAddr(t), freeAddr(t)
+	listen = map[string]string{}
+	var to []string
+	for _, s := range rpzSecondaries {
+		listen[s.name] = freeAddr(t)
+		to = append(to, listen[s.name])
+	}
+	startCoreDNS(t, fmt.Sprintf(`
+%s {
+    bind 127.0.0.1
+    transfer %s {
+        to %s
+    }
+    fluxguard {
+        action block
+        %s
+        report %s
+    }
+    forward . %s
+}
+`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), opts, reportAddr, sim.Addr()))
+
+	soa := query(t, "udp", coreAddr, rpzZone, dns.TypeSOA, false)
+	if len(soa.Answer) != 1 || !soa.Authoritative {
+		t.Fatalf("SOA of %s:\n%s", rpzZone, soa)
+	}
+	for _, s := range rpzSecondaries {
+		dir := t.TempDir()
+		runResolver(t, s.name, s.args(t, bins[s.name], dir, listen[s.name], coreAddr, sim.Addr()), dir, listen[s.name])
+	}
+	return coreAddr, reportAddr, listen
+}
+
+// waitForBIND waits for BIND at addr to load the zone: it answers its SOA
+// as a secondary.
+func waitForBIND(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "BIND to load "+rpzZone, func() bool {
+		r, err := exchange(addr, rpzZone, dns.TypeSOA)
+		return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1
+	})
 }
 
 // flag asks fluxguard at addr for name, A and AAAA in turn, until it
