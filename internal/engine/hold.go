@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -113,7 +114,9 @@ type HeldName struct {
 // registered domains, most recently seen first, then the deny rules in
 // force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
-// With addrs, each held exact name comes with its addresses (HeldName.Addrs).
+// With addrs, each held exact name comes with its addresses (HeldName.Addrs),
+// and every allow rule in force is an exception: a name that shares an
+// address with a held name is blocked by its address, unless allowed.
 func (e *Engine) HeldNames(addrs bool) []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
@@ -157,15 +160,12 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 			covering = append(covering, h.Name)
 		}
 	}
-	if len(covering) == 0 {
+	if len(covering) == 0 && !addrs {
 		return out
 	}
 	for _, name := range p.allow.inForce(unix) {
-		for _, c := range covering {
-			if strings.HasSuffix(name, "."+c) {
-				out = append(out, HeldName{Name: name, Subdomains: true, Allowed: true, Until: ruleEnd(p.allow[name])})
-				break
-			}
+		if addrs || slices.ContainsFunc(covering, func(c string) bool { return strings.HasSuffix(name, "."+c) }) {
+			out = append(out, HeldName{Name: name, Subdomains: true, Allowed: true, Until: ruleEnd(p.allow[name])})
 		}
 	}
 	return out

@@ -154,3 +154,45 @@ func TestHeldNamesAddrs(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldNamesAllowExceptions checks which allow rules HeldNames gives
+// as exceptions: those under a held domain or deny rule, and, when the
+// addresses are asked for (rpz-ip triggers block by address), all of them.
+func TestHeldNamesAllowExceptions(t *testing.T) {
+	tests := []struct {
+		name  string
+		allow []string
+		deny  []string
+		addrs bool
+		want  []string
+	}{
+		{"no covering rule", []string{"partner.example"}, nil, false, nil},
+		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, false, []string{"ok.bad.example"}},
+		{"with addresses, every allow rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, true,
+			[]string{"ok.bad.example", "partner.example"}},
+		{"with addresses, nothing held", []string{"partner.example"}, nil, true, []string{"partner.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) {
+				for _, n := range tt.allow {
+					c.Allow = append(c.Allow, Rule{Name: n})
+				}
+				for _, n := range tt.deny {
+					c.Deny = append(c.Deny, Rule{Name: n})
+				}
+			})
+			var got []string
+			for _, h := range e.HeldNames(tt.addrs) {
+				if h.Allowed {
+					got = append(got, h.Name)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("exceptions %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

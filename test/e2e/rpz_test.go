@@ -150,6 +150,7 @@ const (
 	ipVictim6    = "v6.victim.example."    // an IPv6 address of the pool, with a zero run
 	ipFrontDoor  = "www.front.example."    // a CDN edge of the pool
 	ipPrivate    = "nas.victim.example."   // a private address of the pool
+	ipAllowed    = "www.partner.example."  // allowed, on ipVictimAddr too
 	ipVictimAddr = "45.61.12.7"            // www.victim.example's
 	ipVictimV6   = "2a0b:4340::a1"         // v6.victim.example's
 	ipEdgeAddr   = "104.16.132.229"        // www.front.example's: Cloudflare's
@@ -167,6 +168,7 @@ var ipNames = []fluxsim.Name{
 	{Name: ipVictim6, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipVictimV6}},
 	{Name: ipFrontDoor, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipEdgeAddr}},
 	{Name: ipPrivate, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipLANAddr}},
+	{Name: ipAllowed, Kind: fluxsim.Static, TTL: 300, IPs: []string{ipVictimAddr}},
 }
 
 // TestRPZIP runs BIND 9 and Unbound as secondaries of the RPZ with the ip
@@ -184,7 +186,7 @@ func TestRPZIP(t *testing.T) {
 			t.Fatalf("%s is a front door", a)
 		}
 	}
-	coreAddr, _, listen := startRPZ(t, "hold 5m\n        rpz "+rpzZone+" refresh 5s ip", ipNames...)
+	coreAddr, _, listen := startRPZ(t, "hold 5m\n        allow "+ipAllowed+"\n        rpz "+rpzZone+" refresh 5s ip", ipNames...)
 	victims := []struct {
 		name  string
 		qtype uint16
@@ -248,6 +250,16 @@ func TestRPZIP(t *testing.T) {
 				t.Errorf("%s through %s: %v\n%v", name, s.name, err, r)
 			}
 		}
+		// An allowed name on a flagged address has an rpz-passthru QNAME
+		// trigger. BIND lets it pass (QNAME triggers come first); Unbound
+		// 1.17 applies the passthru and then the rpz-ip trigger all the
+		// same, which docs/rpz.md warns of: recorded, not asserted.
+		r, err := exchange(listen[s.name], ipAllowed, dns.TypeA)
+		passed := err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
+		if s.name == "named" && !passed {
+			t.Errorf("%s through named: %v\n%v", ipAllowed, err, r)
+		}
+		t.Logf("%s: %s, allowed and on a flagged address, passes: %t", s.name, ipAllowed, passed)
 	}
 }
 
