@@ -1,13 +1,10 @@
 package fluxguard
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -29,45 +26,22 @@ const (
 // one entry a line, a domain name or an IP address or CIDR prefix; '#'
 // starts a comment.
 type intelFile struct {
-	path    string
-	addrs   bool // an address list, else a domain list
-	modTime time.Time
-	size    int64
-	names   []string
-	nets    []netip.Prefix
-	cut     int // entries beyond maxIntelEntries, ignored
-}
-
-// changed reports whether the file differs from what was last read.
-func (in *intelFile) changed() bool {
-	fi, err := os.Stat(in.path)
-	return err != nil || !fi.ModTime().Equal(in.modTime) || fi.Size() != in.size
+	watchedFile
+	addrs bool // an address list, else a domain list
+	names []string
+	nets  []netip.Prefix
+	cut   int // entries beyond maxIntelEntries, ignored
 }
 
 // read (re)loads the file; on error the previous content stays in force.
 func (in *intelFile) read() error {
-	f, err := os.Open(in.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	var names []string
 	var nets []netip.Prefix
 	cut := 0
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text, _, _ := strings.Cut(sc.Text(), "#")
-		fields := strings.Fields(text)
-		if len(fields) == 0 {
-			continue
-		}
+	err := in.readLines(func(line int, fields []string) error {
 		if len(names)+len(nets) >= maxIntelEntries {
 			cut++
-			continue
+			return nil
 		}
 		if !in.addrs {
 			name, ok := parseIntelName(fields)
@@ -75,18 +49,19 @@ func (in *intelFile) read() error {
 				return fmt.Errorf("%s:%d: want a domain name", in.path, line)
 			}
 			names = append(names, name)
-			continue
+			return nil
 		}
 		p, err := parseIntelPrefix(fields)
 		if err != nil {
 			return fmt.Errorf("%s:%d: %v", in.path, line, err)
 		}
 		nets = append(nets, p)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %v", in.path, err)
-	}
-	in.names, in.nets, in.cut, in.modTime, in.size = names, nets, cut, fi.ModTime(), fi.Size()
+	in.names, in.nets, in.cut = names, nets, cut
 	return nil
 }
 

@@ -109,7 +109,7 @@ func TestIntelFileErrors(t *testing.T) {
 	for i, tt := range tests {
 		path := filepath.Join(t.TempDir(), "list.txt")
 		writeList(t, path, tt.content)
-		in := &intelFile{path: path, addrs: tt.addrs}
+		in := &intelFile{watchedFile: watchedFile{path: path}, addrs: tt.addrs}
 		err := in.read()
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:%d: ", path, tt.line)) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%d: %q: error %v, want %s:%d and %q", i, tt.content, err, path, tt.line, tt.want)
@@ -121,12 +121,12 @@ func TestIntelFileErrors(t *testing.T) {
 func TestIntelFileEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "list.txt")
 	writeList(t, path, "Evil.Example.\n*.wild.example\n")
-	names := &intelFile{path: path}
+	names := &intelFile{watchedFile: watchedFile{path: path}}
 	if err := names.read(); err != nil || strings.Join(names.names, " ") != "evil.example wild.example" {
 		t.Errorf("names %q, error %v", names.names, err)
 	}
 	writeList(t, path, "192.0.2.1\n::ffff:198.51.100.7\n2001:db8::1\n203.0.113.77/24\n")
-	addrs := &intelFile{path: path, addrs: true}
+	addrs := &intelFile{watchedFile: watchedFile{path: path}, addrs: true}
 	if err := addrs.read(); err != nil || fmt.Sprint(addrs.nets) != "[192.0.2.1/32 198.51.100.7/32 2001:db8::1/128 203.0.113.0/24]" {
 		t.Errorf("prefixes %v, error %v", addrs.nets, err)
 	}
@@ -141,7 +141,7 @@ func TestIntelFileBounded(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "addrs.txt")
 	writeList(t, path, b.String())
-	in := &intelFile{path: path, addrs: true}
+	in := &intelFile{watchedFile: watchedFile{path: path}, addrs: true}
 	if err := in.read(); err != nil {
 		t.Fatal(err)
 	}

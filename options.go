@@ -122,7 +122,7 @@ func (a optionArgs) policy(cfg *config) error {
 		if err != nil {
 			return err
 		}
-		pf := &policyFile{path: s}
+		pf := &policyFile{watchedFile: watchedFile{path: s}}
 		if err := pf.read(); err != nil {
 			return a.c.Errf("%s: %v", a.opt, err)
 		}
@@ -141,7 +141,7 @@ func (a optionArgs) intel(cfg *config) error {
 	if err != nil {
 		return err
 	}
-	in := &intelFile{path: s, addrs: a.opt == "intel_addrs"}
+	in := &intelFile{watchedFile: watchedFile{path: s}, addrs: a.opt == "intel_addrs"}
 	if err := in.read(); err != nil {
 		return a.c.Errf("%s: %v", a.opt, err)
 	}

@@ -58,25 +58,24 @@ func parsePrefixes(args []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// policyFile is an allow or deny list file: one entry a line, "NAME
-// [until TIME]" or, in an allow file, a CIDR prefix; '#' starts a comment.
-type policyFile struct {
+// watchedFile is a list file that is reloaded when it changes: one entry a
+// line, '#' starting a comment.
+type watchedFile struct {
 	path    string
 	modTime time.Time
 	size    int64
-	rules   []engine.Rule
-	nets    []netip.Prefix
 }
 
 // changed reports whether the file differs from what was last read.
-func (pf *policyFile) changed() bool {
-	fi, err := os.Stat(pf.path)
-	return err != nil || !fi.ModTime().Equal(pf.modTime) || fi.Size() != pf.size
+func (w *watchedFile) changed() bool {
+	fi, err := os.Stat(w.path)
+	return err != nil || !fi.ModTime().Equal(w.modTime) || fi.Size() != w.size
 }
 
-// read (re)loads the file; on error the previous content stays in force.
-func (pf *policyFile) read() error {
-	f, err := os.Open(pf.path)
+// readLines calls parse with the fields of each line that is not blank or
+// a comment, and remembers the file's version only when all went well.
+func (w *watchedFile) readLines(parse func(line int, fields []string) error) error {
+	f, err := os.Open(w.path)
 	if err != nil {
 		return err
 	}
@@ -85,29 +84,50 @@ func (pf *policyFile) read() error {
 	if err != nil {
 		return err
 	}
-	var rules []engine.Rule
-	var nets []netip.Prefix
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		text, _, _ := strings.Cut(sc.Text(), "#")
-		fields := strings.Fields(text)
-		if len(fields) == 0 {
-			continue
+		if fields := strings.Fields(text); len(fields) > 0 {
+			if err := parse(line, fields); err != nil {
+				return err
+			}
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %v", w.path, err)
+	}
+	w.modTime, w.size = fi.ModTime(), fi.Size()
+	return nil
+}
+
+// policyFile is an allow or deny list file: one entry a line, "NAME
+// [until TIME]" or, in an allow file, a CIDR prefix.
+type policyFile struct {
+	watchedFile
+	rules []engine.Rule
+	nets  []netip.Prefix
+}
+
+// read (re)loads the file; on error the previous content stays in force.
+func (pf *policyFile) read() error {
+	var rules []engine.Rule
+	var nets []netip.Prefix
+	err := pf.readLines(func(line int, fields []string) error {
 		if p, err := netip.ParsePrefix(fields[0]); err == nil && len(fields) == 1 {
 			nets = append(nets, p.Masked())
-			continue
+			return nil
 		}
 		r, err := parseRules(fields)
 		if err != nil || len(r) != 1 {
 			return fmt.Errorf("%s:%d: want 'NAME [until TIME]' or a CIDR prefix", pf.path, line)
 		}
 		rules = append(rules, r...)
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	pf.rules, pf.nets, pf.modTime, pf.size = rules, nets, fi.ModTime(), fi.Size()
+	pf.rules, pf.nets = rules, nets
 	return nil
 }
 

@@ -58,7 +58,7 @@ func TestPolicyFiles(t *testing.T) {
 func TestPolicyFileErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "allow.txt")
 	os.WriteFile(path, []byte("ok.example\nbad.example until never\n"), 0o644)
-	pf := &policyFile{path: path}
+	pf := &policyFile{watchedFile: watchedFile{path: path}}
 	if err := pf.read(); err == nil || !strings.Contains(err.Error(), path+":2") {
 		t.Errorf("error %v does not name the line", err)
 	}
