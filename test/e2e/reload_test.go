@@ -78,8 +78,9 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	// A TCP connection that the server being replaced closes before it
-	// reads the query is retried on a new one, as RFC 7766 has clients do.
+	// A TCP connection that the server being replaced closes or resets
+	// before it reads the query is retried on a new one, as RFC 7766 has
+	// clients do.
 	var heldAsked, heldNotBlocked, heldRetried atomic.Int64
 	var heldProblem atomic.Value
 	load.Go(func() {
@@ -87,7 +88,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		for !stop.Load() {
 			m := new(dns.Msg).SetQuestion("login.fluxy.top.", dns.TypeA)
 			r, _, err := c.Exchange(m, addr)
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				heldRetried.Add(1)
 				r, _, err = c.Exchange(m, addr)
 			}
