@@ -448,9 +448,16 @@ forward-zone:
 // namedArgs runs BIND 9 in the foreground, forwarding only, without DNSSEC
 // validation, its files in dir.
 func namedArgs(t *testing.T, bin, dir, listen, upstream string) []string {
+	conf := writeConf(t, dir, "named.conf", namedConf(t, dir, listen, upstream, "", ""))
+	return []string{bin, "-g", "-n", "1", "-c", conf}
+}
+
+// namedConf is the configuration of a forwarding-only BIND 9 listening on
+// listen, with its files in dir, plus options and the rest of the file.
+func namedConf(t *testing.T, dir, listen, upstream, options, rest string) string {
 	host, port := hostPort(t, listen)
 	uhost, uport := hostPort(t, upstream)
-	conf := writeConf(t, dir, "named.conf", fmt.Sprintf(`options {
+	return fmt.Sprintf(`options {
     directory %[1]q;
     pid-file none;
     session-keyfile none;
@@ -463,10 +470,9 @@ func namedArgs(t *testing.T, bin, dir, listen, upstream string) []string {
     dnssec-validation no;
     allow-query { any; };
     allow-recursion { any; };
-};
+%[6]s};
 controls { };
-`, dir, host, port, uhost, uport))
-	return []string{bin, "-g", "-n", "1", "-c", conf}
+%[7]s`, dir, host, port, uhost, uport, options, rest)
 }
 
 // dnsmasqArgs runs dnsmasq in the foreground with no config file, no

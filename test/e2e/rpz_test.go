@@ -406,35 +406,19 @@ func rrList(rrs []dns.RR) string {
 // namedRPZArgs runs BIND 9 resolving from upstream, with response-policy
 // on the zone it takes from primary as a secondary, told by NOTIFY.
 func namedRPZArgs(t *testing.T, bin, dir, listen, primary, upstream string) []string {
-	host, port := hostPort(t, listen)
 	phost, pport := hostPort(t, primary)
-	uhost, uport := hostPort(t, upstream)
-	conf := writeConf(t, dir, "named.conf", fmt.Sprintf(`options {
-    directory %[1]q;
-    pid-file none;
-    session-keyfile none;
-    managed-keys-directory %[1]q;
-    listen-on port %[3]s { %[2]s; };
-    listen-on-v6 { none; };
-    forwarders { %[6]s port %[7]s; };
-    forward only;
-    recursion yes;
-    dnssec-validation no;
-    allow-query { any; };
-    allow-recursion { any; };
-    notify no;
+	zone := strings.TrimSuffix(rpzZone, ".")
+	conf := writeConf(t, dir, "named.conf", namedConf(t, dir, listen, upstream, fmt.Sprintf(`    notify no;
     min-refresh-time 1;
     min-retry-time 1;
-    response-policy { zone %[8]q; } qname-wait-recurse no min-update-interval 1;
-};
-controls { };
-zone %[8]q {
+    response-policy { zone %q; } qname-wait-recurse no min-update-interval 1;
+`, zone), fmt.Sprintf(`zone %[1]q {
     type secondary;
-    primaries { %[4]s port %[5]s; };
-    allow-notify { %[4]s; };
-    file %[9]q;
+    primaries { %[2]s port %[3]s; };
+    allow-notify { %[2]s; };
+    file %[4]q;
 };
-`, dir, host, port, phost, pport, uhost, uport, strings.TrimSuffix(rpzZone, "."), filepath.Join(dir, "rpz.db")))
+`, zone, phost, pport, filepath.Join(dir, "rpz.db"))))
 	return []string{bin, "-g", "-n", "1", "-c", conf}
 }
 
