@@ -417,9 +417,17 @@ func writeConf(t *testing.T, dir, name, text string) string {
 // validation: fluxsim's zones are unsigned), with EDE, forwarding the
 // root to fluxguard.
 func unboundArgs(t *testing.T, bin, dir, listen, upstream string) []string {
+	conf := writeConf(t, dir, "unbound.conf", unboundConf(t, dir, listen, upstream, "iterator", "    ede: yes\n", ""))
+	return []string{bin, "-d", "-c", conf}
+}
+
+// unboundConf is the configuration of an Unbound listening on listen,
+// with its files in dir, running modules and forwarding the root to
+// upstream, plus server options and clauses.
+func unboundConf(t *testing.T, dir, listen, upstream, modules, options, clauses string) string {
 	host, port := hostPort(t, listen)
 	uhost, uport := hostPort(t, upstream)
-	conf := writeConf(t, dir, "unbound.conf", fmt.Sprintf(`server:
+	return fmt.Sprintf(`server:
     interface: %s
     port: %s
     do-ip6: no
@@ -434,15 +442,13 @@ func unboundArgs(t *testing.T, bin, dir, listen, upstream string) []string {
     num-threads: 1
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-    module-config: "iterator"
-    ede: yes
-remote-control:
+    module-config: %q
+%sremote-control:
     control-enable: no
-forward-zone:
+%sforward-zone:
     name: "."
     forward-addr: %s@%s
-`, host, port, dir, filepath.Join(dir, "unbound.pid"), uhost, uport))
-	return []string{bin, "-d", "-c", conf}
+`, host, port, dir, filepath.Join(dir, "unbound.pid"), modules, options, clauses, uhost, uport)
 }
 
 // namedArgs runs BIND 9 in the foreground, forwarding only, without DNSSEC

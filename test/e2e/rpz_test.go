@@ -425,35 +425,12 @@ func namedRPZArgs(t *testing.T, bin, dir, listen, primary, upstream string) []st
 // unboundRPZArgs runs Unbound resolving from upstream, with an rpz clause
 // on the zone it takes from primary, told by NOTIFY.
 func unboundRPZArgs(t *testing.T, bin, dir, listen, primary, upstream string) []string {
-	host, port := hostPort(t, listen)
 	phost, pport := hostPort(t, primary)
-	uhost, uport := hostPort(t, upstream)
-	conf := writeConf(t, dir, "unbound.conf", fmt.Sprintf(`server:
-    interface: %[1]s
-    port: %[2]s
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: %[3]q
-    pidfile: %[4]q
-    use-syslog: no
-    logfile: ""
-    verbosity: 1
-    num-threads: 1
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-    module-config: "respip iterator"
-remote-control:
-    control-enable: no
-rpz:
-    name: %[9]q
-    primary: %[5]s@%[6]s
-    allow-notify: %[5]s
+	conf := writeConf(t, dir, "unbound.conf", unboundConf(t, dir, listen, upstream, "respip iterator", "", fmt.Sprintf(`rpz:
+    name: %q
+    primary: %s@%s
+    allow-notify: %s
     rpz-log: yes
-forward-zone:
-    name: "."
-    forward-addr: %[7]s@%[8]s
-`, host, port, dir, filepath.Join(dir, "unbound.pid"), phost, pport, uhost, uport, rpzZone))
+`, rpzZone, phost, pport, phost)))
 	return []string{bin, "-d", "-c", conf}
 }
