@@ -98,6 +98,10 @@ type Config struct {
 	// their addresses. nil for none.
 	FrontDoor func(netip.Addr) bool
 
+	// Share queues what the engine sees for the other replicas of a fleet
+	// (see Engine.Outgoing and Engine.Merge).
+	Share bool
+
 	Now func() time.Time // clock; when nil, time.Now read every 100ms (seconds are all the engine needs)
 }
 

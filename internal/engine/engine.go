@@ -24,6 +24,7 @@ type Engine struct {
 	domains *store     // registered-domain aggregates (default profile), or nil
 	pools   *poolIndex // addresses of flagged names (default profile), or nil
 	fpSeed  uint64     // of the answers' fingerprints (see addrSum)
+	holds   chan struct{} // signals a hold to share (see Holds); nil when not sharing
 
 	threshold float64
 }
@@ -45,6 +46,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = coarseNow
+	}
+	if cfg.Share {
+		e.holds = make(chan struct{}, 1)
 	}
 	e.policy.Store(NewPolicy(cfg.Allow, cfg.Deny, cfg.AllowNets))
 	e.width = max(e.window/buckets, 1)

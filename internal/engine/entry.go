@@ -117,6 +117,20 @@ func stringsSince(list []seen, since uint32) []string {
 // count adds an answer like the last (e.rows queries) at time now in
 // bucket n. A clock that steps back counts into the newest bucket.
 func (e *entry) count(now, n uint32) {
+	e.advance(now, n)
+	e.addToNewest(1)
+}
+
+// countShared adds at time now in bucket n the queries another replica
+// counted, in its own units (see Engine.Merge).
+func (e *entry) countShared(now, n, queries uint32) {
+	e.advance(now, n)
+	i := e.head % (buckets + 1)
+	e.counts[i] += min(queries, ^uint32(0)-e.counts[i])
+}
+
+// advance makes bucket n the newest, at time now.
+func (e *entry) advance(now, n uint32) {
 	if n > e.head {
 		for k := e.head + 1; k <= n && k <= e.head+buckets+1; k++ {
 			e.counts[k%(buckets+1)] = 0
@@ -126,7 +140,6 @@ func (e *entry) count(now, n uint32) {
 	if e.first == 0 {
 		e.first = now
 	}
-	e.addToNewest(1)
 }
 
 // addToNewest adds n answers like the last to the newest bucket, up to its

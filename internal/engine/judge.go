@@ -85,6 +85,9 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verd
 	if en.bad != 0 {
 		v.Reasons |= ReasonKnownBadAddr
 	}
+	if en.heldUntil > now {
+		v.Reasons |= en.nameBits & ReasonFleet
+	}
 	switch {
 	case e.flagging(en, v, threshold), en.heldUntil > now:
 		v.Level = LevelFlagged

@@ -96,6 +96,10 @@ type answer struct {
 	// newName tells a registered domain's aggregate that the answer is
 	// for a name not seen before.
 	newName bool
+	// remote is the evidence of another replica the answer carries (see
+	// Merge), held until heldUntil; nil for the engine's own answers.
+	remote    *Shared
+	heldUntil uint32
 }
 
 // recorded is what record tells of an answer besides the verdict.
@@ -129,7 +133,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 			return v, recorded{}
 		}
 	}
-	en := sh.lookup(k)
+	en, settled := sh.lookupSettled(k)
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
 	if created {
@@ -145,12 +149,18 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	}
 	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
 	repeat := same && en.last == now && !a.newName
+	var news outgoing
 	var added uint64
 	if !repeat {
-		added = e.recordEvidence(sh, en, o, a, names, now)
+		added, news.addrs = e.recordEvidence(sh, en, o, a, names, now)
 	}
 	tallied := repeat
-	if !same {
+	switch {
+	case a.remote != nil:
+		if o.MinTTL != 0 && (en.minTTL == 0 || o.MinTTL < en.minTTL) {
+			en.minTTL = o.MinTTL
+		}
+	case !same:
 		if en.minTTL == 0 || o.MinTTL < en.minTTL {
 			en.minTTL = o.MinTTL
 		}
@@ -161,30 +171,44 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 			en.rows = uint8(n) // at most maxAddrsPerObservation
 		}
 	}
-	if o.Client.IsValid() && names {
-		client := o.Client.Unmap().As16()
-		if c := e.clientHash(client); !repeat || c != en.lastClient {
-			en.clients, _, _ = sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
-			en.lastClient, tallied = c, false
-		}
+	if names {
+		var touched bool
+		news.clients, touched = e.recordClients(sh, en, a, repeat, now)
+		tallied = tallied && !touched
 	}
 	en.last = now
-	en.count(now, now/e.width)
+	if a.remote != nil {
+		en.countShared(now, now/e.width, a.remote.Queries)
+		e.heldByFleet(sc, en, a.heldUntil)
+	} else {
+		en.count(now, now/e.width)
+		news.queries = 1 + settled
+	}
 	if !tallied {
 		e.tally(sh, en, now)
 	}
 	v := e.judge(sh, en, now, threshold)
 	if e.flagging(en, v, threshold) {
+		prev := en.heldUntil
 		en.heldUntil = now + e.hold
 		sc.st.holding(en.heldUntil)
+		// News to the fleet when it starts, or has less than half left.
+		news.hold = prev <= now || prev-now < e.hold/2
 	}
 	v.HoldLeft = en.holdLeft(now)
 	if names && e.pools != nil && v.Level == LevelFlagged {
 		e.indexPool(sh, en, a, added, v.Prev != LevelFlagged, now)
 	}
 	v.Prev, en.level = en.level, v.Level
-	if names {
+	switch {
+	case !names:
+	case a.remote != nil:
+		sh.forget(k) // the next answer is judged in full
+	default:
 		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
+	}
+	if e.Sharing() && a.remote == nil && (news.hold || names && (news.addrs != 0 || en.ipsSeen >= 2)) {
+		e.share(sh, k, en, news)
 	}
 	if repeat {
 		return v, recorded{created: created}
@@ -193,12 +217,13 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 }
 
 // recordEvidence adds the answer's addresses and name servers to en, and
-// returns the addresses new to it, as bits of a.addrs. For an exact name
+// returns the addresses new to it, as bits of a.addrs and as bits of
+// their indexes in en.ips (see indexBit). For an exact name
 // (names), a new address that a flagged name's answers brought is marked
 // on en (see poolIndex), and one on the intel address list too (see
 // Intel); the policy is read under the shard's lock, which SetPolicy
 // takes after it swaps the policy to count the marks again.
-func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, names bool, now uint32) (added uint64) {
+func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer, names bool, now uint32) (added, indexes uint64) {
 	var bad *addrSet
 	if names {
 		bad = e.policy.Load().bad
@@ -214,6 +239,7 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 			continue
 		}
 		added |= 1 << j
+		indexes |= indexBit(i)
 		en.networksStale = true
 		asn := uint32(0)
 		if e.cfg.ASN != nil {
@@ -233,7 +259,38 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 	for _, ns := range o.NS {
 		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
 	}
-	return added
+	return added, indexes
+}
+
+// recordClients adds the answer's client, or the clients another replica
+// shared, to en, an exact name's entry, and returns the bits of the
+// indexes of those new to it (see indexBit), and whether it touched the
+// list. An answer repeating the last one from the same client touches
+// nothing.
+func (e *Engine) recordClients(sh *shard, en *entry, a *answer, repeat bool, now uint32) (news uint64, touched bool) {
+	if a.remote != nil {
+		for _, c := range a.remote.Clients[:min(len(a.remote.Clients), maxSharedList)] {
+			if c.IsValid() {
+				en.clients, _, _ = sh.addSeen(en.clients, c.Unmap().As16(), now, e.cfg.MaxClientsPerName)
+				touched = true
+			}
+		}
+		return 0, touched
+	}
+	if !a.obs.Client.IsValid() {
+		return 0, false
+	}
+	client := a.obs.Client.Unmap().As16()
+	c := e.clientHash(client)
+	if repeat && c == en.lastClient {
+		return 0, false
+	}
+	list, i, isNew := sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
+	en.clients, en.lastClient = list, c
+	if isNew {
+		news = indexBit(i)
+	}
+	return news, true
 }
 
 // indexPool puts the addresses of en, a flagged name, in the pool index

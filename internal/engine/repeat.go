@@ -118,10 +118,13 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now u
 	}
 }
 
-// settle counts the repeats r holds into en, its entry.
-func (r *recent) settle(en *entry) {
-	if r.repeats > 0 {
-		en.addToNewest(uint32(r.repeats))
+// settle counts the repeats r holds into en, its entry, and returns how
+// many there were.
+func (r *recent) settle(en *entry) uint32 {
+	n := uint32(r.repeats)
+	if n > 0 {
+		en.addToNewest(n)
 		r.repeats = 0
 	}
+	return n
 }

@@ -53,6 +53,11 @@ type shard struct {
 	seen    slab[seen]   // ips, clients, ns and nsIPs of the entries
 	asns    slab[uint32] // asns of the entries
 	names   slab[byte]   // names of the entries
+
+	// What to share with a fleet (see Engine.share), and when the
+	// evidence was last taken from it.
+	out    map[key]outgoing
+	shared uint32
 }
 
 // Chunk sizes of a shard's slabs (log2 of elements): 40 KiB of entries
@@ -85,13 +90,26 @@ func (s *store) locate(name string) (*shard, key) {
 // nil, with the repeats its slot holds counted in. The entry is valid
 // until the shard is unlocked or next inserts.
 func (sh *shard) lookup(k key) *entry {
+	en, _ := sh.lookupSettled(k)
+	return en
+}
+
+// lookupSettled is lookup that also returns how many repeats it counted.
+func (sh *shard) lookupSettled(k key) (*entry, uint32) {
 	s := sh.index.get(k)
 	if s == nil {
-		return nil
+		return nil, 0
 	}
 	en := sh.at(s.ref - 1)
-	s.recent.settle(en)
-	return en
+	return en, s.recent.settle(en)
+}
+
+// forget drops the last answer kept in k's slot (see remember), so that
+// the next answer is judged in full.
+func (sh *shard) forget(k key) {
+	if s := sh.index.get(k); s != nil {
+		s.recent = recent{}
+	}
 }
 
 // at returns the entry at offset i.

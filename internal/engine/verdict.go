@@ -44,11 +44,12 @@ const (
 	ReasonSharedPool                           // addresses shared, in several networks, with names flagged in the window
 	ReasonIntel                                // on the intel domain list
 	ReasonKnownBadAddr                         // answers brought addresses on the intel address list
+	ReasonFleet                                // held by another replica of the fleet (see Engine.Merge)
 )
 
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
 	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool",
-	"intel", "known_bad_addr"}
+	"intel", "known_bad_addr", "fleet"}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {
