@@ -21,9 +21,9 @@ type Engine struct {
 	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
 	st      *store
-	domains *store     // registered-domain aggregates (default profile), or nil
-	pools   *poolIndex // addresses of flagged names (default profile), or nil
-	fpSeed  uint64     // of the answers' fingerprints (see addrSum)
+	domains *store        // registered-domain aggregates (default profile), or nil
+	pools   *poolIndex    // addresses of flagged names (default profile), or nil
+	fpSeed  uint64        // of the answers' fingerprints (see addrSum)
 	holds   chan struct{} // signals a hold to share (see Holds); nil when not sharing
 
 	threshold float64
