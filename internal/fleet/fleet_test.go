@@ -1,0 +1,156 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/testenv"
+)
+
+func newEngine(t *testing.T, allow ...string) *engine.Engine {
+	t.Helper()
+	cfg := engine.DefaultConfig()
+	cfg.Share = true
+	for _, a := range allow {
+		cfg.Allow = append(cfg.Allow, engine.Rule{Name: a})
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func newLink(t *testing.T, addr string, eng *engine.Engine) *Link {
+	t.Helper()
+	l := New(Options{Client: redis.UniversalOptions{Addrs: []string{addr}}, Prefix: "test", Flush: 100 * time.Millisecond,
+		Logf: t.Logf}, eng)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// flag feeds eng a flux name's answers until it flags it.
+func flag(t *testing.T, eng *engine.Engine, name string) {
+	t.Helper()
+	for i := range 50 {
+		v := eng.Observe(&engine.Observation{Name: name, Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 9)}), MinTTL: 60,
+			Addrs: []netip.Addr{netip.AddrFrom4([4]byte{byte(11 + i*17%200), byte(i * 7), 3, 1}), netip.AddrFrom4([4]byte{byte(31 + i*13%200), byte(i * 3), 5, 1})}})
+		if v.Level == engine.LevelFlagged {
+			return
+		}
+	}
+	t.Fatalf("%s never flagged", name)
+}
+
+func waitHeld(t *testing.T, eng *engine.Engine, name string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		if _, held := eng.Held(name); held {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s not held within %v", name, within)
+	return 0
+}
+
+// TestLinkSharesHolds runs replicas on a real redis-server: a hold reaches
+// the others, a replica that starts gets the holds before it serves, and
+// an outage ends in a catch-up.
+func TestLinkSharesHolds(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	a, b := newEngine(t), newEngine(t)
+	la, lb := newLink(t, srv.Addr, a), newLink(t, srv.Addr, b)
+	for _, l := range []*Link{la, lb} {
+		if err := l.SyncHolds(2 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		l.Start()
+	}
+
+	flag(t, a, "cdn-update.xyz")
+	t.Logf("held on the other replica after %v", waitHeld(t, b, "cdn-update.xyz", 2*time.Second))
+
+	c := newEngine(t)
+	if err := newLink(t, srv.Addr, c).SyncHolds(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, held := c.Held("cdn-update.xyz"); !held || v.Reasons&engine.ReasonFleet == 0 {
+		t.Errorf("a replica that starts does not hold the fleet's name: %+v", v)
+	}
+
+	srv.Stop()
+	flag(t, a, "login-verify.top")
+	for deadline := time.Now().Add(5 * time.Second); la.Stats().Up && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := la.Stats(); st.Up || st.Errors == 0 {
+		t.Errorf("with Redis stopped: %+v", st)
+	}
+	if _, held := b.Held("login-verify.top"); held {
+		t.Fatal("held without Redis")
+	}
+	srv.Start()
+	t.Logf("held after Redis came back in %v", waitHeld(t, b, "login-verify.top", 10*time.Second))
+	if st := la.Stats(); !st.Up {
+		t.Errorf("after Redis came back: %+v", st)
+	}
+}
+
+// TestLinkRefusesBadData writes what a hostile client of the same Redis
+// could, and checks that it is counted, that the good data still counts,
+// and that an allowed name is never held.
+func TestLinkRefusesBadData(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	eng := newEngine(t, "trusted.example.com")
+	l := newLink(t, srv.Addr, eng)
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	until := float64(time.Now().Add(time.Hour).Unix())
+	rc.ZAdd(ctx, "test:holds",
+		redis.Z{Score: until, Member: "trusted.example.com"},
+		redis.Z{Score: until, Member: "www.trusted.example.com"},
+		redis.Z{Score: until, Member: "BAD NAME"},
+		redis.Z{Score: 1e15, Member: "far.future.tk"},
+		redis.Z{Score: until, Member: "held.tk"})
+	if err := l.SyncHolds(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	entries := []any{
+		[]string{"r", "x", "b", "ok.tk 0 1 30 45.0.0.1,46.0.0.1 -\ngarbage\n"},
+		[]string{"r", "x"},
+		[]string{"r", "x", "b", fmt.Sprintf("trusted.example.com %d 5 30 45.0.0.1 -\n", time.Now().Add(time.Hour).Unix())},
+		[]string{"r", "x", "b", "\x00\xff\xfe"},
+	}
+	for _, v := range entries {
+		if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: "test:stream", Values: v}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().BatchesRead < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := l.Stats()
+	// BAD NAME, far.future.tk; garbage, the entry without a batch, the binary line.
+	if st.Invalid != 5 || st.BatchesRead != 3 {
+		t.Errorf("stats %+v, want 5 invalid and 3 batches read", st)
+	}
+	for name, want := range map[string]bool{"held.tk": true, "trusted.example.com": false, "www.trusted.example.com": false, "far.future.tk": false} {
+		if _, held := eng.Held(name); held != want {
+			t.Errorf("Held(%s) = %v, want %v", name, held, want)
+		}
+	}
+	if v := eng.Report(); len(v) == 0 {
+		t.Error("the good evidence (ok.tk) was not merged")
+	}
+}
