@@ -33,6 +33,7 @@ type Fluxguard struct {
 	detections   *detectionLog
 	resolver     *nsResolver // resolve_ns, or nil
 	report       *reportServer
+	fleet        *fleetLink         // the shared option's, or nil
 	rpz          *rpzZone           // the rpz option's zone, or nil
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
 	done         chan struct{}

@@ -2,9 +2,16 @@ package fluxguard
 
 import "time"
 
-// start runs the report listener, the periodic housekeeping and the rpz
-// zone's updates.
+// start runs the report listener, the link to the fleet, the periodic
+// housekeeping and the rpz zone's updates.
 func (f *Fluxguard) start() error {
+	if f.cfg.shared != nil {
+		fl, err := acquireFleet(f)
+		if err != nil {
+			return err
+		}
+		f.fleet = fl
+	}
 	if f.cfg.report != "" {
 		rs, err := acquireReport(f.cfg.report, f.eng)
 		if err != nil {
@@ -40,6 +47,10 @@ func (f *Fluxguard) stop() error {
 	if f.report != nil {
 		releaseReport(f.report)
 		f.report = nil
+	}
+	if f.fleet != nil {
+		releaseFleet(f.fleet)
+		f.fleet = nil
 	}
 	f.flagged.clear()
 	return nil

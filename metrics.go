@@ -203,3 +203,60 @@ func (f *Fluxguard) server() string {
 	}
 	return ""
 }
+
+// fleetCollector exports the counters of the links to fleets (the shared
+// option), read when scraped.
+type fleetCollector struct{}
+
+var (
+	sharedUp = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_up"),
+		"Whether the last call to the fleet's Redis succeeded (1) or not (0).", []string{"server"}, nil)
+	sharedErrors = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_errors_total"),
+		"Failed calls to the fleet's Redis.", []string{"server"}, nil)
+	sharedBatches = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_batches_total"),
+		"Batches sent to the fleet and received from its other replicas.", []string{"server", "direction"}, nil)
+	sharedNames = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_names_total"),
+		"Names sent to the fleet, and merged from its other replicas.", []string{"server", "direction"}, nil)
+	sharedDropped = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_dropped_total"),
+		"Names not sent because the queue to Redis was full.", []string{"server"}, nil)
+	sharedInvalid = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_invalid_total"),
+		"Values read from Redis that were refused.", []string{"server"}, nil)
+	sharedLag = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_sync_lag_seconds"),
+		"Age of the last batch from another replica when it was merged.", []string{"server"}, nil)
+)
+
+func init() { prometheus.MustRegister(fleetCollector{}) }
+
+func (fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{sharedUp, sharedErrors, sharedBatches, sharedNames, sharedDropped, sharedInvalid, sharedLag} {
+		ch <- d
+	}
+}
+
+func (fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	fleetsMu.Lock()
+	defer fleetsMu.Unlock()
+	for _, fl := range fleets {
+		server := fl.owner.server()
+		if server == "" {
+			continue // no query yet: the server label is not known
+		}
+		st := fl.link.Stats()
+		up := 0.0
+		if st.Up {
+			up = 1
+		}
+		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{server}, labels...)...)
+		}
+		ch <- prometheus.MustNewConstMetric(sharedUp, prometheus.GaugeValue, up, server)
+		counter(sharedErrors, st.Errors)
+		counter(sharedBatches, st.BatchesSent, "sent")
+		counter(sharedBatches, st.BatchesRead, "received")
+		counter(sharedNames, st.NamesSent, "sent")
+		counter(sharedNames, st.NamesMerged, "merged")
+		counter(sharedDropped, st.Dropped)
+		counter(sharedInvalid, st.Invalid)
+		ch <- prometheus.MustNewConstMetric(sharedLag, prometheus.GaugeValue, st.Lag.Seconds(), server)
+	}
+}

@@ -84,7 +84,8 @@ type config struct {
 	resolveNS float64     // NS queries a second for suspicious domains; 0 for none
 	allowFile *policyFile // reloaded on change
 	denyFile  *policyFile
-	rpz       *rpzConfig // the Response Policy Zone of the held names, or nil
+	rpz       *rpzConfig    // the Response Policy Zone of the held names, or nil
+	shared    *sharedConfig // the fleet's Redis, or nil
 	// intel_domains and intel_addrs, reloaded on change, and what they
 	// compile to (nil without them).
 	intelDomains, intelAddrs *intelFile
@@ -212,6 +213,9 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		cfg.report, err = a.hostPort()
 	case "rpz":
 		cfg.rpz, err = a.rpz()
+	case "shared":
+		cfg.shared, err = a.shared()
+		ec.Share = err == nil
 	default:
 		return c.Errf("unknown option %q", a.opt)
 	}
