@@ -20,7 +20,7 @@ const fleetPace = 300 * time.Millisecond
 // replica is one CoreDNS of a fleet test.
 type replica struct {
 	addr, metrics, report, conf string
-	core                *coreDNS
+	core                        *coreDNS
 }
 
 // startReplica runs the real binary with fluxguard blocking, sharing
