@@ -14,7 +14,7 @@ import (
 func TestMetricsListed(t *testing.T) {
 	var exported []string
 	for _, c := range []prometheus.Collector{responsesInspected, verdicts, actions, trackedNames, trackedNamesMax,
-		namesEvicted, flaggedDomains, flaggedDomain, stateSaveFailures, stateSaved} {
+		namesEvicted, flaggedDomains, flaggedDomain, stateSaveFailures, stateSaved, fleetCollector{}} {
 		descs := make(chan *prometheus.Desc, 1)
 		go func() { c.Describe(descs); close(descs) }()
 		for d := range descs {
