@@ -38,6 +38,8 @@ downstream_install() {
 command -v unbound >/dev/null || downstream_install unbound unbound
 command -v named >/dev/null || downstream_install bind9 named
 command -v dnsmasq >/dev/null || downstream_install dnsmasq dnsmasq
+# The fleet's tests (shared) run their own redis-server on loopback.
+command -v redis-server >/dev/null || downstream_install redis-server redis-server
 
 # The ip-location-db ASN tables (RouteViews, DB-IP, NRO; CC BY 4.0): the
 # full database that asn_db reads, for the tests that run with it.

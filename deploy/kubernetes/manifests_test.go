@@ -7,6 +7,7 @@
 package kubernetes
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -82,5 +83,38 @@ func TestMonitors(t *testing.T) {
 	}
 	if pm.Spec.Selector.MatchLabels["k8s-app"] != "kube-dns" || len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port == nil || *pm.Spec.PodMetricsEndpoints[0].Port != "metrics" {
 		t.Errorf("PodMonitor %+v", pm.Spec)
+	}
+}
+
+// TestFleetManifests decodes the fleet's manifests: the Redis the CoreDNS
+// replicas share, its Service and NetworkPolicy, and the password's way
+// from the Secret to the shared option. (test/e2e's
+// TestKubernetesFleetCorefile runs the Corefile with a real Redis.)
+func TestFleetManifests(t *testing.T) {
+	var cm corev1.ConfigMap
+	decode(t, "fleet/coredns-configmap.yaml", &cm)
+	var redisDeploy, patch appsv1.Deployment
+	decode(t, "fleet/redis.yaml", &redisDeploy)
+	decode(t, "fleet/deployment-patch.yaml", &patch)
+	var svc corev1.Service
+	decode(t, "fleet/redis-service.yaml", &svc)
+	var np networkingv1.NetworkPolicy
+	decode(t, "fleet/redis-networkpolicy.yaml", &np)
+
+	shared := fmt.Sprintf("shared redis://%s.%s.svc.cluster.local:%d ", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port)
+	if !strings.Contains(cm.Data["Corefile"], shared) {
+		t.Errorf("the Corefile has no %q", shared)
+	}
+	env := patch.Spec.Template.Spec.Containers[0].Env
+	if len(env) != 1 || !strings.Contains(cm.Data["Corefile"], "password_env "+env[0].Name) ||
+		env[0].ValueFrom.SecretKeyRef.Name != "fluxguard-redis" {
+		t.Errorf("the password does not reach the shared option: %+v", env)
+	}
+	if svc.Spec.Selector["app.kubernetes.io/name"] != redisDeploy.Spec.Template.Labels["app.kubernetes.io/name"] ||
+		np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != redisDeploy.Spec.Template.Labels["app.kubernetes.io/name"] {
+		t.Error("the Service or the NetworkPolicy does not select the Redis pods")
+	}
+	if from := np.Spec.Ingress[0].From; len(from) != 1 || from[0].PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
+		t.Errorf("Redis is open to %+v", from)
 	}
 }

@@ -81,12 +81,13 @@ func (r *Redis) Start() {
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", r.Addr); err == nil {
+			// Any reply will do: +PONG, or -NOAUTH with requirepass.
 			c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 7)
+			buf := make([]byte, 1)
 			c.SetReadDeadline(time.Now().Add(time.Second))
 			n, _ := c.Read(buf)
 			c.Close()
-			if string(buf[:n]) == "+PONG\r\n" {
+			if n == 1 && (buf[0] == '+' || buf[0] == '-') {
 				return
 			}
 		}

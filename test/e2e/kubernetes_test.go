@@ -4,10 +4,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // TestKubernetesCorefile runs the real binary with the Corefile of
@@ -17,27 +20,9 @@ import (
 // then starts unsynced): the cluster's names still go to the kubernetes
 // plugin, and fluxguard, in monitor mode, reports a flux name.
 func TestKubernetesCorefile(t *testing.T) {
-	b, err := os.ReadFile("../../deploy/kubernetes/coredns-configmap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm corev1.ConfigMap
-	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
-		t.Fatal(err)
-	}
 	sim := startSim(t)
-	dnsAddr, metricsAddr, reportAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	healthAddr, readyAddr, api := freeAddr(t), freeAddr(t), freeAddr(t)
-	corefile := strings.NewReplacer(
-		".:53 {", zoneAt(dnsAddr)+" {\n    bind 127.0.0.1",
-		"health {", "health "+healthAddr+" {",
-		"ready\n", "ready "+readyAddr+"\n",
-		"ttl 30\n", "ttl 30\n       endpoint http://"+api+"\n",
-		"prometheus :9153", "prometheus "+metricsAddr,
-		"report :9254", "report "+reportAddr,
-		"forward . /etc/resolv.conf", "forward . "+sim.Addr(),
-	).Replace(cm.Data["Corefile"])
-	core := startCoreDNS(t, corefile)
+	k := startClusterCorefile(t, "coredns-configmap.yaml", sim.Addr())
+	dnsAddr, reportAddr, core := k.dns, k.report, k.core
 
 	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
 		r := query(t, []string{"udp", "tcp"}[i%2], dnsAddr, "login.fluxy.top.", qtype, true)
@@ -55,5 +40,69 @@ func TestKubernetesCorefile(t *testing.T) {
 	query(t, "udp", dnsAddr, "kubernetes.default.svc.cluster.local.", dns.TypeA, true)
 	if sim.Queries() != before {
 		t.Error("a cluster name was forwarded upstream")
+	}
+}
+
+// clusterCoreDNS is the real binary running a Corefile of
+// deploy/kubernetes.
+type clusterCoreDNS struct {
+	dns, metrics, report string
+	core                 *coreDNS
+}
+
+// startClusterCorefile runs the Corefile of the ConfigMap in file, as a
+// cluster would, with its addresses moved to free loopback ports, the
+// upstream to upstream, the kubernetes plugin pointed at an API server
+// that is not there (CoreDNS then starts unsynced), and the replacements
+// of more (pairs of old and new strings).
+func startClusterCorefile(t *testing.T, file, upstream string, more ...string) clusterCoreDNS {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/kubernetes/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	k := clusterCoreDNS{dns: freeAddr(t), metrics: freeAddr(t), report: freeAddr(t)}
+	healthAddr, readyAddr, api := freeAddr(t), freeAddr(t), freeAddr(t)
+	corefile := strings.NewReplacer(append([]string{
+		".:53 {", zoneAt(k.dns) + " {\n    bind 127.0.0.1",
+		"health {", "health " + healthAddr + " {",
+		"ready\n", "ready " + readyAddr + "\n",
+		"ttl 30\n", "ttl 30\n       endpoint http://" + api + "\n",
+		"prometheus :9153", "prometheus " + k.metrics,
+		"report :9254", "report " + k.report,
+		"forward . /etc/resolv.conf", "forward . " + upstream,
+	}, more...)...).Replace(cm.Data["Corefile"])
+	k.core = startCoreDNS(t, corefile)
+	return k
+}
+
+// TestKubernetesFleetCorefile runs two replicas with the Corefile of
+// deploy/kubernetes/fleet, sharing a real redis-server that asks for the
+// password, given as the Deployment patch gives it (an environment
+// variable): a name flagged by one is held by the other.
+func TestKubernetesFleetCorefile(t *testing.T) {
+	const password = "e2e-fleet-secret"
+	srv := testenv.StartRedis(t, "--requirepass", password)
+	t.Setenv("FLUXGUARD_REDIS_PASSWORD", password)
+	sim := startSim(t)
+	service := "fluxguard-redis.kube-system.svc.cluster.local:6379"
+	a := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
+	b := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
+	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
+		query(t, []string{"udp", "tcp"}[i%2], a.dns, "login.fluxy.top.", qtype, true)
+	}
+	a.core.waitLog(t, "domain=login.fluxy.top level=flagged")
+	waitFor(t, 2*time.Second, "the other replica to hold login.fluxy.top", func() bool {
+		return strings.Contains(httpGet(t, "http://"+b.report+"/indicators"), `"name":"login.fluxy.top"`)
+	})
+	query(t, "udp", b.dns, "www.stable.example.", dns.TypeA, true) // the server label of b's metrics
+	for _, k := range []clusterCoreDNS{a, b} {
+		if up, err := metricSum(k.metrics, "coredns_fluxguard_shared_up"); err != nil || up != 1 {
+			t.Errorf("shared_up %v, %v", up, err)
+		}
 	}
 }
