@@ -207,7 +207,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	default:
 		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
 	}
-	if e.Sharing() && a.remote == nil && (news.hold || names && (news.addrs != 0 || en.ipsSeen >= 2)) {
+	if e.Sharing() && a.remote == nil && (news.hold || names && (news.addrs != 0 || int(en.ipsSeen) >= e.cfg.MinIPs)) {
 		e.share(sh, k, en, news)
 	}
 	if repeat {

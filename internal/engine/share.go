@@ -40,10 +40,10 @@ type outgoing struct {
 func indexBit(i int) uint64 { return 1 << min(i, 63) }
 
 // share queues news of en, of key k in sh, for Outgoing. A name is shared
-// when an answer brings addresses new to it, and from then on while it has
-// two addresses or more (only then can queries and clients make it a
-// candidate); its hold is shared when it starts, and again when it has
-// less than half of its time left. The queue of a shard is bounded by its
+// when an answer brings addresses new to it, with the queries and clients
+// since, and at every answer while it has MinIPs addresses or more: below,
+// queries and clients change no replica's verdict. Its hold is shared
+// when it starts, and again when it has less than half of its time left. The queue of a shard is bounded by its
 // entries, which it names once each.
 func (e *Engine) share(sh *shard, k key, en *entry, o outgoing) {
 	if sh.out == nil {

@@ -153,8 +153,8 @@ func TestFleetHoldIsCappedAndEnds(t *testing.T) {
 }
 
 // TestOutgoing checks what a replica shares of its own answers: a name's
-// new addresses, then its queries and clients while it has two addresses
-// or more; holds first; nothing of a steady single-address name after
+// new addresses, then its queries and clients while it has MinIPs
+// addresses or more; holds first; nothing more of a name with fewer after
 // its first answer.
 func TestOutgoing(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
@@ -163,19 +163,20 @@ func TestOutgoing(t *testing.T) {
 	observe := func(name string, client netip.Addr, ips ...string) {
 		e.Observe(&Observation{Name: name, Client: client, Addrs: addrs(ips...), MinTTL: 30})
 	}
+	five := []string{"93.184.215.20", "93.184.215.21", "93.184.215.22", "93.184.215.23", "93.184.215.24"}
 	observe("static.example.com", client, "93.184.215.14")
-	observe("multi.example.com", client, "93.184.215.20", "93.184.215.21")
+	observe("multi.example.com", client, five...)
 	out := e.Outgoing(10)
 	want := map[string]Shared{
 		"static.example.com": {Name: "static.example.com", Addrs: addrs("93.184.215.14"), Clients: addrs("10.0.0.1"), Queries: 1, MinTTL: 30},
-		"multi.example.com":  {Name: "multi.example.com", Addrs: addrs("93.184.215.20", "93.184.215.21"), Clients: addrs("10.0.0.1"), Queries: 1, MinTTL: 30},
+		"multi.example.com":  {Name: "multi.example.com", Addrs: addrs(five...), Clients: addrs("10.0.0.1"), Queries: 1, MinTTL: 30},
 	}
 	checkShared(t, "first answers", out, want)
 
 	clk.add(time.Second)
 	observe("static.example.com", netip.MustParseAddr("10.0.0.2"), "93.184.215.14")
-	observe("multi.example.com", netip.MustParseAddr("10.0.0.2"), "93.184.215.20", "93.184.215.21")
-	observe("multi.example.com", client, "93.184.215.20", "93.184.215.21")
+	observe("multi.example.com", netip.MustParseAddr("10.0.0.2"), five...)
+	observe("multi.example.com", client, five...)
 	checkShared(t, "repeats", e.Outgoing(10), map[string]Shared{
 		"multi.example.com": {Name: "multi.example.com", Clients: addrs("10.0.0.2"), Queries: 2, MinTTL: 30},
 	})
