@@ -191,3 +191,49 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	*w += countingWriter(len(p))
 	return len(p), nil
 }
+
+// BenchmarkShare measures what a fleet adds: a sharing engine observing
+// names seen for the first time (as BenchmarkObserveNew), with what it
+// queues taken every 4,096 answers, as the link takes it every second;
+// and merging another replica's first answer for a name.
+func BenchmarkShare(b *testing.B) {
+	const n = 1 << 17
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "d" + strconv.Itoa(i) + ".example.com"
+	}
+	four := addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4")
+	cfg := DefaultConfig()
+	cfg.Share = true
+	b.Run("observe-new", func(b *testing.B) {
+		obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: four, MinTTL: 60}
+		var e *Engine
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%n == 0 {
+				b.StopTimer()
+				e, _ = New(cfg)
+				b.StartTimer()
+			}
+			obs.Name = names[i%n]
+			e.Observe(&obs)
+			if i%4096 == 4095 {
+				e.Outgoing(1 << 20)
+			}
+		}
+	})
+	b.Run("merge-new", func(b *testing.B) {
+		s := Shared{Addrs: four, Clients: addrs("10.0.0.1"), Queries: 1, MinTTL: 60}
+		var e *Engine
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%n == 0 {
+				b.StopTimer()
+				e, _ = New(cfg)
+				b.StartTimer()
+			}
+			s.Name = names[i%n]
+			e.Merge(&s)
+		}
+	})
+}
