@@ -13,6 +13,8 @@
 #      PAIR_N=20000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
 #      AA=1: an A/A run, FG without fluxguard (two identical configurations): the noise floor of the ratios
 #      (written to bench/results/aa-latest.md instead of latest.md)
+#      SHARED=1: BASE is fluxguard alone, FG fluxguard with `shared` to a redis-server the script starts on CPU 1
+#      (written to bench/results/shared-latest.md), with the Redis commands per 10,000 queries
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      WORKLOADS="hot distinct miss" (compare: which rows, in order)
@@ -31,7 +33,7 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-10} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} SHARED=${SHARED:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard PAIRLAT=bin/pairlat TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
@@ -153,8 +155,13 @@ workload() {
   local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
   declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=() gostart=() goper=()
   local -A gorun=([BASE]="0 0 0" [FG]="0 0 0")
-  local ratios="" tracked="" order pair99="" gb gf
+  local ratios="" tracked="" order pair99="" gb gf bl="" cmds
   [ "$AA" = 1 ] && fl=""
+  if [ "$SHARED" = 1 ]; then
+    bl=fluxguard fl="fluxguard {
+        shared redis://127.0.0.1:$REDISPORT prefix bench
+    }"
+  fi
   rm -f "$TMP/pair.a" "$TMP/pair.b"
   # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
   # the slices of a round go on through the names rather than repeat the first ones.
@@ -166,7 +173,7 @@ workload() {
   for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
   for r in $(seq "$ROUNDS"); do
     alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
-    server_conf BASE "$bport" "$bprom" "$UPPORT" "" "$cache"
+    server_conf BASE "$bport" "$bprom" "$UPPORT" "$bl" "$cache"
     server_conf FG "$fport" "$fprom" "$UPPORT" "$fl" "$cache"
     start BASE CUT; start FG CUT
     declare -A port=([BASE]=$bport [FG]=$fport) prom=([BASE]=$bprom [FG]=$fprom)
@@ -176,6 +183,7 @@ workload() {
     # so that the machine's drift over the round falls on both alike; qps: completed / run time, summed.
     declare -A completed=([BASE]=0 [FG]=0) secs=([BASE]=0 [FG]=0)
     for c in BASE FG; do gostart[$c]=$(gostats "${prom[$c]}"); done
+    [ "$SHARED" = 1 ] && cmds=$(redis_commands)
     for i in $(seq 0 $((slices - 1))); do
       for c in "${order[@]}"; do
         t0=$(cpu_ticks $c)
@@ -194,6 +202,7 @@ workload() {
       qps[$c]+="${q[$c]} "
     done
     ratios+="$(ratio "${q[FG]}" "${q[BASE]}") "
+    if [ "$SHARED" = 1 ]; then REDISCMDS=$((REDISCMDS + $(redis_commands) - cmds)) FGQUERIES=$((FGQUERIES + completed[FG])); fi
     # Latency: at fixed rates (LAT_LOADS % of the first round's BASE qps, the same for both), every query's
     # latency, pooled per configuration and load over all rounds; and this round's FG/BASE p99 ratio.
     for L in $LAT_LOADS; do
@@ -253,7 +262,21 @@ header() {
     "$([ "${#CUT[@]}" -gt 0 ] && echo '(CoreDNS under test on CPU 0, dnsperf + upstream on CPU 1, GOMAXPROCS=1 from affinity)' || echo '(no pinning)')"
 }
 
+# redis_commands: the commands the bench's redis-server has processed so far
+redis_commands() { redis-cli -p "$REDISPORT" info stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
+
+start_redis() {
+  command -v redis-server >/dev/null || die "SHARED=1 needs redis-server (apt-get install redis-server)"
+  alloc_port REDISPORT
+  "${TOOL[@]}" redis-server --port "$REDISPORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
+  PIDS+=($!)
+  local i; for i in $(seq 50); do redis-cli -p "$REDISPORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "redis-server did not start"
+}
+
 compare() {
+  REDISCMDS=0 FGQUERIES=0
+  [ "$SHARED" = 1 ] && start_redis
   awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
   awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
@@ -270,6 +293,9 @@ compare() {
   {
     header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config, load and round"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.** Its ratios are the measurement's noise floor."
+    [ "$SHARED" = 1 ] && echo && echo "**SHARED=1: BASE is fluxguard alone, FG fluxguard with \`shared\` to a local redis-server.**" \
+      "Redis commands in the throughput runs: $REDISCMDS for $FGQUERIES FG queries," \
+      "$(awk -v c="$REDISCMDS" -v q="$FGQUERIES" 'BEGIN {printf "%.2f", q ? c * 10000 / q : 0}') per 10,000 queries."
     echo
     echo "qps: queries completed / run time at saturation, over each round's slices, median over the rounds; qps ratio: median of the rounds' FG/BASE"
     echo "ratios (lowest–highest). CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput"
@@ -311,7 +337,7 @@ compare() {
     echo "Per-round p99 ratios: ${P99RATIOS}"
     echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
     echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
-  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)latest.md"
+  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)latest.md"
 }
 
 flood() {
