@@ -108,8 +108,8 @@ func (e *Engine) drain(sc scope, sh *shard, holds bool, limit int, now uint32, o
 		}
 		delete(sh.out, k)
 		en := sh.lookup(k)
-		if en == nil {
-			continue // evicted since
+		if en == nil || !sc.names() && en.heldUntil <= now {
+			continue // evicted since, or a registered domain's hold over
 		}
 		s := Shared{Name: sc.prefix + sh.name(en), Queries: o.queries, MinTTL: en.minTTL}
 		if en.heldUntil > now {
