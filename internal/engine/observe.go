@@ -155,21 +155,8 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		added, news.addrs = e.recordEvidence(sh, en, o, a, names, now)
 	}
 	tallied := repeat
-	switch {
-	case a.remote != nil:
-		if o.MinTTL != 0 && (en.minTTL == 0 || o.MinTTL < en.minTTL) {
-			en.minTTL = o.MinTTL
-		}
-	case !same:
-		if en.minTTL == 0 || o.MinTTL < en.minTTL {
-			en.minTTL = o.MinTTL
-		}
-		en.meanTTL = (en.meanTTL*7 + o.MinTTL) / 8
-		en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
-		en.fingerprint = a.fingerprint
-		if e.rows {
-			en.rows = uint8(n) // at most maxAddrsPerObservation
-		}
+	if !same {
+		e.recordShape(en, a, n)
 	}
 	if names {
 		var touched bool
@@ -214,6 +201,28 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		return v, recorded{created: created}
 	}
 	return v, recorded{created, en.domain(key)}
+}
+
+// recordShape records what an answer a with n evidence addresses, not
+// the same as the entry's last, shows besides its addresses: its TTLs, its
+// size, its fingerprint. Of another replica's evidence, the TTL only.
+func (e *Engine) recordShape(en *entry, a *answer, n int) {
+	ttl := a.obs.MinTTL
+	if a.remote != nil && ttl == 0 {
+		return // unknown
+	}
+	if en.minTTL == 0 || ttl < en.minTTL {
+		en.minTTL = ttl
+	}
+	if a.remote != nil {
+		return
+	}
+	en.meanTTL = (en.meanTTL*7 + ttl) / 8
+	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
+	en.fingerprint = a.fingerprint
+	if e.rows {
+		en.rows = uint8(n) // at most maxAddrsPerObservation
+	}
 }
 
 // recordEvidence adds the answer's addresses and name servers to en, and
