@@ -5,9 +5,18 @@
 package testenv
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -45,9 +54,13 @@ func missing(t testing.TB, what string) {
 // can stop and start again on the same port.
 type Redis struct {
 	Addr string
+	// CA is the PEM file of the certificate authority of a server
+	// started by StartRedisTLS.
+	CA   string
 	t    testing.TB
 	dir  string
 	args []string
+	tls  *tls.Config // of the readiness probe, for a TLS server
 	cmd  *exec.Cmd
 }
 
@@ -69,18 +82,77 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	return r
 }
 
+// StartRedisTLS is StartRedis with TLS only, under a certificate for
+// 127.0.0.1 from a certificate authority of the test's own (Redis.CA).
+func StartRedisTLS(t testing.TB) *Redis {
+	t.Helper()
+	dir := t.TempDir()
+	ca, pool := writeCertificates(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	r := &Redis{Addr: addr, CA: ca, t: t, dir: dir, tls: &tls.Config{RootCAs: pool},
+		args: []string{"--port", "0", "--tls-port", port, "--tls-auth-clients", "no",
+			"--tls-cert-file", filepath.Join(dir, "server.pem"), "--tls-key-file", filepath.Join(dir, "server-key.pem")}}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// writeCertificates writes a certificate authority (ca.pem) and a
+// server certificate for 127.0.0.1 it signed (server.pem, server-key.pem)
+// to dir, and returns the authority's file and pool.
+func writeCertificates(t testing.TB, dir string) (string, *x509.CertPool) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fluxguard test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	for name, block := range map[string]*pem.Block{
+		"ca.pem":         {Type: "CERTIFICATE", Bytes: caDER},
+		"server.pem":     {Type: "CERTIFICATE", Bytes: der},
+		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return filepath.Join(dir, "ca.pem"), pool
+}
+
 // Start starts the server again after Stop.
 func (r *Redis) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no"}, r.args...)
+		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no"}, r.args...) // later options win
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", r.Addr); err == nil {
+		if c, err := r.dial(); err == nil {
 			// Any reply will do: +PONG, or -NOAUTH with requirepass.
 			c.Write([]byte("PING\r\n"))
 			buf := make([]byte, 1)
@@ -93,6 +165,13 @@ func (r *Redis) Start() {
 		}
 	}
 	r.t.Fatalf("redis-server on %s did not answer", r.Addr)
+}
+
+func (r *Redis) dial() (net.Conn, error) {
+	if r.tls != nil {
+		return tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr, r.tls)
+	}
+	return net.DialTimeout("tcp", r.Addr, time.Second)
 }
 
 // Stop stops the server.

@@ -23,15 +23,11 @@ type replica struct {
 	core                        *coreDNS
 }
 
-// startReplica runs the real binary with fluxguard blocking, sharing
-// through redisAddr when it is not "".
-func startReplica(t *testing.T, simAddr, redisAddr string) *replica {
+// startReplica runs the real binary with fluxguard blocking, with the
+// shared option's line (none for "").
+func startReplica(t *testing.T, simAddr, shared string) *replica {
 	t.Helper()
 	r := &replica{addr: freeAddr(t), metrics: freeAddr(t), report: freeAddr(t)}
-	shared := ""
-	if redisAddr != "" {
-		shared = "shared redis://" + redisAddr + " prefix e2e"
-	}
 	r.conf = filepath.Join(t.TempDir(), "Corefile")
 	corefile := fmt.Sprintf(`
 %s {
@@ -99,7 +95,8 @@ func TestFleet(t *testing.T) {
 	// What one replica that sees every query needs.
 	alone := queriesToBlock(t, "login.fluxy.top.", startReplica(t, sim.Addr(), ""))
 
-	fleet := []*replica{startReplica(t, sim.Addr(), srv.Addr), startReplica(t, sim.Addr(), srv.Addr), startReplica(t, sim.Addr(), srv.Addr)}
+	shared := "shared redis://" + srv.Addr + " prefix e2e"
+	fleet := []*replica{startReplica(t, sim.Addr(), shared), startReplica(t, sim.Addr(), shared), startReplica(t, sim.Addr(), shared)}
 
 	t.Run("a flux name is flagged as fast as by one replica that sees everything", func(t *testing.T) {
 		shared := queriesToBlock(t, "login.fluxy.top.", fleet...)
@@ -164,4 +161,25 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("a benign name blocked by the restarted replica:\n%s", m)
 		}
 	})
+}
+
+// TestFleetTLS runs two replicas on a real redis-server that speaks TLS
+// only, under a certificate of a private authority (tls_ca): a name
+// flagged by one is held by the other. A third replica, without tls_ca,
+// does not trust the server: it stays out of the fleet and answers on.
+func TestFleetTLS(t *testing.T) {
+	srv := testenv.StartRedisTLS(t)
+	sim := startSim(t)
+	shared := "shared rediss://" + srv.Addr + " prefix tls tls_ca " + srv.CA
+	a, b := startReplica(t, sim.Addr(), shared), startReplica(t, sim.Addr(), shared)
+	untrusting := startReplica(t, sim.Addr(), "shared rediss://"+srv.Addr+" prefix tls")
+	queriesToBlock(t, "login.fluxy.top.", a)
+	t.Logf("held by the other replica %v after the first block", blockedEverywhere(t, 2*time.Second, "login.fluxy.top.", b))
+	if m := query(t, "udp", untrusting.addr, "login.fluxy.top.", dns.TypeA, true); blockedAnswer(m) || len(m.Answer) == 0 {
+		t.Fatalf("the replica that does not trust the server:\n%s", m)
+	}
+	untrusting.core.waitLog(t, "certificate signed by unknown authority")
+	if up, err := metricSum(untrusting.metrics, "coredns_fluxguard_shared_up"); err != nil || up != 0 {
+		t.Errorf("shared_up %v, %v on the replica that does not trust the server", up, err)
+	}
 }
