@@ -57,6 +57,7 @@ type Redis struct {
 	// CA is the PEM file of the certificate authority of a server
 	// started by StartRedisTLS.
 	CA   string
+	conf string // a Sentinel's configuration file, for StartRedisSentinel
 	t    testing.TB
 	dir  string
 	args []string
@@ -70,16 +71,38 @@ type Redis struct {
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
 	Tool(t, "redis-server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freePort(t)
 	r := &Redis{Addr: addr, t: t, dir: t.TempDir(), args: extra}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// StartRedisSentinel starts a Sentinel of its own on a free loopback
+// port, monitoring master under the name mymaster (quorum 1).
+func StartRedisSentinel(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	dir := t.TempDir()
+	host, port, _ := net.SplitHostPort(master.Addr)
+	conf := filepath.Join(dir, "sentinel.conf")
+	if err := os.WriteFile(conf, []byte("sentinel monitor mymaster "+host+" "+port+" 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Redis{Addr: freePort(t), conf: conf, t: t, dir: dir}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// freePort returns a loopback address whose TCP port is free.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // StartRedisTLS is StartRedis with TLS only, under a certificate for
@@ -88,12 +111,7 @@ func StartRedisTLS(t testing.TB) *Redis {
 	t.Helper()
 	dir := t.TempDir()
 	ca, pool := writeCertificates(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	r := &Redis{Addr: addr, CA: ca, t: t, dir: dir, tls: &tls.Config{RootCAs: pool},
 		args: []string{"--port", "0", "--tls-port", port, "--tls-auth-clients", "no",
@@ -145,8 +163,13 @@ func writeCertificates(t testing.TB, dir string) (string, *x509.CertPool) {
 func (r *Redis) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no"}, r.args...) // later options win
+	var args []string
+	if r.conf != "" {
+		args = []string{r.conf, "--sentinel"}
+	}
+	args = append(args, []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--daemonize", "no", "--protected-mode", "no"}...)
+	args = append(args, r.args...) // later options win
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)

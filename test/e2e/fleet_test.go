@@ -183,3 +183,17 @@ func TestFleetTLS(t *testing.T) {
 		t.Errorf("shared_up %v, %v on the replica that does not trust the server", up, err)
 	}
 }
+
+// TestFleetSentinel runs two replicas that find the fleet's Redis through
+// a real Sentinel (shared ... sentinel mymaster): a name flagged by one is
+// held by the other.
+func TestFleetSentinel(t *testing.T) {
+	master := testenv.StartRedis(t)
+	sentinel := testenv.StartRedisSentinel(t, master)
+	sim := startSim(t)
+	shared := "shared redis://" + sentinel.Addr + " sentinel mymaster prefix sentinel"
+	a, b := startReplica(t, sim.Addr(), shared), startReplica(t, sim.Addr(), shared)
+	queriesToBlock(t, "login.fluxy.top.", a)
+	t.Logf("held by the other replica %v after the first block", blockedEverywhere(t, 2*time.Second, "login.fluxy.top.", b))
+	a.core.waitLog(t, "joined the fleet at ["+sentinel.Addr+"]")
+}
