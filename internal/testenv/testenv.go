@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,6 +93,32 @@ func StartRedisSentinel(t testing.TB, master *Redis) *Redis {
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// StartRedisCluster starts a Redis Cluster of three masters on free
+// loopback ports, its slots spread by redis-cli, and returns its nodes.
+func StartRedisCluster(t testing.TB) []*Redis {
+	t.Helper()
+	var nodes []*Redis
+	create := []string{"--cluster", "create"}
+	for range 3 {
+		n := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		nodes = append(nodes, n)
+		create = append(create, n.Addr)
+	}
+	if out, err := exec.Command(Tool(t, "redis-cli"), append(create, "--cluster-yes")...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli %v: %v\n%s", create, err, out)
+	}
+	host, port, _ := net.SplitHostPort(nodes[0].Addr)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+		if strings.Contains(string(out), "cluster_state:ok") {
+			return nodes
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster is not ready: %s", out)
+		}
+	}
 }
 
 // freePort returns a loopback address whose TCP port is free.

@@ -197,3 +197,15 @@ func TestFleetSentinel(t *testing.T) {
 	t.Logf("held by the other replica %v after the first block", blockedEverywhere(t, 2*time.Second, "login.fluxy.top.", b))
 	a.core.waitLog(t, "joined the fleet at ["+sentinel.Addr+"]")
 }
+
+// TestFleetCluster runs two replicas on a real Redis Cluster of three
+// masters, each replica given another node as its seed (shared ...
+// cluster): a name flagged by one is held by the other.
+func TestFleetCluster(t *testing.T) {
+	nodes := testenv.StartRedisCluster(t)
+	sim := startSim(t)
+	a := startReplica(t, sim.Addr(), "shared redis://"+nodes[0].Addr+" cluster prefix cluster")
+	b := startReplica(t, sim.Addr(), "shared redis://"+nodes[1].Addr+" redis://"+nodes[2].Addr+" cluster prefix cluster")
+	queriesToBlock(t, "login.fluxy.top.", a)
+	t.Logf("held by the other replica %v after the first block", blockedEverywhere(t, 2*time.Second, "login.fluxy.top.", b))
+}
