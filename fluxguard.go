@@ -35,6 +35,7 @@ type Fluxguard struct {
 	report       *reportServer
 	fleet        *fleetLink         // the shared option's, or nil
 	rpz          *rpzZone           // the rpz option's zone, or nil
+	rpzMetrics   *rpzMetrics        // its series, with it
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
 	done         chan struct{}
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
@@ -56,6 +57,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 	}
 	if cfg.rpz != nil {
 		f.rpz = newRPZZone(*cfg.rpz, cfg.sinkholeTTL, time.Now())
+		f.rpzMetrics = newRPZMetrics(cfg.rpz.server, f.rpz.origin)
 	}
 	return f, nil
 }

@@ -53,6 +53,9 @@ func (f *Fluxguard) stop() error {
 		f.fleet = nil
 	}
 	f.flagged.clear()
+	if f.rpzMetrics != nil {
+		f.rpzMetrics.clear()
+	}
 	return nil
 }
 

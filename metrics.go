@@ -2,8 +2,10 @@ package fluxguard
 
 import (
 	"context"
+	"net"
 	"sync"
 
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +75,30 @@ var (
 		Name:      "flagged",
 		Help:      "1 for each currently flagged domain, for at most metrics_domains domains per server.",
 	}, []string{"server", "domain"})
+	rpzSerial = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "rpz_serial",
+		Help:      "Serial of the rpz zone's SOA.",
+	}, []string{"server", "zone"})
+	rpzRecords = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "rpz_records",
+		Help:      "Number of triggers in the rpz zone, its SOA and NS not counted.",
+	}, []string{"server", "zone"})
+	rpzLeftOut = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "rpz_entries_left_out",
+		Help:      "Number of held names and addresses left out of the rpz zone by its max.",
+	}, []string{"server", "zone"})
+	rpzTransfers = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "rpz_transfers_total",
+		Help:      "Counter of transfers of the rpz zone, by the type secondaries asked for (axfr, ixfr).",
+	}, []string{"server", "zone", "type"})
 )
 
 // serverMetrics holds the per-query counters of one server, so that the
@@ -192,6 +218,50 @@ func serverIn(all *[]*serverMetrics, server string) *serverMetrics {
 		}
 	}
 	return nil
+}
+
+// rpzMetrics are the series of one rpz zone. A transfer carries no
+// server, so they carry the label of the block's first server.
+type rpzMetrics struct {
+	server, zone             string
+	serial, records, leftOut prometheus.Gauge
+	axfr, ixfr               prometheus.Counter
+}
+
+// newRPZMetrics makes the zone's series, the transfer counters at 0, so
+// that an alert sees a zone that was never transferred.
+func newRPZMetrics(server, zone string) *rpzMetrics {
+	return &rpzMetrics{server: server, zone: zone,
+		serial:  rpzSerial.WithLabelValues(server, zone),
+		records: rpzRecords.WithLabelValues(server, zone),
+		leftOut: rpzLeftOut.WithLabelValues(server, zone),
+		axfr:    rpzTransfers.WithLabelValues(server, zone, "axfr"),
+		ixfr:    rpzTransfers.WithLabelValues(server, zone, "ixfr"),
+	}
+}
+
+// clear removes the zone's gauges, at shutdown; the counters stay, as
+// CoreDNS's own do. On a reload the new instance sets the gauges again
+// within rpzUpdate.
+func (m *rpzMetrics) clear() {
+	rpzSerial.DeleteLabelValues(m.server, m.zone)
+	rpzRecords.DeleteLabelValues(m.server, m.zone)
+	rpzLeftOut.DeleteLabelValues(m.server, m.zone)
+}
+
+// blockServer returns the server label that CoreDNS's metrics give the
+// first server of the block cfg (metrics.WithServer): its transport, then
+// its first listen address and port, as dnsserver names its servers.
+func blockServer(cfg *dnsserver.Config) string {
+	host := ""
+	if len(cfg.ListenHosts) > 0 {
+		host = cfg.ListenHosts[0]
+	}
+	addr := net.JoinHostPort(host, cfg.Port)
+	if a, err := net.ResolveTCPAddr("tcp", addr); err == nil {
+		addr = a.String()
+	}
+	return cfg.Transport + "://" + addr
 }
 
 // server is the label of the gauges that describe the engine, shared by

@@ -21,6 +21,7 @@ type rpzConfig struct {
 	max     int           // most entries in the zone: held names (or domains, rules), then addresses
 	refresh time.Duration // the SOA's refresh; NOTIFY tells secondaries sooner
 	ip      bool          // the held names' addresses become rpz-ip triggers too
+	server  string        // the label of its series: the block's first server (blockServer)
 }
 
 // Defaults of the rpz option.
@@ -74,17 +75,18 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 // addresses of the held exact names then become rpz-ip triggers, one entry
 // each within what max leaves, but for the non-public ones and those
 // frontDoor reports: a flux name must not get a popular address blocked
-// by answering it.
-func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool) map[string]string {
+// by answering it. It also returns how many entries max left out.
+func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool) (map[string]string, int) {
 	out := make(map[string]string, min(len(held), c.max)*2)
-	n := 0
+	n, leftOut := 0, 0
 	for _, h := range held {
-		if n >= c.max {
-			break
-		}
 		owner := h.Name + "." + c.zone
 		if _, ok := dns.IsDomainName(owner); !ok || len(owner) > 253 {
 			continue // too long with the origin: no trigger can say it
+		}
+		if n >= c.max {
+			leftOut++
+			continue
 		}
 		target := rpzNXDOMAIN
 		if h.Allowed {
@@ -97,27 +99,30 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 		n++
 	}
 	if !c.ip {
-		return out
+		return out, leftOut
 	}
+	seen := map[netip.Addr]struct{}{} // each address once, in the zone or left out
 	for _, h := range held {
 		if h.Subdomains || h.Allowed {
 			continue // their addresses are other names'
 		}
 		for _, a := range h.Addrs {
-			if n >= c.max {
-				return out
-			}
 			if a = a.Unmap(); !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
 				continue
 			}
-			owner := rpzIP(a) + ".rpz-ip." + c.zone
-			if _, dup := out[owner]; !dup {
-				out[owner] = rpzNXDOMAIN
-				n++
+			if _, dup := seen[a]; dup {
+				continue
 			}
+			seen[a] = struct{}{}
+			if n >= c.max {
+				leftOut++
+				continue
+			}
+			out[rpzIP(a)+".rpz-ip."+c.zone] = rpzNXDOMAIN
+			n++
 		}
 	}
-	return out
+	return out, leftOut
 }
 
 // rpzIP encodes a as the labels of an rpz-ip trigger for it alone, as
@@ -189,6 +194,13 @@ func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 		z.journal = z.journal[1:]
 	}
 	return true
+}
+
+// size returns the zone's serial and number of triggers.
+func (z *rpzZone) size() (serial uint32, records int) {
+	z.mu.RLock()
+	defer z.mu.RUnlock()
+	return z.serial, len(z.records)
 }
 
 func (z *rpzZone) soa(serial uint32) *dns.SOA {
@@ -340,7 +352,15 @@ func (f *Fluxguard) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 	if f.rpz == nil {
 		return nil, transfer.ErrNotAuthoritative
 	}
-	return f.rpz.transfer(zone, serial)
+	ch, err := f.rpz.transfer(zone, serial)
+	if err == nil {
+		if serial == 0 {
+			f.rpzMetrics.axfr.Inc()
+		} else {
+			f.rpzMetrics.ixfr.Inc()
+		}
+	}
+	return ch, err
 }
 
 // runRPZ brings the zone up to date with the engine's held names every
@@ -352,7 +372,7 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 	t := time.NewTicker(rpzUpdate)
 	defer t.Stop()
 	for first := true; ; first = false {
-		if f.rpz.update(f.rpzRecords(), time.Now()) || first {
+		if f.updateRPZ(time.Now()) || first {
 			select {
 			case notify <- struct{}{}:
 			default: // one is pending: it will tell of this change too
@@ -366,8 +386,21 @@ func (f *Fluxguard) runRPZ(done <-chan struct{}) {
 	}
 }
 
-// rpzRecords returns what the zone should hold now.
-func (f *Fluxguard) rpzRecords() map[string]string {
+// updateRPZ brings the zone up to date with the engine's held names, sets
+// its gauges, and reports whether it changed.
+func (f *Fluxguard) updateRPZ(now time.Time) bool {
+	records, leftOut := f.rpzRecords()
+	changed := f.rpz.update(records, now)
+	serial, n := f.rpz.size()
+	f.rpzMetrics.serial.Set(float64(serial))
+	f.rpzMetrics.records.Set(float64(n))
+	f.rpzMetrics.leftOut.Set(float64(leftOut))
+	return changed
+}
+
+// rpzRecords returns what the zone should hold now, and how many entries
+// its max leaves out.
+func (f *Fluxguard) rpzRecords() (map[string]string, int) {
 	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor)
 }
 

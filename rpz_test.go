@@ -14,6 +14,8 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/plugin/transfer"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
@@ -26,28 +28,30 @@ func newTestRPZ(t0 time.Time) *rpzZone {
 
 func TestRPZTriggers(t *testing.T) {
 	tests := []struct {
-		name string
-		held []engine.HeldName
-		max  int
-		want map[string]string
+		name    string
+		held    []engine.HeldName
+		max     int
+		want    map[string]string
+		leftOut int
 	}{
-		{"none", nil, 10, map[string]string{}},
+		{"none", nil, 10, map[string]string{}, 0},
 		{"name", []engine.HeldName{{Name: "login.fluxy.top"}}, 10,
-			map[string]string{"login.fluxy.top.rpz.example.": "."}},
+			map[string]string{"login.fluxy.top.rpz.example.": "."}, 0},
 		{"registered domain: the domain and its wildcard", []engine.HeldName{{Name: "evil.tk", Subdomains: true}}, 10,
-			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": "."}},
+			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": "."}, 0},
 		{"allowed exception", []engine.HeldName{{Name: "evil.tk", Subdomains: true}, {Name: "ok.evil.tk", Subdomains: true, Allowed: true}}, 10,
 			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": ".",
-				"ok.evil.tk.rpz.example.": "rpz-passthru.", "*.ok.evil.tk.rpz.example.": "rpz-passthru."}},
-		{"capped at max names, the first kept", []engine.HeldName{{Name: "a.tk"}, {Name: "b.tk", Subdomains: true}, {Name: "c.tk"}}, 2,
-			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}},
-		{"too long with the origin: left out", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 10,
-			map[string]string{"a.tk.rpz.example.": "."}},
+				"ok.evil.tk.rpz.example.": "rpz-passthru.", "*.ok.evil.tk.rpz.example.": "rpz-passthru."}, 0},
+		{"capped at max names, the first kept", []engine.HeldName{{Name: "a.tk"}, {Name: "b.tk", Subdomains: true}, {Name: "c.tk"}, {Name: "d.tk"}}, 2,
+			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}, 2},
+		{"too long with the origin: left out, not by max", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 1,
+			map[string]string{"a.tk.rpz.example.": "."}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := rpzTriggers(tt.held, rpzConfig{zone: testRPZ, max: tt.max}, nil); !maps.Equal(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
+			got, leftOut := rpzTriggers(tt.held, rpzConfig{zone: testRPZ, max: tt.max}, nil)
+			if !maps.Equal(got, tt.want) || leftOut != tt.leftOut {
+				t.Errorf("got %v, %d left out; want %v, %d", got, leftOut, tt.want, tt.leftOut)
 			}
 		})
 	}
@@ -98,22 +102,24 @@ func TestRPZTriggersIP(t *testing.T) {
 		"32.2.0.0.45.rpz-ip." + testRPZ: ".",
 	}
 	tests := []struct {
-		name string
-		ip   bool
-		max  int
-		want map[string]string
+		name    string
+		ip      bool
+		max     int
+		want    map[string]string
+		leftOut int
 	}{
-		{"off", false, 100, names},
-		{"on", true, 100, union(names, ips)},
+		{"off", false, 100, names, 0},
+		{"on", true, 100, union(names, ips), 0},
 		{"on, max: names first, then addresses", true, 6, union(names, map[string]string{
-			"32.1.0.0.45.rpz-ip." + testRPZ: ".", "128.1.zz.d000.2a05.rpz-ip." + testRPZ: "."})},
-		{"on, max taken by names", true, 2, map[string]string{"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: "."}},
+			"32.1.0.0.45.rpz-ip." + testRPZ: ".", "128.1.zz.d000.2a05.rpz-ip." + testRPZ: "."}), 1},
+		// Two names and three addresses (45.0.0.1 once) left out.
+		{"on, max taken by names", true, 2, map[string]string{"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: "."}, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rpzTriggers(held, rpzConfig{zone: testRPZ, max: tt.max, ip: tt.ip}, frontDoor)
-			if !maps.Equal(got, tt.want) {
-				t.Errorf("got %v, want %v", zoneOf(got), zoneOf(tt.want))
+			got, leftOut := rpzTriggers(held, rpzConfig{zone: testRPZ, max: tt.max, ip: tt.ip}, frontDoor)
+			if !maps.Equal(got, tt.want) || leftOut != tt.leftOut {
+				t.Errorf("got %v, %d left out; want %v, %d", zoneOf(got), leftOut, zoneOf(tt.want), tt.leftOut)
 			}
 		})
 	}
@@ -349,7 +355,7 @@ func TestRPZHandler(t *testing.T) {
 	for range 3 {
 		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
-	if !f.rpz.update(f.rpzRecords(), time.Now()) {
+	if !f.updateRPZ(time.Now()) {
 		t.Fatal("Expected the flagged name to change the zone")
 	}
 	calls := up.total
@@ -409,14 +415,75 @@ func TestRPZHandlerIP(t *testing.T) {
 				want[fmt.Sprintf("32.%d.0.0.45.rpz-ip.rpz.example.", k)] = "."
 			}
 		}
-		if got := f.rpzRecords(); !maps.Equal(got, want) {
+		if got, _ := f.rpzRecords(); !maps.Equal(got, want) {
 			t.Fatalf("ip %v: zone %v, want %v", ip, zoneOf(got), zoneOf(want))
 		}
-		f.rpz.update(f.rpzRecords(), time.Now())
+		f.updateRPZ(time.Now())
 		rec, _ := serve(t, newContext(server), f, newQuery("32.1.0.0.45.rpz-ip.rpz.example.", dns.TypeA))
 		if got := rrStrings(rec.Msg.Answer); ip && !slices.Equal(got, []string{"32.1.0.0.45.rpz-ip.rpz.example.>."}) ||
 			!ip && rec.Msg.Rcode != dns.RcodeNameError {
 			t.Errorf("ip %v: the trigger's query answered %s %v", ip, dns.RcodeToString[rec.Msg.Rcode], got)
 		}
 	}
+}
+
+// TestRPZMetrics checks the zone's series: its serial, triggers and the
+// entries max leaves out follow each update; each transfer of the zone
+// counts by the type asked for, and those of other zones do not; stop
+// removes the gauges.
+func TestRPZMetrics(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n rpz rpz.example max 1\n action block\n}")
+	m := f.rpzMetrics
+	server := serverLabel(t)
+	for _, name := range []string{"c2.evil.tk.", "c3.evil.tk."} {
+		for range 3 {
+			serve(t, newContext(server), f, newQuery(name, dns.TypeA))
+		}
+	}
+	if !f.updateRPZ(time.Now()) {
+		t.Fatal("Expected the flagged names to change the zone")
+	}
+	serial, _ := f.rpz.size()
+	if got := [3]float64{toFloat64(m.serial), toFloat64(m.records), toFloat64(m.leftOut)}; got != [3]float64{float64(serial), 1, 1} {
+		t.Errorf("serial, records, left out: %v; want %d, 1, 1", got, serial)
+	}
+
+	for _, tr := range []struct {
+		zone   string
+		serial uint32
+	}{{"rpz.example.", 0}, {"RPZ.example.", serial - 1}, {"rpz.example.", serial}, {"example.", 0}} {
+		if ch, err := f.Transfer(tr.zone, tr.serial); err == nil {
+			for range ch {
+			}
+		}
+	}
+	if axfr, ixfr := toFloat64(m.axfr), toFloat64(m.ixfr); axfr != 1 || ixfr != 2 {
+		t.Errorf("transfers counted: axfr %v, ixfr %v; want 1, 2", axfr, ixfr)
+	}
+
+	f.stop()
+	if n := seriesCount(rpzSerial, m.server, m.zone) + seriesCount(rpzRecords, m.server, m.zone) + seriesCount(rpzLeftOut, m.server, m.zone); n != 0 {
+		t.Errorf("%d gauges left after stop", n)
+	}
+}
+
+// seriesCount returns how many series of v carry the labels server and zone.
+func seriesCount(v *prometheus.GaugeVec, server, zone string) int {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { v.Collect(ch); close(ch) }()
+	n := 0
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			panic(err)
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["server"] == server && labels["zone"] == zone {
+			n++
+		}
+	}
+	return n
 }

@@ -27,6 +27,9 @@ func setup(c *caddy.Controller) error {
 	if err := cfg.openASN(); err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	if cfg.rpz != nil {
+		cfg.rpz.server = blockServer(dnsserver.GetConfig(c))
+	}
 	f, err := newFluxguard(cfg, stateKey(c))
 	if err != nil {
 		cfg.close()

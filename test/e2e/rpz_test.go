@@ -42,8 +42,10 @@ var rpzSecondaries = []rpzSecondary{
 // directly), and both answer NXDOMAIN for it within seconds (NOTIFY, then
 // IXFR); a second name flagged then transfers as one name by IXFR; when
 // the first name's hold ends it leaves the zone and both resolve it again.
+// Along the way the zone's metrics show its serial, its triggers and the
+// transfers the secondaries asked for.
 func TestRPZ(t *testing.T) {
-	coreAddr, reportAddr, listen := startRPZ(t, "hold "+rpzHold.String()+"\n        rpz "+rpzZone+" refresh 5s")
+	coreAddr, reportAddr, metricsAddr, listen := startRPZ(t, "hold "+rpzHold.String()+"\n        rpz "+rpzZone+" refresh 5s")
 	// Both resolve the flux name before it is flagged, and have the
 	// zone (BIND answers its SOA as a secondary).
 	for _, s := range rpzSecondaries {
@@ -53,6 +55,11 @@ func TestRPZ(t *testing.T) {
 	}
 	waitForBIND(t, listen["named"])
 
+	metrics := rpzMetricsAt(metricsAddr, coreAddr)
+	before := metrics.read(t)
+	if before.axfr+before.ixfr == 0 {
+		t.Errorf("BIND loaded the zone, yet no transfer is counted: %+v", before)
+	}
 	flaggedAt := flag(t, coreAddr, fluxName)
 	holdEnd := holdUntil(t, reportAddr, fluxName)
 	enforced := map[string]time.Duration{}
@@ -74,6 +81,13 @@ func TestRPZ(t *testing.T) {
 				t.Errorf("%s through %s: %v\n%v", name, s.name, err, r)
 			}
 		}
+	}
+	// Each secondary transferred the zone again to enforce the flag.
+	after := metrics.check(t, coreAddr, 1)
+	t.Logf("transfers asked for: %d AXFR and %d IXFR before the flag, %d and %d once both enforced it, %d AXFR of them by this test",
+		before.axfr, before.ixfr, after.axfr, after.ixfr, metrics.own)
+	if n := after.axfr + after.ixfr - metrics.own - before.axfr - before.ixfr; n < len(rpzSecondaries) {
+		t.Errorf("the secondaries' transfers after the flag: %d counted, want one from each of the %d at least", n, len(rpzSecondaries))
 	}
 
 	t.Run("IXFR of one name", func(t *testing.T) {
@@ -109,6 +123,11 @@ func TestRPZ(t *testing.T) {
 		if !strings.Contains(rrList(axfr), fluxName+rpzZone) || !strings.Contains(rrList(axfr), second+rpzZone) {
 			t.Errorf("AXFR lacks a flagged name")
 		}
+		// This test's own IXFR is counted too.
+		prev := after
+		if after = metrics.check(t, coreAddr, 2); after.ixfr <= prev.ixfr {
+			t.Errorf("IXFR counted before this test's: %d, after: %d", prev.ixfr, after.ixfr)
+		}
 	})
 
 	// The hold ends: the name leaves the zone and both resolve it again;
@@ -138,6 +157,60 @@ func TestRPZ(t *testing.T) {
 	if r := transferIn(t, coreAddr, dns.TypeAXFR, 0); strings.Contains(rrList(r), fluxName+rpzZone) {
 		t.Errorf("%s still in the zone after its hold:\n%s", fluxName, rrList(r))
 	}
+	metrics.check(t, coreAddr, -1)
+}
+
+// rpzMetrics reads the rpz zone's series from a binary's /metrics.
+type rpzMetrics struct {
+	metricsAddr, labels string
+	own                 int // AXFRs check made, which the counters count too
+}
+
+// rpzMetricsAt reads them at metricsAddr for the zone of the server at
+// coreAddr, whose label is CoreDNS's own for that server.
+func rpzMetricsAt(metricsAddr, coreAddr string) *rpzMetrics {
+	return &rpzMetrics{metricsAddr: metricsAddr, labels: fmt.Sprintf(`server="dns://%s",`, coreAddr)}
+}
+
+// rpzValues are the rpz zone's series at one moment.
+type rpzValues struct {
+	serial, records, leftOut, axfr, ixfr int
+}
+
+func (m *rpzMetrics) read(t *testing.T) rpzValues {
+	t.Helper()
+	series := func(name, labels string) int {
+		return int(metricValue(t, m.metricsAddr, fmt.Sprintf("coredns_fluxguard_rpz_%s{%szone=%q}", name, m.labels+labels, rpzZone)))
+	}
+	return rpzValues{series("serial", ""), series("records", ""), series("entries_left_out", ""),
+		series("transfers_total", `type="axfr",`), series("transfers_total", `type="ixfr",`)}
+}
+
+// check waits until the gauges agree with the zone a transfer from
+// coreAddr gets (they are set every second): its serial and its
+// triggers, records of them (the triggers counted by AXFR when records is
+// -1), and none left out. It returns the values then.
+func (m *rpzMetrics) check(t *testing.T, coreAddr string, records int) rpzValues {
+	t.Helper()
+	var v rpzValues
+	var axfr []dns.RR
+	defer func() {
+		if t.Failed() {
+			t.Logf("rpz metrics last seen: %+v; the zone:\n%s", v, rrList(axfr))
+		}
+	}()
+	waitFor(t, 5*time.Second, "the rpz gauges to show the zone", func() bool {
+		axfr = transferIn(t, coreAddr, dns.TypeAXFR, 0) // SOA, NS, the triggers, SOA
+		m.own++
+		v = m.read(t)
+		want := records
+		if want < 0 {
+			want = len(axfr) - 3
+		}
+		return uint32(v.serial) == axfr[0].(*dns.SOA).Serial && v.records == want && v.records == len(axfr)-3 && v.leftOut == 0
+	})
+	t.Logf("rpz metrics: serial %d, %d records, %d left out, %d AXFR, %d IXFR", v.serial, v.records, v.leftOut, v.axfr, v.ixfr)
+	return v
 }
 
 // The names of TestRPZIP: a flux name whose explicit pool holds the
@@ -186,7 +259,7 @@ func TestRPZIP(t *testing.T) {
 			t.Fatalf("%s is a front door", a)
 		}
 	}
-	coreAddr, _, listen := startRPZ(t, "hold 5m\n        allow "+ipAllowed+"\n        rpz "+rpzZone+" refresh 5s ip", ipNames...)
+	coreAddr, _, _, listen := startRPZ(t, "hold 5m\n        allow "+ipAllowed+"\n        rpz "+rpzZone+" refresh 5s ip", ipNames...)
 	victims := []struct {
 		name  string
 		qtype uint16
@@ -264,18 +337,19 @@ func TestRPZIP(t *testing.T) {
 }
 
 // startRPZ starts fluxsim with extra names, the real binary blocking with
-// the options opts (an rpz of rpzZone among them) and a report listener,
-// serving the zone by the transfer plugin to BIND and Unbound, and those
-// two as its secondaries, resolving from fluxsim directly. It returns
-// the binary's address, its report listener's, and each secondary's.
-func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, reportAddr string, listen map[string]string) {
+// the options opts (an rpz of rpzZone among them), a report listener and
+// metrics, serving the zone by the transfer plugin to BIND and Unbound,
+// and those two as its secondaries, resolving from fluxsim directly. It
+// returns the binary's address, its report listener's, its metrics', and
+// each secondary's.
+func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, reportAddr, metricsAddr string, listen map[string]string) {
 	t.Helper()
 	bins := map[string]string{}
 	for _, s := range rpzSecondaries {
 		bins[s.name] = testenv.Tool(t, s.name)
 	}
 	sim := startSim(t, extra...)
-	coreAddr, reportAddr = freeAddr(t), freeAddr(t)
+	coreAddr, reportAddr, metricsAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 	listen = map[string]string{}
 	var to []string
 	for _, s := range rpzSecondaries {
@@ -285,6 +359,7 @@ func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, repor
 	startCoreDNS(t, fmt.Sprintf(`
 %s {
     bind 127.0.0.1
+    prometheus %s
     transfer %s {
         to %s
     }
@@ -295,7 +370,7 @@ func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, repor
     }
     forward . %s
 }
-`, zoneAt(coreAddr), rpzZone, strings.Join(to, " "), opts, reportAddr, sim.Addr()))
+`, zoneAt(coreAddr), metricsAddr, rpzZone, strings.Join(to, " "), opts, reportAddr, sim.Addr()))
 
 	soa := query(t, "udp", coreAddr, rpzZone, dns.TypeSOA, false)
 	if len(soa.Answer) != 1 || !soa.Authoritative {
@@ -305,7 +380,7 @@ func startRPZ(t *testing.T, opts string, extra ...fluxsim.Name) (coreAddr, repor
 		dir := t.TempDir()
 		runResolver(t, s.name, s.args(t, bins[s.name], dir, listen[s.name], coreAddr, sim.Addr()), dir, listen[s.name])
 	}
-	return coreAddr, reportAddr, listen
+	return coreAddr, reportAddr, metricsAddr, listen
 }
 
 // waitForBIND waits for BIND at addr to load the zone: it answers its SOA
