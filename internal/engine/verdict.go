@@ -89,7 +89,8 @@ func (s Skip) String() string {
 // Verdict is the engine's judgement of one name after an observation.
 type Verdict struct {
 	Level   Level
-	Prev    Level // level before this observation
+	Prev    Level  // level before this observation
+	TTL     uint32 // the name's answers' mean TTL, weighted to the recent ones (here, where it packs)
 	Score   float64
 	Reasons Reasons
 	Skip    Skip
