@@ -84,7 +84,7 @@ func benchmarkServeDNS(b *testing.B, action action, metadata, held bool) {
 
 // flagFlux has eng observe three fast-flux answers for name, of four
 // addresses each in networks of their own, which flag it.
-func flagFlux(b *testing.B, eng *engine.Engine, name string) {
+func flagFlux(t testing.TB, eng *engine.Engine, name string) {
 	obs := engine.Observation{Name: name, Client: netip.MustParseAddr("10.0.0.1"), MinTTL: 30}
 	for i := range 3 {
 		obs.Addrs = obs.Addrs[:0]
@@ -94,7 +94,7 @@ func flagFlux(b *testing.B, eng *engine.Engine, name string) {
 		eng.Observe(&obs)
 	}
 	if _, held := eng.Held(name); !held {
-		b.Fatalf("%s not flagged", name)
+		t.Fatalf("%s not flagged", name)
 	}
 }
 

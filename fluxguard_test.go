@@ -1538,11 +1538,11 @@ func TestReportShared(t *testing.T) {
 	cfg.Profile = engine.ProfileSeed
 	eng1, _ := engine.New(cfg)
 	eng2, _ := engine.New(cfg)
-	rs1, err := acquireReport(addr, eng1)
+	rs1, err := acquireReport(addr, &reportSource{eng: eng1})
 	if err != nil {
 		t.Fatalf("Expected no error, got: %v", err)
 	}
-	rs2, err := acquireReport(addr, eng2)
+	rs2, err := acquireReport(addr, &reportSource{eng: eng2})
 	if err != nil {
 		t.Fatalf("Expected no error, got: %v", err)
 	}
@@ -1572,7 +1572,7 @@ func TestReportShared(t *testing.T) {
 	}
 
 	// The address can be acquired again.
-	rs3, err := acquireReport(addr, eng1)
+	rs3, err := acquireReport(addr, &reportSource{eng: eng1})
 	if err != nil {
 		t.Fatalf("Expected no error re-acquiring, got: %v", err)
 	}
