@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/bits"
 	"strings"
 	"time"
 )
@@ -50,6 +51,17 @@ const (
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
 	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool",
 	"intel", "known_bad_addr", "fleet"}
+
+// Name returns the name of r, a single reason; "" for none or several.
+func (r Reasons) Name() string {
+	if r == 0 || r&(r-1) != 0 {
+		return ""
+	}
+	if i := bits.TrailingZeros32(uint32(r)); i < len(reasonNames) {
+		return reasonNames[i]
+	}
+	return ""
+}
 
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {
