@@ -1,7 +1,10 @@
 package fluxguard
 
 import (
+	"math"
+	"math/bits"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/miekg/dns"
@@ -9,8 +12,74 @@ import (
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
-// blockedText is the EDE 15 extra text of fluxguard's replies.
-const blockedText = "fluxguard: fast-flux domain (T1568.001)"
+// maxBlockedText bounds the EDE 15 extra text of fluxguard's replies, in
+// bytes: a reply to a 512-byte client keeps room for the question, the
+// negative SOA and the OPT.
+const maxBlockedText = 200
+
+// blockedReasons orders the reasons in the EDE text, those that flag a
+// name alone or weigh most first; it holds every reason.
+var blockedReasons = [...]engine.Reasons{
+	engine.ReasonDenied, engine.ReasonIntel, engine.ReasonKnownBadAddr, engine.ReasonSharedPool,
+	engine.ReasonRegisteredDomain, engine.ReasonPrefixDiversity, engine.ReasonChurn, engine.ReasonRotating,
+	engine.ReasonNSChurn, engine.ReasonNSDiversity, engine.ReasonShortTTL, engine.ReasonSuspiciousTLD,
+	engine.ReasonManyIPs, engine.ReasonManyClients, engine.ReasonShortSLD,
+}
+
+// blockedText returns the EDE 15 extra text of a reply for a name flagged
+// with verdict v, so that whoever reads the answer (dig shows it) learns
+// why, e.g.
+//
+//	fluxguard: flagged fast-flux (T1568.001), score 13: 12 IPs in 12 networks, TTL 30s; prefix_diversity,rotating,short_ttl,suspicious_tld
+//
+// for evidence, or "fluxguard: flagged; denied" for a deny rule. It is
+// ASCII, at most maxBlockedText bytes: reasons that do not fit are
+// counted ("(+2 more)"), never cut. Built on the stack, it costs the
+// string's one allocation.
+func blockedText(v engine.Verdict) string {
+	var buf [maxBlockedText]byte
+	b := append(buf[:0], "fluxguard: "...)
+	b = append(b, v.Level.String()...)
+	if v.Reasons&(engine.ReasonDenied|engine.ReasonIntel) == 0 {
+		b = append(b, " fast-flux (T1568.001)"...)
+	}
+	if v.Score > 0 {
+		b = append(b, ", score "...)
+		b = strconv.AppendFloat(b, min(v.Score, 1e6), 'f', -1, 64)
+	}
+	if v.UniqueIPs > 0 {
+		b = append(b, ": "...)
+		b = strconv.AppendInt(b, int64(v.UniqueIPs), 10)
+		b = append(b, " IPs"...)
+		if v.Networks > 0 {
+			b = append(b, " in "...)
+			b = strconv.AppendInt(b, int64(math.Round(v.Networks)), 10)
+			b = append(b, " networks"...)
+		}
+		b = append(b, ", TTL "...)
+		b = strconv.AppendUint(b, uint64(v.TTL), 10)
+		b = append(b, 's')
+	}
+	// What is left for the reasons, keeping room to count those left out.
+	room := maxBlockedText - len(" (+15 more)")
+	sep, left := "; ", bits.OnesCount32(uint32(v.Reasons))
+	for _, r := range blockedReasons {
+		if v.Reasons&r == 0 {
+			continue
+		}
+		name := r.Name()
+		if len(b)+len(sep)+len(name) > room {
+			b = append(b, " (+"...)
+			b = strconv.AppendInt(b, int64(left), 10)
+			b = append(b, " more)"...)
+			break
+		}
+		b = append(append(b, sep...), name...)
+		sep = ","
+		left--
+	}
+	return string(b)
+}
 
 // The synthetic SOA of negative replies. Its owner is the question name's
 // parent (see soaOwner); its MNAME and RNAME are under .invalid (RFC
@@ -23,7 +92,8 @@ const (
 // reply builds the answer to r for a name flagged with verdict v: REFUSED
 // or NXDOMAIN for block, the sinkhole addresses for sinkhole. It carries
 // EDE 15 (Blocked) when the query had EDNS0, keeping the client's buffer
-// size and DO bit.
+// size and DO bit, with v's level, figures and reasons as its text (see
+// blockedText).
 //
 // The answers a downstream resolver caches (NXDOMAIN, the sinkhole
 // addresses, and NODATA for a family the sinkhole has no address of)
@@ -62,10 +132,19 @@ func (f *Fluxguard) reply(r *dns.Msg, v engine.Verdict) *dns.Msg {
 	m.RecursionAvailable = true
 	if o := r.IsEdns0(); o != nil {
 		m.SetEdns0(o.UDPSize(), o.Do())
-		opt := m.IsEdns0()
-		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText})
+		ede := &blockedEDE{ede: dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText(v)}}
+		ede.options[0] = &ede.ede
+		m.IsEdns0().Option = ede.options[:]
 	}
 	return m
+}
+
+// blockedEDE is the EDE option of a reply and the OPT's list of options,
+// allocated together: the option list costs no allocation of its own, and
+// the text's allocation none more than the reply had before.
+type blockedEDE struct {
+	ede     dns.EDNS0_EDE
+	options [1]dns.EDNS0
 }
 
 // replyTTL returns the TTL of a cacheable reply: the configured one
