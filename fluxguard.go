@@ -34,6 +34,7 @@ type Fluxguard struct {
 	resolver     *nsResolver // resolve_ns, or nil
 	report       *reportServer
 	fleet        *fleetLink         // the shared option's, or nil
+	texts        textCache          // the EDE texts of recent verdicts
 	rpz          *rpzZone           // the rpz option's zone, or nil
 	rpzMetrics   *rpzMetrics        // its series, with it
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -35,7 +36,7 @@ var blockedReasons = [...]engine.Reasons{
 // for evidence, or "fluxguard: flagged; denied" for a deny rule. It is
 // ASCII, at most maxBlockedText bytes: reasons that do not fit are
 // counted ("(+2 more)"), never cut. Built on the stack, it costs the
-// string's one allocation.
+// string's one allocation; textCache spares even that.
 func blockedText(v engine.Verdict) string {
 	var buf [maxBlockedText]byte
 	b := append(buf[:0], "fluxguard: "...)
@@ -132,7 +133,7 @@ func (f *Fluxguard) reply(r *dns.Msg, v engine.Verdict) *dns.Msg {
 	m.RecursionAvailable = true
 	if o := r.IsEdns0(); o != nil {
 		m.SetEdns0(o.UDPSize(), o.Do())
-		ede := &blockedEDE{ede: dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText(v)}}
+		ede := &blockedEDE{ede: dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: f.texts.text(v)}}
 		ede.options[0] = &ede.ede
 		m.IsEdns0().Option = ede.options[:]
 	}
@@ -140,8 +141,7 @@ func (f *Fluxguard) reply(r *dns.Msg, v engine.Verdict) *dns.Msg {
 }
 
 // blockedEDE is the EDE option of a reply and the OPT's list of options,
-// allocated together: the option list costs no allocation of its own, and
-// the text's allocation none more than the reply had before.
+// allocated together: the option list costs no allocation of its own.
 type blockedEDE struct {
 	ede     dns.EDNS0_EDE
 	options [1]dns.EDNS0
@@ -186,4 +186,39 @@ func soaOwner(name string) string {
 		return name[off:]
 	}
 	return "."
+}
+
+// textCache keeps the EDE texts of recent verdicts, in slots chosen by a
+// hash of what the text says. A held name is answered from memory at high
+// rates with the same verdict, whose text is then neither built nor
+// allocated again; two verdicts of the same slot take turns.
+type textCache [64]atomic.Pointer[cachedText]
+
+// cachedText is the text of the verdicts of key.
+type cachedText struct {
+	key  textKey
+	text string
+}
+
+// textKey is what blockedText reads of a verdict.
+type textKey struct {
+	level    engine.Level
+	reasons  engine.Reasons
+	ttl      uint32
+	ips      int
+	score    float64
+	networks float64
+}
+
+// text returns blockedText(v), from the cache when it has it.
+func (c *textCache) text(v engine.Verdict) string {
+	k := textKey{v.Level, v.Reasons, v.TTL, v.UniqueIPs, v.Score, v.Networks}
+	h := (math.Float64bits(k.score) ^ math.Float64bits(k.networks)<<1 ^ uint64(k.reasons)<<32 ^ uint64(k.ttl)<<16 ^ uint64(k.ips)) * 0x9e3779b97f4a7c15
+	slot := &c[h>>58]
+	if e := slot.Load(); e != nil && e.key == k {
+		return e.text
+	}
+	e := &cachedText{key: k, text: blockedText(v)}
+	slot.Store(e)
+	return e.text
 }

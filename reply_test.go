@@ -97,6 +97,31 @@ func TestBlockedText(t *testing.T) {
 	}
 }
 
+// TestTextCache checks that the cache gives each verdict its own text,
+// however verdicts share slots, and that a text it holds costs no
+// allocation.
+func TestTextCache(t *testing.T) {
+	var c textCache
+	var verdicts []engine.Verdict
+	for i := range 300 { // more than the slots: they are shared
+		verdicts = append(verdicts, engine.Verdict{Level: engine.LevelFlagged, Score: float64(i%7) + 8, UniqueIPs: i, Networks: float64(i % 13),
+			TTL: uint32(i % 3), Reasons: engine.Reasons(i%5) << 5})
+	}
+	verdicts = append(verdicts, engine.Verdict{Level: engine.LevelFlagged, Reasons: engine.ReasonDenied}, engine.Verdict{Level: engine.LevelFlagged})
+	for round := range 3 {
+		for i, v := range verdicts {
+			if got, want := c.text(v), blockedText(v); got != want {
+				t.Fatalf("Round %d, verdict %d: expected %q, got %q", round, i, want, got)
+			}
+		}
+	}
+	v := verdicts[42]
+	c.text(v)
+	if allocs := testing.AllocsPerRun(100, func() { c.text(v) }); allocs != 0 {
+		t.Errorf("Expected a cached text to cost no allocation, got %v", allocs)
+	}
+}
+
 func TestReply(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53")
 	tests := []struct {
