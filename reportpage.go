@@ -260,6 +260,8 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 			text = "it is on the intel domain list (intel_domains)"
 		case "known_bad_addr":
 			text = "its answers brought addresses on the intel address list (intel_addrs)"
+		case "fleet":
+			text = "another replica of the fleet flagged it, and shares its hold (shared)"
 		default:
 			text = "see the README's Metadata section"
 		}
