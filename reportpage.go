@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"html/template"
@@ -25,6 +26,9 @@ const (
 	pageClients = 5
 )
 
+// pageTime is how the page shows times, in UTC.
+const pageTime = "2006-01-02 15:04:05Z"
+
 //go:embed reportpage.html
 var reportPageHTML string
 
@@ -32,7 +36,7 @@ var reportPageHTML string
 // ("detail"). html/template escapes every value: names come from traffic.
 var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pathEscape": url.PathEscape,
-	"utc":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"utc":        func(t time.Time) string { return t.UTC().Format(pageTime) },
 }).Parse(reportPageHTML))
 
 // pageList is what the report page shows.
@@ -99,16 +103,8 @@ func (f *Fluxguard) source() *reportSource {
 func (rs *reportServer) servePage(w http.ResponseWriter, _ *http.Request) {
 	details := rs.src.Load().eng.Details()
 	slices.SortStableFunc(details, func(a, b engine.Detail) int {
-		switch {
-		case a.Verdict.Level != b.Verdict.Level:
-			return int(b.Verdict.Level) - int(a.Verdict.Level)
-		case a.Verdict.Score != b.Verdict.Score:
-			if a.Verdict.Score > b.Verdict.Score {
-				return -1
-			}
-			return 1
-		}
-		return b.DetectionTime.Compare(a.DetectionTime)
+		return cmp.Or(cmp.Compare(b.Verdict.Level, a.Verdict.Level), cmp.Compare(b.Verdict.Score, a.Verdict.Score),
+			b.DetectionTime.Compare(a.DetectionTime))
 	})
 	page := pageList{Now: time.Now()}
 	for _, d := range details {
@@ -181,7 +177,7 @@ func (src *reportSource) status(level engine.Level, v engine.Verdict, held bool)
 	case v.Reasons&engine.ReasonIntel != 0:
 		until = "while it is on the intel domain list"
 	case v.HoldLeft > 0:
-		until = "until " + time.Now().Add(v.HoldLeft).UTC().Format("2006-01-02 15:04:05Z") + ", when its hold ends, unless its answers flag it again"
+		until = "until " + time.Now().Add(v.HoldLeft).UTC().Format(pageTime) + ", when its hold ends, unless its answers flag it again"
 	}
 	switch src.action {
 	case actionBlock:
