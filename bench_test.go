@@ -43,14 +43,16 @@ const benchNames = 1024
 // answers, each the same as the name's last: counted before it is
 // answered, as a repeat (engine.Precheck), in monitor mode and with
 // block, and, with the metadata plugin, captured, observed and scored
-// every time.
+// every time; and on held names' EDNS0 queries, answered from memory with
+// NXDOMAIN and EDE 15.
 func BenchmarkServeDNS(b *testing.B) {
-	b.Run("repeat", func(b *testing.B) { benchmarkServeDNS(b, actionLog, false) })
-	b.Run("block", func(b *testing.B) { benchmarkServeDNS(b, actionBlock, false) })
-	b.Run("metadata", func(b *testing.B) { benchmarkServeDNS(b, actionLog, true) })
+	b.Run("repeat", func(b *testing.B) { benchmarkServeDNS(b, actionLog, false, false) })
+	b.Run("block", func(b *testing.B) { benchmarkServeDNS(b, actionBlock, false, false) })
+	b.Run("metadata", func(b *testing.B) { benchmarkServeDNS(b, actionLog, true, false) })
+	b.Run("held", func(b *testing.B) { benchmarkServeDNS(b, actionBlock, false, true) })
 }
 
-func benchmarkServeDNS(b *testing.B, action action, metadata bool) {
+func benchmarkServeDNS(b *testing.B, action action, metadata, held bool) {
 	f, err := newFluxguard(defaultConfig(), "")
 	if err != nil {
 		b.Fatal(err)
@@ -61,6 +63,10 @@ func benchmarkServeDNS(b *testing.B, action action, metadata bool) {
 	reqs, answers := make([]*dns.Msg, benchNames), make([]*dns.Msg, benchNames)
 	for i := range reqs {
 		reqs[i] = new(dns.Msg).SetQuestion(fmt.Sprintf("h%d.example.com.", i), dns.TypeA)
+		if held {
+			reqs[i].SetEdns0(1232, false)
+			flagFlux(b, f.eng, fmt.Sprintf("h%d.example.com", i))
+		}
 		rec := &test.ResponseWriter{}
 		benchAnswer.ServeDNS(context.Background(), recorder{rec, &answers[i]}, reqs[i])
 	}
@@ -73,6 +79,22 @@ func benchmarkServeDNS(b *testing.B, action action, metadata bool) {
 	b.ReportAllocs()
 	for i = 0; b.Loop(); i++ {
 		f.ServeDNS(ctx, w, reqs[i&(benchNames-1)])
+	}
+}
+
+// flagFlux has eng observe three fast-flux answers for name, of four
+// addresses each in networks of their own, which flag it.
+func flagFlux(t testing.TB, eng *engine.Engine, name string) {
+	obs := engine.Observation{Name: name, Client: netip.MustParseAddr("10.0.0.1"), MinTTL: 30}
+	for i := range 3 {
+		obs.Addrs = obs.Addrs[:0]
+		for j := range 4 {
+			obs.Addrs = append(obs.Addrs, netip.AddrFrom4([4]byte{45, byte(4*i + j), 0, 1}))
+		}
+		eng.Observe(&obs)
+	}
+	if _, held := eng.Held(name); !held {
+		t.Fatalf("%s not flagged", name)
 	}
 }
 

@@ -34,6 +34,7 @@ type Fluxguard struct {
 	resolver     *nsResolver // resolve_ns, or nil
 	report       *reportServer
 	fleet        *fleetLink         // the shared option's, or nil
+	texts        textCache          // the EDE texts of recent verdicts
 	rpz          *rpzZone           // the rpz option's zone, or nil
 	rpzMetrics   *rpzMetrics        // its series, with it
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
@@ -264,9 +265,9 @@ func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 }
 
 // flagged observes m and reports whether it flags the name, with the
-// verdict. A level-only verdict that repeats the last one knows no hold
-// (see engine.Verdict.HoldLeft): the hold is looked up then, for the
-// reply's TTL.
+// verdict. A level-only verdict that repeats the last one knows neither
+// hold (see engine.Verdict.HoldLeft) nor evidence: the held verdict is
+// looked up then, for the reply's TTL and EDE text.
 func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	v, ok := c.f.observeAnswer(c.ctx, c.metrics, c.name, c.client, m)
 	if !ok || v.Level != engine.LevelFlagged {
@@ -274,7 +275,7 @@ func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	}
 	if v.HoldLeft == 0 && v.Reasons&(engine.ReasonDenied|engine.ReasonIntel) == 0 {
 		if held, ok := c.f.eng.Held(c.name); ok {
-			v.HoldLeft = held.HoldLeft
+			v = held
 		}
 	}
 	return v, true

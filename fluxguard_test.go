@@ -243,8 +243,8 @@ func checkPassedThrough(t *testing.T, rec *dnstest.Recorder, up *upstream) {
 }
 
 // checkEDE checks m's OPT record against the query's: none without EDNS,
-// else the query's buffer size and DO bit and EDE 15.
-func checkEDE(t *testing.T, m *dns.Msg, edns bool, size uint16, do bool) {
+// else the query's buffer size and DO bit and EDE 15 with text.
+func checkEDE(t *testing.T, m *dns.Msg, edns bool, size uint16, do bool, text string) {
 	t.Helper()
 	opt := m.IsEdns0()
 	if !edns {
@@ -277,8 +277,8 @@ func checkEDE(t *testing.T, m *dns.Msg, edns bool, size uint16, do bool) {
 	if ede.InfoCode != dns.ExtendedErrorCodeBlocked {
 		t.Errorf("Expected EDE info code %d (Blocked), got %d", dns.ExtendedErrorCodeBlocked, ede.InfoCode)
 	}
-	if ede.ExtraText != blockedText {
-		t.Errorf("Expected EDE extra text %q, got %q", blockedText, ede.ExtraText)
+	if ede.ExtraText != text {
+		t.Errorf("Expected EDE extra text %q, got %q", text, ede.ExtraText)
 	}
 }
 
@@ -480,7 +480,8 @@ func TestBlock(t *testing.T) {
 				if len(rec.Msg.Answer) != 0 || len(rec.Msg.Ns) != wantNs {
 					t.Errorf("Reply %d: expected no answer and %d authority records, got:\n%s", i, wantNs, rec.Msg)
 				}
-				checkEDE(t, rec.Msg, tc.edns, tc.size, tc.do)
+				// 8 IPs of c2.evil.tk, TTL 60 (see upstream): 2 points of the seed rule.
+				checkEDE(t, rec.Msg, tc.edns, tc.size, tc.do, "fluxguard: flagged fast-flux (T1568.001), score 2: 8 IPs, TTL 60s; suspicious_tld,short_sld")
 				packed(t, rec.Msg)
 				if got := meta(ctx, "fluxguard/level"); got != "flagged" {
 					t.Errorf("Reply %d: expected level flagged, got %q", i, got)
@@ -559,7 +560,7 @@ func TestSinkhole(t *testing.T) {
 				} else if len(rec.Msg.Ns) != 0 {
 					t.Errorf("Reply %d: expected no authority records with addresses, got:\n%s", i, rec.Msg)
 				}
-				checkEDE(t, rec.Msg, true, 1232, true)
+				checkEDE(t, rec.Msg, true, 1232, true, "fluxguard: flagged fast-flux (T1568.001), score 2: 8 IPs, TTL 60s; suspicious_tld,short_sld")
 				packed(t, rec.Msg)
 			}
 			if got := up.callCount(); got != 3 {
@@ -1538,11 +1539,11 @@ func TestReportShared(t *testing.T) {
 	cfg.Profile = engine.ProfileSeed
 	eng1, _ := engine.New(cfg)
 	eng2, _ := engine.New(cfg)
-	rs1, err := acquireReport(addr, eng1)
+	rs1, err := acquireReport(addr, &reportSource{eng: eng1})
 	if err != nil {
 		t.Fatalf("Expected no error, got: %v", err)
 	}
-	rs2, err := acquireReport(addr, eng2)
+	rs2, err := acquireReport(addr, &reportSource{eng: eng2})
 	if err != nil {
 		t.Fatalf("Expected no error, got: %v", err)
 	}
@@ -1572,7 +1573,7 @@ func TestReportShared(t *testing.T) {
 	}
 
 	// The address can be acquired again.
-	rs3, err := acquireReport(addr, eng1)
+	rs3, err := acquireReport(addr, &reportSource{eng: eng1})
 	if err != nil {
 		t.Fatalf("Expected no error re-acquiring, got: %v", err)
 	}

@@ -13,7 +13,7 @@ func (f *Fluxguard) start() error {
 		f.fleet = fl
 	}
 	if f.cfg.report != "" {
-		rs, err := acquireReport(f.cfg.report, f.eng)
+		rs, err := acquireReport(f.cfg.report, f.source())
 		if err != nil {
 			return err
 		}
@@ -88,7 +88,7 @@ func (f *Fluxguard) persist(done <-chan struct{}) {
 // a reload that would have replaced it fails.
 func (f *Fluxguard) restartFailed() error {
 	if f.report != nil {
-		f.report.eng.Store(f.eng)
+		f.report.src.Store(f.source())
 	}
 	return nil
 }

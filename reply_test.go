@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 
@@ -45,6 +46,79 @@ func TestSOAOwner(t *testing.T) {
 		if got := soaOwner(tc.name); got != tc.want {
 			t.Errorf("soaOwner(%q) = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestBlockedText(t *testing.T) {
+	all := engine.Reasons(0)
+	for _, r := range blockedReasons {
+		all |= r
+	}
+	tests := []struct {
+		name string
+		v    engine.Verdict
+		want string
+	}{
+		{"default profile", engine.Verdict{Level: engine.LevelFlagged, Score: 13, UniqueIPs: 12, Networks: 11.6, TTL: 30,
+			Reasons: engine.ReasonSuspiciousTLD | engine.ReasonPrefixDiversity | engine.ReasonRotating | engine.ReasonShortTTL},
+			"fluxguard: flagged fast-flux (T1568.001), score 13: 12 IPs in 12 networks, TTL 30s; prefix_diversity,rotating,short_ttl,suspicious_tld"},
+		{"seed profile", engine.Verdict{Level: engine.LevelFlagged, Score: 3, UniqueIPs: 10, TTL: 300,
+			Reasons: engine.ReasonSuspiciousTLD | engine.ReasonShortSLD | engine.ReasonManyIPs},
+			"fluxguard: flagged fast-flux (T1568.001), score 3: 10 IPs, TTL 300s; suspicious_tld,many_ips,short_sld"},
+		{"shared pool first", engine.Verdict{Level: engine.LevelFlagged, Score: 1.25, UniqueIPs: 2, TTL: 60,
+			Reasons: engine.ReasonShortTTL | engine.ReasonSharedPool},
+			"fluxguard: flagged fast-flux (T1568.001), score 1.25: 2 IPs, TTL 60s; shared_pool,short_ttl"},
+		{"registered domain", engine.Verdict{Level: engine.LevelFlagged, Score: 12.5, UniqueIPs: 16, Networks: 16, TTL: 30,
+			Reasons: engine.ReasonRegisteredDomain | engine.ReasonPrefixDiversity | engine.ReasonRotating | engine.ReasonShortTTL},
+			"fluxguard: flagged fast-flux (T1568.001), score 12.5: 16 IPs in 16 networks, TTL 30s; registered_domain,prefix_diversity,rotating,short_ttl"},
+		{"denied", engine.Verdict{Level: engine.LevelFlagged, Reasons: engine.ReasonDenied}, "fluxguard: flagged; denied"},
+		{"intel", engine.Verdict{Level: engine.LevelFlagged, Reasons: engine.ReasonIntel}, "fluxguard: flagged; intel"},
+		{"level only", engine.Verdict{Level: engine.LevelFlagged}, "fluxguard: flagged fast-flux (T1568.001)"},
+		{"everything, at the largest", engine.Verdict{Level: engine.LevelFlagged, Score: 123456.78, UniqueIPs: 1024, Networks: 64, TTL: 1<<32 - 1, Reasons: all},
+			"fluxguard: flagged, score 123456.78: 1024 IPs in 64 networks, TTL 4294967295s; denied,intel,fleet,known_bad_addr,shared_pool,registered_domain," +
+				"prefix_diversity,churn,rotating,ns_churn (+6 more)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := blockedText(tc.v)
+			if got != tc.want {
+				t.Errorf("Expected\n%q, got\n%q", tc.want, got)
+			}
+			if len(got) > maxBlockedText || !utf8.ValidString(got) {
+				t.Errorf("Expected at most %d bytes of UTF-8, got %d: %q", maxBlockedText, len(got), got)
+			}
+		})
+	}
+	// Every reason is in the text's order.
+	for i := range 32 {
+		if r := engine.Reasons(1 << i); r.Name() != "" && all&r == 0 {
+			t.Errorf("Reason %s is missing from blockedReasons", r.Name())
+		}
+	}
+}
+
+// TestTextCache checks that the cache gives each verdict its own text,
+// however verdicts share slots, and that a text it holds costs no
+// allocation.
+func TestTextCache(t *testing.T) {
+	var c textCache
+	var verdicts []engine.Verdict
+	for i := range 300 { // more than the slots: they are shared
+		verdicts = append(verdicts, engine.Verdict{Level: engine.LevelFlagged, Score: float64(i%7) + 8, UniqueIPs: i, Networks: float64(i % 13),
+			TTL: uint32(i % 3), Reasons: engine.Reasons(i%5) << 5})
+	}
+	verdicts = append(verdicts, engine.Verdict{Level: engine.LevelFlagged, Reasons: engine.ReasonDenied}, engine.Verdict{Level: engine.LevelFlagged})
+	for round := range 3 {
+		for i, v := range verdicts {
+			if got, want := c.text(v), blockedText(v); got != want {
+				t.Fatalf("Round %d, verdict %d: expected %q, got %q", round, i, want, got)
+			}
+		}
+	}
+	v := verdicts[42]
+	c.text(v)
+	if allocs := testing.AllocsPerRun(100, func() { c.text(v) }); allocs != 0 {
+		t.Errorf("Expected a cached text to cost no allocation, got %v", allocs)
 	}
 }
 
@@ -112,7 +186,7 @@ func TestReply(t *testing.T) {
 			} else if len(m.Ns) != 0 {
 				t.Errorf("Expected no authority records, got:\n%s", m)
 			}
-			checkEDE(t, m, tc.edns, 1400, tc.do)
+			checkEDE(t, m, tc.edns, 1400, tc.do, "fluxguard: flagged fast-flux (T1568.001)")
 			packed(t, m)
 		})
 	}

@@ -13,13 +13,14 @@ import (
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
-// reportServer serves the JSON report on one address. It is shared by the
-// instances that name the same address, so that a Corefile reload, which
-// starts the new instance before it stops the old, keeps the listener.
+// reportServer serves the report on one address: the JSON report, the
+// indicators and the report page. It is shared by the instances that name
+// the same address, so that a Corefile reload, which starts the new
+// instance before it stops the old, keeps the listener.
 type reportServer struct {
 	addr string
 	refs int
-	eng  atomic.Pointer[engine.Engine]
+	src  atomic.Pointer[reportSource]
 	srv  *http.Server
 }
 
@@ -28,14 +29,14 @@ var (
 	reports   = map[string]*reportServer{}
 )
 
-// acquireReport starts serving eng's report on addr, or points the running
+// acquireReport starts serving src's report on addr, or points the running
 // server there.
-func acquireReport(addr string, eng *engine.Engine) (*reportServer, error) {
+func acquireReport(addr string, src *reportSource) (*reportServer, error) {
 	reportsMu.Lock()
 	defer reportsMu.Unlock()
 	if rs, ok := reports[addr]; ok {
 		rs.refs++
-		rs.eng.Store(eng)
+		rs.src.Store(src)
 		return rs, nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -43,11 +44,8 @@ func acquireReport(addr string, eng *engine.Engine) (*reportServer, error) {
 		return nil, err
 	}
 	rs := &reportServer{addr: addr, refs: 1}
-	rs.eng.Store(eng)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/report", rs.serve)
-	mux.HandleFunc("/indicators", rs.serveIndicators)
-	rs.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	rs.src.Store(src)
+	rs.srv = &http.Server{Handler: rs.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := rs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Errorf("report server on %s: %v", addr, err)
@@ -55,6 +53,16 @@ func acquireReport(addr string, eng *engine.Engine) (*reportServer, error) {
 	}()
 	reports[addr] = rs
 	return rs, nil
+}
+
+// routes maps the report server's paths to their handlers.
+func (rs *reportServer) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/report", rs.serve)
+	mux.HandleFunc("/indicators", rs.serveIndicators)
+	mux.HandleFunc("GET /{$}", rs.servePage)
+	mux.HandleFunc("GET /name/{name}", rs.serveName)
+	return mux
 }
 
 // releaseReport stops the server when its last instance is gone.
@@ -70,7 +78,7 @@ func releaseReport(rs *reportServer) {
 
 // serve writes the report rows as a JSON array.
 func (rs *reportServer) serve(w http.ResponseWriter, _ *http.Request) {
-	rows := rs.eng.Load().Report()
+	rows := rs.src.Load().eng.Report()
 	if rows == nil {
 		rows = []engine.Row{}
 	}
@@ -100,7 +108,7 @@ type indicator struct {
 func (rs *reportServer) serveIndicators(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
-	for _, in := range rs.eng.Load().Indicators() {
+	for _, in := range rs.src.Load().eng.Indicators() {
 		name, sub := strings.CutPrefix(in.Name, "*.")
 		reasons := []string{}
 		if s := in.Reasons.String(); s != "" {

@@ -61,6 +61,8 @@ curl -s http://127.0.0.1:9153/metrics 2>/dev/null | grep '^coredns_fluxguard' ||
 echo
 echo "== report (http://127.0.0.1:9154/report)"
 curl -s http://127.0.0.1:9154/report 2>/dev/null | head -n 60 || true
+echo
+echo "== report page: http://127.0.0.1:9154/ (a name's detail: http://127.0.0.1:9154/name/login.fluxy.top)"
 
 if [ "$flagged" != 1 ]; then
   echo "demo: the flux domains were not both flagged" >&2

@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 # Debian packages: prometheus (promtool for the alerting rules' tests, and
-# the server for the end-to-end alert), the resolvers below and, where
-# Node.js did not bring it, npm (to fetch the tables below). Each is
-# installed on its own: Debian's npm conflicts with a Node.js that bundles
-# its own. named and unbound are in /usr/sbin.
+# the server for the end-to-end alert), chromium (the headless browser of
+# the report page's test, driven over the DevTools protocol: no
+# chromium-driver), the resolvers below and, where Node.js did not bring
+# it, npm (to fetch the tables below). Each is installed on its own:
+# Debian's npm conflicts with a Node.js that bundles its own. named and
+# unbound are in /usr/sbin.
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 apt_install() {
@@ -19,6 +21,7 @@ apt_install() {
 }
 { command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
 command -v npm >/dev/null || apt_install npm
+command -v chromium >/dev/null || apt_install chromium
 
 # The downstream resolvers of test/e2e's TestDownstream, which runs its
 # own instances on loopback. A policy-rc.d denying every start keeps their

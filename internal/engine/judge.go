@@ -63,7 +63,7 @@ func (e *Engine) tally(sh *shard, en *entry, now uint32) {
 // the name's or, for a registered domain's aggregate, the domain's.
 func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64) Verdict {
 	since := e.since(now)
-	v := Verdict{Prev: en.level, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
+	v := Verdict{Prev: en.level, TTL: en.meanTTL, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
 	v.Queries, _ = en.queries(now/e.width, e.width)
 	switch {
 	case en.subnames == 1:

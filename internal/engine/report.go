@@ -2,8 +2,10 @@ package engine
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -29,41 +31,55 @@ type Row struct {
 // Report returns the suspicious and flagged names (the rule's output rows),
 // sorted as the rule sorts: UniqueIPCount, then IPChurnRate, descending.
 func (e *Engine) Report() []Row {
+	details := e.Details()
+	if details == nil {
+		return nil
+	}
+	rows := make([]Row, len(details))
+	for i := range details {
+		rows[i] = details[i].Row
+	}
+	return rows
+}
+
+// Detail is a suspicious or flagged name's report row with the evidence
+// behind its verdict: what the report page shows to answer why a name was
+// flagged.
+type Detail struct {
+	Row
+	Verdict   Verdict    // with the hold left, and ReasonRegisteredDomain for a registered domain
+	Terms     ScoreTerms // of the default profile's score; zero in the seed profile and below min_ips
+	Threshold float64    // the score that flags the name
+	MaxAnswer int        // the most evidence addresses one answer held
+	HoldUntil time.Time  // when the hold ends; zero when the name is not held
+	Addresses []Address  // IPAddressList's addresses, with their networks
+}
+
+// Address is an address of a name, in the window, and the network its
+// score counts it in.
+type Address struct {
+	Addr     netip.Addr
+	ASN      uint32 // its autonomous system, as Config.ASN gives it; 0 when unknown
+	LastSeen time.Time
+}
+
+// Network names the network the score counts the address in (see
+// NetworkOf).
+func (a Address) Network() string { return NetworkOf(a.Addr, a.ASN) }
+
+// Details returns the suspicious and flagged names with the evidence
+// behind their verdicts, sorted as Report sorts its rows.
+func (e *Engine) Details() []Detail {
 	now := e.clock()
-	since := e.since(now)
-	var rows []Row
+	var out []Detail
 	e.each(func(sc scope, sh *shard, en *entry) bool {
-		e.tally(sh, en, now)
-		v := e.judge(sh, en, now, sc.threshold)
-		if v.Level == LevelNone {
-			return true
+		if d, ok := e.detail(sc, sh, en, now); ok {
+			out = append(out, d)
 		}
-		_, first := en.queries(now/e.width, e.width)
-		if first == 0 {
-			first = en.last
-		}
-		name := sh.name(en)
-		r := Row{
-			DetectionTime:  e.time(en.last),
-			DomainName:     sc.prefix + name,
-			UniqueIPCount:  v.UniqueIPs,
-			QueryCount:     v.Queries,
-			UniqueClients:  v.Clients,
-			ClientList:     stringsSince(sh.seen.view(en.clients), since),
-			IPAddressList:  stringsSince(sh.seen.view(en.ips), since),
-			SuspiciousTLD:  v.Reasons&ReasonSuspiciousTLD != 0,
-			ShortSLD:       v.Reasons&ReasonShortSLD != 0,
-			SuspicionScore: v.Score,
-			FirstSeen:      e.time(first),
-		}
-		r.TLD, _ = tldSLD(name)
-		r.ObservationMinutes = max(minutesBetween(r.FirstSeen, r.DetectionTime), 1)
-		r.IPChurnRate = math.Round(float64(r.UniqueIPCount)/float64(r.ObservationMinutes)*1e4) / 1e4
-		rows = append(rows, r)
 		return true
 	})
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Row, out[j].Row
 		if a.UniqueIPCount != b.UniqueIPCount {
 			return a.UniqueIPCount > b.UniqueIPCount
 		}
@@ -72,7 +88,79 @@ func (e *Engine) Report() []Row {
 		}
 		return a.DomainName < b.DomainName
 	})
-	return rows
+	return out
+}
+
+// Detail returns the detail of name, an exact name or "*.domain" for a
+// registered domain's aggregate, when it is suspicious or flagged.
+func (e *Engine) Detail(name string) (Detail, bool) {
+	sc := e.nameScope()
+	if domain, ok := strings.CutPrefix(name, "*."); ok && e.domains != nil {
+		sc, name = e.domainScope(), domain
+	}
+	sh, k := sc.st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.lookup(k)
+	if en == nil || sh.name(en) != name {
+		return Detail{}, false
+	}
+	return e.detail(sc, sh, en, e.clock())
+}
+
+// detail judges en, of sc in the locked shard sh, at now, and returns its
+// detail, or false when it is neither suspicious nor flagged.
+func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, bool) {
+	since := e.since(now)
+	e.tally(sh, en, now)
+	v := e.judge(sh, en, now, sc.threshold)
+	if v.Level == LevelNone {
+		return Detail{}, false
+	}
+	_, first := en.queries(now/e.width, e.width)
+	if first == 0 {
+		first = en.last
+	}
+	name := sh.name(en)
+	r := Row{
+		DetectionTime:  e.time(en.last),
+		DomainName:     sc.prefix + name,
+		UniqueIPCount:  v.UniqueIPs,
+		QueryCount:     v.Queries,
+		UniqueClients:  v.Clients,
+		ClientList:     stringsSince(sh.seen.view(en.clients), since),
+		IPAddressList:  stringsSince(sh.seen.view(en.ips), since),
+		SuspiciousTLD:  v.Reasons&ReasonSuspiciousTLD != 0,
+		ShortSLD:       v.Reasons&ReasonShortSLD != 0,
+		SuspicionScore: v.Score,
+		FirstSeen:      e.time(first),
+	}
+	r.TLD, _ = tldSLD(name)
+	r.ObservationMinutes = max(minutesBetween(r.FirstSeen, r.DetectionTime), 1)
+	r.IPChurnRate = math.Round(float64(r.UniqueIPCount)/float64(r.ObservationMinutes)*1e4) / 1e4
+	v.HoldLeft = en.holdLeft(now)
+	if !sc.names() {
+		v.Reasons |= ReasonRegisteredDomain
+	}
+	d := Detail{Row: r, Verdict: v, Threshold: sc.threshold, MaxAnswer: int(en.maxAnswer)}
+	if en.heldUntil > now {
+		d.HoldUntil = e.time(en.heldUntil)
+	}
+	if e.cfg.Profile != ProfileSeed && v.UniqueIPs >= e.cfg.MinIPs {
+		d.Terms, _ = e.fluxTerms(sh, en, v.UniqueIPs, since)
+	}
+	asns := sh.asns.view(en.asns)
+	for i, s := range sh.seen.view(en.ips) {
+		if s.last <= since {
+			continue
+		}
+		a := Address{Addr: netip.AddrFrom16(s.addr).Unmap(), LastSeen: e.time(s.last)}
+		if i < len(asns) {
+			a.ASN = asns[i]
+		}
+		d.Addresses = append(d.Addresses, a)
+	}
+	return d, true
 }
 
 func (e *Engine) time(s uint32) time.Time { return time.Unix(epoch+int64(s), 0).UTC() }

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -69,5 +70,132 @@ func TestIndicators(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDetail checks the evidence behind a name's verdict: level, reasons,
+// the score's terms (which sum to the score), threshold, hold and the
+// addresses' networks, found by name and among Details.
+func TestDetail(t *testing.T) {
+	flux := func(name string, ttl uint32) func(*Engine, *fakeClock) {
+		return func(e *Engine, clk *fakeClock) {
+			for i := range 3 {
+				var a []netip.Addr
+				for j := range 4 {
+					a = append(a, netip.AddrFrom4([4]byte{45, byte(4*i + j), 0, 1}))
+				}
+				e.Observe(&Observation{Name: name, Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: ttl})
+				clk.add(time.Minute)
+			}
+		}
+	}
+	defaultProfile := func(c *Config) { c.Profile = ProfileDefault }
+	tests := []struct {
+		name  string
+		mod   func(*Config)
+		feed  func(*Engine, *fakeClock)
+		ask   string
+		found bool
+		check func(t *testing.T, d Detail)
+	}{
+		{"flux name", defaultProfile, flux("a.evil.tk", 30), "a.evil.tk", true, func(t *testing.T, d Detail) {
+			want := ScoreTerms{Networks: 12, Rotation: 1, TTL: 1, TLD: 1}
+			if d.Verdict.Level != LevelFlagged || d.Terms != want || d.Verdict.Score != 13 || d.Threshold != 8 ||
+				d.Verdict.TTL != 30 || d.MaxAnswer != 4 || !d.HoldUntil.Equal(at("11:02:00")) || d.Verdict.HoldLeft != 59*time.Minute {
+				t.Errorf("got %+v", d)
+			}
+			if want := ReasonSuspiciousTLD | ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL; d.Verdict.Reasons != want {
+				t.Errorf("reasons %s, want %s", d.Verdict.Reasons, want)
+			}
+			if len(d.Addresses) != 12 || d.Addresses[5].Network() != "45.5.0.0/16" || !d.Addresses[5].LastSeen.Equal(at("10:01:00")) {
+				t.Errorf("addresses %+v", d.Addresses)
+			}
+		}},
+		{"flux name with TTLs of hours: suspicious", defaultProfile, flux("a.example.com", 4*3600), "a.example.com", true, func(t *testing.T, d Detail) {
+			want := ScoreTerms{Networks: 12, Rotation: 1}
+			if d.Verdict.Level != LevelSuspicious || d.Terms != want || d.Verdict.Score != 0 || d.Threshold != 8 || !d.HoldUntil.IsZero() {
+				t.Errorf("got %+v", d)
+			}
+		}},
+		{"networks by ASN", func(c *Config) {
+			c.Profile = ProfileDefault
+			c.ASN = func(a netip.Addr) uint32 { return uint32(a.As4()[1]%2) * 64500 }
+		}, flux("a.evil.tk", 30), "a.evil.tk", true, func(t *testing.T, d Detail) {
+			if d.Addresses[0].Network() != "45.0.0.0/16" || d.Addresses[1].Network() != "AS64500" || d.Addresses[1].ASN != 64500 {
+				t.Errorf("addresses %+v", d.Addresses)
+			}
+		}},
+		{"registered domain", defaultProfile, func(e *Engine, clk *fakeClock) {
+			for i, a := range answers(8, 2, 200, 200) {
+				clk.add(30 * time.Second)
+				e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
+			}
+		}, "*.evil-wild.com", true, func(t *testing.T, d Detail) {
+			if d.DomainName != "*.evil-wild.com" || d.Verdict.Level != LevelFlagged || d.Verdict.Reasons&ReasonRegisteredDomain == 0 ||
+				d.Threshold != 12 || d.Terms.Score() != d.Verdict.Score || len(d.Addresses) != 16 {
+				t.Errorf("got %+v", d)
+			}
+		}},
+		{"seed profile", nil, flux("a.evil.tk", 30), "a.evil.tk", true, func(t *testing.T, d Detail) {
+			if d.Verdict.Level != LevelFlagged || d.Terms != (ScoreTerms{}) || d.Verdict.Score != 3 || d.Threshold != 2 {
+				t.Errorf("got %+v", d)
+			}
+		}},
+		{"a name not seen", defaultProfile, flux("a.evil.tk", 30), "b.evil.tk", false, nil},
+		{"a name neither suspicious nor flagged", defaultProfile, func(e *Engine, _ *fakeClock) {
+			e.Observe(&Observation{Name: "www.example.com", Addrs: addrs("45.0.0.1"), MinTTL: 300})
+		}, "www.example.com", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, tt.mod)
+			tt.feed(e, clk)
+			d, ok := e.Detail(tt.ask)
+			if ok != tt.found {
+				t.Fatalf("Detail(%q) found %v, want %v: %+v", tt.ask, ok, tt.found, d)
+			}
+			var listed []Detail
+			for _, x := range e.Details() {
+				if x.DomainName == tt.ask {
+					listed = append(listed, x)
+				}
+			}
+			if !ok {
+				if len(listed) != 0 {
+					t.Errorf("Details lists %+v", listed)
+				}
+				return
+			}
+			if len(listed) != 1 || !reflect.DeepEqual(listed[0], d) {
+				t.Errorf("Details lists %+v, want %+v", listed, d)
+			}
+			if d.Terms != (ScoreTerms{}) && d.Terms.Score() != d.Verdict.Score {
+				t.Errorf("terms %+v sum to %v, the score is %v", d.Terms, d.Terms.Score(), d.Verdict.Score)
+			}
+			if d.SuspicionScore != d.Verdict.Score || len(d.IPAddressList) != len(d.Addresses) {
+				t.Errorf("row %+v disagrees with the detail", d.Row)
+			}
+			tt.check(t, d)
+		})
+	}
+}
+
+func TestNetworkOf(t *testing.T) {
+	tests := []struct {
+		addr string
+		asn  uint32
+		want string
+	}{
+		{"45.1.2.3", 0, "45.1.0.0/16"},
+		{"::ffff:45.1.2.3", 0, "45.1.0.0/16"},
+		{"2a00:1:2:3::1", 0, "2a00:1::/32"},
+		{"45.1.2.3", 16509, "AS16509"},
+		{"2a00:1:2:3::1", 64500, "AS64500"},
+	}
+	for _, tt := range tests {
+		if got := NetworkOf(netip.MustParseAddr(tt.addr), tt.asn); got != tt.want {
+			t.Errorf("NetworkOf(%s, %d) = %q, want %q", tt.addr, tt.asn, got, tt.want)
+		}
 	}
 }

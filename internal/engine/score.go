@@ -2,7 +2,9 @@ package engine
 
 import (
 	"math"
+	"net/netip"
 	"slices"
+	"strconv"
 )
 
 // seedScore is the seed rule's SuspicionScore: a point each for a
@@ -31,19 +33,44 @@ const (
 
 // fluxScore is the default profile's score:
 //
-//	score = ttl × rotation × Prefix × effective_prefixes + NS × (extra_name_servers + extra_ns_networks) + TLD × suspicious_tld
+//	score = ttl × (rotation × Prefix × effective_prefixes + Churn × churn) + NS × (extra_name_servers + extra_ns_networks) + TLD × suspicious_tld
 //
 // effective_prefixes is 2^H, H the entropy (bits) of the addresses' /16
 // (IPv4) or /32 (IPv6) prefixes: the number of networks the answers really
 // spread over. A botnet's addresses sit in as many networks as there are
 // addresses; a CDN's in one or two. rotation is 1 when the name has shown
 // at least twice as many addresses as its largest answer (the set rotates),
-// 0.5 otherwise (a fixed round robin or regional set). ttl is 1 for a mean
+// 0.5 otherwise (a fixed round robin or regional set). churn is
+// churnPoints, counted with short TTLs only. ttl is 1 for a mean
 // TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
 // never alone). extra_name_servers counts the name servers seen beyond the
 // four a zone commonly has (double flux), and extra_ns_networks the
 // effective networks of their resolved addresses beyond two.
 func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64, Reasons) {
+	t, r := e.fluxTerms(sh, en, ips, since)
+	return t.Score(), r
+}
+
+// ScoreTerms are the terms of the default profile's score (see
+// fluxScore), weighted: what a score is made of, to explain it.
+type ScoreTerms struct {
+	Networks   float64 // Prefix × effective_prefixes
+	Rotation   float64 // 1 when the set rotates, 0.5 otherwise
+	Churn      float64 // Churn × churn
+	TTL        float64 // 1, 0.75 or 0, by the mean TTL
+	NS         float64 // NS × extra_name_servers
+	NSNetworks float64 // NS × extra_ns_networks
+	TLD        float64 // TLD for a suspicious TLD, else 0
+}
+
+// Score sums the terms into the score, rounded to two decimals.
+func (t ScoreTerms) Score() float64 {
+	return math.Round(((t.Networks*t.Rotation+t.Churn)*t.TTL+t.NS+t.NSNetworks+t.TLD)*100) / 100
+}
+
+// fluxTerms returns the terms of en's score, with ips addresses in the
+// window starting after since, and the reasons they give.
+func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32) (ScoreTerms, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
 	if en.networksStale || int(en.networksOf) != ips {
@@ -53,41 +80,41 @@ func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
 	eff := float64(en.networks)
-	score := w.Prefix * eff
+	t := ScoreTerms{Networks: w.Prefix * eff, Rotation: 1, TTL: 1}
 	if eff >= 4 {
 		r |= ReasonPrefixDiversity
 	}
 	if en.maxAnswer > 0 && ips >= 2*int(en.maxAnswer) {
 		r |= ReasonRotating
 	} else {
-		score *= 0.5
+		t.Rotation = 0.5
 	}
 	if churn := churnPoints(ips, int(en.maxAnswer), eff); churn > 0 && en.meanTTL <= shortTTL {
-		score += w.Churn * churn
+		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}
 	switch {
 	case en.meanTTL <= shortTTL:
 		r |= ReasonShortTTL
 	case en.meanTTL <= longTTL:
-		score *= 0.75
+		t.TTL = 0.75
 	default:
-		score = 0
+		t.TTL = 0
 	}
 	if extra := countSince(sh.seen.view(en.ns), since) - 4; extra > 0 {
-		score += w.NS * float64(extra)
+		t.NS = w.NS * float64(extra)
 		r |= ReasonNSChurn
 	}
 	if en.nsIPs.len > 0 {
 		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - 2; extra > 0 {
-			score += w.NS * extra
+			t.NSNetworks = w.NS * extra
 			r |= ReasonNSDiversity
 		}
 	}
 	if r&ReasonSuspiciousTLD != 0 {
-		score += w.TLD
+		t.TLD = w.TLD
 	}
-	return math.Round(score*100) / 100, r
+	return t, r
 }
 
 // Churn: flux whose proxies sit in a handful of hosting providers shows
@@ -167,6 +194,22 @@ func networkKey(a [16]byte, asn uint32) uint64 {
 		return 1<<32 | uint64(a[12])<<8 | uint64(a[13])
 	}
 	return uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
+}
+
+// NetworkOf names the network the score counts address a in, of
+// autonomous system asn (0 when unknown), as networkKey tells them apart:
+// "AS64500", else its /16 (IPv4) or /32 (IPv6) prefix.
+func NetworkOf(a netip.Addr, asn uint32) string {
+	if asn != 0 {
+		return "AS" + strconv.FormatUint(uint64(asn), 10)
+	}
+	a = a.Unmap()
+	bits := 32
+	if a.Is4() {
+		bits = 16
+	}
+	p, _ := a.Prefix(bits)
+	return p.String()
 }
 
 // prefixCounts returns the number of distinct /16 and /24 prefixes (IPv4),

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/bits"
 	"strings"
 	"time"
 )
@@ -51,6 +52,17 @@ var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clie
 	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool",
 	"intel", "known_bad_addr", "fleet"}
 
+// Name returns the name of r, a single reason; "" for none or several.
+func (r Reasons) Name() string {
+	if r == 0 || r&(r-1) != 0 {
+		return ""
+	}
+	if i := bits.TrailingZeros32(uint32(r)); i < len(reasonNames) {
+		return reasonNames[i]
+	}
+	return ""
+}
+
 // String joins the reason names with commas, "" for none.
 func (r Reasons) String() string {
 	var b strings.Builder
@@ -89,7 +101,8 @@ func (s Skip) String() string {
 // Verdict is the engine's judgement of one name after an observation.
 type Verdict struct {
 	Level   Level
-	Prev    Level // level before this observation
+	Prev    Level  // level before this observation
+	TTL     uint32 // the name's answers' mean TTL, weighted to the recent ones (here, where it packs)
 	Score   float64
 	Reasons Reasons
 	Skip    Skip

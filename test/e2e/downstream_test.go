@@ -217,7 +217,7 @@ func blockedAnswer(r *dns.Msg) bool {
 // flagged name, holdLeft before the hold ends.
 func checkDirect(t *testing.T, m downstreamMode, qtype uint16, r *dns.Msg, holdLeft time.Duration) {
 	t.Helper()
-	checkEDE(t, r, true)
+	checkEDE(t, r, true, edeEvidence)
 	wantRcode, wantSOA, wantAnswer := dns.RcodeSuccess, false, 0
 	switch {
 	case m.action == "sinkhole" && qtype == dns.TypeA:

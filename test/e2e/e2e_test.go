@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -84,13 +85,14 @@ func TestEndToEnd(t *testing.T) {
 		if soa, ok := r.Ns[0].(*dns.SOA); !ok || soa.Hdr.Name != "fluxy.top." || soa.Hdr.Ttl != 10 || soa.Minttl != 10 {
 			t.Fatalf("want the SOA of fluxy.top. with TTL and MINIMUM 10 (sinkhole_ttl):\n%s", r)
 		}
-		checkEDE(t, r, true)
+		// The third answer, a cache hit, brings its TTL counted down.
+		checkEDE(t, r, true, `fluxguard: flagged fast-flux \(T1568\.001\), score 9: 8 IPs in 8 networks, TTL (29|30)s; prefix_diversity,rotating,short_ttl,suspicious_tld`)
 		// Held: blocked over TCP too, and without EDNS no OPT is added.
 		r = query(t, "tcp", blockAddr, "LOGIN.fluxy.top.", dns.TypeA, false)
 		if r.Rcode != dns.RcodeNameError {
 			t.Fatalf("TCP query not blocked:\n%s", r)
 		}
-		checkEDE(t, r, false)
+		checkEDE(t, r, false, "")
 		core.waitLog(t, "domain=login.fluxy.top level=flagged previous=none score=9 reasons=suspicious_tld,prefix_diversity,rotating,short_ttl unique_ips=8")
 		core.waitLog(t, "technique=T1568.001")
 	})
@@ -127,7 +129,7 @@ func TestEndToEnd(t *testing.T) {
 		if !ok || !a.A.Equal(net.IPv4zero) || len(r.Answer) != 1 || a.Hdr.Ttl != 10 {
 			t.Fatalf("not sinkholed to 0.0.0.0 with TTL 10:\n%s", r)
 		}
-		checkEDE(t, r, true)
+		checkEDE(t, r, true, edeEvidence)
 		r = query(t, "tcp", sinkAddr, "cdn.kwik.tk.", dns.TypeAAAA, true)
 		if len(r.Answer) != 1 || r.Answer[0].(*dns.AAAA).AAAA.String() != "::" {
 			t.Fatalf("AAAA not sinkholed to :::\n%s", r)
@@ -229,9 +231,14 @@ func firstA(r *dns.Msg) (*dns.A, bool) {
 	return nil, false
 }
 
+// edeEvidence matches the EDE text of a name flagged on its evidence: its
+// level, score, figures and reasons.
+const edeEvidence = `fluxguard: flagged fast-flux \(T1568\.001\), score [0-9.]+: [0-9]+ IPs in [0-9]+ networks, TTL [0-9]+s; [a-z_]+(,[a-z_]+)*`
+
 // checkEDE checks for EDE 15 with the client's buffer size and no DO bit
-// when the query had EDNS0, and for no OPT at all when it did not.
-func checkEDE(t *testing.T, r *dns.Msg, edns bool) {
+// when the query had EDNS0, its text matching the regular expression text
+// whole, and for no OPT at all when the query had no EDNS0.
+func checkEDE(t *testing.T, r *dns.Msg, edns bool, text string) {
 	t.Helper()
 	opt := r.IsEdns0()
 	if !edns {
@@ -243,8 +250,12 @@ func checkEDE(t *testing.T, r *dns.Msg, edns bool) {
 	if opt == nil || opt.UDPSize() != 1232 || opt.Do() || len(opt.Option) != 1 {
 		t.Fatalf("want OPT with size 1232, no DO, one option:\n%s", r)
 	}
-	if ede, ok := opt.Option[0].(*dns.EDNS0_EDE); !ok || ede.InfoCode != dns.ExtendedErrorCodeBlocked {
+	ede, ok := opt.Option[0].(*dns.EDNS0_EDE)
+	if !ok || ede.InfoCode != dns.ExtendedErrorCodeBlocked {
 		t.Fatalf("want EDE 15:\n%s", r)
+	}
+	if !regexp.MustCompile("^(?:" + text + ")$").MatchString(ede.ExtraText) {
+		t.Fatalf("want EDE text matching %s, got %q", text, ede.ExtraText)
 	}
 }
 

@@ -56,7 +56,7 @@ func TestIntel(t *testing.T) {
 		if !blockedAnswer(r) || r.Rcode != dns.RcodeNameError {
 			t.Fatalf("first query not blocked:\n%s", r)
 		}
-		checkEDE(t, r, true)
+		checkEDE(t, r, true, "fluxguard: flagged; intel")
 		core.waitLog(t, "A www.stable.example. NXDOMAIN fluxguard=flagged reasons=intel")
 	})
 
