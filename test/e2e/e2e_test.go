@@ -427,10 +427,43 @@ func startCoreDNSBin(t *testing.T, bin, conf string) *coreDNS {
 // startCoreDNS does.
 func startCoreDNSCommand(t *testing.T, cmd *exec.Cmd) *coreDNS {
 	t.Helper()
+	c, err := launchCoreDNS(t, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startCoreDNSOnFreePorts runs the Corefile that corefile writes, on
+// ports it picks (with freeAddr): when one of them was taken between the
+// pick and CoreDNS's bind (by another test package running meanwhile),
+// it asks for a Corefile on other ports, up to three times.
+func startCoreDNSOnFreePorts(t *testing.T, corefile func() string) *coreDNS {
+	t.Helper()
+	for try := 1; ; try++ {
+		conf := filepath.Join(t.TempDir(), "Corefile")
+		if err := os.WriteFile(conf, []byte(corefile()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := launchCoreDNS(t, exec.Command(buildBinary(t), "-conf", conf))
+		if err == nil {
+			return c
+		}
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("a port was taken meanwhile, trying others: %v", err)
+	}
+}
+
+// launchCoreDNS starts cmd and waits until CoreDNS serves, or returns
+// why it did not. It is stopped when the test ends.
+func launchCoreDNS(t *testing.T, cmd *exec.Cmd) (*coreDNS, error) {
+	t.Helper()
 	c := &coreDNS{cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = c, c
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	exited := c.exited
 	go func() {
@@ -452,14 +485,14 @@ func startCoreDNSCommand(t *testing.T, cmd *exec.Cmd) *coreDNS {
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		select {
 		case err := <-exited:
-			t.Fatalf("CoreDNS exited: %v\n%s", err, c)
+			return nil, fmt.Errorf("CoreDNS exited: %v\n%s", err, c)
 		default:
 		}
 		if strings.Contains(c.String(), "CoreDNS-") {
-			return c
+			return c, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("CoreDNS did not start:\n%s", c)
+			return nil, fmt.Errorf("CoreDNS did not start:\n%s", c)
 		}
 	}
 }

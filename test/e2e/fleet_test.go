@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +25,10 @@ type replica struct {
 // shared option's line (none for "").
 func startReplica(t *testing.T, simAddr, shared string) *replica {
 	t.Helper()
-	r := &replica{addr: freeAddr(t), metrics: freeAddr(t), report: freeAddr(t)}
-	r.conf = filepath.Join(t.TempDir(), "Corefile")
-	corefile := fmt.Sprintf(`
+	r := &replica{}
+	r.core = startCoreDNSOnFreePorts(t, func() string {
+		r.addr, r.metrics, r.report = freeAddr(t), freeAddr(t), freeAddr(t)
+		return fmt.Sprintf(`
 %s {
     bind 127.0.0.1
     prometheus %s
@@ -41,10 +40,8 @@ func startReplica(t *testing.T, simAddr, shared string) *replica {
     forward . %s
 }
 `, zoneAt(r.addr), r.metrics, r.report, shared, simAddr)
-	if err := os.WriteFile(r.conf, []byte(corefile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.core = startCoreDNSFile(t, r.conf)
+	})
+	r.conf = r.core.cmd.Args[len(r.core.cmd.Args)-1]
 	return r
 }
 

@@ -65,18 +65,20 @@ func startClusterCorefile(t *testing.T, file, upstream string, more ...string) c
 	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
 		t.Fatal(err)
 	}
-	k := clusterCoreDNS{dns: freeAddr(t), metrics: freeAddr(t), report: freeAddr(t)}
-	healthAddr, readyAddr, api := freeAddr(t), freeAddr(t), freeAddr(t)
-	corefile := strings.NewReplacer(append([]string{
-		".:53 {", zoneAt(k.dns) + " {\n    bind 127.0.0.1",
-		"health {", "health " + healthAddr + " {",
-		"ready\n", "ready " + readyAddr + "\n",
-		"ttl 30\n", "ttl 30\n       endpoint http://" + api + "\n",
-		"prometheus :9153", "prometheus " + k.metrics,
-		"report :9254", "report " + k.report,
-		"forward . /etc/resolv.conf", "forward . " + upstream,
-	}, more...)...).Replace(cm.Data["Corefile"])
-	k.core = startCoreDNS(t, corefile)
+	var k clusterCoreDNS
+	k.core = startCoreDNSOnFreePorts(t, func() string {
+		k = clusterCoreDNS{dns: freeAddr(t), metrics: freeAddr(t), report: freeAddr(t)}
+		healthAddr, readyAddr, api := freeAddr(t), freeAddr(t), freeAddr(t)
+		return strings.NewReplacer(append([]string{
+			".:53 {", zoneAt(k.dns) + " {\n    bind 127.0.0.1",
+			"health {", "health " + healthAddr + " {",
+			"ready\n", "ready " + readyAddr + "\n",
+			"ttl 30\n", "ttl 30\n       endpoint http://" + api + "\n",
+			"prometheus :9153", "prometheus " + k.metrics,
+			"report :9254", "report " + k.report,
+			"forward . /etc/resolv.conf", "forward . " + upstream,
+		}, more...)...).Replace(cm.Data["Corefile"])
+	})
 	return k
 }
 
