@@ -205,8 +205,9 @@ func BenchmarkShare(b *testing.B) {
 	four := addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4")
 	cfg := DefaultConfig()
 	cfg.Share = true
-	b.Run("observe-new", func(b *testing.B) {
-		obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: four, MinTTL: 60}
+	// each calls f with a sharing engine and the i-th name, the engine
+	// renewed once every name was seen.
+	each := func(b *testing.B, f func(e *Engine, name string, i int)) {
 		var e *Engine
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -215,25 +216,24 @@ func BenchmarkShare(b *testing.B) {
 				e, _ = New(cfg)
 				b.StartTimer()
 			}
-			obs.Name = names[i%n]
+			f(e, names[i%n], i)
+		}
+	}
+	b.Run("observe-new", func(b *testing.B) {
+		obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: four, MinTTL: 60}
+		each(b, func(e *Engine, name string, i int) {
+			obs.Name = name
 			e.Observe(&obs)
 			if i%4096 == 4095 {
 				e.Outgoing(1 << 20)
 			}
-		}
+		})
 	})
 	b.Run("merge-new", func(b *testing.B) {
 		s := Shared{Addrs: four, Clients: addrs("10.0.0.1"), Queries: 1, MinTTL: 60}
-		var e *Engine
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if i%n == 0 {
-				b.StopTimer()
-				e, _ = New(cfg)
-				b.StartTimer()
-			}
-			s.Name = names[i%n]
+		each(b, func(e *Engine, name string, _ int) {
+			s.Name = name
 			e.Merge(&s)
-		}
+		})
 	})
 }
