@@ -279,21 +279,19 @@ func (f *Fluxguard) server() string {
 type fleetCollector struct{}
 
 var (
-	sharedUp = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_up"),
-		"Whether the last call to the fleet's Redis succeeded (1) or not (0).", []string{"server"}, nil)
-	sharedErrors = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_errors_total"),
-		"Failed calls to the fleet's Redis.", []string{"server"}, nil)
-	sharedBatches = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_batches_total"),
-		"Batches sent to the fleet and received from its other replicas.", []string{"server", "direction"}, nil)
-	sharedNames = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_names_total"),
-		"Names sent to the fleet, and merged from its other replicas.", []string{"server", "direction"}, nil)
-	sharedDropped = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_dropped_total"),
-		"Names not sent because the queue to Redis was full.", []string{"server"}, nil)
-	sharedInvalid = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_invalid_total"),
-		"Values read from Redis that were refused.", []string{"server"}, nil)
-	sharedLag = prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, "shared_sync_lag_seconds"),
-		"Age of the last batch from another replica when it was merged.", []string{"server"}, nil)
+	sharedUp      = sharedDesc("shared_up", "Whether the last call to the fleet's Redis succeeded (1) or not (0).")
+	sharedErrors  = sharedDesc("shared_errors_total", "Failed calls to the fleet's Redis.")
+	sharedBatches = sharedDesc("shared_batches_total", "Batches sent to the fleet and received from its other replicas.", "direction")
+	sharedNames   = sharedDesc("shared_names_total", "Names sent to the fleet, and merged from its other replicas.", "direction")
+	sharedDropped = sharedDesc("shared_dropped_total", "Names not sent because the queue to Redis was full.")
+	sharedInvalid = sharedDesc("shared_invalid_total", "Values read from Redis that were refused.")
+	sharedLag     = sharedDesc("shared_sync_lag_seconds", "Age of the last batch from another replica when it was merged.")
 )
+
+// sharedDesc describes a metric of the links to fleets, by server and labels.
+func sharedDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, pluginName, name), help, append([]string{"server"}, labels...), nil)
+}
 
 func init() { prometheus.MustRegister(fleetCollector{}) }
 
