@@ -157,11 +157,7 @@ workload() {
   local -A gorun=([BASE]="0 0 0" [FG]="0 0 0")
   local ratios="" tracked="" order pair99="" gb gf bl="" cmds
   [ "$AA" = 1 ] && fl=""
-  if [ "$SHARED" = 1 ]; then
-    bl=fluxguard fl="fluxguard {
-        shared redis://127.0.0.1:$REDISPORT prefix bench
-    }"
-  fi
+  [ "$SHARED" = 1 ] && bl=fluxguard
   rm -f "$TMP/pair.a" "$TMP/pair.b"
   # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
   # the slices of a round go on through the names rather than repeat the first ones.
@@ -173,6 +169,10 @@ workload() {
   for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
   for r in $(seq "$ROUNDS"); do
     alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
+    # A fleet of its own per round: a new replica merges the last 5 minutes of its fleet's stream.
+    [ "$SHARED" = 1 ] && fl="fluxguard {
+        shared redis://127.0.0.1:$REDISPORT prefix bench-$wl-$r
+    }"
     server_conf BASE "$bport" "$bprom" "$UPPORT" "$bl" "$cache"
     server_conf FG "$fport" "$fprom" "$UPPORT" "$fl" "$cache"
     start BASE CUT; start FG CUT
