@@ -11,9 +11,13 @@ import (
 	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
-// fleetPace is the time between two queries of the fleet tests: a
-// client's, not a flood, so that detection is measured in queries.
-const fleetPace = 300 * time.Millisecond
+// fleetPace is the time between two queries of the fleet tests: longer
+// than a replica's flush (1s), so that the evidence of a query reaches
+// the other replicas before the next one (detection is measured in
+// queries). A flux name's clients ask again when its TTL ends (tens of
+// seconds); at 300 ms, the fleet needed up to 5 queries where one
+// replica needed 3.
+const fleetPace = 1500 * time.Millisecond
 
 // replica is one CoreDNS of a fleet test.
 type replica struct {
