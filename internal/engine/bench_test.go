@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkObserveTracked is the hot path: one 4-IP answer for a name that
@@ -80,6 +81,54 @@ func BenchmarkObserveNew(b *testing.B) {
 		}
 		obs.Name = names[i%n]
 		e.Observe(&obs)
+	}
+}
+
+// BenchmarkObserveStorm is a wildcard-flux spray: 1,000 names under one
+// registered domain, each answer 2 addresses scattered over many networks,
+// every name seen once a second (the clock moves on after each 1,000
+// answers), in monitor mode. cached: each name's answer is always the
+// same, as a cache serves it; the registered domain's aggregate still
+// gets new addresses at every answer. rotating: every answer brings new
+// addresses, as when each query goes upstream; the names are flagged too.
+func BenchmarkObserveStorm(b *testing.B) {
+	const names = 1000
+	for _, rotating := range []bool{false, true} {
+		b.Run(map[bool]string{false: "cached", true: "rotating"}[rotating], func(b *testing.B) {
+			clk := &fakeClock{t: at("00:00:00")}
+			cfg := DefaultConfig()
+			cfg.Now = clk.now
+			e, _ := New(cfg)
+			obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: make([]netip.Addr, 2), MinTTL: 300}
+			stormAnswer := func(i, id int) {
+				obs.Name = "s" + strconv.Itoa(i%names) + ".storm.top"
+				o, p := byte(128+id%96), byte(id/96)
+				obs.Addrs[0] = netip.AddrFrom4([4]byte{o, 1, p, 1})
+				obs.Addrs[1] = netip.AddrFrom4([4]byte{o, 2, p, 2})
+			}
+			ids := func(i int) int {
+				if rotating {
+					return i * 7919
+				}
+				return (i % names) * 7919
+			}
+			for i := range 10 * names { // ten seconds of the storm first
+				if i%names == 0 {
+					clk.add(time.Second)
+				}
+				stormAnswer(i, ids(i))
+				e.Observe(&obs)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if i%names == 0 {
+					clk.add(time.Second)
+				}
+				stormAnswer(i, ids(i))
+				e.Observe(&obs)
+			}
+		})
 	}
 }
 
