@@ -110,8 +110,8 @@ func TestPrefixCounts(t *testing.T) {
 	for _, s := range []string{"45.0.0.1", "45.0.0.2", "45.0.1.1", "46.0.0.1", "2a00:1:2:3::1", "2a00:1:2:4::1", "2a00:1:3::1"} {
 		l = append(l, seen{addr: netip.MustParseAddr(s).As16(), last: 10})
 	}
-	if wide, narrow := prefixCounts(l, 0); wide != 3 || narrow != 5 {
-		t.Errorf("prefixCounts = %d, %d; want 3 /16+/32 and 5 /24+/48", wide, narrow)
+	if _, wide, narrow := networkStats(l, nil, 0); wide != 3 || narrow != 5 {
+		t.Errorf("networkStats = %d, %d prefixes; want 3 /16+/32 and 5 /24+/48", wide, narrow)
 	}
 }
 
@@ -136,6 +136,15 @@ func TestEffectiveNetworks(t *testing.T) {
 		if got := effectiveNetworks(tt.list, nil, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
 			t.Errorf("%d: %v, want %v", i, got, tt.want)
 		}
+		// networkStats counts the networks in its sort by prefix.
+		if got, _, _ := networkStats(tt.list, nil, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
+			t.Errorf("%d: networkStats %v, want %v", i, got, tt.want)
+		}
+	}
+	// With an ASN, the networks are no longer the /16s.
+	l := mk("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1")
+	if got, wide, _ := networkStats(l, []uint32{64500, 64500, 64500, 64500}, 0); got != 1 || wide != 4 {
+		t.Errorf("one ASN over 4 /16s: %v networks, %d /16s; want 1, 4", got, wide)
 	}
 }
 
