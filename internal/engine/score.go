@@ -46,8 +46,14 @@ const (
 // never alone). extra_name_servers counts the name servers seen beyond the
 // four a zone commonly has (double flux), and extra_ns_networks the
 // effective networks of their resolved addresses beyond two.
-func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64, Reasons) {
-	t, r := e.fluxTerms(sh, en, ips, since)
+//
+// The networks are computed again when the addresses have changed, unless
+// settled: en is held, flagged and was scored earlier in the same second.
+// Such an entry stays flagged whatever its score, and in a storm every
+// answer adds addresses to it: the first answer of each second computes
+// them, the others score it as it was then.
+func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32, settled bool) (float64, Reasons) {
+	t, r := e.fluxTerms(sh, en, ips, since, settled)
 	return t.Score(), r
 }
 
@@ -69,11 +75,12 @@ func (t ScoreTerms) Score() float64 {
 }
 
 // fluxTerms returns the terms of en's score, with ips addresses in the
-// window starting after since, and the reasons they give.
-func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32) (ScoreTerms, Reasons) {
+// window starting after since, and the reasons they give (see fluxScore
+// for settled).
+func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled bool) (ScoreTerms, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
-	if en.networksStale || int(en.networksOf) != ips {
+	if (en.networksStale || int(en.networksOf) != ips) && !settled {
 		eff, wide, narrow := networkStats(sh.seen.view(en.ips), sh.asns.view(en.asns), since)
 		en.networks, en.networksOf, en.networksStale = float32(eff), uint16(ips), false
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -296,5 +297,49 @@ func TestKnownPools(t *testing.T) {
 				t.Errorf("Skipped = %s, want %s", got, tt.skip)
 			}
 		})
+	}
+}
+
+// TestSettledNetworks checks when a name's networks are computed again: at
+// every answer that brings addresses until the name is flagged, so that
+// the answer whose score crosses the threshold flags it; then, while it is
+// held, at the first answer of each second only.
+func TestSettledNetworks(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	var list []seen // every address so far
+	fresh := func() float64 {
+		eff, _, _ := networkStats(list, nil, 0)
+		return math.Round(float64(float32(eff))*100) / 100
+	}
+	observe := func(a []netip.Addr) Verdict {
+		for _, ip := range a {
+			list = append(list, seen{addr: ip.Unmap().As16(), last: 1})
+		}
+		return e.Observe(&Observation{Name: "a.example.top", Addrs: a, MinTTL: 30})
+	}
+	all := answers(20, 2, 40, 40)
+	flaggedAt := -1
+	var settled float64
+	for i, a := range all[:16] {
+		v := observe(a)
+		switch {
+		case flaggedAt < 0 && v.Level == LevelFlagged:
+			flaggedAt, settled = i, v.Networks
+			if v.Score < e.threshold || v.Networks != fresh() {
+				t.Fatalf("answer %d flagged with score %v, networks %v (fresh %v)", i, v.Score, v.Networks, fresh())
+			}
+		case flaggedAt < 0 && v.UniqueIPs >= e.cfg.MinIPs && v.Networks != fresh(): // scored from min_ips on
+			t.Fatalf("answer %d, not flagged: networks %v, want %v", i, v.Networks, fresh())
+		case flaggedAt >= 0 && (v.Level != LevelFlagged || v.Networks != settled):
+			t.Fatalf("answer %d, held in the second it was flagged: %v, networks %v; want flagged, %v", i, v.Level, v.Networks, settled)
+		}
+	}
+	if flaggedAt < 0 || flaggedAt == 15 || settled == fresh() {
+		t.Fatalf("flagged at answer %d with %v networks of %v: the test needs answers after it that change them", flaggedAt, settled, fresh())
+	}
+	clk.add(time.Second)
+	if v := observe(all[16]); v.Level != LevelFlagged || v.Networks != fresh() {
+		t.Errorf("first answer of the next second: %v, networks %v; want flagged, %v", v.Level, v.Networks, fresh())
 	}
 }
