@@ -2,6 +2,7 @@ package engine
 
 import (
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -24,6 +25,7 @@ const rankFlagged = uint64(LevelFlagged) << 32
 // store maps names to entries in shards, each with its own lock. The cap
 // is global: an insert into a full store evicts from the inserting shard.
 type store struct {
+	mem     *arena       // of the shards' slabs and indexes
 	seed    maphash.Seed // of the names' hashes
 	check   maphash.Seed // of their checks (see key)
 	shards  [shards]shard
@@ -60,23 +62,28 @@ type shard struct {
 	shared uint32
 }
 
-// Chunk sizes of a shard's slabs (log2 of elements): 40 KiB of entries
-// (blocks of one), 20 KiB of lists and 1 KiB of names (blocks of up to
-// 1,024).
+// Chunk sizes of a shard's slabs (log2 of elements), whole pages: 40 KiB
+// of entries (blocks of one), 20 KiB of addresses, 4 KiB of ASNs and of
+// names (blocks of up to 1,024).
 const (
 	entryChunk = 8
 	listChunk  = 10
-	nameChunk  = 10
+	nameChunk  = 12
 )
 
+// newStore returns an empty store for up to maxNames entries. Its memory
+// is an arena outside the Go heap, unmapped once the store is unreachable.
 func newStore(maxNames int) *store {
-	s := &store{seed: maphash.MakeSeed(), check: maphash.MakeSeed()}
+	mem := newArena()
+	s := &store{mem: mem, seed: maphash.MakeSeed(), check: maphash.MakeSeed()}
 	s.max.Store(int64(maxNames))
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.entries, sh.seen = newSlab[entry](entryChunk), newSlab[seen](listChunk)
-		sh.asns, sh.names = newSlab[uint32](listChunk), newSlab[byte](nameChunk)
+		sh.index.mem = mem
+		sh.entries, sh.seen = newSlab[entry](mem, entryChunk), newSlab[seen](mem, listChunk)
+		sh.asns, sh.names = newSlab[uint32](mem, listChunk), newSlab[byte](mem, nameChunk)
 	}
+	runtime.AddCleanup(s, (*arena).freeAll, mem)
 	return s
 }
 
