@@ -37,7 +37,8 @@ func queriesOf(t *testing.T, e *Engine, name string) int {
 // for brief verdicts, and checks that they agree on every level and on
 // the state, and that the brief one counts the answers that repeat the
 // last one in its slot, without judging them again, only when that
-// cannot change the level.
+// cannot change the level: from the same client, in the same second for a
+// flagged name, in the same query-count bucket (5 minutes here) for others.
 func TestLevelOnlyRepeats(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
@@ -67,6 +68,9 @@ func TestLevelOnlyRepeats(t *testing.T) {
 		{"no client: counted", 0, false, flux, "", setB, nil, 2, 2, LevelFlagged, 18},
 		{"name servers in the answer: always judged", 0, false, flux, "10.0.0.2", setB, []string{"ns1.evil.tk"}, 3, 0, LevelFlagged, 21},
 		{"too few addresses for a candidate: counted", 0, false, static, "10.0.0.1", addrs("93.184.215.14"), nil, 4, 3, LevelNone, 4},
+		{"not flagged, the next second: counted", time.Second, false, static, "10.0.0.1", addrs("93.184.215.14"), nil, 2, 2, LevelNone, 6},
+		{"a minute on, another client: judged, then counted", time.Minute, false, static, "10.0.0.2", addrs("93.184.215.14"), nil, 2, 1, LevelNone, 8},
+		{"the next query-count bucket: judged, then counted", 5 * time.Minute, false, static, "10.0.0.2", addrs("93.184.215.14"), nil, 2, 1, LevelNone, 10},
 	}
 	for _, s := range steps {
 		clk.add(s.after)
