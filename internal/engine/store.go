@@ -161,13 +161,28 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 }
 
 // settle counts the repeats held by the slots of the locked shard sh into
-// their entries and forgets the slots' last answers.
-func (sh *shard) settle() {
+// their entries, and forgets the slots' last answers when asked.
+func (sh *shard) settle(forget bool) {
 	for i := range sh.index.slots {
 		if s := &sh.index.slots[i]; s.ref != 0 {
 			s.recent.settle(sh.at(s.ref - 1))
-			s.recent = recent{}
+			if forget {
+				s.recent = recent{}
+			}
 		}
+	}
+}
+
+// forgetRecent counts the repeats held by the slots into their entries
+// and forgets the slots' last answers, so that the next answer for each
+// name is judged in full: for a change of what judges them (SetPolicy,
+// Reconfigured).
+func (s *store) forgetRecent() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.settle(true)
+		sh.mu.Unlock()
 	}
 }
 
@@ -189,8 +204,8 @@ func (s *store) len() int { return int(s.count.Load()) }
 
 // each calls f for every entry, one shard locked at a time; f returning
 // false deletes the entry. f must not insert into the shard. The repeats
-// the shard's slots hold are counted in first, and their last answers
-// forgotten: f may change what a repeat would be judged by.
+// the shard's slots hold are counted in first; their last answers are
+// kept (see forgetRecent).
 func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
 		s.eachIn(&s.shards[i], f)
@@ -201,7 +216,7 @@ func (s *store) each(f func(sh *shard, en *entry) bool) {
 func (s *store) eachIn(sh *shard, f func(sh *shard, en *entry) bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.settle()
+	sh.settle(false)
 	for c, chunk := range sh.entries.chunks {
 		for j := range chunk {
 			if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {
