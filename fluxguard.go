@@ -70,11 +70,16 @@ func (f *Fluxguard) Name() string { return pluginName }
 // zones is answered at once when its name is held (block, sinkhole);
 // otherwise the rest of the chain answers it through a captureWriter,
 // which shows the answer to the engine, unless the query was counted as a
-// repeat of the name's last answer.
+// repeat of the name's last answer, and writes it once the chain has
+// returned.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	cw, answered := f.capture(ctx, w, r)
+	cw, answered, upstream := f.capture(ctx, w, r)
 	if answered {
 		return dns.RcodeSuccess, nil
+	}
+	if upstream {
+		// Here rather than in capture: a frame fewer to copy.
+		growStack()
 	}
 	out := w
 	if cw != nil {
@@ -98,32 +103,26 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // capture decides what becomes of r before the chain answers it: it
 // answers r itself when r is for the RPZ zone or its name is held
 // (answered), or returns the captureWriter the chain is to write the
-// answer to, nil when the answer is not to be read (not inspected, or
-// counted as a repeat). It grows the stack for the chain first (see
-// reserveStack).
-func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered bool) {
+// answer to, nil when r is not inspected, and whether the answer most
+// likely comes from upstream (see growStack).
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered, upstream bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
-		return nil, true
+		return nil, true, false
 	}
 	name, ok := f.inspectedName(r)
 	if !ok {
-		reserveStack(false)
-		return nil, false
+		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-		return nil, true
+		return nil, true, false
 	}
 	client := clientAddr(w)
 	repeat, upstream := f.precheck(sm, r, name, client)
-	reserveStack(upstream)
-	if repeat {
-		return nil, false
-	}
-	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client,
+	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client, read: !repeat,
 		// In monitor mode the verdict changes nothing the client gets, so
 		// it is reached after the answer is sent, unless labels are wanted.
-		deferred: f.cfg.action == actionLog && !f.labelsWanted.Load()}, false
+		deferred: f.cfg.action == actionLog && !f.labelsWanted.Load()}, false, upstream
 }
 
 // precheck looks name up before the chain answers r. It reports a query
@@ -225,10 +224,17 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 	return v, true
 }
 
-// captureWriter sees the answer the rest of the chain writes, has the
-// engine observe it, and writes either it, untouched, or the action's
-// reply. When deferred, it reads the evidence as the answer is written
-// and leaves the engine's work to finish, once the answer has gone out.
+// captureWriter holds the first answer the rest of the chain writes, has
+// the engine observe it unless the query was counted as a repeat (read),
+// and writes either it, untouched, or the action's reply once the chain
+// has returned (finish), from fluxguard's frame. A cache hit's write runs
+// deepest of all it does: under the cache plugin's frame (over 1 KiB) and
+// fluxguard's, it would outgrow the stack the query started with, which
+// the runtime would then copy whole; from fluxguard's frame it runs no
+// deeper than without fluxguard (docs/performance.md). When deferred, it
+// reads the evidence as the answer is written and has the engine observe
+// it once the answer has gone out. A second answer, or one written after
+// finish, goes out at once and is no evidence.
 type captureWriter struct {
 	dns.ResponseWriter
 	f        *Fluxguard
@@ -237,31 +243,67 @@ type captureWriter struct {
 	req      *dns.Msg
 	name     string
 	client   netip.Addr // the querying client's address, invalid when unknown
+	read     bool       // the answer is evidence
 	deferred bool
-	state    atomic.Uint32  // answerNone, then answerTaken, answerPending, answerDone
-	pending  *answerBuffers // the evidence read, with answerPending
+	state    atomic.Uint32  // answerNone, then answerTaken, answerHeld, answerDone
+	held     *dns.Msg       // the answer to write, with answerHeld
+	pending  *answerBuffers // the evidence read, when deferred, for finish
 }
 
-// The states of a captureWriter. Only the first answer is evidence; the
-// handler's finish moves to answerDone, observing a pending answer, and
-// an answer read as it does so is observed by its writer.
+// The states of a captureWriter. Only the first answer is held, and is
+// evidence; the handler's finish moves to answerDone, writing the held
+// answer and observing its evidence, and an answer taken as it does so is
+// written and observed by its writer.
 const (
-	answerNone    uint32 = iota // nothing written yet
-	answerTaken                 // the first answer is being inspected
-	answerPending               // its evidence waits for finish
-	answerDone                  // finish ran: whatever comes next is not evidence
+	answerNone  uint32 = iota // nothing written yet
+	answerTaken               // the first answer is being inspected
+	answerHeld                // it waits for finish
+	answerDone                // finish ran: whatever comes next goes out at once
 )
 
 // WriteMsg implements dns.ResponseWriter.
 func (c *captureWriter) WriteMsg(m *dns.Msg) error {
-	if c.state.CompareAndSwap(answerNone, answerTaken) {
-		if c.deferred {
-			c.keep(m)
-		} else if v, flagged := c.flagged(m); flagged && c.f.cfg.action != actionLog {
-			return c.f.act(c.metrics, c.ResponseWriter, c.req, v)
+	if !c.state.CompareAndSwap(answerNone, answerTaken) {
+		c.finish()
+		return c.ResponseWriter.WriteMsg(m)
+	}
+	switch {
+	case !c.read:
+	case c.deferred:
+		c.pending = readAnswer(m, c.name, c.client)
+	default:
+		if v, flagged := c.flagged(m); flagged && c.f.cfg.action != actionLog {
+			c.metrics.action.Inc()
+			m = c.f.reply(c.req, v)
 		}
 	}
-	return c.ResponseWriter.WriteMsg(m)
+	c.held = m
+	if c.state.CompareAndSwap(answerTaken, answerHeld) {
+		return nil
+	}
+	// finish ran meanwhile: the answer goes out now.
+	c.held = nil
+	err := c.ResponseWriter.WriteMsg(m)
+	c.observePending()
+	return err
+}
+
+// Write implements dns.ResponseWriter: the held answer goes first.
+func (c *captureWriter) Write(b []byte) (int, error) {
+	c.finish()
+	return c.ResponseWriter.Write(b)
+}
+
+// Close implements dns.ResponseWriter: the held answer goes first.
+func (c *captureWriter) Close() error {
+	c.finish()
+	return c.ResponseWriter.Close()
+}
+
+// Hijack implements dns.ResponseWriter: the held answer goes first.
+func (c *captureWriter) Hijack() {
+	c.finish()
+	c.ResponseWriter.Hijack()
 }
 
 // flagged observes m and reports whether it flags the name, with the
@@ -281,30 +323,26 @@ func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
 	return v, true
 }
 
-// keep keeps m's evidence for finish, or observes it itself when finish
-// has run meanwhile.
-func (c *captureWriter) keep(m *dns.Msg) {
-	b := readAnswer(m, c.name, c.client)
-	if b == nil {
+// finish writes the held answer and observes the evidence kept from it,
+// once the rest of the chain has returned; an answer written later is
+// written at once, and is no evidence.
+func (c *captureWriter) finish() {
+	if c.state.Swap(answerDone) != answerHeld {
 		return
 	}
-	c.pending = b
-	if !c.state.CompareAndSwap(answerTaken, answerPending) {
-		c.observePending()
+	if err := c.ResponseWriter.WriteMsg(c.held); err != nil {
+		log.Debugf("writing the answer for %s: %v", c.name, err)
 	}
+	c.held = nil
+	c.observePending()
 }
 
-// finish observes the evidence kept from the answer, after the rest of
-// the chain has returned; an answer written later is no evidence.
-func (c *captureWriter) finish() {
-	if c.state.Swap(answerDone) == answerPending {
-		c.observePending()
-	}
-}
-
-// observePending has the engine observe the kept evidence and returns its
-// buffers to the pool.
+// observePending has the engine observe the kept evidence, if any, and
+// returns its buffers to the pool.
 func (c *captureWriter) observePending() {
+	if c.pending == nil {
+		return
+	}
 	c.f.observe(c.ctx, c.metrics, &c.pending.obs)
 	buffers.Put(c.pending)
 	c.pending = nil

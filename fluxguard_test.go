@@ -825,10 +825,11 @@ func TestNextKeepsTracingAndTracking(t *testing.T) {
 }
 
 // TestStackUnderFluxguard measures how much deeper the rest of the chain
-// runs for fluxguard: its frames only, not the stackReserve bytes it has
-// growStack make sure of. A forwarded query's stack fits the 8 KiB the
-// runtime starts it with, with little to spare: a reserve held on
-// ServeDNS's frame made every forwarded query grow its stack to 16 KiB.
+// runs for fluxguard: its frames only, not the upstreamStackReserve bytes
+// it has growStack make sure of for a new name. A forwarded query's stack
+// fits the 8 KiB the runtime starts it with, with little to spare: a
+// reserve held on ServeDNS's frame made every forwarded query grow its
+// stack to 16 KiB.
 func TestStackUnderFluxguard(t *testing.T) {
 	// A GC may shrink, so move, the stack.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -1592,3 +1593,106 @@ func TestReportAddressInUse(t *testing.T) {
 	}
 	f.stop()
 }
+
+// TestAnswerWrittenAfterChain checks that the chain's first answer goes out
+// once the chain has returned, from fluxguard's frame rather than under
+// the writing plugin's (see captureWriter): an answer read, one counted as
+// a repeat before it was answered, and, with block, a flagged name's
+// reply; and that a second answer goes out at once, after the first.
+func TestAnswerWrittenAfterChain(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a GC may shrink, so move, the stack
+	steps := []struct {
+		name    string
+		after   time.Duration
+		set     int  // the addresses (see flux)
+		twice   bool // the chain writes a second answer
+		flagged bool // with block, the reply replaces the answer
+	}{
+		{"an answer read", 0, 0, false, false},
+		{"read, a repeat", 0, 0, false, false},
+		{"counted before it is answered", 0, 0, false, false},
+		{"two answers", 0, 0, true, false},
+		{"the next second, other addresses: flagged", time.Second, 2, false, true},
+	}
+	for _, action := range []string{"log", "block"} {
+		t.Run(action, func(t *testing.T) {
+			cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n action "+action+"\n threshold 1\n}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.engine.Profile, cfg.engine.QueryCount = engine.ProfileSeed, engine.CountAnswers
+			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+			cfg.engine.Now = func() time.Time { return now }
+			f, err := newFluxguard(cfg, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				set             int
+				twice, returned bool
+				deepest         uintptr // the stack pointer where the chain writes
+			)
+			f.Next = test.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				returned = false
+				m := new(dns.Msg).SetReply(r)
+				m.Answer = flux("c2.evil.tk.", dns.TypeA, set)
+				writeUnderFrame(w, m, twice, &deepest)
+				returned = true
+				return dns.RcodeSuccess, nil
+			})
+			for _, s := range steps {
+				now, set, twice = now.Add(s.after), s.set, s.twice
+				var writes []write
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					growStackBy64KiB() // so that it does not grow, and move, between the readings
+					w := writeRecorder{&test.ResponseWriter{}, func(m *dns.Msg) {
+						writes = append(writes, write{m.Rcode, returned, stackPointer() > deepest})
+					}}
+					f.ServeDNS(context.Background(), w, newQuery("c2.evil.tk.", dns.TypeA))
+				}()
+				<-done
+				want := []write{{dns.RcodeSuccess, true, true}}
+				switch {
+				case s.twice: // the first goes out as the second comes, under the chain's frames
+					want = []write{{dns.RcodeSuccess, false, false}, {dns.RcodeSuccess, false, false}}
+				case s.flagged && action == "block":
+					want[0].rcode = dns.RcodeNameError
+				}
+				if !slices.Equal(writes, want) {
+					t.Errorf("%s: writes (rcode, after the chain returned, not under its frames) %v, want %v", s.name, writes, want)
+				}
+			}
+		})
+	}
+}
+
+// writeUnderFrame writes m to w, twice if asked, under a frame of 4 KiB
+// (the cache plugin's is over 1 KiB), after setting deepest to the stack
+// pointer there: a write made from below it runs deeper.
+//
+//go:noinline
+func writeUnderFrame(w dns.ResponseWriter, m *dns.Msg, twice bool, deepest *uintptr) {
+	var frame [4 << 10]byte
+	sinkBytes(frame[:])
+	*deepest = stackPointer()
+	w.WriteMsg(m)
+	if twice {
+		w.WriteMsg(m)
+	}
+}
+
+// write is what writeRecorder saw of a write.
+type write struct {
+	rcode             int
+	afterChain, above bool
+}
+
+// writeRecorder calls wrote for every message written to it.
+type writeRecorder struct {
+	dns.ResponseWriter
+	wrote func(*dns.Msg)
+}
+
+func (w writeRecorder) WriteMsg(m *dns.Msg) error { w.wrote(m); return w.ResponseWriter.WriteMsg(m) }

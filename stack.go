@@ -1,53 +1,35 @@
 package fluxguard
 
 // A query's goroutine starts with a small stack, which the runtime doubles
-// by copying it when a call does not fit. reserveStack makes it grow as
-// fluxguard calls the chain, with few frames to copy, rather than deep in
-// the chain where every frame above would be copied (docs/performance.md).
+// by copying it when a call does not fit, adjusting every frame on it. A
+// cache hit fits the stack it starts with, and fluxguard writes the
+// answer from its own frame (see captureWriter) so that it still does; a
+// forwarded answer's unpacking runs deep and grows it. For a name it has
+// not seen, whose answer most likely comes from upstream, fluxguard grows
+// the stack before it calls the chain, a few frames deep, rather than
+// deep in the unpacking, where every frame above would be copied
+// (docs/performance.md).
 
-// stackReserve is the stack made free for a query whose answer most likely
-// comes from cache: room for cache's frame and a cache hit's write.
-// upstreamStackReserve is made free for one whose answer most likely comes
-// from upstream (a name fluxguard has not seen), whose unpacking runs deep.
-const (
-	stackReserve         = 2560
-	upstreamStackReserve = 8192
-)
+// upstreamStackReserve is the stack made free for a query whose answer
+// most likely comes from upstream.
+const upstreamStackReserve = 8192
 
-// reserveStack grows the goroutine's stack now if less than the reserve is
-// free, and gives it back as it returns: it adds nothing to the depth of
-// the rest of the chain.
-func reserveStack(upstream bool) {
-	if upstream {
-		growStackUpstream()
-	} else {
-		growStack()
-	}
-}
-
-// growStack makes stackReserve bytes free. The reserve is declared in a
-// branch never taken, so that it is on the frame without being zeroed.
+// growStack grows the goroutine's stack now if less than
+// upstreamStackReserve is free, and gives it back as it returns: it adds
+// nothing to the depth of the rest of the chain. The reserve is declared
+// in a branch never taken, so that it is on the frame without being
+// zeroed.
 //
 //go:noinline
 func growStack() {
-	if reserveUsed {
-		var reserve [stackReserve]byte
-		reserved(reserve[:])
-	}
-}
-
-// growStackUpstream is growStack with upstreamStackReserve.
-//
-//go:noinline
-func growStackUpstream() {
 	if reserveUsed {
 		var reserve [upstreamStackReserve]byte
 		reserved(reserve[:])
 	}
 }
 
-// reserveUsed is never set; the compiler cannot tell, so the reserves stay
-// on their frames.
+// reserveUsed is never set; the compiler cannot tell, so the reserve stays
+// on its frame.
 var reserveUsed bool
 
 // reserved keeps a reserve on its frame.

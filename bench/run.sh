@@ -1,41 +1,57 @@
 #!/usr/bin/env bash
 # bench/run.sh - CoreDNS with and without fluxguard, side by side: same binary, same machine, one run.
 #
-#   bench/run.sh            compare BASE (cache+forward) with FG (fluxguard+cache+forward), Markdown table
+#   bench/run.sh            compare, on every chain, traffic and workload: BASE (the chain), FG (the same chain with
+#                           fluxguard) and AA (a second BASE, the A/A noise floor), measured in turn; one table of
+#                           FG/BASE qps ratios with the A/A ratio beside each
 #   bench/run.sh flood      spray FLOOD_NAMES random names at a capped fluxguard (max_names), watch RSS
 #   bench/run.sh soak       SOAK_DURATION s at full rate through a capped monitor-mode fluxguard; samples RSS,
 #                           goroutines (pprof) and tracked names every 10 s; PASS/FAIL on lost queries and growth
 #
-# Env: ROUNDS=9 (fresh BASE + FG pairs per workload) DURATION=10 (s of throughput runs per configuration and round)
-#      SLICE=1 (s per dnsperf run: the DURATION is taken in slices, BASE and FG in turn) WARMUP=2 (s)
-#      LAT_ROUNDS=2 (latency runs per configuration, load and round) LAT_DURATION=2 (s)
-#      LAT_LOADS="10 25 50" (fixed rates for the latency runs, in % of the first round's BASE qps)
-#      PAIR_N=20000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
-#      AA=1: an A/A run, FG without fluxguard (two identical configurations): the noise floor of the ratios
-#      (written to bench/results/aa-latest.md instead of latest.md)
+# Rows of compare: every TRAFFIC x CHAINS x WORKLOADS, in that order.
+#      CHAINS="lean full"   lean: cache + forward; full: errors + prometheus + cache + forward
+#      TRAFFIC="sites storm" sites: ordinary sites, DISTINCT_NAMES names over DISTINCT_NAMES/10 sites (w0.site0.com ..),
+#                           each site's names answered with 4 addresses in a /24 of its own, TTL 3600; storm: a
+#                           wildcard-flux spray, names under one registered domain (s0.storm.top ..), each answer 2
+#                           addresses built from the query id, scattered over 96 x 256 /24s and 192 /16s, TTL 300;
+#                           fluxguard in monitor mode. held (not in the default): the storm with `action block`, so
+#                           that fluxguard answers the names of the flagged domain itself
+#      WORKLOADS="hot distinct miss"  hot: cache hits over HOT_NAMES names; distinct: cache hits over all DISTINCT_NAMES
+#                           names (a cache that holds them, filled by one pass over the names before each round's
+#                           measures); miss: the hot names without cache, every query upstream
+#      HOT_NAMES=1000 DISTINCT_NAMES=200000 (names in the query files, shuffled)
+#
+# Env: ROUNDS=5 (fresh processes per row) DURATION=8 (s of throughput runs per configuration and round)
+#      SLICE=1 (s per dnsperf run: the DURATION is taken in slices, the configurations in turn) WARMUP=2 (s; distinct:
+#      one pass over its names) FLOOR=1 (run AA beside BASE and FG; FLOOR=0: BASE and FG only)
+#      PAIR_N=5000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
+#      LAT_LOADS="" (fixed rates for latency runs, in % of the first round's BASE qps, e.g. "10 25 50"; none by
+#      default: this machine's p99 under load is noise, see docs/performance.md) LAT_ROUNDS=2 LAT_DURATION=2 (s)
+#      AA=1: FG without fluxguard too (a whole A/A run, written to bench/results/aa-latest.md instead of latest.md)
 #      SHARED=1: BASE is fluxguard alone, FG fluxguard with `shared` to a redis-server the script starts on CPU 1
-#      (written to bench/results/shared-latest.md), with the Redis commands per 10,000 queries
+#      (written to bench/results/shared-latest.md), with the Redis commands per 10,000 queries; CHAINS=full TRAFFIC=sites
+#      by default
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
-#      WORKLOADS="hot distinct miss" (compare: which rows, in order)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
 #      SOAK_DURATION=600 (s), SOAK_MAX_NAMES=50000, SOAK_RANDOM=400000 (distinct random names in the query file)
+#  Quick look: ROUNDS=2 DURATION=4 DISTINCT_NAMES=50000 PAIR_N=2000 bash bench/run.sh
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
-# Both configurations carry `prometheus` and `errors`, so fluxguard is the only difference between them.
-# Latency: dnsperf 2.10 has no latency histogram, so avg/p50/p99 come from separate runs at fixed rates
-# (each of LAT_LOADS % of the first round's BASE qps, the same rate for both) with -v, one latency per query:
-# pooled per configuration and load over all rounds, and the median of the rounds' FG/BASE p99 ratios.
-# Under load the machine's stalls rule those tails (see the A/A run), so each round also measures latency in
-# pairs with bench/pairlat: one query in flight, the same query to BASE and FG in turn.
+# Without prometheus (lean), the Go runtime figures and fluxguard's tracked names are not read.
+# Latency: one query in flight in each round with bench/pairlat, the same query to BASE and FG (and to BASE and AA)
+# in turn, so that the machine's stalls fall on both alike. dnsperf 2.10 has no latency histogram, so the optional
+# fixed-rate latencies come from runs with -v, one latency per query, pooled per configuration and load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
-ROUNDS=${ROUNDS:-9} DURATION=${DURATION:-10} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-10 25 50} PAIR_N=${PAIR_N:-20000} AA=${AA:-0} SHARED=${SHARED:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} FLOOR=${FLOOR:-1} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
-WORKLOADS=${WORKLOADS:-hot distinct miss} SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
+WORKLOADS=${WORKLOADS:-hot distinct miss} HOT_NAMES=${HOT_NAMES:-1000} DISTINCT_NAMES=${DISTINCT_NAMES:-200000}
+if [ "$SHARED" = 1 ]; then CHAINS=${CHAINS:-full} TRAFFIC=${TRAFFIC:-sites}; else CHAINS=${CHAINS:-lean full} TRAFFIC=${TRAFFIC:-sites storm}; fi
+SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard PAIRLAT=bin/pairlat TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
 declare -A PID_OF=()
 CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
@@ -92,10 +108,27 @@ metric() {
     END {printf "%d\n", (kind == "counter") ? s + e : (n ? s : e)}' <<<"$body"
 }
 
-upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names under flux.top rotate per query id over many /16s
-  cat >"$TMP/up.conf" <<EOF
+# upstream_conf PORT: the fast upstream (CoreDNS template), on CPU 1. Ordinary sites: site N's names get 4 addresses
+# in 45.(N/256).(N%256).0/24. The storm: 2 addresses per answer from the query id, over many networks. flux.top
+# (flood, soak) rotates per query id over many /16s. Anything else: 4 fixed public-looking A records.
+upstream_conf() {
+  cat >"$TMP/up.conf" <<CONF
 .:$1 {
     bind 127.0.0.1
+    template IN A com {
+        match "^w[0-9]+\\.site([0-9]+)\\.com\\.\$"
+        var site "int(group(1))"
+        var hi "int(site / 256) % 256"
+        var lo "site % 256"
+        answer "{{ .Name }} 3600 IN A 45.{{ .Var.hi }}.{{ .Var.lo }}.1" "{{ .Name }} 3600 IN A 45.{{ .Var.hi }}.{{ .Var.lo }}.2"
+        answer "{{ .Name }} 3600 IN A 45.{{ .Var.hi }}.{{ .Var.lo }}.3" "{{ .Name }} 3600 IN A 45.{{ .Var.hi }}.{{ .Var.lo }}.4"
+        fallthrough
+    }
+    template IN A storm.top {
+        var o "id() % 96 + 128"
+        var p "int(id() / 96) % 256"
+        answer "{{ .Name }} 300 IN A {{ .Var.o }}.1.{{ .Var.p }}.1" "{{ .Name }} 300 IN A {{ .Var.o }}.2.{{ .Var.p }}.2"
+    }
     template IN A flux.top {
         var o "id() % 200 + 23"
         answer "{{ .Name }} 0 IN A {{ .Var.o }}.1.0.1" "{{ .Name }} 0 IN A {{ .Var.o }}.2.0.2"
@@ -106,22 +139,25 @@ upstream_conf() {  # fast upstream: 4 fixed public-looking A records; names unde
     }
     template ANY ANY
 }
-EOF
+CONF
 }
-server_conf() {  # server_conf NAME PORT PROMPORT UPPORT FLUXGUARD-LINE CACHE-LINE
-  cat >"$TMP/$1.conf" <<EOF
+# server_conf NAME PORT PROMPORT UPPORT FLUXGUARD-LINE CACHE-LINE [CHAIN]: the CoreDNS under test. CHAIN full (the
+# default) has errors and prometheus (on PROMPORT) before fluxguard and cache; lean has neither.
+server_conf() {
+  local extra="errors
+    prometheus 127.0.0.1:$3"
+  [ "${7:-full}" = lean ] && extra=""
+  cat >"$TMP/$1.conf" <<CONF
 .:$2 {
     bind 127.0.0.1
-    errors
-    prometheus 127.0.0.1:$3
+    $extra
     $5
     $6
     forward . 127.0.0.1:$4
 }
-EOF
+CONF
 }
 
-# perf NAME PORT FILE ARGS...: one dnsperf run from CPU 1; prints its output, fails if it or CoreDNS dies.
 perf() {
   local out; out=$("${TOOL[@]}" dnsperf -s 127.0.0.1 -p "$2" -d "$3" -c "$CLIENTS" -q "$OUTSTANDING" "${@:4}" 2>&1) ||
     { echo "$out" >&2; die "dnsperf against $1 failed"; }
@@ -147,18 +183,30 @@ gostats() {
     $1 == "go_memstats_mallocs_total" {m = $2} $1 == "go_gc_duration_seconds_count" {g = $2} END {printf "%.0f %.0f %.0f\n", a, m, g}'
 }
 
-# workload NAME FILE CACHE-LINE: ROUNDS rounds, each with a fresh BASE and FG (warmed up, then run in A B / B A
-# order): two processes of the same binary and configuration differ by several percent in throughput, so one
-# pair per workload would measure their luck. Appends one row to ROWS (median qps, median of the per-round
-# ratios) and one per load to LROWS (latency at a fixed rate).
-workload() {
-  local wl=$1 file=$2 cache=$3 r c out bport bprom fport fprom t0 i L fl=fluxguard
-  declare -A qps=() ticks=([BASE]=0 [FG]=0) nq=([BASE]=0 [FG]=0) rss=() q=() rate=() lticks=() p99r=() gostart=() goper=()
-  local -A gorun=([BASE]="0 0 0" [FG]="0 0 0")
-  local ratios="" tracked="" order pair99="" gb gf bl="" cmds
+# row TRAFFIC CHAIN WORKLOAD: ROUNDS rounds, each with fresh processes of every configuration (BASE, FG and, with
+# FLOOR=1, AA), warmed up, then measured in turn: two processes of the same binary and configuration differ by
+# several percent in throughput, so one set per row would measure their luck. Appends to the tables.
+row() {
+  local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=fluxguard bl="" cache=cache file cmds tracked rcodes
+  local -a confs=(BASE FG) order warm
+  local -A port=() prom=() qps=() ticks=() nq=() rss=() q=() rate=() lticks=() p99r=() gostart=() goper=() gorun=()
+  local -A completed=() secs=() ratios=() pair99=()
+  [ "$FLOOR" = 1 ] && confs+=(AA)
+  [ "$traffic" = held ] && names=storm fl="fluxguard {
+        action block
+    }"
   [ "$AA" = 1 ] && fl=""
   [ "$SHARED" = 1 ] && bl=fluxguard
-  rm -f "$TMP/pair.a" "$TMP/pair.b"
+  case $wl in
+    hot) file=$TMP/$names.hot.txt warm=(-l "$WARMUP") ;;
+    distinct) file=$TMP/$names.distinct.txt warm=(-n 1) cache="cache {
+        success $((DISTINCT_NAMES * 2))
+    }" ;;
+    miss) file=$TMP/$names.hot.txt warm=(-l "$WARMUP") cache="" ;;
+    *) die "unknown workload $wl (WORKLOADS: hot distinct miss)" ;;
+  esac
+  for c in "${confs[@]}"; do ticks[$c]=0 nq[$c]=0 gorun[$c]="0 0 0" ratios[$c]="" pair99[$c]=""; done
+  rm -f "$TMP"/pair.*
   # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
   # the slices of a round go on through the names rather than repeat the first ones.
   local slices=$((DURATION / SLICE)) lines; lines=$(wc -l <"$file")
@@ -166,92 +214,107 @@ workload() {
     awk -v off=$((i * lines / slices)) 'NR > off' "$file" >"$TMP/slice.$i"
     awk -v off=$((i * lines / slices)) 'NR <= off' "$file" >>"$TMP/slice.$i"
   done
-  for L in $LAT_LOADS; do : >"$TMP/lat.BASE.$L"; : >"$TMP/lat.FG.$L"; lticks[BASE.$L]=0 lticks[FG.$L]=0; done
+  for L in $LAT_LOADS; do for c in "${confs[@]}"; do : >"$TMP/lat.$c.$L"; lticks[$c.$L]=0; done; done
   for r in $(seq "$ROUNDS"); do
-    alloc_port bport; alloc_port bprom; alloc_port fport; alloc_port fprom
     # A fleet of its own per round: a new replica merges the last 5 minutes of its fleet's stream.
     [ "$SHARED" = 1 ] && fl="fluxguard {
-        shared redis://127.0.0.1:$REDISPORT prefix bench-$wl-$r
+        shared redis://127.0.0.1:$REDISPORT prefix bench-$traffic-$chain-$wl-$r
     }"
-    server_conf BASE "$bport" "$bprom" "$UPPORT" "$bl" "$cache"
-    server_conf FG "$fport" "$fprom" "$UPPORT" "$fl" "$cache"
-    start BASE CUT; start FG CUT
-    declare -A port=([BASE]=$bport [FG]=$fport) prom=([BASE]=$bprom [FG]=$fprom)
-    if [ "$WARMUP" -gt 0 ]; then for c in BASE FG; do perf $c "${port[$c]}" "$file" -l "$WARMUP" >/dev/null; done; fi
-    order=(BASE FG); [ $((r % 2)) = 0 ] && order=(FG BASE)
-    # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn (A B B A ...),
-    # so that the machine's drift over the round falls on both alike; qps: completed / run time, summed.
-    declare -A completed=([BASE]=0 [FG]=0) secs=([BASE]=0 [FG]=0)
-    for c in BASE FG; do gostart[$c]=$(gostats "${prom[$c]}"); done
+    for c in "${confs[@]}"; do
+      alloc_port "port[$c]"; alloc_port "prom[$c]"
+      if [ "$c" = FG ]; then k=$fl; else k=$bl; fi
+      server_conf "$c" "${port[$c]}" "${prom[$c]}" "$UPPORT" "$k" "$cache" "$chain"
+      start "$c" CUT
+    done
+    for c in "${confs[@]}"; do perf "$c" "${port[$c]}" "$file" "${warm[@]}" >/dev/null; done
+    # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn, the order
+    # rotating at each slice and round, so that the machine's drift falls on all alike; qps: completed / run time.
+    order=("${confs[@]}"); for i in $(seq $((r % ${#confs[@]}))); do order=("${order[@]:1}" "${order[0]}"); done
+    for c in "${confs[@]}"; do completed[$c]=0 secs[$c]=0; [ "$chain" = full ] && gostart[$c]=$(gostats "${prom[$c]}"); done
     [ "$SHARED" = 1 ] && cmds=$(redis_commands)
     for i in $(seq 0 $((slices - 1))); do
       for c in "${order[@]}"; do
-        t0=$(cpu_ticks $c)
-        out=$(perf $c "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")
-        ticks[$c]=$((ticks[$c] + $(cpu_ticks $c) - t0))
+        t0=$(cpu_ticks "$c")
+        out=$(perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")
+        ticks[$c]=$((ticks[$c] + $(cpu_ticks "$c") - t0))
         completed[$c]=$((completed[$c] + $(field 'Queries completed' <<<"$out")))
         secs[$c]=$(awk -v a="${secs[$c]}" -v b="$(field 'Run time' <<<"$out")" 'BEGIN {print a + b}')
         LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
+        [ "$c" = FG ] && rcodes=$(awk '/Response codes:/ {sub(/.*codes: */, ""); print}' <<<"$out")
       done
-      order=("${order[1]}" "${order[0]}")
+      order=("${order[@]:1}" "${order[0]}")
     done
-    for c in BASE FG; do  # Go runtime: what the throughput slices allocated and the GC cycles they took, summed
-      gorun[$c]=$(awk -v a="${gorun[$c]}" -v s="${gostart[$c]}" -v e="$(gostats "${prom[$c]}")" 'BEGIN {split(a, x); split(s, y); split(e, z)
-        printf "%.0f %.0f %.0f\n", x[1] + z[1] - y[1], x[2] + z[2] - y[2], x[3] + z[3] - y[3]}')
+    for c in "${confs[@]}"; do
+      if [ "$chain" = full ]; then  # Go runtime: what the throughput slices allocated and the GC cycles they took
+        gorun[$c]=$(awk -v a="${gorun[$c]}" -v s="${gostart[$c]}" -v e="$(gostats "${prom[$c]}")" 'BEGIN {split(a, x); split(s, y); split(e, z)
+          printf "%.0f %.0f %.0f\n", x[1] + z[1] - y[1], x[2] + z[2] - y[2], x[3] + z[3] - y[3]}')
+      fi
       q[$c]=$(awk -v n="${completed[$c]}" -v s="${secs[$c]}" 'BEGIN {printf "%.0f", n / s}') nq[$c]=$((nq[$c] + completed[$c]))
       qps[$c]+="${q[$c]} "
     done
-    ratios+="$(ratio "${q[FG]}" "${q[BASE]}") "
+    for c in "${confs[@]:1}"; do ratios[$c]+="$(ratio "${q[$c]}" "${q[BASE]}") "; done
     if [ "$SHARED" = 1 ]; then REDISCMDS=$((REDISCMDS + $(redis_commands) - cmds)) FGQUERIES=$((FGQUERIES + completed[FG])); fi
-    # Latency: at fixed rates (LAT_LOADS % of the first round's BASE qps, the same for both), every query's
-    # latency, pooled per configuration and load over all rounds; and this round's FG/BASE p99 ratio.
+    # Latency at fixed rates (LAT_LOADS % of the first round's BASE qps, the same for all): every query's latency,
+    # pooled per configuration and load over all rounds; and this round's FG/BASE p99 ratio.
     for L in $LAT_LOADS; do
       [ -n "${rate[$L]:-}" ] || rate[$L]=$(awk -v q="${q[BASE]}" -v p="$L" 'BEGIN {printf "%d", q * p / 100}')
-      : >"$TMP/round.BASE"; : >"$TMP/round.FG"
+      for c in "${confs[@]}"; do : >"$TMP/round.$c"; done
       for i in $(seq "$LAT_ROUNDS"); do
         for c in "${order[@]}"; do
-          t0=$(cpu_ticks $c)
-          out=$(perf $c "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "${rate[$L]}" -v)
-          lticks[$c.$L]=$((lticks[$c.$L] + $(cpu_ticks $c) - t0))
+          t0=$(cpu_ticks "$c")
+          out=$(perf "$c" "${port[$c]}" "$file" -l "$LAT_DURATION" -Q "${rate[$L]}" -v)
+          lticks[$c.$L]=$((lticks[$c.$L] + $(cpu_ticks "$c") - t0))
           lat_ms <<<"$out" >>"$TMP/round.$c"
         done
-        order=("${order[1]}" "${order[0]}")
+        order=("${order[@]:1}" "${order[0]}")
       done
-      for c in BASE FG; do cat "$TMP/round.$c" >>"$TMP/lat.$c.$L"; done
+      for c in "${confs[@]}"; do cat "$TMP/round.$c" >>"$TMP/lat.$c.$L"; done
       p99r[$L]+="$(ratio "$(p99_of "$TMP/round.FG")" "$(p99_of "$TMP/round.BASE")") "
     done
-    # Paired latency: one query at a time, the same to BASE (a) and FG (b) in turn, from CPU 1.
-    out=$("${TOOL[@]}" "$PAIRLAT" -a "127.0.0.1:$bport" -b "127.0.0.1:$fport" -names "$file" -n "$PAIR_N" -out "$TMP/pair") ||
-      die "pairlat failed: $out"
-    check_alive; pair99+="$(awk '/^ratio/ {print $6}' <<<"$out") "
-    PAIRLOST=$((PAIRLOST + $(awk '/ lost / {n += $5} END {print n + 0}' <<<"$out")))
-    for c in BASE FG; do rss[$c]+="$(rss_kb $c) "; done
-    if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ]; then sleep 11; tracked=$(metric "$fprom" coredns_fluxguard_tracked_names gauge); fi
-    ERRS+="$(grep -c '\[ERROR\]' "$TMP/BASE.log" || true)/$(grep -c '\[ERROR\]' "$TMP/FG.log" || true) "
-    stop BASE; stop FG
+    # Paired latency: one query at a time, the same to BASE (a) and FG (b) in turn, then to BASE and AA, from CPU 1.
+    for c in "${confs[@]:1}"; do
+      out=$("${TOOL[@]}" "$PAIRLAT" -a "127.0.0.1:${port[BASE]}" -b "127.0.0.1:${port[$c]}" -names "$file" -n "$PAIR_N" -out "$TMP/pair.$c") ||
+        die "pairlat failed: $out"
+      check_alive; pair99[$c]+="$(awk '/^ratio/ {print $6}' <<<"$out") "
+      PAIRLOST=$((PAIRLOST + $(awk '/ lost / {n += $5} END {print n + 0}' <<<"$out")))
+    done
+    for c in "${confs[@]}"; do rss[$c]+="$(rss_kb "$c") "; done
+    if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ] && [ "$chain" = full ]; then
+      sleep 11; tracked=$(metric "${prom[FG]}" coredns_fluxguard_tracked_names gauge)
+    else tracked=—; fi
+    ERRS+="$(for c in "${confs[@]}"; do printf '%s/' "$(grep -c '\[ERROR\]' "$TMP/$c.log" || true)"; done) "
+    for c in "${confs[@]}"; do stop "$c"; done
   done
-  for c in BASE FG; do
+  for c in "${confs[@]}"; do
     qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]})
     # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
     goper[$c]=$(awk -v g="${gorun[$c]}" -v n="${nq[$c]}" 'BEGIN {split(g, x); printf "%.0f %.2f %.0f", x[1] / n, x[2] / n, x[3] ? n / x[3] : 0}')
   done
-  read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
-  GROWS+="| $wl | ${gb[0]} / ${gf[0]} | ${gb[1]} / ${gf[1]} | ${gb[2]} / ${gf[2]} | $(ratio "${gb[2]}" "${gf[2]}") |"$'\n'
-  ROWS+="| $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range $ratios) | $(mib "${rss[BASE]}") | $(mib "${rss[FG]}")"
-  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $tracked |"$'\n'
-  RATIOS+="$wl: $ratios; "
-  local s=$((ROUNDS * LAT_ROUNDS * LAT_DURATION)) b f
+  local floor=— pfloor=— b f gb gf
+  if [ "$FLOOR" = 1 ]; then floor=$(median_range ${ratios[AA]}) pfloor=$(median_range ${pair99[AA]}); fi
+  local cell; cell=$(printf '%.3f' "$(median ${ratios[FG]})")
+  [ "$FLOOR" = 1 ] && cell+=" (A/A $(printf '%.3f' "$(median ${ratios[AA]})"))"
+  CELL[$traffic.$chain.$wl]=$cell
+  ROWS+="| $traffic | $chain | $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range ${ratios[FG]}) | $floor"
+  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $(mib "${rss[BASE]}") / $(mib "${rss[FG]}") | $tracked |"$'\n'
+  RATIOS+="$traffic $chain $wl: ${ratios[FG]}(A/A ${ratios[AA]:-}); "
+  if [ "$chain" = full ]; then
+    read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
+    GROWS+="| $traffic | $wl | ${gb[0]} / ${gf[0]} | ${gb[1]} / ${gf[1]} | ${gb[2]} / ${gf[2]} | $(ratio "${gb[2]}" "${gf[2]}") |"$'\n'
+  fi
+  local s=$((ROUNDS * LAT_ROUNDS * LAT_DURATION))
   for L in $LAT_LOADS; do
     b=$(lat_stats "$TMP/lat.BASE.$L") f=$(lat_stats "$TMP/lat.FG.$L")
-    LROWS+="| $wl | $L% (${rate[$L]} qps) | $(busy "${lticks[BASE.$L]}" $s) / $(busy "${lticks[FG.$L]}" $s)"
+    LROWS+="| $traffic | $chain | $wl | $L% (${rate[$L]} qps) | $(busy "${lticks[BASE.$L]}" $s) / $(busy "${lticks[FG.$L]}" $s)"
     LROWS+=" | ${b// / / } | ${f// / / } | $(ratio "${f##* }" "${b##* }") | $(median_range ${p99r[$L]}) |"$'\n'
-    P99RATIOS+="$wl $L%: ${p99r[$L]}; "
   done
-  b=$(lat_stats "$TMP/pair.a") f=$(lat_stats "$TMP/pair.b")
-  PROWS+="| $wl | ${b// / / } | ${f// / / } | $(ratio "${f%% *}" "${b%% *}") | $(ratio "${f##* }" "${b##* }") | $(median_range $pair99) |"$'\n'
-  PAIRRATIOS+="$wl: $pair99; "
+  b=$(lat_stats "$TMP/pair.FG.a") f=$(lat_stats "$TMP/pair.FG.b")
+  PROWS+="| $traffic | $chain | $wl | ${b// / / } | ${f// / / } | $(ratio "${f%% *}" "${b%% *}") | $(ratio "${f##* }" "${b##* }")"
+  PROWS+=" | $(median_range ${pair99[FG]}) | $pfloor |"$'\n'
+  PAIRRATIOS+="$traffic $chain $wl: ${pair99[FG]}(A/A ${pair99[AA]:-}); "
+  RCODES+="$traffic $chain $wl: $rcodes; "
 }
 
 header() {
@@ -274,69 +337,96 @@ start_redis() {
   die "redis-server did not start"
 }
 
+# names_file FILE N TRAFFIC: N names of TRAFFIC (sites: wI%10.siteI/10.com; storm: sI.storm.top), shuffled the same
+# way every run.
+names_file() {
+  awk -v n="$2" -v t="$3" 'BEGIN {for (i = 0; i < n; i++) if (t == "sites") printf "w%d.site%d.com A\n", i % 10, int(i / 10)
+    else printf "s%d.storm.top A\n", i}' | shuf --random-source=<(yes) >"$1"
+}
+
 compare() {
   REDISCMDS=0 FGQUERIES=0
   [ "$SHARED" = 1 ] && start_redis
-  awk 'BEGIN {for (i = 0; i < 1000; i++) print "h" i ".example.com A"}' >"$TMP/hot.txt"
-  awk 'BEGIN {for (i = 0; i < 200000; i++) print "d" i ".example.com A"}' >"$TMP/distinct.txt"
+  local t; for t in sites storm; do
+    names_file "$TMP/$t.hot.txt" "$HOT_NAMES" $t; names_file "$TMP/$t.distinct.txt" "$DISTINCT_NAMES" $t
+  done
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" LROWS="" PROWS="" GROWS="" ERRS="" RATIOS="" P99RATIOS="" PAIRRATIOS="" LOST=0 PAIRLOST=0
-  local wl; for wl in $WORKLOADS; do
-    ERRS+="$wl:"
-    case $wl in
-      hot) workload hot "$TMP/hot.txt" cache ;;                # 1,000 names: cache hits
-      distinct) workload distinct "$TMP/distinct.txt" cache ;; # 200,000 names: cache (9,984 entries) churns, fluxguard tracks all
-      miss) workload miss "$TMP/hot.txt" "" ;;                 # no cache: every query goes upstream
-      *) die "unknown workload $wl (WORKLOADS: hot distinct miss)" ;;
-    esac
+  ROWS="" LROWS="" PROWS="" GROWS="" ERRS="" RATIOS="" PAIRRATIOS="" RCODES="" LOST=0 PAIRLOST=0
+  declare -gA CELL=()
+  local traffic chain wl line
+  for traffic in $TRAFFIC; do
+    case $traffic in sites | storm | held) ;; *) die "unknown traffic $traffic (TRAFFIC: sites storm held)" ;; esac
+    for chain in $CHAINS; do
+      case $chain in lean | full) ;; *) die "unknown chain $chain (CHAINS: lean full)" ;; esac
+      for wl in $WORKLOADS; do
+        ERRS+="$traffic $chain $wl:"
+        row "$traffic" "$chain" "$wl"
+      done
+    done
   done
   {
-    header "ROUNDS=$ROUNDS fresh BASE + FG pairs per workload, DURATION=${DURATION}s per config and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s), latency runs LAT_ROUNDS=$LAT_ROUNDS x ${LAT_DURATION}s per config, load and round"
-    [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.** Its ratios are the measurement's noise floor."
+    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
+    [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
     [ "$SHARED" = 1 ] && echo && echo "**SHARED=1: BASE is fluxguard alone, FG fluxguard with \`shared\` to a local redis-server.**" \
       "Redis commands in the throughput runs: $REDISCMDS for $FGQUERIES FG queries," \
       "$(awk -v c="$REDISCMDS" -v q="$FGQUERIES" 'BEGIN {printf "%.2f", q ? c * 10000 / q : 0}') per 10,000 queries."
     echo
-    echo "qps: queries completed / run time at saturation, over each round's slices, median over the rounds; qps ratio: median of the rounds' FG/BASE"
-    echo "ratios (lowest–highest). CPU µs/q: utime+stime of the CoreDNS under test / queries completed in the throughput"
-    echo "runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf,"
-    echo "and the template upstream on misses). RSS: VmRSS at the end of each round, median. Tracked names:"
-    echo "coredns_fluxguard_tracked_names, 11 s after the last round."
+    echo "qps ratio FG/BASE, median of the rounds$([ "$FLOOR" = 1 ] && echo ", with the A/A ratio (AA/BASE: two identical processes without fluxguard) beside it"):"
     echo
-    echo "| workload | BASE qps | FG qps | qps ratio (FG/BASE) | BASE RSS | FG RSS | CPU µs/q (busy %) BASE / FG | FG tracked names |"
-    echo "|---|---|---|---|---|---|---|---|"
+    line="| traffic, chain |"; for wl in $WORKLOADS; do line+=" $wl |"; done; echo "$line"
+    line="|---|"; for wl in $WORKLOADS; do line+="---|"; done; echo "$line"
+    for traffic in $TRAFFIC; do for chain in $CHAINS; do
+      line="| $traffic, $chain |"; for wl in $WORKLOADS; do line+=" ${CELL[$traffic.$chain.$wl]} |"; done; echo "$line"
+    done; done
+    echo
+    echo "Chains: lean = cache + forward, full = errors + prometheus + cache + forward (fluxguard before cache in FG)."
+    echo "Traffic: sites = names over sites of 10 names, each site's 4 addresses in a /24 of its own; storm = names under"
+    echo "storm.top, every answer 2 addresses from the query id over many networks (monitor mode); held = the storm"
+    echo "with action block. Workloads: hot = cache hits over $HOT_NAMES names, distinct = cache hits over $DISTINCT_NAMES"
+    echo "names, miss = no cache."
+    echo
+    echo "qps: queries completed / run time at saturation over each round's slices, median over the rounds; ratios:"
+    echo "median (lowest–highest) of the rounds'. CPU µs/q: utime+stime of the CoreDNS under test / queries completed in"
+    echo "the throughput runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck"
+    echo "is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each round, median. Tracked names (full chain"
+    echo "only): coredns_fluxguard_tracked_names, 11 s after the last round."
+    echo
+    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG | RSS BASE / FG | FG tracked names |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
     echo
-    echo "Latency at fixed rates (LAT_LOADS: % of the first round's BASE qps, the same rate for both): avg / p50 / p99"
-    echo "of every query's latency (dnsperf -v; 2.10 has no histogram), pooled per configuration over all rounds; busy:"
-    echo "the CoreDNS under test's CPU (utime+stime) during those runs, share of one core; p99 ratio per round: median"
-    echo "of the rounds' FG/BASE p99 ratios (lowest–highest)."
-    echo
-    echo "| workload | load | busy BASE / FG | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | p99 ratio, pooled | p99 ratio per round |"
-    echo "|---|---|---|---|---|---|---|"
-    printf '%s' "$LROWS"
-    echo
     echo "Latency in pairs (bench/pairlat, PAIR_N=$PAIR_N per configuration and round): one query in flight, the same"
-    echo "query to BASE and to FG in turn (which goes first alternates), so the machine's stalls fall on both alike;"
-    echo "avg / p50 / p99 pooled over all rounds, avg ratio, pooled p99 ratio and the median of the rounds' p99 ratios."
+    echo "query to BASE and to FG in turn (which goes first alternates); avg / p50 / p99 pooled over all rounds, avg ratio,"
+    echo "pooled p99 ratio, the median (range) of the rounds' p99 ratios, and the same of BASE against AA."
     echo
-    echo "| workload | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | avg ratio | p99 ratio, pooled | p99 ratio per round |"
-    echo "|---|---|---|---|---|---|"
+    echo "| traffic | chain | workload | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | avg ratio | p99 ratio, pooled | p99 ratio per round | A/A p99 ratio per round |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$PROWS"
-    echo
-    echo "Go runtime in the throughput runs (go_memstats_alloc_bytes_total, go_memstats_mallocs_total and"
-    echo "go_gc_duration_seconds_count of each CoreDNS, per completed query, all rounds): the heap allocated per query, the"
-    echo "allocations per query, and the queries per GC cycle; GC cycles per query FG/BASE. With one P (pinned) a cycle"
-    echo "takes the core for a few ms of marking, spread over several: queries that arrive meanwhile wait, a part of the"
-    echo "tail under load that the CPU per query does not show."
-    echo
-    echo "| workload | B/query BASE / FG | allocs/query BASE / FG | queries per GC cycle BASE / FG | GC cycles per query, FG/BASE |"
-    echo "|---|---|---|---|---|"
-    printf '%s' "$GROWS"
-    echo; echo "Queries lost (all throughput runs): $LOST; in the paired runs: $PAIRLOST. Per-round qps ratios: ${RATIOS}"
-    echo "Per-round p99 ratios: ${P99RATIOS}"
+    if [ -n "$LAT_LOADS" ]; then
+      echo
+      echo "Latency at fixed rates (LAT_LOADS: % of the first round's BASE qps, the same rate for all): avg / p50 / p99"
+      echo "of every query's latency (dnsperf -v), pooled per configuration over all rounds; busy: the CoreDNS under"
+      echo "test's CPU during those runs; p99 ratio per round: median of the rounds' FG/BASE p99 ratios (lowest–highest)."
+      echo
+      echo "| traffic | chain | workload | load | busy BASE / FG | BASE avg / p50 / p99 (ms) | FG avg / p50 / p99 (ms) | p99 ratio, pooled | p99 ratio per round |"
+      echo "|---|---|---|---|---|---|---|---|---|"
+      printf '%s' "$LROWS"
+    fi
+    if [ -n "$GROWS" ]; then
+      echo
+      echo "Go runtime in the throughput runs of the full chain (go_memstats_alloc_bytes_total, go_memstats_mallocs_total"
+      echo "and go_gc_duration_seconds_count, per completed query, all rounds): heap allocated per query, allocations per"
+      echo "query, queries per GC cycle; GC cycles per query FG/BASE."
+      echo
+      echo "| traffic | workload | B/query BASE / FG | allocs/query BASE / FG | queries per GC cycle BASE / FG | GC cycles per query, FG/BASE |"
+      echo "|---|---|---|---|---|---|"
+      printf '%s' "$GROWS"
+    fi
+    echo; echo "Queries lost (all throughput runs): $LOST; in the paired runs: $PAIRLOST."
+    echo "Per-round qps ratios: ${RATIOS}"
     echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
-    echo "CoreDNS [ERROR] lines BASE/FG per round: ${ERRS}"
+    echo "FG's response codes in the last throughput slice: ${RCODES}"
+    echo "CoreDNS [ERROR] lines per configuration ($(printf '%s/' BASE FG; [ "$FLOOR" = 1 ] && echo -n AA/)) and round: ${ERRS}"
   } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)latest.md"
 }
 

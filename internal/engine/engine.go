@@ -90,6 +90,7 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 		en.fingerprint = 0 // the window may have changed: the next answer is tallied
 		return !n.exclude.match(name)
 	})
+	n.forgetRecent()
 	return n, nil
 }
 
@@ -146,6 +147,15 @@ func (e *Engine) SetPolicy(p *Policy) {
 		}
 		return true
 	})
+	e.forgetRecent()
+}
+
+// forgetRecent has every name's next answer judged in full (see
+// store.forgetRecent).
+func (e *Engine) forgetRecent() {
+	for _, sc := range e.scopes() {
+		sc.st.forgetRecent()
+	}
 }
 
 // Sweep drops the entries with no evidence left in the window that are not

@@ -73,20 +73,19 @@ type entry struct {
 // also returns a's index and whether a is new to the list.
 func (sh *shard) addSeen(b block, a [16]byte, now uint32, max int) (block, int, bool) {
 	list := sh.seen.view(b)
+	old, oldest := 0, ^uint32(0) // the stalest value, found on the way
 	for i := range list {
-		if list[i].addr == a {
-			list[i].last = now
+		s := &list[i]
+		if s.addr == a {
+			s.last = now
 			return b, i, false
+		}
+		if s.last < oldest {
+			old, oldest = i, s.last
 		}
 	}
 	if len(list) < max {
 		return sh.seen.push(b, seen{addr: a, last: now}), len(list), true
-	}
-	old := 0
-	for i := range list {
-		if list[i].last < list[old].last {
-			old = i
-		}
 	}
 	list[old] = seen{addr: a, last: now}
 	return b, old, true

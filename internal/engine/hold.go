@@ -68,7 +68,7 @@ func (e *Engine) held(sc scope, key string, now uint32) (Verdict, bool, string) 
 		return Verdict{}, false, en.domain(key)
 	}
 	e.tally(sh, en, now)
-	v := e.judge(sh, en, now, sc.threshold)
+	v := e.judge(sh, en, now, sc.threshold, false)
 	v.HoldLeft = en.holdLeft(now)
 	return v, true, en.domain(key)
 }

@@ -6,7 +6,8 @@ package engine
 // map reads its group's control word, then a slot, then the name to
 // compare: on the query path each is a cache miss.
 type index struct {
-	slots []slot // a power of two of them, at most 3/4 used
+	mem   *arena
+	slots []slot // a power of two of them, at most 3/4 used, in mem
 	n     int
 }
 
@@ -29,8 +30,9 @@ type key struct {
 	check uint32
 }
 
-// minIndexSlots is the size of a shard's index when it gets its first name.
-const minIndexSlots = 16
+// minIndexSlots is the size of a shard's index when it gets its first
+// name: a page of them.
+const minIndexSlots = 128
 
 // home returns the slot where the search for hash h starts. The low bits
 // of h picked the shard, so they are the same for all its names.
@@ -90,13 +92,14 @@ func (x *index) put(k key, off uint32) {
 // grow doubles the slots and puts the used ones back.
 func (x *index) grow() {
 	old := x.slots
-	x.slots = make([]slot, max(2*len(old), minIndexSlots))
+	x.slots = allocOf[slot](x.mem, max(2*len(old), minIndexSlots))
 	for _, s := range old {
 		if s.ref != 0 {
 			i, _ := x.find(s.hash)
 			x.slots[i] = s
 		}
 	}
+	releaseOf(x.mem, old)
 }
 
 // delete removes hash h, moving back the slots after it that would no

@@ -22,7 +22,7 @@ func TestIndex(t *testing.T) {
 		{"wrapping", func(i int) uint64 { return uint64(i)<<32 | uint64(13+i%3)<<shardBits }, 12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var x index
+			x := index{mem: newArena()}
 			want := map[uint64]uint32{}
 			keys := make([]key, tc.n)
 			for i := range keys {

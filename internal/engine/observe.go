@@ -163,6 +163,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		news.clients, touched = e.recordClients(sh, en, a, repeat, now)
 		tallied = tallied && !touched
 	}
+	again := en.last == now
 	en.last = now
 	if a.remote != nil {
 		en.countShared(now, now/e.width, a.remote.Queries)
@@ -174,7 +175,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	if !tallied {
 		e.tally(sh, en, now)
 	}
-	v := e.judge(sh, en, now, threshold)
+	v := e.judge(sh, en, now, threshold, again)
 	if e.flagging(en, v, threshold) {
 		prev := en.heldUntil
 		en.heldUntil = now + e.hold

@@ -3,14 +3,19 @@ package engine
 import "net/netip"
 
 // recent is a name's last judged answer, kept in its index slot so that
-// an answer repeating it in the same second from the same client (a cache
-// hit, typically) is counted without reading the entry: the slot is read
-// on the way to the entry anyway, the entry is a cache miss further, and
-// judging it again would change nothing but its query count, as long as
-// the verdict is steady.
+// an answer repeating it from the same client (a cache hit, typically) in
+// the same query-count bucket (window/12 seconds; the same second for a
+// flagged name) is counted without reading the entry: the slot is read on
+// the way to the entry anyway, the entry and its lists are cache misses
+// further, and judging it again would change nothing but its query count,
+// as long as the verdict is steady. The repeats land in the entry's
+// newest bucket, theirs, when it is next read; until its next judged
+// answer, at the latest in the next bucket, its addresses' and clients'
+// last-seen times are those of the judged one, and its registered domain
+// hears nothing of them.
 type recent struct {
 	fingerprint uint32 // of the answer's evidence (see fingerprint); 0 for none
-	at          uint32 // when it was judged
+	at          uint32 // when it was judged, or last repeated
 	client      uint32 // the entry's lastClient then
 	repeats     uint16 // answers repeating it since, not counted in the entry yet
 	level       Level  // its verdict's
@@ -21,7 +26,7 @@ type recent struct {
 type recentFlags uint8
 
 const (
-	recentSteady recentFlags = 1 << iota // more queries at `at` cannot change the verdict's level
+	recentSteady recentFlags = 1 << iota // more queries in its bucket cannot change the verdict's level
 	recentV6                             // its addresses are IPv6: an AAAA answer
 )
 
@@ -39,14 +44,17 @@ func (e *Engine) repeat(sh *shard, k key, a *answer, now uint32) (Verdict, bool)
 		return Verdict{}, false
 	}
 	r.repeats++
+	r.at = now
 	return Verdict{Level: r.level, Prev: r.level}, true
 }
 
 // repeats reports whether an answer to client at now that repeats r's
 // evidence is a repeat to count in the slot: r is steady, of the same
-// second and client, and has room for one more.
+// client, of the same second or, unless flagged (a hold ends at a second),
+// of the same bucket, and has room for one more.
 func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
-	return r.flags&recentSteady != 0 && r.at == now && r.repeats != ^uint16(0) &&
+	return r.flags&recentSteady != 0 && r.repeats != ^uint16(0) &&
+		(r.at == now || r.level != LevelFlagged && r.at/e.width == now/e.width) &&
 		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
 }
 
@@ -66,9 +74,9 @@ type Precheck struct {
 // Precheck looks name up as a query for it from client (invalid for none)
 // comes, before it is answered. It tells a name neither tracked nor
 // skipped (Precheck.New), and counts a query whose answer is taken to
-// repeat the name's last one (Precheck.Repeat): in this second, an answer
-// to that client of the same family (AAAA if v6, A otherwise) was judged,
-// steady (see recent), and at least one more was seen to repeat it.
+// repeat the name's last one (Precheck.Repeat): an answer to that client
+// of the same family (AAAA if v6, A otherwise) was judged, steady (see
+// recent), and in this second another was seen to repeat it.
 // Answers that rotate are all read; one that changes after a repeat in
 // the same second (a cache entry renewed then) is not, and the first
 // query of a later second reads the name's answer again. A flagged name's
@@ -92,8 +100,8 @@ func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bo
 	if s == nil {
 		return Precheck{}, false
 	}
-	r := &s.recent
-	if r.repeats == 0 || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, e.clock()) {
+	r, now := &s.recent, e.clock()
+	if r.repeats == 0 || r.at != now || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, now) {
 		return Precheck{}, true
 	}
 	r.repeats++
@@ -101,9 +109,10 @@ func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bo
 }
 
 // remember keeps en's last answer, judged v at now, in its slot, of key k
-// in sh. Only more queries change a verdict within its second, and only
-// by making the name a candidate (see candidate): the verdict is steady
-// unless that can still happen.
+// in sh. Only more queries change a verdict within its bucket, and only
+// by making the name a candidate (see candidate), or time, taking its
+// oldest addresses out of the window: the verdict is steady unless more
+// queries can still change it.
 func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now uint32) {
 	s := sh.index.get(k)
 	if s == nil {
@@ -118,12 +127,13 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now u
 	}
 }
 
-// settle counts the repeats r holds into en, its entry, and returns how
-// many there were.
+// settle counts the repeats r holds into en, its entry, as last seen when
+// the last of them came, and returns how many there were.
 func (r *recent) settle(en *entry) uint32 {
 	n := uint32(r.repeats)
 	if n > 0 {
 		en.addToNewest(n)
+		en.last = max(en.last, r.at)
 		r.repeats = 0
 	}
 	return n

@@ -37,17 +37,20 @@ func queriesOf(t *testing.T, e *Engine, name string) int {
 // for brief verdicts, and checks that they agree on every level and on
 // the state, and that the brief one counts the answers that repeat the
 // last one in its slot, without judging them again, only when that
-// cannot change the level.
+// cannot change the level: from the same client, in the same second for a
+// flagged name, in the same query-count bucket (5 minutes here) for others.
 func TestLevelOnlyRepeats(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
 	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
 	setB := addrs("51.1.0.1", "52.1.0.1", "53.1.0.1", "54.1.0.1", "55.1.0.1", "56.1.0.1")
 	const flux, static = "x.evil.tk", "static.example.com" // 2 points of the seed rule's, and none
+	sweep := func(e *Engine) { e.Sweep() }
+	repolicy := func(e *Engine) { e.SetPolicy(e.policy.Load()) }
 	steps := []struct {
 		name    string
 		after   time.Duration // before the step
-		sweep   bool          // Sweep before the step
+		before  func(*Engine) // on both engines, before the step
 		domain  string
 		client  string // "" for none
 		addrs   []netip.Addr
@@ -57,22 +60,26 @@ func TestLevelOnlyRepeats(t *testing.T) {
 		level   Level
 		queries int
 	}{
-		{"first answer", 0, false, flux, "10.0.0.1", setA, nil, 1, 0, LevelNone, 1},
-		{"repeats before min_queries: judged, the third flags", 0, false, flux, "10.0.0.1", setA, nil, 2, 0, LevelFlagged, 3},
-		{"repeats once flagged: counted", 0, false, flux, "10.0.0.1", setA, nil, 3, 3, LevelFlagged, 6},
-		{"a new client: judged, then counted", 0, false, flux, "10.0.0.2", setA, nil, 3, 2, LevelFlagged, 9},
-		{"another answer: judged, then counted", 0, false, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 11},
-		{"the next second: judged, then counted", time.Second, false, flux, "10.0.0.2", setB, nil, 3, 2, LevelFlagged, 14},
-		{"after a sweep: judged, then counted", 0, true, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 16},
-		{"no client: counted", 0, false, flux, "", setB, nil, 2, 2, LevelFlagged, 18},
-		{"name servers in the answer: always judged", 0, false, flux, "10.0.0.2", setB, []string{"ns1.evil.tk"}, 3, 0, LevelFlagged, 21},
-		{"too few addresses for a candidate: counted", 0, false, static, "10.0.0.1", addrs("93.184.215.14"), nil, 4, 3, LevelNone, 4},
+		{"first answer", 0, nil, flux, "10.0.0.1", setA, nil, 1, 0, LevelNone, 1},
+		{"repeats before min_queries: judged, the third flags", 0, nil, flux, "10.0.0.1", setA, nil, 2, 0, LevelFlagged, 3},
+		{"repeats once flagged: counted", 0, nil, flux, "10.0.0.1", setA, nil, 3, 3, LevelFlagged, 6},
+		{"a new client: judged, then counted", 0, nil, flux, "10.0.0.2", setA, nil, 3, 2, LevelFlagged, 9},
+		{"another answer: judged, then counted", 0, nil, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 11},
+		{"the next second: judged, then counted", time.Second, nil, flux, "10.0.0.2", setB, nil, 3, 2, LevelFlagged, 14},
+		{"after a sweep, which keeps the last answers: counted", 0, sweep, flux, "10.0.0.2", setB, nil, 2, 2, LevelFlagged, 16},
+		{"after a policy change: judged, then counted", 0, repolicy, flux, "10.0.0.2", setB, nil, 2, 1, LevelFlagged, 18},
+		{"no client: counted", 0, nil, flux, "", setB, nil, 2, 2, LevelFlagged, 20},
+		{"name servers in the answer: always judged", 0, nil, flux, "10.0.0.2", setB, []string{"ns1.evil.tk"}, 3, 0, LevelFlagged, 23},
+		{"too few addresses for a candidate: counted", 0, nil, static, "10.0.0.1", addrs("93.184.215.14"), nil, 4, 3, LevelNone, 4},
+		{"not flagged, the next second: counted", time.Second, nil, static, "10.0.0.1", addrs("93.184.215.14"), nil, 2, 2, LevelNone, 6},
+		{"a minute on, another client: judged, then counted", time.Minute, nil, static, "10.0.0.2", addrs("93.184.215.14"), nil, 2, 1, LevelNone, 8},
+		{"the next query-count bucket: judged, then counted", 5 * time.Minute, nil, static, "10.0.0.2", addrs("93.184.215.14"), nil, 2, 1, LevelNone, 10},
 	}
 	for _, s := range steps {
 		clk.add(s.after)
-		if s.sweep {
-			full.Sweep()
-			brief.Sweep()
+		if s.before != nil {
+			s.before(full)
+			s.before(brief)
 		}
 		var client netip.Addr
 		if s.client != "" {
@@ -102,7 +109,7 @@ func TestLevelOnlyRepeats(t *testing.T) {
 			t.Errorf("%s: %d queries, the full engine %d, want %d", s.name, q, want, s.queries)
 		}
 	}
-	// A report, like a sweep, forgets the last answers: compared once.
+	// A report counts the repeats in, as a sweep does.
 	if got, want := brief.Report(), full.Report(); len(got) == 0 || !reflect.DeepEqual(got, want) {
 		t.Errorf("reports differ:\nbrief %+v\nfull  %+v", got, want)
 	}

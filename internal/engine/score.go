@@ -46,8 +46,14 @@ const (
 // never alone). extra_name_servers counts the name servers seen beyond the
 // four a zone commonly has (double flux), and extra_ns_networks the
 // effective networks of their resolved addresses beyond two.
-func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32) (float64, Reasons) {
-	t, r := e.fluxTerms(sh, en, ips, since)
+//
+// The networks are computed again when the addresses have changed, unless
+// settled: en is held, flagged and was scored earlier in the same second.
+// Such an entry stays flagged whatever its score, and in a storm every
+// answer adds addresses to it: the first answer of each second computes
+// them, the others score it as it was then.
+func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32, settled bool) (float64, Reasons) {
+	t, r := e.fluxTerms(sh, en, ips, since, settled)
 	return t.Score(), r
 }
 
@@ -69,14 +75,14 @@ func (t ScoreTerms) Score() float64 {
 }
 
 // fluxTerms returns the terms of en's score, with ips addresses in the
-// window starting after since, and the reasons they give.
-func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32) (ScoreTerms, Reasons) {
+// window starting after since, and the reasons they give (see fluxScore
+// for settled).
+func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled bool) (ScoreTerms, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
-	if en.networksStale || int(en.networksOf) != ips {
-		list := sh.seen.view(en.ips)
-		en.networks, en.networksOf, en.networksStale = float32(effectiveNetworks(list, sh.asns.view(en.asns), since)), uint16(ips), false
-		wide, narrow := prefixCounts(list, since)
+	if (en.networksStale || int(en.networksOf) != ips) && !settled {
+		eff, wide, narrow := networkStats(sh.seen.view(en.ips), sh.asns.view(en.asns), since)
+		en.networks, en.networksOf, en.networksStale = float32(eff), uint16(ips), false
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
 	eff := float64(en.networks)
@@ -148,12 +154,71 @@ func churnPoints(ips, maxAnswer int, eff float64) float64 {
 	return min(ratio, churnMaxPoints)
 }
 
+// networkStats returns, for the addresses of list seen after since, their
+// effective number of networks (see effectiveNetworks) and their numbers
+// of distinct /16 and /24 prefixes (IPv4), or /32 and /48 (IPv6). Sorted by
+// /24, they are sorted by /16 too: one sort gives all three when none of
+// them has an ASN (asns is nil or parallel to list), their networks being
+// their /16s then.
+func networkStats(list []seen, asns []uint32, since uint32) (eff float64, wide, narrow int) {
+	var keys [maxSampled]uint64
+	n, owned := 0, false
+	for i := range list {
+		if list[i].last <= since || n == len(keys) {
+			continue
+		}
+		keys[n] = prefixKey(list[i].addr)
+		owned = owned || i < len(asns) && asns[i] != 0
+		n++
+	}
+	if n == 0 {
+		return 0, 0, 0
+	}
+	k := keys[:n]
+	slices.Sort(k)
+	wide, narrow = 1, 1
+	sum, start := 0.0, 0 // of c·log2(c) over the /16s' address counts c; where the current /16 starts
+	for i := 1; i < n; i++ {
+		if k[i] != k[i-1] {
+			narrow++
+		}
+		if k[i]>>16 != k[i-1]>>16 {
+			wide++
+			sum += xlog2x[i-start]
+			start = i
+		}
+	}
+	if owned {
+		return effectiveNetworks(list, asns, since), wide, narrow
+	}
+	return twoToEntropy(n, sum+xlog2x[n-start]), wide, narrow
+}
+
+// maxSampled is how many of a list's addresses networkStats and
+// effectiveNetworks look at: lists hold up to 1024; the first 64 are a
+// fair sample.
+const maxSampled = 64
+
+// xlog2x holds x·log2(x) for the counts of up to maxSampled addresses.
+var xlog2x = func() (t [maxSampled + 1]float64) {
+	for x := 2; x < len(t); x++ {
+		t[x] = float64(x) * math.Log2(float64(x))
+	}
+	return t
+}()
+
+// twoToEntropy returns 2^H for the entropy H, in bits, of n values in
+// groups of sizes c, given sum, the sum of c·log2(c): H = log2(n) − sum/n.
+func twoToEntropy(n int, sum float64) float64 {
+	return math.Exp2((xlog2x[n] - sum) / float64(n))
+}
+
 // effectiveNetworks returns 2^H for the entropy H, in bits, of the networks
 // of the addresses seen after since: their ASNs where asns knows them
 // (asns is nil or parallel to list), else their /16 (IPv4) or /32 (IPv6)
 // prefixes.
 func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
-	var keys [64]uint64 // lists hold up to 1024 addresses; the first 64 are a fair sample
+	var keys [maxSampled]uint64
 	n := 0
 	for i := range list {
 		if list[i].last <= since || n == len(keys) {
@@ -171,17 +236,14 @@ func effectiveNetworks(list []seen, asns []uint32, since uint32) float64 {
 	}
 	k := keys[:n]
 	slices.Sort(k)
-	h := 0.0
-	for i := 0; i < n; {
-		j := i + 1
-		for j < n && k[j] == k[i] {
-			j++
+	sum, start := 0.0, 0
+	for i := 1; i < n; i++ {
+		if k[i] != k[i-1] {
+			sum += xlog2x[i-start]
+			start = i
 		}
-		p := float64(j-i) / float64(n)
-		h -= p * math.Log2(p)
-		i = j
 	}
-	return math.Exp2(h)
+	return twoToEntropy(n, sum+xlog2x[n-start])
 }
 
 // networkKey identifies the network of address a, of autonomous system
@@ -212,32 +274,13 @@ func NetworkOf(a netip.Addr, asn uint32) string {
 	return p.String()
 }
 
-// prefixCounts returns the number of distinct /16 and /24 prefixes (IPv4),
-// or /32 and /48 (IPv6), among the addresses seen after since.
-func prefixCounts(list []seen, since uint32) (wide, narrow int) {
-	var w, nw [64]uint64 // the first 64 addresses, as in effectiveNetworks
-	n := 0
-	for i := range list {
-		if list[i].last <= since || n == len(w) {
-			continue
-		}
-		a := list[i].addr
-		if isV4Mapped(a) {
-			w[n] = 1<<48 | uint64(a[12])<<8 | uint64(a[13])
-			nw[n] = 1<<48 | uint64(a[12])<<16 | uint64(a[13])<<8 | uint64(a[14])
-		} else {
-			w[n] = uint64(a[0])<<24 | uint64(a[1])<<16 | uint64(a[2])<<8 | uint64(a[3])
-			nw[n] = w[n]<<16 | uint64(a[4])<<8 | uint64(a[5])
-		}
-		n++
+// prefixKey orders addresses by their /24 (IPv4) or /48 (IPv6) prefix, so
+// that shifted right by 16 bits it is their /16 or /32.
+func prefixKey(a [16]byte) uint64 {
+	if isV4Mapped(a) {
+		return 1<<56 | uint64(a[12])<<24 | uint64(a[13])<<16 | uint64(a[14])<<8
 	}
-	return distinct(w[:n]), distinct(nw[:n])
-}
-
-// distinct sorts k and counts its distinct values.
-func distinct(k []uint64) int {
-	slices.Sort(k)
-	return len(slices.Compact(k))
+	return uint64(a[0])<<40 | uint64(a[1])<<32 | uint64(a[2])<<24 | uint64(a[3])<<16 | uint64(a[4])<<8 | uint64(a[5])
 }
 
 func isV4Mapped(a [16]byte) bool {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -110,8 +111,8 @@ func TestPrefixCounts(t *testing.T) {
 	for _, s := range []string{"45.0.0.1", "45.0.0.2", "45.0.1.1", "46.0.0.1", "2a00:1:2:3::1", "2a00:1:2:4::1", "2a00:1:3::1"} {
 		l = append(l, seen{addr: netip.MustParseAddr(s).As16(), last: 10})
 	}
-	if wide, narrow := prefixCounts(l, 0); wide != 3 || narrow != 5 {
-		t.Errorf("prefixCounts = %d, %d; want 3 /16+/32 and 5 /24+/48", wide, narrow)
+	if _, wide, narrow := networkStats(l, nil, 0); wide != 3 || narrow != 5 {
+		t.Errorf("networkStats = %d, %d prefixes; want 3 /16+/32 and 5 /24+/48", wide, narrow)
 	}
 }
 
@@ -136,6 +137,15 @@ func TestEffectiveNetworks(t *testing.T) {
 		if got := effectiveNetworks(tt.list, nil, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
 			t.Errorf("%d: %v, want %v", i, got, tt.want)
 		}
+		// networkStats counts the networks in its sort by prefix.
+		if got, _, _ := networkStats(tt.list, nil, 0); fmt.Sprintf("%.3f", got) != fmt.Sprintf("%.3f", tt.want) {
+			t.Errorf("%d: networkStats %v, want %v", i, got, tt.want)
+		}
+	}
+	// With an ASN, the networks are no longer the /16s.
+	l := mk("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1")
+	if got, wide, _ := networkStats(l, []uint32{64500, 64500, 64500, 64500}, 0); got != 1 || wide != 4 {
+		t.Errorf("one ASN over 4 /16s: %v networks, %d /16s; want 1, 4", got, wide)
 	}
 }
 
@@ -287,5 +297,49 @@ func TestKnownPools(t *testing.T) {
 				t.Errorf("Skipped = %s, want %s", got, tt.skip)
 			}
 		})
+	}
+}
+
+// TestSettledNetworks checks when a name's networks are computed again: at
+// every answer that brings addresses until the name is flagged, so that
+// the answer whose score crosses the threshold flags it; then, while it is
+// held, at the first answer of each second only.
+func TestSettledNetworks(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	var list []seen // every address so far
+	fresh := func() float64 {
+		eff, _, _ := networkStats(list, nil, 0)
+		return math.Round(float64(float32(eff))*100) / 100
+	}
+	observe := func(a []netip.Addr) Verdict {
+		for _, ip := range a {
+			list = append(list, seen{addr: ip.Unmap().As16(), last: 1})
+		}
+		return e.Observe(&Observation{Name: "a.example.top", Addrs: a, MinTTL: 30})
+	}
+	all := answers(20, 2, 40, 40)
+	flaggedAt := -1
+	var settled float64
+	for i, a := range all[:16] {
+		v := observe(a)
+		switch {
+		case flaggedAt < 0 && v.Level == LevelFlagged:
+			flaggedAt, settled = i, v.Networks
+			if v.Score < e.threshold || v.Networks != fresh() {
+				t.Fatalf("answer %d flagged with score %v, networks %v (fresh %v)", i, v.Score, v.Networks, fresh())
+			}
+		case flaggedAt < 0 && v.UniqueIPs >= e.cfg.MinIPs && v.Networks != fresh(): // scored from min_ips on
+			t.Fatalf("answer %d, not flagged: networks %v, want %v", i, v.Networks, fresh())
+		case flaggedAt >= 0 && (v.Level != LevelFlagged || v.Networks != settled):
+			t.Fatalf("answer %d, held in the second it was flagged: %v, networks %v; want flagged, %v", i, v.Level, v.Networks, settled)
+		}
+	}
+	if flaggedAt < 0 || flaggedAt == 15 || settled == fresh() {
+		t.Fatalf("flagged at answer %d with %v networks of %v: the test needs answers after it that change them", flaggedAt, settled, fresh())
+	}
+	clk.add(time.Second)
+	if v := observe(all[16]); v.Level != LevelFlagged || v.Networks != fresh() {
+		t.Errorf("first answer of the next second: %v, networks %v; want flagged, %v", v.Level, v.Networks, fresh())
 	}
 }

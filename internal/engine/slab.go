@@ -14,19 +14,20 @@ type block struct {
 const maxBlockClass = 10
 
 // slab hands out blocks of power-of-two sizes from fixed-size chunks and
-// reuses the freed ones. A slab of a pointer-free T holds no pointers but
-// its chunk list, so the garbage collector does not scan what it holds;
-// and chunks never move, so it grows without copying or leaving garbage
-// behind. The engine keeps all its per-name state in slabs.
+// reuses the freed ones. Its chunks, of a pointer-free T, are in an arena,
+// outside the Go heap; they never move, so it grows without copying. A
+// chunk's pages take memory once touched. The engine keeps all its
+// per-name state in slabs.
 type slab[T any] struct {
+	mem    *arena
 	shift  uint8 // log2 of the elements of a chunk: no block is bigger
-	chunks [][]T // the first grows by doubling up to a chunk; the others are allocated whole
+	chunks [][]T
 	free   [maxBlockClass + 1][]uint32
 }
 
-// newSlab returns a slab of chunks of 1<<shift elements, for blocks of
-// up to as many.
-func newSlab[T any](shift uint8) slab[T] { return slab[T]{shift: shift} }
+// newSlab returns a slab of chunks of 1<<shift elements from mem, for
+// blocks of up to as many.
+func newSlab[T any](mem *arena, shift uint8) slab[T] { return slab[T]{mem: mem, shift: shift} }
 
 // view returns b's values; appending to it within its capacity is safe.
 func (s *slab[T]) view(b block) []T {
@@ -45,20 +46,13 @@ func (s *slab[T]) alloc(n int) block {
 		s.free[c] = f[:len(f)-1]
 		return block{off: f[len(f)-1], cap: 1 << c}
 	}
-	size, chunk := 1<<c, 1<<s.shift
+	size := 1 << c
 	last := len(s.chunks) - 1
-	switch {
-	case last < 0:
-		s.chunks = append(s.chunks, make([]T, 0, min(max(size, 64), chunk)))
-		last = 0
-	case len(s.chunks[last])+size <= cap(s.chunks[last]):
-	case last == 0 && len(s.chunks[0])+size <= chunk: // the first chunk grows
-		grown := make([]T, len(s.chunks[0]), min(max(2*cap(s.chunks[0]), len(s.chunks[0])+size), chunk))
-		copy(grown, s.chunks[0])
-		s.chunks[0] = grown
-	default:
-		s.spare(last)
-		s.chunks = append(s.chunks, make([]T, 0, chunk))
+	if last < 0 || len(s.chunks[last])+size > cap(s.chunks[last]) {
+		if last >= 0 {
+			s.spare(last)
+		}
+		s.chunks = append(s.chunks, allocOf[T](s.mem, 1<<s.shift)[:0])
 		last++
 	}
 	off := last<<s.shift + len(s.chunks[last])

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -24,6 +25,7 @@ const rankFlagged = uint64(LevelFlagged) << 32
 // store maps names to entries in shards, each with its own lock. The cap
 // is global: an insert into a full store evicts from the inserting shard.
 type store struct {
+	mem     *arena       // of the shards' slabs and indexes
 	seed    maphash.Seed // of the names' hashes
 	check   maphash.Seed // of their checks (see key)
 	shards  [shards]shard
@@ -60,23 +62,28 @@ type shard struct {
 	shared uint32
 }
 
-// Chunk sizes of a shard's slabs (log2 of elements): 40 KiB of entries
-// (blocks of one), 20 KiB of lists and 1 KiB of names (blocks of up to
-// 1,024).
+// Chunk sizes of a shard's slabs (log2 of elements), whole pages: 40 KiB
+// of entries (blocks of one), 20 KiB of addresses, 4 KiB of ASNs and of
+// names (blocks of up to 1,024).
 const (
 	entryChunk = 8
 	listChunk  = 10
-	nameChunk  = 10
+	nameChunk  = 12
 )
 
+// newStore returns an empty store for up to maxNames entries. Its memory
+// is an arena outside the Go heap, unmapped once the store is unreachable.
 func newStore(maxNames int) *store {
-	s := &store{seed: maphash.MakeSeed(), check: maphash.MakeSeed()}
+	mem := newArena()
+	s := &store{mem: mem, seed: maphash.MakeSeed(), check: maphash.MakeSeed()}
 	s.max.Store(int64(maxNames))
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.entries, sh.seen = newSlab[entry](entryChunk), newSlab[seen](listChunk)
-		sh.asns, sh.names = newSlab[uint32](listChunk), newSlab[byte](nameChunk)
+		sh.index.mem = mem
+		sh.entries, sh.seen = newSlab[entry](mem, entryChunk), newSlab[seen](mem, listChunk)
+		sh.asns, sh.names = newSlab[uint32](mem, listChunk), newSlab[byte](mem, nameChunk)
 	}
+	runtime.AddCleanup(s, (*arena).freeAll, mem)
 	return s
 }
 
@@ -154,13 +161,28 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 }
 
 // settle counts the repeats held by the slots of the locked shard sh into
-// their entries and forgets the slots' last answers.
-func (sh *shard) settle() {
+// their entries, and forgets the slots' last answers when asked.
+func (sh *shard) settle(forget bool) {
 	for i := range sh.index.slots {
 		if s := &sh.index.slots[i]; s.ref != 0 {
 			s.recent.settle(sh.at(s.ref - 1))
-			s.recent = recent{}
+			if forget {
+				s.recent = recent{}
+			}
 		}
+	}
+}
+
+// forgetRecent counts the repeats held by the slots into their entries
+// and forgets the slots' last answers, so that the next answer for each
+// name is judged in full: for a change of what judges them (SetPolicy,
+// Reconfigured).
+func (s *store) forgetRecent() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.settle(true)
+		sh.mu.Unlock()
 	}
 }
 
@@ -182,8 +204,8 @@ func (s *store) len() int { return int(s.count.Load()) }
 
 // each calls f for every entry, one shard locked at a time; f returning
 // false deletes the entry. f must not insert into the shard. The repeats
-// the shard's slots hold are counted in first, and their last answers
-// forgotten: f may change what a repeat would be judged by.
+// the shard's slots hold are counted in first; their last answers are
+// kept (see forgetRecent).
 func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
 		s.eachIn(&s.shards[i], f)
@@ -194,7 +216,7 @@ func (s *store) each(f func(sh *shard, en *entry) bool) {
 func (s *store) eachIn(sh *shard, f func(sh *shard, en *entry) bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.settle()
+	sh.settle(false)
 	for c, chunk := range sh.entries.chunks {
 		for j := range chunk {
 			if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {

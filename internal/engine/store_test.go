@@ -28,7 +28,7 @@ func listOf(t *testing.T, st *store, name string, which func(*entry) block) []se
 }
 
 func TestSlab(t *testing.T) {
-	s := newSlab[uint32](10)
+	s := newSlab[uint32](newArena(), 10)
 	var b block
 	for i := range 100 {
 		b = s.push(b, uint32(i))
@@ -60,7 +60,7 @@ func TestSlab(t *testing.T) {
 }
 
 func TestSlabChunks(t *testing.T) {
-	s := newSlab[uint32](10)
+	s := newSlab[uint32](newArena(), 10)
 	// Fill several chunks with blocks of every size; each keeps its values.
 	var blocks []block
 	for i := range 3000 {
