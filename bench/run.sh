@@ -31,6 +31,8 @@
 #      SHARED=1: BASE is fluxguard alone, FG fluxguard with `shared` to a redis-server the script starts on CPU 1
 #      (written to bench/results/shared-latest.md), with the Redis commands per 10,000 queries; CHAINS=full TRAFFIC=sites
 #      by default
+#      STATE=1: BASE is fluxguard alone, FG fluxguard saving its state to a state_file every STATE_INTERVAL (1s, the
+#      least it takes) (written to bench/results/state-latest.md); CHAINS=full TRAFFIC=sites WORKLOADS=distinct by default
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
@@ -47,10 +49,11 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} FLOOR=${FLOOR:-1} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
+[ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
 WORKLOADS=${WORKLOADS:-hot distinct miss} HOT_NAMES=${HOT_NAMES:-1000} DISTINCT_NAMES=${DISTINCT_NAMES:-200000}
-if [ "$SHARED" = 1 ]; then CHAINS=${CHAINS:-full} TRAFFIC=${TRAFFIC:-sites}; else CHAINS=${CHAINS:-lean full} TRAFFIC=${TRAFFIC:-sites storm}; fi
+if [ "$SHARED" = 1 ] || [ "$STATE" = 1 ]; then CHAINS=${CHAINS:-full} TRAFFIC=${TRAFFIC:-sites}; else CHAINS=${CHAINS:-lean full} TRAFFIC=${TRAFFIC:-sites storm}; fi
 SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard PAIRLAT=bin/pairlat TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
 declare -A PID_OF=()
@@ -97,7 +100,7 @@ check_alive() {
     kill -0 "${PID_OF[$n]}" 2>/dev/null || { tail -n 30 "$TMP/$n.log" >&2; die "$n (pid ${PID_OF[$n]}) died"; }
   done
 }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/${PID_OF[$1]}/status"; }
+rss_kb() { awk -v f="^${2:-VmRSS}:" '$0 ~ f {print $2}' "/proc/${PID_OF[$1]}/status"; }  # rss_kb NAME [VmHWM: the peak]
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }  # utime+stime, in USER_HZ
 # metric PORT NAME gauge|counter [LABEL-FILTER]: some fluxguard builds labelled gauges server="" before the
 # server was known (a stale series), so a gauge prefers the labelled series; a counter sums them all.
@@ -189,14 +192,14 @@ gostats() {
 row() {
   local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=fluxguard bl="" cache=cache file cmds tracked rcodes
   local -a confs=(BASE FG) order warm
-  local -A port=() prom=() qps=() ticks=() nq=() rss=() q=() rate=() lticks=() p99r=() gostart=() goper=() gorun=()
+  local -A port=() prom=() qps=() ticks=() nq=() rss=() hwm=() q=() rate=() lticks=() p99r=() gostart=() goper=() gorun=()
   local -A completed=() secs=() ratios=() pair99=()
   [ "$FLOOR" = 1 ] && confs+=(AA)
   [ "$traffic" = held ] && names=storm fl="fluxguard {
         action block
     }"
   [ "$AA" = 1 ] && fl=""
-  [ "$SHARED" = 1 ] && bl=fluxguard
+  if [ "$SHARED" = 1 ] || [ "$STATE" = 1 ]; then bl=fluxguard; fi
   case $wl in
     hot) file=$TMP/$names.hot.txt warm=(-l "$WARMUP") ;;
     distinct) file=$TMP/$names.distinct.txt warm=(-n 1) cache="cache {
@@ -219,6 +222,10 @@ row() {
     # A fleet of its own per round: a new replica merges the last 5 minutes of its fleet's stream.
     [ "$SHARED" = 1 ] && fl="fluxguard {
         shared redis://127.0.0.1:$REDISPORT prefix bench-$traffic-$chain-$wl-$r
+    }"
+    [ "$STATE" = 1 ] && fl="fluxguard {
+        state_file $TMP/state.$r
+        state_interval $STATE_INTERVAL
     }"
     for c in "${confs[@]}"; do
       alloc_port "port[$c]"; alloc_port "prom[$c]"
@@ -278,7 +285,8 @@ row() {
       check_alive; pair99[$c]+="$(awk '/^ratio/ {print $6}' <<<"$out") "
       PAIRLOST=$((PAIRLOST + $(awk '/ lost / {n += $5} END {print n + 0}' <<<"$out")))
     done
-    for c in "${confs[@]}"; do rss[$c]+="$(rss_kb "$c") "; done
+    for c in "${confs[@]}"; do rss[$c]+="$(rss_kb "$c") " hwm[$c]+="$(rss_kb "$c" VmHWM) "; done
+    [ "$STATE" = 1 ] && SAVES+=$(metric "${prom[FG]}" coredns_fluxguard_state_save_failures_total counter)/$(stat -c %s "$TMP/state.$r")" "
     if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ] && [ "$chain" = full ]; then
       sleep 11; tracked=$(metric "${prom[FG]}" coredns_fluxguard_tracked_names gauge)
     else tracked=—; fi
@@ -286,7 +294,7 @@ row() {
     for c in "${confs[@]}"; do stop "$c"; done
   done
   for c in "${confs[@]}"; do
-    qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]})
+    qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]}) hwm[$c]=$(median ${hwm[$c]})
     # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
     ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
@@ -298,7 +306,7 @@ row() {
   [ "$FLOOR" = 1 ] && cell+=" (A/A $(printf '%.3f' "$(median ${ratios[AA]})"))"
   CELL[$traffic.$chain.$wl]=$cell
   ROWS+="| $traffic | $chain | $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range ${ratios[FG]}) | $floor"
-  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $(mib "${rss[BASE]}") / $(mib "${rss[FG]}") | $tracked |"$'\n'
+  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $(mib "${rss[BASE]}") / $(mib "${rss[FG]}") | $(mib "${hwm[BASE]}") / $(mib "${hwm[FG]}") | $tracked |"$'\n'
   RATIOS+="$traffic $chain $wl: ${ratios[FG]}(A/A ${ratios[AA]:-}); "
   if [ "$chain" = full ]; then
     read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
@@ -351,7 +359,7 @@ compare() {
     names_file "$TMP/$t.hot.txt" "$HOT_NAMES" $t; names_file "$TMP/$t.distinct.txt" "$DISTINCT_NAMES" $t
   done
   alloc_port UPPORT; upstream_conf "$UPPORT"; start up TOOL
-  ROWS="" LROWS="" PROWS="" GROWS="" ERRS="" RATIOS="" PAIRRATIOS="" RCODES="" LOST=0 PAIRLOST=0
+  SAVES="" ROWS="" LROWS="" PROWS="" GROWS="" ERRS="" RATIOS="" PAIRRATIOS="" RCODES="" LOST=0 PAIRLOST=0
   declare -gA CELL=()
   local traffic chain wl line
   for traffic in $TRAFFIC; do
@@ -367,6 +375,8 @@ compare() {
   {
     header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
+    [ "$STATE" = 1 ] && echo && echo "**STATE=1: BASE is fluxguard alone, FG fluxguard with \`state_file\` saved every $STATE_INTERVAL.**" \
+      "Failed saves / the state file's bytes at the end of each round: $SAVES"
     [ "$SHARED" = 1 ] && echo && echo "**SHARED=1: BASE is fluxguard alone, FG fluxguard with \`shared\` to a local redis-server.**" \
       "Redis commands in the throughput runs: $REDISCMDS for $FGQUERIES FG queries," \
       "$(awk -v c="$REDISCMDS" -v q="$FGQUERIES" 'BEGIN {printf "%.2f", q ? c * 10000 / q : 0}') per 10,000 queries."
@@ -388,11 +398,11 @@ compare() {
     echo "qps: queries completed / run time at saturation over each round's slices, median over the rounds; ratios:"
     echo "median (lowest–highest) of the rounds'. CPU µs/q: utime+stime of the CoreDNS under test / queries completed in"
     echo "the throughput runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck"
-    echo "is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each round, median. Tracked names (full chain"
+    echo "is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each round, median; peak: VmHWM. Tracked names (full chain"
     echo "only): coredns_fluxguard_tracked_names, 11 s after the last round."
     echo
-    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG | RSS BASE / FG | FG tracked names |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG | RSS BASE / FG | peak RSS BASE / FG | FG tracked names |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
     echo
     echo "Latency in pairs (bench/pairlat, PAIR_N=$PAIR_N per configuration and round): one query in flight, the same"
@@ -427,7 +437,7 @@ compare() {
     echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
     echo "FG's response codes in the last throughput slice: ${RCODES}"
     echo "CoreDNS [ERROR] lines per configuration ($(printf '%s/' BASE FG; [ "$FLOOR" = 1 ] && echo -n AA/)) and round: ${ERRS}"
-  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)latest.md"
+  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)$([ "$STATE" = 1 ] && echo state-)latest.md"
 }
 
 flood() {
