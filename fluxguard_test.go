@@ -1084,14 +1084,22 @@ func TestRepeatsCountedUnread(t *testing.T) {
 	}
 }
 
-func testRepeatsCountedUnread(t *testing.T, cfg config) {
+// newSeedFluxguard returns a fluxguard of cfg with the seed profile,
+// counting answers, whose clock reads *now.
+func newSeedFluxguard(t *testing.T, cfg config, now *time.Time) *Fluxguard {
+	t.Helper()
 	cfg.engine.Profile, cfg.engine.QueryCount = engine.ProfileSeed, engine.CountAnswers
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	cfg.engine.Now = func() time.Time { return now }
+	cfg.engine.Now = func() time.Time { return *now }
 	f, err := newFluxguard(cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func testRepeatsCountedUnread(t *testing.T, cfg config) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	f := newSeedFluxguard(t, cfg, &now)
 	set := func(first int) []dns.RR { return flux("c2.evil.tk.", dns.TypeA, first) } // hosts 2n+1 to 2n+4
 	steps := []struct {
 		name   string
@@ -1620,13 +1628,8 @@ func TestAnswerWrittenAfterChain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.engine.Profile, cfg.engine.QueryCount = engine.ProfileSeed, engine.CountAnswers
 			now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-			cfg.engine.Now = func() time.Time { return now }
-			f, err := newFluxguard(cfg, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			f := newSeedFluxguard(t, cfg, &now)
 			var (
 				set             int
 				twice, returned bool

@@ -44,13 +44,8 @@ func BenchmarkObserveTrackedCold(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.MaxNames = n
 	e, _ := New(cfg)
-	names := make([]string, n)
 	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60}
-	for i := range names {
-		names[i] = "host" + strconv.Itoa(i) + ".example.com"
-		obs.Name = names[i]
-		e.Observe(&obs)
-	}
+	names := track(e, &obs, n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for x := uint64(1); b.Loop(); {
@@ -60,6 +55,18 @@ func BenchmarkObserveTrackedCold(b *testing.B) {
 		obs.Name = names[x&(n-1)]
 		e.Observe(&obs)
 	}
+}
+
+// track has e observe obs for n names, host0.example.com and on, and
+// returns the names.
+func track(e *Engine, obs *Observation, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "host" + strconv.Itoa(i) + ".example.com"
+		obs.Name = names[i]
+		e.Observe(obs)
+	}
+	return names
 }
 
 // BenchmarkObserveCacheHits is the engine's share of cache hits over many
@@ -75,13 +82,8 @@ func BenchmarkObserveCacheHits(b *testing.B) {
 	cfg.MaxNames, cfg.Now = n, clk.now
 	e, _ := New(cfg)
 	defer freeEngine(e)
-	names := make([]string, n)
 	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60, LevelOnly: true}
-	for i := range names {
-		names[i] = "host" + strconv.Itoa(i) + ".example.com"
-		obs.Name = names[i]
-		e.Observe(&obs)
-	}
+	names := track(e, &obs, n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i, x := 0, uint64(1); b.Loop(); i++ {
