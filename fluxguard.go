@@ -73,7 +73,7 @@ func (f *Fluxguard) Name() string { return pluginName }
 // shows it to the engine, unless the query was counted as a repeat of the
 // name's last answer, and writes it, or the action's reply in its place.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	cw, q, answered, upstream := f.capture(ctx, w, r)
+	cw, answered, upstream := f.capture(ctx, w, r)
 	if answered {
 		return dns.RcodeSuccess, nil
 	}
@@ -95,82 +95,91 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		rc, err = f.Next.ServeDNS(ctx, out, r)
 	}
 	if cw != nil {
-		m, sent := cw.take()
-		f.answer(ctx, w, r, &q, m, sent)
+		f.answer(ctx, r, cw)
 	}
 	return rc, err
-}
-
-// query is what fluxguard knows of a query it inspects before the chain
-// answers it.
-type query struct {
-	metrics *serverMetrics
-	name    string
-	client  netip.Addr // the querying client's address, invalid when unknown
-	read    bool       // the answer is evidence: not counted as a repeat
 }
 
 // capture decides what becomes of r before the chain answers it: it
 // answers r itself when r is for the RPZ zone or its name is held
 // (answered), or returns the captureWriter the chain is to write the
-// answer to, nil when r is not inspected, with what it knows of r, and
-// whether the answer most likely comes from upstream (see growStack).
-func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, q query, answered, upstream bool) {
+// answer to, nil when r is not inspected, and whether the answer most
+// likely comes from upstream (see growStack).
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered, upstream bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
-		return nil, q, true, false
+		return nil, true, false
 	}
 	name, ok := f.inspectedName(r)
 	if !ok {
-		return nil, q, false, false
+		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
-		return nil, q, true, false
+		return nil, true, false
 	}
-	q = query{metrics: sm, name: name, client: clientAddr(w)}
-	repeat, upstream := f.precheck(sm, r, name, q.client)
-	q.read = !repeat
-	return &captureWriter{ResponseWriter: w}, q, false, upstream
+	repeat, upstream := f.precheck(sm, r, name, clientAddr(w))
+	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
 
-// answer writes m, the chain's answer to r, unless it was sent already,
-// and has the engine observe it, unless it is a repeat. In monitor mode
-// the verdict changes nothing the client gets, so it is reached after the
-// answer is sent, unless labels are wanted; otherwise a flagged name's
-// answer is replaced by the action's reply. The evidence is read before
-// the write, which may truncate m.
-func (f *Fluxguard) answer(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query, m *dns.Msg, sent bool) {
+// answer writes the chain's answer to r, which cw holds, unless flush
+// sent it already, or the action's reply in its place, and has the engine
+// observe it, unless the query was counted as a repeat. The write runs
+// deepest of all (see captureWriter): it is made from this small frame,
+// the answer read in a frame of its own (inspect).
+func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) {
+	m, sent := cw.take()
 	if m == nil {
 		return
 	}
-	switch {
-	case !q.read:
-	case sent:
-		f.observeAnswer(ctx, q, m)
-	case f.cfg.action == actionLog && !f.labelsWanted.Load():
-		b := readAnswer(m, q.name, q.client)
-		f.write(w, q, m)
-		if b != nil {
-			f.observe(ctx, q.metrics, &b.obs)
-			buffers.Put(b)
-		}
-		return
-	default:
-		if v, flagged := f.flagging(ctx, q, m); flagged && f.cfg.action != actionLog {
-			q.metrics.action.Inc()
-			m = f.reply(r, v)
-		}
+	var later *answerBuffers
+	if cw.read {
+		m, later = f.inspect(ctx, cw.ResponseWriter, r, m, sent)
 	}
 	if !sent {
-		f.write(w, q, m)
+		if err := cw.ResponseWriter.WriteMsg(m); err != nil {
+			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
+		}
+	}
+	if later != nil {
+		f.observeLater(ctx, later)
 	}
 }
 
-// write writes m, the answer for q.
-func (f *Fluxguard) write(w dns.ResponseWriter, q *query, m *dns.Msg) {
-	if err := w.WriteMsg(m); err != nil {
-		log.Debugf("writing the answer for %s: %v", q.name, err)
+// observeLater has the engine observe the evidence inspect read from an
+// answer that has gone out, and returns its buffers to the pool.
+func (f *Fluxguard) observeLater(ctx context.Context, b *answerBuffers) {
+	f.observe(ctx, f.metricsFor(ctx), &b.obs)
+	buffers.Put(b)
+}
+
+// query is what fluxguard knows of a query whose answer it reads.
+type query struct {
+	metrics *serverMetrics
+	name    string
+	client  netip.Addr // the querying client's address, invalid when unknown
+}
+
+// inspect has the engine observe m, the chain's answer to r through w,
+// and returns what to write in its place: the action's reply when m flags
+// the name, m otherwise. In monitor mode the verdict changes nothing the
+// client gets: unless labels are wanted, inspect returns the evidence
+// for answer to observe once m has gone out (later), read first, since
+// writing may truncate m. An answer sent already (see flush) is observed.
+func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
+	name, _ := f.inspectedName(r)
+	q := query{metrics: f.metricsFor(ctx), name: name, client: clientAddr(w)}
+	switch {
+	case sent:
+		f.observeAnswer(ctx, &q, m)
+	case f.cfg.action == actionLog && !f.labelsWanted.Load():
+		return m, readAnswer(m, q.name, q.client)
+	default:
+		if v, flagged := f.flagging(ctx, &q, m); flagged && f.cfg.action != actionLog {
+			q.metrics.action.Inc()
+			return f.reply(r, v), nil
+		}
 	}
+	return m, nil
 }
 
 // flagging observes m, the answer for q, and reports whether it flags the
@@ -290,8 +299,8 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 }
 
 // captureWriter holds the first answer the rest of the chain writes until
-// the chain has returned, for ServeDNS to read and write (take), from its
-// own frame. A cache hit's write runs deepest of all it does: under the
+// the chain has returned, for ServeDNS to read and write (see answer),
+// from its own frame. A cache hit's write runs deepest of all it does: under the
 // cache plugin's frame (over 1 KiB) and fluxguard's, it would outgrow the
 // stack the query started with, which the runtime would then copy whole;
 // from fluxguard's frame it runs no deeper than without fluxguard
@@ -302,6 +311,7 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 type captureWriter struct {
 	dns.ResponseWriter
 	state atomic.Uint32 // answerNone, then answerTaken, answerHeld, answerSent, answerDone
+	read  bool          // the answer is evidence: the query was not counted as a repeat
 	held  *dns.Msg      // the first answer, with answerHeld and answerSent
 }
 
