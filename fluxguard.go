@@ -166,8 +166,7 @@ type query struct {
 // for answer to observe once m has gone out (later), read first, since
 // writing may truncate m. An answer sent already (see flush) is observed.
 func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
-	name, _ := f.inspectedName(r)
-	q := query{metrics: f.metricsFor(ctx), name: name, client: clientAddr(w)}
+	q := query{metrics: f.metricsFor(ctx), name: engine.Normalize(r.Question[0].Name), client: clientAddr(w)}
 	switch {
 	case sent:
 		f.observeAnswer(ctx, &q, m)
