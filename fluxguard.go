@@ -69,9 +69,9 @@ func (f *Fluxguard) Name() string { return pluginName }
 // ServeDNS implements plugin.Handler. An A or AAAA query in fluxguard's
 // zones is answered at once when its name is held (block, sinkhole);
 // otherwise the rest of the chain answers it through a captureWriter,
-// which shows the answer to the engine, unless the query was counted as a
-// repeat of the name's last answer, and writes it once the chain has
-// returned.
+// which holds the answer until the chain has returned. fluxguard then
+// shows it to the engine, unless the query was counted as a repeat of the
+// name's last answer, and writes it, or the action's reply in its place.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	cw, answered, upstream := f.capture(ctx, w, r)
 	if answered {
@@ -95,7 +95,7 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		rc, err = f.Next.ServeDNS(ctx, out, r)
 	}
 	if cw != nil {
-		cw.finish()
+		f.answer(ctx, r, cw)
 	}
 	return rc, err
 }
@@ -117,12 +117,85 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
 		return nil, true, false
 	}
-	client := clientAddr(w)
-	repeat, upstream := f.precheck(sm, r, name, client)
-	return &captureWriter{ResponseWriter: w, f: f, ctx: ctx, metrics: sm, req: r, name: name, client: client, read: !repeat,
-		// In monitor mode the verdict changes nothing the client gets, so
-		// it is reached after the answer is sent, unless labels are wanted.
-		deferred: f.cfg.action == actionLog && !f.labelsWanted.Load()}, false, upstream
+	repeat, upstream := f.precheck(sm, r, name, clientAddr(w))
+	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
+}
+
+// answer writes the chain's answer to r, which cw holds, unless flush
+// sent it already, or the action's reply in its place, and has the engine
+// observe it, unless the query was counted as a repeat. The write runs
+// deepest of all (see captureWriter): it is made from this small frame,
+// the answer read in a frame of its own (inspect).
+func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) {
+	m, sent := cw.take()
+	if m == nil {
+		return
+	}
+	var later *answerBuffers
+	if cw.read {
+		m, later = f.inspect(ctx, cw.ResponseWriter, r, m, sent)
+	}
+	if !sent {
+		if err := cw.ResponseWriter.WriteMsg(m); err != nil {
+			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
+		}
+	}
+	if later != nil {
+		f.observeLater(ctx, later)
+	}
+}
+
+// observeLater has the engine observe the evidence inspect read from an
+// answer that has gone out, and returns its buffers to the pool.
+func (f *Fluxguard) observeLater(ctx context.Context, b *answerBuffers) {
+	f.observe(ctx, f.metricsFor(ctx), &b.obs)
+	buffers.Put(b)
+}
+
+// query is what fluxguard knows of a query whose answer it reads.
+type query struct {
+	metrics *serverMetrics
+	name    string
+	client  netip.Addr // the querying client's address, invalid when unknown
+}
+
+// inspect has the engine observe m, the chain's answer to r through w,
+// and returns what to write in its place: the action's reply when m flags
+// the name, m otherwise. In monitor mode the verdict changes nothing the
+// client gets: unless labels are wanted, inspect returns the evidence
+// for answer to observe once m has gone out (later), read first, since
+// writing may truncate m. An answer sent already (see flush) is observed.
+func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
+	q := query{metrics: f.metricsFor(ctx), name: engine.Normalize(r.Question[0].Name), client: clientAddr(w)}
+	switch {
+	case sent:
+		f.observeAnswer(ctx, &q, m)
+	case f.cfg.action == actionLog && !f.labelsWanted.Load():
+		return m, readAnswer(m, q.name, q.client)
+	default:
+		if v, flagged := f.flagging(ctx, &q, m); flagged && f.cfg.action != actionLog {
+			q.metrics.action.Inc()
+			return f.reply(r, v), nil
+		}
+	}
+	return m, nil
+}
+
+// flagging observes m, the answer for q, and reports whether it flags the
+// name, with the verdict. A level-only verdict that repeats the last one
+// knows neither hold (see engine.Verdict.HoldLeft) nor evidence: the held
+// verdict is looked up then, for the reply's TTL and EDE text.
+func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.Verdict, bool) {
+	v, ok := f.observeAnswer(ctx, q, m)
+	if !ok || v.Level != engine.LevelFlagged {
+		return v, false
+	}
+	if v.HoldLeft == 0 && v.Reasons&(engine.ReasonDenied|engine.ReasonIntel) == 0 {
+		if held, ok := f.eng.Held(q.name); ok {
+			v = held
+		}
+	}
+	return v, true
 }
 
 // precheck looks name up before the chain answers r. It reports a query
@@ -188,15 +261,15 @@ func (f *Fluxguard) act(sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, v e
 	return w.WriteMsg(f.reply(r, v))
 }
 
-// observeAnswer has the engine observe m, the answer for name to client,
-// and returns the verdict, or false when m is not evidence.
-func (f *Fluxguard) observeAnswer(ctx context.Context, sm *serverMetrics, name string, client netip.Addr, m *dns.Msg) (engine.Verdict, bool) {
-	b := readAnswer(m, name, client)
+// observeAnswer has the engine observe m, the answer for q, and returns
+// the verdict, or false when m is not evidence.
+func (f *Fluxguard) observeAnswer(ctx context.Context, q *query, m *dns.Msg) (engine.Verdict, bool) {
+	b := readAnswer(m, q.name, q.client)
 	if b == nil {
 		return engine.Verdict{}, false
 	}
 	defer buffers.Put(b)
-	return f.observe(ctx, sm, &b.obs)
+	return f.observe(ctx, q.metrics, &b.obs)
 }
 
 // observe has the engine observe obs and returns the verdict, counted,
@@ -224,126 +297,96 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 	return v, true
 }
 
-// captureWriter holds the first answer the rest of the chain writes, has
-// the engine observe it unless the query was counted as a repeat (read),
-// and writes either it, untouched, or the action's reply once the chain
-// has returned (finish), from fluxguard's frame. A cache hit's write runs
-// deepest of all it does: under the cache plugin's frame (over 1 KiB) and
-// fluxguard's, it would outgrow the stack the query started with, which
-// the runtime would then copy whole; from fluxguard's frame it runs no
-// deeper than without fluxguard (docs/performance.md). When deferred, it
-// reads the evidence as the answer is written and has the engine observe
-// it once the answer has gone out. A second answer, or one written after
-// finish, goes out at once and is no evidence.
+// captureWriter holds the first answer the rest of the chain writes until
+// the chain has returned, for ServeDNS to read and write (see answer),
+// from its own frame. A cache hit's write runs deepest of all it does: under the
+// cache plugin's frame (over 1 KiB) and fluxguard's, it would outgrow the
+// stack the query started with, which the runtime would then copy whole;
+// from fluxguard's frame it runs no deeper than without fluxguard
+// (docs/performance.md). A second answer before then, or anything else
+// written, sends the held one first, to be read once the chain has
+// returned, and ends the capture: what comes next, and what comes after
+// take, goes out at once and is no evidence.
 type captureWriter struct {
 	dns.ResponseWriter
-	f        *Fluxguard
-	ctx      context.Context
-	metrics  *serverMetrics
-	req      *dns.Msg
-	name     string
-	client   netip.Addr // the querying client's address, invalid when unknown
-	read     bool       // the answer is evidence
-	deferred bool
-	state    atomic.Uint32  // answerNone, then answerTaken, answerHeld, answerDone
-	held     *dns.Msg       // the answer to write, with answerHeld
-	pending  *answerBuffers // the evidence read, when deferred, for finish
+	state atomic.Uint32 // answerNone, then answerTaken, answerHeld, answerSent, answerDone
+	read  bool          // the answer is evidence: the query was not counted as a repeat
+	held  *dns.Msg      // the first answer, with answerHeld and answerSent
 }
 
 // The states of a captureWriter. Only the first answer is held, and is
-// evidence; the handler's finish moves to answerDone, writing the held
-// answer and observing its evidence, and an answer taken as it does so is
-// written and observed by its writer.
+// evidence; take moves to answerDone, and an answer being held as it does
+// goes out at once, unread.
 const (
 	answerNone  uint32 = iota // nothing written yet
-	answerTaken               // the first answer is being inspected
-	answerHeld                // it waits for finish
-	answerDone                // finish ran: whatever comes next goes out at once
+	answerTaken               // the first answer is being held
+	answerHeld                // it waits for take
+	answerSent                // it went out before the chain returned (flush)
+	answerDone                // the capture ended: whatever comes next goes out at once
 )
 
 // WriteMsg implements dns.ResponseWriter.
 func (c *captureWriter) WriteMsg(m *dns.Msg) error {
 	if !c.state.CompareAndSwap(answerNone, answerTaken) {
-		c.finish()
+		c.flush()
 		return c.ResponseWriter.WriteMsg(m)
-	}
-	switch {
-	case !c.read:
-	case c.deferred:
-		c.pending = readAnswer(m, c.name, c.client)
-	default:
-		if v, flagged := c.flagged(m); flagged && c.f.cfg.action != actionLog {
-			c.metrics.action.Inc()
-			m = c.f.reply(c.req, v)
-		}
 	}
 	c.held = m
 	if c.state.CompareAndSwap(answerTaken, answerHeld) {
 		return nil
 	}
-	// finish ran meanwhile: the answer goes out now.
-	c.held = nil
-	err := c.ResponseWriter.WriteMsg(m)
-	c.observePending()
-	return err
+	// take ran meanwhile: the answer goes out now.
+	return c.ResponseWriter.WriteMsg(m)
 }
 
 // Write implements dns.ResponseWriter: the held answer goes first.
 func (c *captureWriter) Write(b []byte) (int, error) {
-	c.finish()
+	c.flush()
 	return c.ResponseWriter.Write(b)
 }
 
 // Close implements dns.ResponseWriter: the held answer goes first.
 func (c *captureWriter) Close() error {
-	c.finish()
+	c.flush()
 	return c.ResponseWriter.Close()
 }
 
 // Hijack implements dns.ResponseWriter: the held answer goes first.
 func (c *captureWriter) Hijack() {
-	c.finish()
+	c.flush()
 	c.ResponseWriter.Hijack()
 }
 
-// flagged observes m and reports whether it flags the name, with the
-// verdict. A level-only verdict that repeats the last one knows neither
-// hold (see engine.Verdict.HoldLeft) nor evidence: the held verdict is
-// looked up then, for the reply's TTL and EDE text.
-func (c *captureWriter) flagged(m *dns.Msg) (engine.Verdict, bool) {
-	v, ok := c.f.observeAnswer(c.ctx, c.metrics, c.name, c.client, m)
-	if !ok || v.Level != engine.LevelFlagged {
-		return v, false
-	}
-	if v.HoldLeft == 0 && v.Reasons&(engine.ReasonDenied|engine.ReasonIntel) == 0 {
-		if held, ok := c.f.eng.Held(c.name); ok {
-			v = held
+// flush sends the held answer, if any, and ends the capture: what the
+// chain writes next goes out at once.
+func (c *captureWriter) flush() {
+	for {
+		switch s := c.state.Load(); s {
+		case answerHeld:
+			if c.state.CompareAndSwap(s, answerSent) {
+				if err := c.ResponseWriter.WriteMsg(c.held); err != nil {
+					log.Debugf("writing a held answer: %v", err)
+				}
+				return
+			}
+		case answerNone:
+			if c.state.CompareAndSwap(s, answerDone) {
+				return
+			}
+		default: // answerTaken: its writer sends it; else nothing is held
+			return
 		}
 	}
-	return v, true
 }
 
-// finish writes the held answer and observes the evidence kept from it,
-// once the rest of the chain has returned; an answer written later is
-// written at once, and is no evidence.
-func (c *captureWriter) finish() {
-	if c.state.Swap(answerDone) != answerHeld {
-		return
+// take ends the capture once the chain has returned: it returns the held
+// answer, nil for none, and whether it was sent already (see flush).
+func (c *captureWriter) take() (m *dns.Msg, sent bool) {
+	switch c.state.Swap(answerDone) {
+	case answerHeld:
+		return c.held, false
+	case answerSent:
+		return c.held, true
 	}
-	if err := c.ResponseWriter.WriteMsg(c.held); err != nil {
-		log.Debugf("writing the answer for %s: %v", c.name, err)
-	}
-	c.held = nil
-	c.observePending()
-}
-
-// observePending has the engine observe the kept evidence, if any, and
-// returns its buffers to the pool.
-func (c *captureWriter) observePending() {
-	if c.pending == nil {
-		return
-	}
-	c.f.observe(c.ctx, c.metrics, &c.pending.obs)
-	buffers.Put(c.pending)
-	c.pending = nil
+	return nil, false
 }

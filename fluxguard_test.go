@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -929,15 +930,15 @@ func TestOnlyFirstWriteIsEvidence(t *testing.T) {
 	}
 }
 
-// TestWhenJudged checks when an answer is judged: in monitor mode after the
-// rest of the chain has returned, so the client has it first, unless the
-// metadata plugin asks for fluxguard's labels; as it is written when the
-// verdict can change what the client gets.
+// TestWhenJudged checks when an answer is judged: in monitor mode after it
+// is written to the client, unless the metadata plugin asks for
+// fluxguard's labels; before, when the verdict can change what the client
+// gets.
 func TestWhenJudged(t *testing.T) {
 	tests := []struct {
 		name, corefile string
 		metadata       bool
-		asWritten      bool // judged before WriteMsg returns
+		before         bool // judged before the client's WriteMsg
 	}{
 		{"monitor", "fluxguard . {\n action log\n}", false, false},
 		{"monitor with metadata", "fluxguard . {\n action log\n}", true, true},
@@ -949,23 +950,20 @@ func TestWhenJudged(t *testing.T) {
 			f, up := newTestFluxguard(t, tc.corefile)
 			server := serverLabel(t)
 			inspected := func() float64 { return toFloat64(responsesInspected.WithLabelValues(server)) }
+			f.Next = up
 			var atWrite float64
-			f.Next = test.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-				rc, err := up.ServeDNS(ctx, w, r)
-				atWrite = inspected()
-				return rc, err
-			})
 			ctx := newContext(server)
 			rec := dnstest.NewRecorder(&test.ResponseWriter{})
+			client := writeRecorder{rec, func(*dns.Msg) { atWrite = inspected() }}
 			r := newQuery("c2.evil.tk.", dns.TypeA)
 			if tc.metadata {
-				ctx = f.Metadata(ctx, request.Request{W: rec, Req: r})
+				ctx = f.Metadata(ctx, request.Request{W: client, Req: r})
 			}
-			if _, err := f.ServeDNS(ctx, rec, r); err != nil || rec.Msg == nil || len(rec.Msg.Answer) != 4 {
+			if _, err := f.ServeDNS(ctx, client, r); err != nil || rec.Msg == nil || len(rec.Msg.Answer) != 4 {
 				t.Fatalf("Expected the answer written, got %v (%v)", rec.Msg, err)
 			}
-			if want := map[bool]float64{true: 1, false: 0}[tc.asWritten]; atWrite != want {
-				t.Errorf("Expected %v inspected as the answer was written, got %v", want, atWrite)
+			if want := map[bool]float64{true: 1, false: 0}[tc.before]; atWrite != want {
+				t.Errorf("Expected %v inspected as the answer was written to the client, got %v", want, atWrite)
 			}
 			if got := inspected(); got != 1 {
 				t.Errorf("Expected 1 inspected once ServeDNS returned, got %v", got)
@@ -1300,7 +1298,7 @@ func TestObserveMappedCountsAsIPv4(t *testing.T) {
 			Answer: []dns.RR{test.AAAA("c2.evil.tk. 60 IN AAAA ::ffff:45.0.0.1")}},
 	} {
 		var ok bool
-		if v, ok = f.observeAnswer(context.Background(), newServerMetrics("", actionLog), "c2.evil.tk", netip.Addr{}, m); !ok {
+		if v, ok = f.observeAnswer(context.Background(), &query{metrics: newServerMetrics("", actionLog), name: "c2.evil.tk"}, m); !ok {
 			t.Fatalf("Expected evidence from %s", m)
 		}
 	}
@@ -1581,6 +1579,73 @@ func TestAnswerWrittenAfterChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCaptureWriter checks what a captureWriter does with what the chain
+// writes: it holds the first answer for take, sends it first when more is
+// written before then, and lets everything written after take go out at
+// once.
+func TestCaptureWriter(t *testing.T) {
+	first, second := &dns.Msg{MsgHdr: dns.MsgHdr{Id: 1}}, &dns.Msg{MsgHdr: dns.MsgHdr{Id: 2}}
+	for _, tc := range []struct {
+		name     string
+		before   []string // written before take: "1" and "2" the answers, "close"
+		after    []string // after take
+		taken    *dns.Msg
+		sent     bool
+		wantSeen []string // what the client's writer saw, in order
+	}{
+		{"nothing written", nil, nil, nil, false, nil},
+		{"one answer", []string{"1"}, nil, first, false, nil},
+		{"two answers", []string{"1", "2"}, nil, first, true, []string{"1", "2"}},
+		{"an answer, then close", []string{"1", "close"}, nil, first, true, []string{"1", "close"}},
+		{"close, then an answer", []string{"close", "1"}, nil, nil, false, []string{"close", "1"}},
+		{"an answer after take", nil, []string{"1"}, nil, false, []string{"1"}},
+		{"one answer before take, one after", []string{"1"}, []string{"2"}, first, false, []string{"2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []string
+			client := &eventWriter{seen: &seen}
+			cw := &captureWriter{ResponseWriter: client}
+			do := func(events []string) {
+				for _, e := range events {
+					switch e {
+					case "1":
+						cw.WriteMsg(first)
+					case "2":
+						cw.WriteMsg(second)
+					case "close":
+						cw.Close()
+					}
+				}
+			}
+			do(tc.before)
+			m, sent := cw.take()
+			do(tc.after)
+			if m != tc.taken || sent != tc.sent {
+				t.Errorf("Expected take to return %v, sent %t, got %v, %t", tc.taken, tc.sent, m, sent)
+			}
+			if !slices.Equal(seen, tc.wantSeen) {
+				t.Errorf("Expected the client's writer to see %v, got %v", tc.wantSeen, seen)
+			}
+		})
+	}
+}
+
+// eventWriter notes the answers written to it, by id, and its closing.
+type eventWriter struct {
+	test.ResponseWriter
+	seen *[]string
+}
+
+func (w *eventWriter) WriteMsg(m *dns.Msg) error {
+	*w.seen = append(*w.seen, strconv.Itoa(int(m.Id)))
+	return nil
+}
+
+func (w *eventWriter) Close() error {
+	*w.seen = append(*w.seen, "close")
+	return nil
 }
 
 // writeUnderFrame writes m to w, twice if asked, under a frame of 4 KiB

@@ -44,7 +44,7 @@ func FuzzObserve(f *testing.F) {
 			}
 		}
 		if len(m.Question) == 1 { // as the handler names it
-			fg.observeAnswer(context.Background(), sm, engine.Normalize(m.Question[0].Name), netip.MustParseAddr("10.0.0.1"), m)
+			fg.observeAnswer(context.Background(), &query{metrics: sm, name: engine.Normalize(m.Question[0].Name), client: netip.MustParseAddr("10.0.0.1")}, m)
 		}
 	})
 }
