@@ -298,12 +298,12 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 }
 
 // captureWriter holds the first answer the rest of the chain writes until
-// the chain has returned, for ServeDNS to read and write (see answer),
-// from its own frame. A cache hit's write runs deepest of all it does: under the
-// cache plugin's frame (over 1 KiB) and fluxguard's, it would outgrow the
-// stack the query started with, which the runtime would then copy whole;
-// from fluxguard's frame it runs no deeper than without fluxguard
-// (docs/performance.md). A second answer before then, or anything else
+// the chain has returned, for ServeDNS to read and write from its own
+// frame (see answer). A cache hit's write runs deepest of all it does:
+// under the cache plugin's frame (over 1 KiB) and fluxguard's, it would
+// outgrow the stack the query started with, which the runtime would then
+// copy whole; from fluxguard's frame it runs no deeper than without
+// fluxguard (docs/performance.md). A second answer before then, or anything else
 // written, sends the held one first, to be read once the chain has
 // returned, and ends the capture: what comes next, and what comes after
 // take, goes out at once and is no evidence.

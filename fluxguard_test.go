@@ -947,10 +947,9 @@ func TestWhenJudged(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, up := newTestFluxguard(t, tc.corefile)
+			f, _ := newTestFluxguard(t, tc.corefile)
 			server := serverLabel(t)
 			inspected := func() float64 { return toFloat64(responsesInspected.WithLabelValues(server)) }
-			f.Next = up
 			var atWrite float64
 			ctx := newContext(server)
 			rec := dnstest.NewRecorder(&test.ResponseWriter{})
