@@ -95,7 +95,10 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		rc, err = f.Next.ServeDNS(ctx, out, r)
 	}
 	if cw != nil {
-		f.answer(ctx, r, cw)
+		// Observed here, not in answer: a frame less under the engine.
+		if later := f.answer(ctx, r, cw); later != nil {
+			f.observeLater(ctx, later)
+		}
 	}
 	return rc, err
 }
@@ -123,15 +126,15 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 
 // answer writes the chain's answer to r, which cw holds, unless flush
 // sent it already, or the action's reply in its place, and has the engine
-// observe it, unless the query was counted as a repeat. The write runs
+// observe it, unless the query was counted as a repeat; in monitor mode,
+// it returns the evidence for observeLater instead. The write runs
 // deepest of all (see captureWriter): it is made from this small frame,
 // the answer read in a frame of its own (inspect).
-func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) {
+func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) (later *answerBuffers) {
 	m, sent := cw.take()
 	if m == nil {
-		return
+		return nil
 	}
-	var later *answerBuffers
 	if cw.read {
 		m, later = f.inspect(ctx, cw.ResponseWriter, r, m, sent)
 	}
@@ -140,9 +143,7 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) {
 			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
 		}
 	}
-	if later != nil {
-		f.observeLater(ctx, later)
-	}
+	return later
 }
 
 // observeLater has the engine observe the evidence inspect read from an
