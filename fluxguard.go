@@ -164,7 +164,7 @@ type query struct {
 // and returns what to write in its place: the action's reply when m flags
 // the name, m otherwise. In monitor mode the verdict changes nothing the
 // client gets: unless labels are wanted, inspect returns the evidence
-// for answer to observe once m has gone out (later), read first, since
+// for ServeDNS to observe once m has gone out (later), read first, since
 // writing may truncate m. An answer sent already (see flush) is observed.
 func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
 	q := query{metrics: f.metricsFor(ctx), name: engine.Normalize(r.Question[0].Name), client: clientAddr(w)}
