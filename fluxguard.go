@@ -304,10 +304,10 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 // under the cache plugin's frame (over 1 KiB) and fluxguard's, it would
 // outgrow the stack the query started with, which the runtime would then
 // copy whole; from fluxguard's frame it runs no deeper than without
-// fluxguard (docs/performance.md). A second answer before then, or anything else
-// written, sends the held one first, to be read once the chain has
-// returned, and ends the capture: what comes next, and what comes after
-// take, goes out at once and is no evidence.
+// fluxguard (docs/performance.md). A second answer before then, or
+// anything else written, sends the held one first, to be read once the
+// chain has returned, and ends the capture: what comes next, and what
+// comes after take, goes out at once and is no evidence.
 type captureWriter struct {
 	dns.ResponseWriter
 	state atomic.Uint32 // answerNone, then answerTaken, answerHeld, answerSent, answerDone
