@@ -73,7 +73,8 @@ func (f *Fluxguard) Name() string { return pluginName }
 // shows it to the engine, unless the query was counted as a repeat of the
 // name's last answer, and writes it, or the action's reply in its place.
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	cw, answered, upstream := f.capture(ctx, w, r)
+	var q query
+	cw, answered, upstream := f.capture(ctx, w, r, &q)
 	if answered {
 		return dns.RcodeSuccess, nil
 	}
@@ -96,8 +97,8 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	if cw != nil {
 		// Observed here, not in answer: a frame less under the engine.
-		if later := f.answer(ctx, r, cw); later != nil {
-			f.observeLater(ctx, later)
+		if later := f.answer(ctx, r, cw, &q); later != nil {
+			f.observeLater(ctx, q.metrics, later)
 		}
 	}
 	return rc, err
@@ -107,8 +108,9 @@ func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // answers r itself when r is for the RPZ zone or its name is held
 // (answered), or returns the captureWriter the chain is to write the
 // answer to, nil when r is not inspected, and whether the answer most
-// likely comes from upstream (see growStack).
-func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (cw *captureWriter, answered, upstream bool) {
+// likely comes from upstream (see growStack). It fills in q for an
+// inspected query.
+func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query) (cw *captureWriter, answered, upstream bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
 		return nil, true, false
 	}
@@ -120,23 +122,24 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
 		return nil, true, false
 	}
-	repeat, upstream := f.precheck(sm, r, name, clientAddr(w))
+	*q = query{metrics: sm, name: name, client: clientAddr(w)}
+	repeat, upstream := f.precheck(q, r)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
 
 // answer writes the chain's answer to r, which cw holds, unless flush
 // sent it already, or the action's reply in its place, and has the engine
-// observe it, unless the query was counted as a repeat; in monitor mode,
+// observe it for q, unless the query was counted as a repeat; in monitor mode,
 // it returns the evidence for observeLater instead. The write runs
 // deepest of all (see captureWriter): it is made from this small frame,
 // the answer read in a frame of its own (inspect).
-func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) (later *answerBuffers) {
+func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q *query) (later *answerBuffers) {
 	m, sent := cw.take()
 	if m == nil {
 		return nil
 	}
 	if cw.read {
-		m, later = f.inspect(ctx, cw.ResponseWriter, r, m, sent)
+		m, later = f.inspect(ctx, r, q, m, sent)
 	}
 	if !sent {
 		if err := cw.ResponseWriter.WriteMsg(m); err != nil {
@@ -148,8 +151,8 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter) (
 
 // observeLater has the engine observe the evidence inspect read from an
 // answer that has gone out, and returns its buffers to the pool.
-func (f *Fluxguard) observeLater(ctx context.Context, b *answerBuffers) {
-	f.observe(ctx, f.metricsFor(ctx), &b.obs)
+func (f *Fluxguard) observeLater(ctx context.Context, sm *serverMetrics, b *answerBuffers) {
+	f.observe(ctx, sm, &b.obs)
 	buffers.Put(b)
 }
 
@@ -160,21 +163,20 @@ type query struct {
 	client  netip.Addr // the querying client's address, invalid when unknown
 }
 
-// inspect has the engine observe m, the chain's answer to r through w,
+// inspect has the engine observe m, the chain's answer to r, for q,
 // and returns what to write in its place: the action's reply when m flags
 // the name, m otherwise. In monitor mode the verdict changes nothing the
 // client gets: unless labels are wanted, inspect returns the evidence
 // for ServeDNS to observe once m has gone out (later), read first, since
 // writing may truncate m. An answer sent already (see flush) is observed.
-func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
-	q := query{metrics: f.metricsFor(ctx), name: engine.Normalize(r.Question[0].Name), client: clientAddr(w)}
+func (f *Fluxguard) inspect(ctx context.Context, r *dns.Msg, q *query, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
 	switch {
 	case sent:
-		f.observeAnswer(ctx, &q, m)
+		f.observeAnswer(ctx, q, m)
 	case f.cfg.action == actionLog && !f.labelsWanted.Load():
 		return m, readAnswer(m, q.name, q.client)
 	default:
-		if v, flagged := f.flagging(ctx, &q, m); flagged && f.cfg.action != actionLog {
+		if v, flagged := f.flagging(ctx, q, m); flagged && f.cfg.action != actionLog {
 			q.metrics.action.Inc()
 			return f.reply(r, v), nil
 		}
@@ -204,14 +206,14 @@ func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.
 // second (cache hits, typically), whose answer is not to be read, and a
 // name not seen before, whose answer most likely comes from upstream.
 // With the labels wanted, every answer is read.
-func (f *Fluxguard) precheck(sm *serverMetrics, r *dns.Msg, name string, client netip.Addr) (repeat, upstream bool) {
+func (f *Fluxguard) precheck(q *query, r *dns.Msg) (repeat, upstream bool) {
 	if f.labelsWanted.Load() {
 		return false, false
 	}
-	pc := f.eng.Precheck(name, r.Question[0].Qtype == dns.TypeAAAA, client)
+	pc := f.eng.Precheck(q.name, r.Question[0].Qtype == dns.TypeAAAA, q.client)
 	if pc.Repeat {
-		sm.inspected.Inc()
-		sm.verdicts[pc.Level].Inc()
+		q.metrics.inspected.Inc()
+		q.metrics.verdicts[pc.Level].Inc()
 	}
 	return pc.Repeat, pc.New
 }

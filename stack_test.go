@@ -2,7 +2,6 @@ package fluxguard
 
 import (
 	"context"
-	"net/netip"
 	"runtime/debug"
 	"testing"
 	"unsafe"
@@ -74,7 +73,7 @@ func TestUpstreamReserve(t *testing.T) {
 			r := newQuery(tc.query, tc.qtype)
 			upstream := false
 			if name, ok := f.inspectedName(r); ok {
-				_, upstream = f.precheck(f.metricsFor(ctx), r, name, netip.Addr{})
+				_, upstream = f.precheck(&query{metrics: f.metricsFor(ctx), name: name}, r)
 			}
 			if upstream != tc.want {
 				t.Errorf("Expected upstream %t, got %t", tc.want, upstream)
