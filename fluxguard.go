@@ -129,8 +129,8 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 
 // answer writes the chain's answer to r, which cw holds, unless flush
 // sent it already, or the action's reply in its place, and has the engine
-// observe it for q, unless the query was counted as a repeat; in monitor mode,
-// it returns the evidence for observeLater instead. The write runs
+// observe it for q, unless the query was counted as a repeat; in monitor
+// mode, it returns the evidence for observeLater instead. The write runs
 // deepest of all (see captureWriter): it is made from this small frame,
 // the answer read in a frame of its own (inspect).
 func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q *query) (later *answerBuffers) {
@@ -156,7 +156,7 @@ func (f *Fluxguard) observeLater(ctx context.Context, sm *serverMetrics, b *answ
 	buffers.Put(b)
 }
 
-// query is what fluxguard knows of a query whose answer it reads.
+// query is what fluxguard knows of a query it inspects, from capture.
 type query struct {
 	metrics *serverMetrics
 	name    string
@@ -201,11 +201,11 @@ func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.
 	return v, true
 }
 
-// precheck looks name up before the chain answers r. It reports a query
-// counted as a repeat of the name's last answer to this client in this
-// second (cache hits, typically), whose answer is not to be read, and a
-// name not seen before, whose answer most likely comes from upstream.
-// With the labels wanted, every answer is read.
+// precheck looks q's name up before the chain answers r. It reports a
+// query counted as a repeat of the name's last answer to this client in
+// this second (cache hits, typically), whose answer is not to be read,
+// and a name not seen before, whose answer most likely comes from
+// upstream. With the labels wanted, every answer is read.
 func (f *Fluxguard) precheck(q *query, r *dns.Msg) (repeat, upstream bool) {
 	if f.labelsWanted.Load() {
 		return false, false
