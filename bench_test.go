@@ -14,8 +14,15 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/cache"
 	"github.com/coredns/coredns/plugin/test"
-	coretest "github.com/coredns/coredns/test"
 	"github.com/miekg/dns"
+
+	// The plugins of startCacheHitServer's Corefiles besides fluxguard,
+	// cache and prometheus, which the package imports already: only
+	// these, rather than every plugin, as github.com/coredns/coredns/test
+	// would, for a test binary a fraction of the size to build.
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/template"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
@@ -289,12 +296,13 @@ func startCacheHitServer(b *testing.B, plugins string) (exchange func(i int)) {
         answer "{{ .Name }} 60 IN A 45.0.0.4"
     }
 }`, plugins)
-	inst, udp, _, err := coretest.CoreDNSServerAndPorts(corefile)
+	caddy.Quiet, dnsserver.Quiet = true, true
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { stopServer(inst) })
-	conn, err := net.Dial("udp", udp)
+	conn, err := net.DialUDP("udp", nil, inst.Servers()[0].LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		b.Fatal(err)
 	}
