@@ -38,7 +38,7 @@ func TestTracedChain(t *testing.T) {
 	t.Cleanup(collector.Close)
 	sim := startSim(t)
 	addr := freeAddr(t)
-	core := startCoreDNS(t, fmt.Sprintf(`%s {
+	startCoreDNS(t, fmt.Sprintf(`%s {
     bind 127.0.0.1
     trace zipkin %s/api/v2/spans {
         zipkin_max_batch_interval 100ms
@@ -53,18 +53,9 @@ func TestTracedChain(t *testing.T) {
 			t.Fatalf("over %s:\n%s", netw, r)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "the spans of fluxguard, cache and forward", func() bool {
 		mu.Lock()
-		done := seen["fluxguard"] && seen["cache"] && seen["forward"]
-		got := fmt.Sprint(seen)
-		mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Expected spans for fluxguard, cache and forward, got %s\n%s", got, core)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return seen["fluxguard"] && seen["cache"] && seen["forward"]
+	})
 }
