@@ -16,8 +16,22 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 apt_install() {
-  [ -n "${apt_updated:-}" ] || { $sudo apt-get update && apt_updated=1; }
+  [ -n "${apt_updated:-}" ] || { compile_meanwhile && $sudo apt-get update && apt_updated=1; }
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# On a fresh machine the packages take minutes to install, mostly waiting
+# on the network: meanwhile, in the background, Go compiles what the tests
+# below need (with -race, the end-to-end tests' CoreDNS among them, and the
+# deploy modules) into its build cache. go list -export compiles without
+# linking, so nothing is done twice.
+compile_meanwhile() {
+  [ -z "${compiling:-}" ] || return 0
+  {
+    go list -export -deps -test -race ./...
+    for mod in deploy/*/go.mod; do (cd "$(dirname "$mod")" && go list -export -deps -test ./...); done
+  } >/dev/null 2>&1 &
+  compiling=$!
 }
 { command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
 command -v npm >/dev/null || apt_install npm
@@ -57,6 +71,8 @@ if [ ! -f "$data/asn-ipv4.csv" ]; then
 fi
 export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
 
+# What failed to compile there, the tests report.
+[ -z "${compiling:-}" ] || wait "$compiling" || true
 go version
 go test -race ./... "$@"
 # The deploy tests are modules of their own (Prometheus's parser, the
