@@ -26,7 +26,6 @@ apt_install() {
 # deploy modules) into its build cache. go list -export compiles without
 # linking, so nothing is done twice.
 compile_meanwhile() {
-  [ -z "${compiling:-}" ] || return 0
   {
     go list -export -deps -test -race ./...
     for mod in deploy/*/go.mod; do (cd "$(dirname "$mod")" && go list -export -deps -test ./...); done
