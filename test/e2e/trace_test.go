@@ -38,7 +38,7 @@ func TestTracedChain(t *testing.T) {
 	t.Cleanup(collector.Close)
 	sim := startSim(t)
 	addr := freeAddr(t)
-	startCoreDNS(t, fmt.Sprintf(`%s {
+	core := startCoreDNS(t, fmt.Sprintf(`%s {
     bind 127.0.0.1
     trace zipkin %s/api/v2/spans {
         zipkin_max_batch_interval 100ms
@@ -53,6 +53,13 @@ func TestTracedChain(t *testing.T) {
 			t.Fatalf("over %s:\n%s", netw, r)
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("spans seen: %v\n%s", seen, core)
+		}
+	})
 	waitFor(t, 10*time.Second, "the spans of fluxguard, cache and forward", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
