@@ -306,7 +306,7 @@ row() {
   [ "$FLOOR" = 1 ] && cell+=" (A/A $(printf '%.3f' "$(median ${ratios[AA]})"))"
   CELL[$traffic.$chain.$wl]=$cell
   ROWS+="| $traffic | $chain | $wl | ${qps[BASE]%.*} | ${qps[FG]%.*} | $(median_range ${ratios[FG]}) | $floor"
-  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]} | $(mib "${rss[BASE]}") / $(mib "${rss[FG]}") | $(mib "${hwm[BASE]}") / $(mib "${hwm[FG]}") | $tracked |"$'\n'
+  ROWS+=" | ${ticks[BASE]} / ${ticks[FG]}${ticks[AA]:+ / ${ticks[AA]}} | $(mib "${rss[BASE]}") / $(mib "${rss[FG]}") | $(mib "${hwm[BASE]}") / $(mib "${hwm[FG]}") | $tracked |"$'\n'
   RATIOS+="$traffic $chain $wl: ${ratios[FG]}(A/A ${ratios[AA]:-}); "
   if [ "$chain" = full ]; then
     read -r -a gb <<<"${goper[BASE]}"; read -r -a gf <<<"${goper[FG]}"
@@ -397,11 +397,12 @@ compare() {
     echo
     echo "qps: queries completed / run time at saturation over each round's slices, median over the rounds; ratios:"
     echo "median (lowest–highest) of the rounds'. CPU µs/q: utime+stime of the CoreDNS under test / queries completed in"
-    echo "the throughput runs (softirq not included), (busy %): its share of one core; pinned, below ~95% the bottleneck"
+    echo "the throughput runs (softirq not included; AA's, the floor of BASE / FG, with the A/A), (busy %): its share of"
+    echo "one core; pinned, below ~95% the bottleneck"
     echo "is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each round, median; peak: VmHWM. Tracked names (full chain"
     echo "only): coredns_fluxguard_tracked_names, 11 s after the last round."
     echo
-    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG | RSS BASE / FG | peak RSS BASE / FG | FG tracked names |"
+    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG / AA | RSS BASE / FG | peak RSS BASE / FG | FG tracked names |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
     echo
