@@ -398,11 +398,11 @@ compare() {
     echo "qps: queries completed / run time at saturation over each round's slices, median over the rounds; ratios:"
     echo "median (lowest–highest) of the rounds'. CPU µs/q: utime+stime of the CoreDNS under test / queries completed in"
     echo "the throughput runs (softirq not included; AA's, the floor of BASE / FG, with the A/A), (busy %): its share of"
-    echo "one core; pinned, below ~95% the bottleneck"
-    echo "is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each round, median; peak: VmHWM. Tracked names (full chain"
-    echo "only): coredns_fluxguard_tracked_names, 11 s after the last round."
+    echo "one core; pinned, below ~95% the bottleneck is CPU 1 (dnsperf and the upstream). RSS: VmRSS at the end of each"
+    echo "round, median; peak: VmHWM. Tracked names (full chain only): coredns_fluxguard_tracked_names, 11 s after the last"
+    echo "round."
     echo
-    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG / AA | RSS BASE / FG | peak RSS BASE / FG | FG tracked names |"
+    echo "| traffic | chain | workload | BASE qps | FG qps | qps ratio FG/BASE | A/A | CPU µs/q (busy %) BASE / FG$([ "$FLOOR" = 1 ] && echo ' / AA') | RSS BASE / FG | peak RSS BASE / FG | FG tracked names |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s' "$ROWS"
     echo
