@@ -27,6 +27,9 @@
 #      PAIR_N=5000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
 #      LAT_LOADS="" (fixed rates for latency runs, in % of the first round's BASE qps, e.g. "10 25 50"; none by
 #      default: this machine's p99 under load is noise, see docs/performance.md) LAT_ROUNDS=2 LAT_DURATION=2 (s)
+#      PLUGIN=loadbalance: FG has this plugin block in fluxguard's place instead (e.g. "acl { allow }", loadbalance): the
+#      price of another plugin there, beside fluxguard's (written to bench/results/plugin-latest.md). PLUGIN=passthrough
+#      runs every configuration on bench/passthrough's binary, whose plugin of that name only calls the next one
 #      AA=1: FG without fluxguard too (a whole A/A run, written to bench/results/aa-latest.md instead of latest.md)
 #      SHARED=1: BASE is fluxguard alone, FG fluxguard with `shared` to a redis-server the script starts on CPU 1
 #      (written to bench/results/shared-latest.md), with the Redis commands per 10,000 queries; CHAINS=full TRAFFIC=sites
@@ -51,11 +54,13 @@ case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
 LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
+PLUGIN=${PLUGIN:-} BINPKG=./cmd/coredns-fluxguard
 [ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
 WORKLOADS=${WORKLOADS:-hot distinct miss} HOT_NAMES=${HOT_NAMES:-1000} DISTINCT_NAMES=${DISTINCT_NAMES:-200000}
 if [ "$SHARED" = 1 ] || [ "$STATE" = 1 ]; then CHAINS=${CHAINS:-full} TRAFFIC=${TRAFFIC:-sites}; else CHAINS=${CHAINS:-lean full} TRAFFIC=${TRAFFIC:-sites storm}; fi
 SOAK_DURATION=${SOAK_DURATION:-600} SOAK_MAX_NAMES=${SOAK_MAX_NAMES:-50000} SOAK_RANDOM=${SOAK_RANDOM:-400000}
 BIN=bin/coredns-fluxguard PAIRLAT=bin/pairlat TMP=$(mktemp -d /tmp/fluxbench.XXXXXX) PIDS=()
+[ "$PLUGIN" = passthrough ] && BIN=bin/passthrough BINPKG=./bench/passthrough
 declare -A PID_OF=()
 CUT=() TOOL=()   # CPU pinning prefixes: CoreDNS under test / dnsperf + upstream
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then CUT=(taskset -c 0) TOOL=(taskset -c 1); fi
@@ -74,7 +79,7 @@ setup() {  # dnsperf and curl (apt) and the binary (go build is cached, so alway
     "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null ||
       { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
-  mkdir -p bin bench/results && go build -o "$BIN" ./cmd/coredns-fluxguard && go build -o "$PAIRLAT" ./bench/pairlat
+  mkdir -p bin bench/results && go build -o "$BIN" "$BINPKG" && go build -o "$PAIRLAT" ./bench/pairlat
 }
 
 port_busy() { command -v ss >/dev/null && ss -Hltun "sport = :$1" | grep -q .; }
@@ -190,7 +195,7 @@ gostats() {
 # FLOOR=1, AA), warmed up, then measured in turn: two processes of the same binary and configuration differ by
 # several percent in throughput, so one set per row would measure their luck. Appends to the tables.
 row() {
-  local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=fluxguard bl="" cache=cache file cmds tracked rcodes
+  local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=${PLUGIN:-fluxguard} bl="" cache=cache file cmds tracked rcodes
   local -a confs=(BASE FG) order warm
   local -A port=() prom=() qps=() ticks=() nq=() rss=() hwm=() q=() rate=() lticks=() p99r=() gostart=() goper=() gorun=()
   local -A completed=() secs=() ratios=() pair99=()
@@ -287,7 +292,7 @@ row() {
     done
     for c in "${confs[@]}"; do rss[$c]+="$(rss_kb "$c") " hwm[$c]+="$(rss_kb "$c" VmHWM) "; done
     [ "$STATE" = 1 ] && SAVES+=$(metric "${prom[FG]}" coredns_fluxguard_state_save_failures_total counter)/$(stat -c %s "$TMP/state.$r")" "
-    if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ] && [ "$chain" = full ]; then
+    if [ "$r" = "$ROUNDS" ] && [ -n "$fl" ] && [ -z "$PLUGIN" ] && [ "$chain" = full ]; then
       sleep 11; tracked=$(metric "${prom[FG]}" coredns_fluxguard_tracked_names gauge)
     else tracked=—; fi
     ERRS+="$(for c in "${confs[@]}"; do printf '%s/' "$(grep -c '\[ERROR\]' "$TMP/$c.log" || true)"; done) "
@@ -329,7 +334,7 @@ header() {
   echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)," \
     "$(go version | awk '{print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), $(date -u '+%Y-%m-%d %H:%M UTC'),"
   echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark itself accounts for about 2: other load skews the numbers)"
-  echo; echo "Parameters: $*, dnsperf -c $CLIENTS -q $OUTSTANDING -T 1, PIN=$PIN" \
+  echo; echo "Parameters: $*,$([ -n "$PLUGIN" ] && echo " FG: \`${PLUGIN//$'\n'/ }\` in fluxguard's place,") dnsperf -c $CLIENTS -q $OUTSTANDING -T 1, PIN=$PIN" \
     "$([ "${#CUT[@]}" -gt 0 ] && echo '(CoreDNS under test on CPU 0, dnsperf + upstream on CPU 1, GOMAXPROCS=1 from affinity)' || echo '(no pinning)')"
 }
 
@@ -438,7 +443,7 @@ compare() {
     echo "Per-round paired p99 ratios: ${PAIRRATIOS}"
     echo "FG's response codes in the last throughput slice: ${RCODES}"
     echo "CoreDNS [ERROR] lines per configuration ($(printf '%s/' BASE FG; [ "$FLOOR" = 1 ] && echo -n AA/)) and round: ${ERRS}"
-  } | tee "bench/results/$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)$([ "$STATE" = 1 ] && echo state-)latest.md"
+  } | tee "bench/results/$([ -n "$PLUGIN" ] && echo plugin-)$([ "$AA" = 1 ] && echo aa-)$([ "$SHARED" = 1 ] && echo shared-)$([ "$STATE" = 1 ] && echo state-)latest.md"
 }
 
 flood() {
