@@ -334,7 +334,7 @@ header() {
   echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)," \
     "$(go version | awk '{print $3}'), $(dnsperf -h 2>&1 | awk '/^Version/ {print "dnsperf " $2}'), $(date -u '+%Y-%m-%d %H:%M UTC'),"
   echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the benchmark itself accounts for about 2: other load skews the numbers)"
-  echo; echo "Parameters: $*,$([ -n "$PLUGIN" ] && echo " FG: \`${PLUGIN//$'\n'/ }\` in fluxguard's place,") dnsperf -c $CLIENTS -q $OUTSTANDING -T 1, PIN=$PIN" \
+  echo; echo "Parameters: $*,$([ -n "$PLUGIN" ] && echo " FG: \`$(tr -s '\n ' ' ' <<<"$PLUGIN" | sed 's/ $//')\` in fluxguard's place,") dnsperf -c $CLIENTS -q $OUTSTANDING -T 1, PIN=$PIN" \
     "$([ "${#CUT[@]}" -gt 0 ] && echo '(CoreDNS under test on CPU 0, dnsperf + upstream on CPU 1, GOMAXPROCS=1 from affinity)' || echo '(no pinning)')"
 }
 
