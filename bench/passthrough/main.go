@@ -17,6 +17,8 @@ import (
 	"github.com/coredns/coredns/coremain"
 	"github.com/coredns/coredns/plugin"
 	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard"
 )
 
 const pluginName = "passthrough"
@@ -43,17 +45,19 @@ func setup(c *caddy.Controller) error {
 	return nil
 }
 
-// beforeCache returns directives with passthrough immediately before cache.
-func beforeCache(directives []string) ([]string, error) {
-	i := slices.Index(directives, "cache")
-	if i < 0 {
-		return nil, fmt.Errorf("directive cache not found in the plugin list")
+// inFluxguardsPlace returns directives with passthrough where
+// fluxguard.InsertDirective puts fluxguard.
+func inFluxguardsPlace(directives []string) ([]string, error) {
+	d, err := fluxguard.InsertDirective(directives)
+	if err != nil {
+		return nil, err
 	}
-	return slices.Insert(slices.Clone(directives), i, pluginName), nil
+	d[slices.Index(d, "fluxguard")] = pluginName
+	return d, nil
 }
 
 func main() {
-	d, err := beforeCache(dnsserver.Directives)
+	d, err := inFluxguardsPlace(dnsserver.Directives)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "passthrough:", err)
 		os.Exit(1)

@@ -34,12 +34,12 @@ func TestSetup(t *testing.T) {
 	}
 }
 
-func TestBeforeCache(t *testing.T) {
-	got, err := beforeCache([]string{"errors", "acl", "cache", "forward"})
+func TestInFluxguardsPlace(t *testing.T) {
+	got, err := inFluxguardsPlace([]string{"errors", "acl", "cache", "forward"})
 	if err != nil || !slices.Equal(got, []string{"errors", "acl", pluginName, "cache", "forward"}) {
 		t.Errorf("expected passthrough before cache, got %v, %v", got, err)
 	}
-	if _, err := beforeCache([]string{"errors", "forward"}); err == nil {
+	if _, err := inFluxguardsPlace([]string{"errors", "forward"}); err == nil {
 		t.Error("expected an error without cache")
 	}
 }
