@@ -39,6 +39,7 @@ type Fluxguard struct {
 	rpzMetrics   *rpzMetrics        // its series, with it
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
 	done         chan struct{}
+	saving       sync.WaitGroup                   // the periodic saves of state_file
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
 	adding       sync.Mutex                       // serializes additions to metrics
 	labelsWanted atomic.Bool                      // the metadata plugin asks for fluxguard's labels
@@ -294,7 +295,7 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 			f.resolver.enqueue(ctx, obs.Name)
 		}
 		if v.Level == engine.LevelFlagged {
-			f.flagged.add(sm.server, obs.Name)
+			f.flagged.add(f.server(), obs.Name)
 		}
 	}
 	return v, true

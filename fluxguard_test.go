@@ -849,6 +849,30 @@ func TestFlaggedGaugeCap(t *testing.T) {
 	}
 }
 
+// TestFlaggedGaugeFirstServer checks that a domain flagged through a
+// block's second address is shown under its first, as the block's other
+// gauges are, and that clear finds it there.
+func TestFlaggedGaugeFirstServer(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard .")
+	first := serverLabel(t)
+	second := first + "-v6"
+	serve(t, newContext(first), f, newQuery("www.example.com.", dns.TypeA))
+	for range 3 {
+		serve(t, newContext(second), f, newQuery("c2.evil.tk.", dns.TypeA))
+	}
+	if got := toFloat64(flaggedDomain.WithLabelValues(first, "c2.evil.tk")); got != 1 {
+		t.Errorf("Expected flagged{server=first, domain=c2.evil.tk} 1, got %v", got)
+	}
+	if flaggedDomain.DeleteLabelValues(second, "c2.evil.tk") {
+		t.Errorf("Expected no series under the second server")
+	}
+	f.flagged.refresh(first, f.eng)
+	f.flagged.clear()
+	if flaggedDomain.DeleteLabelValues(first, "c2.evil.tk") {
+		t.Errorf("Expected clear to drop the series")
+	}
+}
+
 // TestFlaggedGaugeRefresh checks that refresh drops the series of names no
 // longer flagged and fills the room they leave.
 func TestFlaggedGaugeRefresh(t *testing.T) {

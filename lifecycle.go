@@ -1,6 +1,12 @@
 package fluxguard
 
-import "time"
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+)
 
 // start runs the report listener, the link to the fleet, the periodic
 // housekeeping and the rpz zone's updates.
@@ -8,21 +14,26 @@ func (f *Fluxguard) start() error {
 	if f.cfg.shared != nil {
 		fl, err := acquireFleet(f)
 		if err != nil {
-			return err
+			return plugin.Error(pluginName, err)
 		}
 		f.fleet = fl
 	}
 	if f.cfg.report != "" {
 		rs, err := acquireReport(f.cfg.report, f.source())
 		if err != nil {
-			return err
+			f.stop() // lets go of the fleet
+			return plugin.Error(pluginName, fmt.Errorf("report: %w", err))
 		}
 		f.report = rs
 	}
 	f.done = make(chan struct{})
 	go f.housekeep(f.done)
 	if f.cfg.stateFile != "" {
-		go f.persist(f.done)
+		f.saving.Add(1)
+		go func() {
+			defer f.saving.Done()
+			f.persist(f.done)
+		}()
 	}
 	if f.resolver != nil {
 		go f.resolver.run(f.done)
@@ -33,6 +44,7 @@ func (f *Fluxguard) start() error {
 		}
 		go f.runRPZ(f.done)
 	}
+	setRunning(f.key, f)
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil
 }
@@ -61,7 +73,10 @@ func (f *Fluxguard) stop() error {
 
 // finalShutdown saves the state, if configured, when CoreDNS exits.
 func (f *Fluxguard) finalShutdown() error {
+	setRunning(f.key, nil)
 	if f.cfg.stateFile != "" {
+		f.saving.Wait() // a periodic save must not land over the final one
+
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}
 	forgetEngine(f.key)
@@ -84,13 +99,47 @@ func (f *Fluxguard) persist(done <-chan struct{}) {
 	}
 }
 
-// restartFailed points a shared report back at this instance's engine when
-// a reload that would have replaced it fails.
+// restartFailed puts this instance back in charge when a reload that
+// would have replaced it fails. caddy drops the new instance without its
+// shutdown callbacks: if it had started, it is stopped here, and the
+// report, the fleet's link and the next reload are pointed back at this
+// instance's engine.
 func (f *Fluxguard) restartFailed() error {
+	if dropped := setRunning(f.key, f); dropped != nil && dropped != f {
+		dropped.stop()
+	}
+	keepEngine(f.key, f.eng)
 	if f.report != nil {
 		f.report.src.Store(f.source())
 	}
+	if f.fleet != nil {
+		reinstateFleet(f.fleet, f)
+	}
 	return nil
+}
+
+// running holds the started instance of each server block, by stateKey,
+// for restartFailed to find the one a failed reload leaves behind.
+var (
+	runningMu sync.Mutex
+	running   = map[string]*Fluxguard{}
+)
+
+// setRunning records f (nil: none) as key's started instance and returns
+// the one it replaces. The key "" (tests) is not recorded.
+func setRunning(key string, f *Fluxguard) (previous *Fluxguard) {
+	if key == "" {
+		return nil
+	}
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	previous = running[key]
+	if f == nil {
+		delete(running, key)
+	} else {
+		running[key] = f
+	}
+	return previous
 }
 
 // housekeepEvery is how often expired names are swept and gauges refreshed.
@@ -99,7 +148,6 @@ const housekeepEvery = 10 * time.Second
 func (f *Fluxguard) housekeep(done <-chan struct{}) {
 	t := time.NewTicker(housekeepEvery)
 	defer t.Stop()
-	var evicted uint64
 	for {
 		select {
 		case <-done:
@@ -115,10 +163,7 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 		sm := (*all)[0] // the engine is shared: its gauges go to the first server
 		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
 		trackedNamesMax.WithLabelValues(sm.server).Set(float64(f.eng.Capacity()))
-		if n := f.eng.Evicted(); n > evicted {
-			namesEvicted.WithLabelValues(sm.server).Add(float64(n - evicted))
-			evicted = n
-		}
+		namesEvicted.WithLabelValues(sm.server).Add(float64(f.eng.TakeEvicted()))
 		f.flagged.refresh(sm.server, f.eng)
 	}
 }

@@ -122,27 +122,34 @@ func newServerMetrics(server string, a action) *serverMetrics {
 }
 
 // flaggedGauge keeps the flagged{domain} series in step with the engine,
-// never with more than max domains per server.
+// never with more than max domains. They carry the block's first server,
+// as its other gauges do.
 type flaggedGauge struct {
-	max    int
-	mu     sync.Mutex
-	server string              // label of the shown series
-	shown  map[string]struct{} // domains with a series
+	max   int
+	mu    sync.Mutex
+	shown map[string]string // domains with a series, and its server label
 }
 
 func newFlaggedGauge(max int) *flaggedGauge {
-	return &flaggedGauge{max: max, shown: map[string]struct{}{}}
+	return &flaggedGauge{max: max, shown: map[string]string{}}
 }
 
 // add shows a newly flagged domain at once, if there is room.
 func (g *flaggedGauge) add(server, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.server = server
 	if _, ok := g.shown[name]; ok || len(g.shown) >= g.max {
 		return
 	}
-	g.shown[name] = struct{}{}
+	g.show(server, name)
+}
+
+// show sets name's series under server, dropping one it had under another.
+func (g *flaggedGauge) show(server, name string) {
+	if old, ok := g.shown[name]; ok && old != server {
+		flaggedDomain.DeleteLabelValues(old, name)
+	}
+	g.shown[name] = server
 	flaggedDomain.WithLabelValues(server, name).Set(1)
 }
 
@@ -152,15 +159,14 @@ func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 	names, total := eng.Flagged(g.max)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.server = server
 	flaggedDomains.WithLabelValues(server).Set(float64(total))
 	current := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		current[n] = struct{}{}
 	}
-	for n := range g.shown {
+	for n, label := range g.shown {
 		if _, ok := current[n]; !ok {
-			flaggedDomain.DeleteLabelValues(g.server, n)
+			flaggedDomain.DeleteLabelValues(label, n)
 			delete(g.shown, n)
 		}
 	}
@@ -168,8 +174,7 @@ func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 		if _, ok := g.shown[n]; !ok && len(g.shown) >= g.max {
 			continue
 		}
-		g.shown[n] = struct{}{}
-		flaggedDomain.WithLabelValues(server, n).Set(1)
+		g.show(server, n)
 	}
 }
 
@@ -177,10 +182,10 @@ func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 func (g *flaggedGauge) clear() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for n := range g.shown {
-		flaggedDomain.DeleteLabelValues(g.server, n)
+	for n, label := range g.shown {
+		flaggedDomain.DeleteLabelValues(label, n)
 	}
-	g.shown = map[string]struct{}{}
+	g.shown = map[string]string{}
 }
 
 // metricsFor returns the counters of the server serving ctx, made once per

@@ -248,6 +248,30 @@ func (a optionArgs) hostPort() (string, error) {
 	return s, nil
 }
 
+// report reads the report's address, which no other server block of the
+// Corefile may serve its own report on.
+func (a optionArgs) report() (string, error) {
+	addr, err := a.hostPort()
+	if err != nil {
+		return "", err
+	}
+	claims, _ := a.c.Get(reportClaims{}).(map[string]string)
+	if claims == nil {
+		claims = map[string]string{}
+		a.c.Set(reportClaims{}, claims)
+	}
+	key := stateKey(a.c)
+	if other, ok := claims[addr]; ok && other != key {
+		return "", a.c.Errf("%s: %s is already the report address of %s; give each its own", a.opt, addr, other)
+	}
+	claims[addr] = key
+	return addr, nil
+}
+
+// reportClaims keys, in the caddy instance's storage, the report
+// addresses of its server blocks, each with the block's stateKey.
+type reportClaims struct{}
+
 // rpz reads "rpz ZONE [max N] [refresh DURATION] [ip]".
 func (a optionArgs) rpz() (*rpzConfig, error) {
 	c := &rpzConfig{max: defaultRPZMax, refresh: defaultRPZRefresh}

@@ -213,7 +213,7 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		cfg.asnDB.path, err = a.one()
 		cfg.asnDB.file, cfg.asnDB.line = c.File(), c.Line()
 	case "report":
-		cfg.report, err = a.hostPort()
+		cfg.report, err = a.report()
 	case "rpz":
 		cfg.rpz, err = a.rpz()
 	case "shared":

@@ -209,6 +209,16 @@ func acquireFleet(f *Fluxguard) (*fleetLink, error) {
 	return fl, nil
 }
 
+// reinstateFleet points fl back at f, whose reload failed: fl is f's
+// link again, and its server block's for the next reload.
+func reinstateFleet(fl *fleetLink, f *Fluxguard) {
+	fleetsMu.Lock()
+	defer fleetsMu.Unlock()
+	fl.key, fl.owner = f.key, f
+	fleets[f.key] = fl
+	fl.link.SetEngine(f.eng)
+}
+
 // releaseFleet closes the link when its last instance is gone.
 func releaseFleet(fl *fleetLink) {
 	fleetsMu.Lock()

@@ -55,6 +55,17 @@ func engineFor(key string, cfg config) (*engine.Engine, error) {
 	return eng, nil
 }
 
+// keepEngine makes eng key's engine again, after a reload that replaced
+// it failed: the next reload starts from the engine that is serving.
+func keepEngine(key string, eng *engine.Engine) {
+	if key == "" {
+		return
+	}
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	engines[key] = eng
+}
+
 // forgetEngine drops key's engine at the final shutdown.
 func forgetEngine(key string) {
 	enginesMu.Lock()

@@ -67,7 +67,8 @@ func New(cfg Config) (*Engine, error) {
 
 // Reconfigured returns an engine with cfg that keeps e's state, for a
 // configuration reload: tracked names, their evidence and the flagged set
-// carry over. e must not be used afterwards.
+// carry over, shared by both. e goes on serving until the reload is done,
+// or for good when it fails; the names cfg excludes are forgotten by both.
 func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	n, err := New(cfg)
 	if err != nil {
@@ -193,11 +194,13 @@ func (e *Engine) Capacity() int {
 	return n
 }
 
-// Evicted returns how many entries were evicted to respect the caps so far.
-func (e *Engine) Evicted() uint64 {
+// TakeEvicted returns how many entries were evicted to respect the caps
+// since it was last called, on this engine or on one it was reconfigured
+// from: a counter fed from it counts each eviction once across reloads.
+func (e *Engine) TakeEvicted() uint64 {
 	n := uint64(0)
 	for _, sc := range e.scopes() {
-		n += sc.st.evicted.Load()
+		n += sc.st.evicted.Swap(0)
 	}
 	return n
 }

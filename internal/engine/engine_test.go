@@ -300,8 +300,13 @@ func TestEvictionSparesFlagged(t *testing.T) {
 	if n := e.Len(); n > shards*16 {
 		t.Errorf("Len = %d, above cap %d", n, shards*16)
 	}
-	if e.Evicted() == 0 {
+	if e.TakeEvicted() == 0 {
 		t.Error("no evictions counted")
+	}
+	cfg := e.cfg
+	cfg.MaxNames = shards * 16
+	if n, err := e.Reconfigured(cfg); err != nil || n.TakeEvicted() != 0 {
+		t.Errorf("Evictions counted again after a reload (%v)", err)
 	}
 	for _, name := range flagged {
 		if _, held := e.Held(name); !held {
