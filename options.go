@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -30,7 +31,7 @@ func (a optionArgs) one() (string, error) {
 	return a.args[0], nil
 }
 
-// integer reads a positive integer; the engine's Validate checks ranges.
+// integer reads an integer >= 0; the engine's Validate checks ranges.
 func (a optionArgs) integer() (int, error) {
 	s, err := a.one()
 	if err != nil {
@@ -43,16 +44,24 @@ func (a optionArgs) integer() (int, error) {
 	return int(n), nil
 }
 
+// number reads a finite number >= 0.
 func (a optionArgs) number() (float64, error) {
 	s, err := a.one()
 	if err != nil {
 		return 0, err
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
+	f, ok := finite(s)
+	if !ok {
 		return 0, a.c.Errf("%s: %q is not a positive number", a.opt, s)
 	}
 	return f, nil
+}
+
+// finite parses s as a finite number >= 0: NaN compares false with every
+// bound, and would turn a check off.
+func finite(s string) (float64, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil && f >= 0 && !math.IsInf(f, 1)
 }
 
 func (a optionArgs) duration() (time.Duration, error) {
@@ -81,8 +90,8 @@ func (a optionArgs) weight(w *engine.Weights) error {
 	if len(a.args) != 2 {
 		return a.c.Errf("weight takes a name and a value")
 	}
-	f, err := strconv.ParseFloat(a.args[1], 64)
-	if err != nil {
+	f, ok := finite(a.args[1])
+	if !ok {
 		return a.c.Errf("weight: %q is not a number >= 0", a.args[1])
 	}
 	dst := map[string]*float64{"prefix": &w.Prefix, "ns": &w.NS, "tld": &w.TLD, "churn": &w.Churn, "domain": &w.Domain}[a.args[0]]
@@ -122,7 +131,7 @@ func (a optionArgs) policy(cfg *config) error {
 		if err != nil {
 			return err
 		}
-		pf := &policyFile{watchedFile: watchedFile{path: s}}
+		pf := &policyFile{watchedFile: watchedFile{path: s}, allow: a.opt == "allow_file"}
 		if err := pf.read(); err != nil {
 			return a.c.Errf("%s: %v", a.opt, err)
 		}

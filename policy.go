@@ -104,6 +104,7 @@ func (w *watchedFile) readLines(parse func(line int, fields []string) error) err
 // [until TIME]" or, in an allow file, a CIDR prefix.
 type policyFile struct {
 	watchedFile
+	allow bool // an allow file, whose lines may be CIDR prefixes
 	rules []engine.Rule
 	nets  []netip.Prefix
 }
@@ -114,12 +115,19 @@ func (pf *policyFile) read() error {
 	var nets []netip.Prefix
 	err := pf.readLines(func(line int, fields []string) error {
 		if p, err := netip.ParsePrefix(fields[0]); err == nil && len(fields) == 1 {
+			if !pf.allow {
+				return fmt.Errorf("%s:%d: a CIDR prefix is only allowed, not denied; want 'NAME [until TIME]'", pf.path, line)
+			}
 			nets = append(nets, p.Masked())
 			return nil
 		}
 		r, err := parseRules(fields)
 		if err != nil || len(r) != 1 {
-			return fmt.Errorf("%s:%d: want 'NAME [until TIME]' or a CIDR prefix", pf.path, line)
+			want := "'NAME [until TIME]'"
+			if pf.allow {
+				want += " or a CIDR prefix"
+			}
+			return fmt.Errorf("%s:%d: want %s", pf.path, line, want)
 		}
 		rules = append(rules, r...)
 		return nil

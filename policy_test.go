@@ -55,11 +55,28 @@ func TestPolicyFiles(t *testing.T) {
 	}
 }
 
+// TestPolicyFileErrors checks that a bad line is refused, naming the file,
+// the line and what is wanted there.
 func TestPolicyFileErrors(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "allow.txt")
-	os.WriteFile(path, []byte("ok.example\nbad.example until never\n"), 0o644)
-	pf := &policyFile{watchedFile: watchedFile{path: path}}
-	if err := pf.read(); err == nil || !strings.Contains(err.Error(), path+":2") {
-		t.Errorf("error %v does not name the line", err)
+	tests := []struct {
+		name, content string
+		allow         bool
+		want          string
+	}{
+		{"bad time", "ok.example\nbad.example until never\n", true, ":2: want 'NAME [until TIME]' or a CIDR prefix"},
+		{"CIDR in a deny file", "bad.example\n# nets\n192.0.2.0/24\n", false, ":3: a CIDR prefix is only allowed, not denied"},
+		{"two names in a deny file", "bad.example worse.example\n", false, ":1: want 'NAME [until TIME]'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "list.txt")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			pf := &policyFile{watchedFile: watchedFile{path: path}, allow: tc.allow}
+			if err := pf.read(); err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Errorf("Expected an error with %q, got %v", path+tc.want, err)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -187,16 +188,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("hold: %s is not a positive duration", c.Hold)
 	case c.QueryCount != "" && c.QueryCount != CountAnswers && c.QueryCount != CountRows:
 		return fmt.Errorf("query_count: %q is neither %q nor %q", c.QueryCount, CountAnswers, CountRows)
-	case c.Threshold < 0:
+	case !(c.Threshold >= 0) || math.IsInf(c.Threshold, 1):
 		return fmt.Errorf("threshold: %g is not a positive number", c.Threshold)
-	case c.Weights.Domain < 1:
+	case !(c.Weights.Domain >= 1) || math.IsInf(c.Weights.Domain, 1):
 		return fmt.Errorf("weight: domain %g is below 1", c.Weights.Domain)
 	}
 	for _, w := range []struct {
 		name  string
 		value float64
 	}{{"prefix", c.Weights.Prefix}, {"ns", c.Weights.NS}, {"tld", c.Weights.TLD}, {"churn", c.Weights.Churn}} {
-		if w.value < 0 {
+		if !(w.value >= 0) || math.IsInf(w.value, 1) {
 			return fmt.Errorf("weight: %s %g is not a number >= 0", w.name, w.value)
 		}
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -338,6 +339,10 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Hold = 0 },
 		func(c *Config) { c.MinIPs = 0 },
 		func(c *Config) { c.Threshold = -1 },
+		func(c *Config) { c.Threshold = math.NaN() },
+		func(c *Config) { c.Threshold = math.Inf(1) },
+		func(c *Config) { c.Weights.Prefix = math.NaN() },
+		func(c *Config) { c.Weights.Domain = math.NaN() },
 		func(c *Config) { c.MaxNames = 0 },
 		func(c *Config) { c.MaxIPsPerName = 5000 },
 	}
