@@ -120,7 +120,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
-	if f.cfg.action != actionLog && f.answerHeld(ctx, sm, w, r, name) {
+	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name) {
 		return nil, true, false
 	}
 	*q = query{metrics: sm, name: name, client: clientAddr(w)}
@@ -245,8 +245,8 @@ func (f *Fluxguard) inspectedName(r *dns.Msg) (string, bool) {
 	return engine.Normalize(q.Name), true
 }
 
-// answerHeld answers r without going upstream when name is held.
-func (f *Fluxguard) answerHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
+// replyHeld answers r without going upstream when name is held.
+func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
 	v, held := f.eng.Held(name)
 	if !held {
 		return false
@@ -304,7 +304,7 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 // captureWriter holds the first answer the rest of the chain writes until
 // the chain has returned, for ServeDNS to read and write from its own
 // frame (see answer). A cache hit's write runs deepest of all it does:
-// under the cache plugin's frame (over 1 KiB) and fluxguard's, it would
+// under the cache plugin's large frame and fluxguard's, it would
 // outgrow the stack the query started with, which the runtime would then
 // copy whole; from fluxguard's frame it runs no deeper than without
 // fluxguard (docs/performance.md). A second answer before then, or

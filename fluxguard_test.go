@@ -1672,7 +1672,7 @@ func (w *eventWriter) Close() error {
 }
 
 // writeUnderFrame writes m to w, twice if asked, under a frame of 4 KiB
-// (the cache plugin's is over 1 KiB), after setting deepest to the stack
+// (the cache plugin's is large), after setting deepest to the stack
 // pointer there: a write made from below it runs deeper.
 //
 //go:noinline

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,11 +171,11 @@ func (a optionArgs) action() (action, error) {
 	if err != nil {
 		return 0, err
 	}
-	act, ok := actionNames[strings.ToLower(s)]
-	if !ok {
+	act := slices.Index(actionNames[:], strings.ToLower(s))
+	if act < 0 {
 		return 0, a.c.Errf("action: unknown action %q; expect 'log', 'block' or 'sinkhole'", s)
 	}
-	return act, nil
+	return action(act), nil
 }
 
 func (a optionArgs) rcode() (int, error) {

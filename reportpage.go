@@ -237,17 +237,17 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 		case "denied":
 			text = "a deny rule names it or a parent: flagged without evidence"
 		case "prefix_diversity":
-			text = fmt.Sprintf("its addresses spread over %.1f effective networks (2^entropy of their owners or /16 prefixes), 4 or more", v.Networks)
+			text = fmt.Sprintf("its addresses spread over %.1f effective networks (2^entropy of their owners or /16 prefixes), %d or more", v.Networks, engine.DiverseNetworks)
 		case "rotating":
 			text = fmt.Sprintf("%d addresses in the window, at least twice its largest answer (%d): the set rotates", v.UniqueIPs, d.MaxAnswer)
 		case "short_ttl":
-			text = fmt.Sprintf("its answers' mean TTL is %d s, at most 5 minutes", v.TTL)
+			text = fmt.Sprintf("its answers' mean TTL is %d s, at most %s", v.TTL, span(engine.ShortTTL))
 		case "ns_churn":
-			text = "its registered domain's name servers rotate: more than 4 seen (double flux)"
+			text = fmt.Sprintf("its registered domain's name servers rotate: more than %d seen (double flux)", engine.UsualNS)
 		case "registered_domain":
 			text = "the evidence is its registered domain's, over all the names seen under it"
 		case "ns_diversity":
-			text = "its name servers' addresses spread over more than 2 networks"
+			text = fmt.Sprintf("its name servers' addresses spread over more than %d networks", engine.UsualNSNetworks)
 		case "churn":
 			text = fmt.Sprintf("its addresses churn far beyond its answers' size (%d addresses, at most %d an answer) in several networks", v.UniqueIPs, d.MaxAnswer)
 		case "shared_pool":
@@ -266,6 +266,17 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 	return out
 }
 
+// span writes a number of seconds in whole hours or minutes, as people do.
+func span(seconds int) string {
+	switch {
+	case seconds%3600 == 0:
+		return fmt.Sprintf("%d hours", seconds/3600)
+	case seconds%60 == 0:
+		return fmt.Sprintf("%d minutes", seconds/60)
+	}
+	return fmt.Sprintf("%d s", seconds)
+}
+
 // scoreTerms shows d's score as the default profile computes it, term by
 // term in order (see engine.ScoreTerms); none when it did not score it.
 func scoreTerms(d engine.Detail) []termLine {
@@ -277,12 +288,12 @@ func scoreTerms(d engine.Detail) []termLine {
 	if t.Rotation == 1 {
 		rotation = "the set rotates"
 	}
-	ttl := "mean TTL at most 5 minutes"
+	ttl := fmt.Sprintf("mean TTL at most %s", span(engine.ShortTTL))
 	switch t.TTL {
-	case 0.75:
-		ttl = "mean TTL up to 3 hours"
+	case engine.MidTTLWeight:
+		ttl = fmt.Sprintf("mean TTL up to %s", span(engine.LongTTL))
 	case 0:
-		ttl = "mean TTL over 3 hours: not evidence"
+		ttl = fmt.Sprintf("mean TTL over %s: not evidence", span(engine.LongTTL))
 	}
 	lines := []termLine{
 		{fmt.Sprintf("effective networks (%.2f), weighted", d.Verdict.Networks), fmt.Sprintf("%.2f", t.Networks)},

@@ -231,7 +231,7 @@ func (z *rpzZone) cnames(records map[string]string) []dns.RR {
 	return rrs
 }
 
-// records returns what a transfer from serial (0 for AXFR) sends, as the
+// transferRecords returns what a transfer from serial (0 for AXFR) sends, as the
 // transfer plugin's Transferer contract asks: the SOA alone when serial is
 // current, the differences since serial (IXFR, RFC 1995) when the journal
 // has them, else the whole zone between two SOAs (AXFR, and IXFR's

@@ -65,7 +65,8 @@ const (
 	actionSinkhole               // answer with the sinkhole addresses and EDE 15
 )
 
-var actionNames = map[string]action{"log": actionLog, "block": actionBlock, "sinkhole": actionSinkhole}
+// actionNames are the actions' names, by action.
+var actionNames = [...]string{actionLog: "log", actionBlock: "block", actionSinkhole: "sinkhole"}
 
 // config is a parsed fluxguard block.
 type config struct {
@@ -255,10 +256,8 @@ type asnSource struct {
 }
 
 func (a action) String() string {
-	for name, v := range actionNames {
-		if v == a {
-			return name
-		}
+	if a < 0 || int(a) >= len(actionNames) {
+		return "unknown"
 	}
-	return "unknown"
+	return actionNames[a]
 }

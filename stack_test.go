@@ -14,10 +14,9 @@ import (
 
 // TestStackUnderFluxguard measures how much deeper the rest of the chain
 // runs for fluxguard: its frames only, not the upstreamStackReserve bytes
-// it has growStack make sure of for a new name. A forwarded query's stack
-// fits the 8 KiB the runtime starts it with, with little to spare: a
-// reserve held on ServeDNS's frame made every forwarded query grow its
-// stack to 16 KiB.
+// it has growStack make sure of for a new name, which are given back
+// before the chain runs. A reserve still held while the chain runs would
+// make its deepest calls grow the stack again.
 func TestStackUnderFluxguard(t *testing.T) {
 	// A GC may shrink, so move, the stack.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -39,7 +38,6 @@ func TestStackUnderFluxguard(t *testing.T) {
 			}()
 			d := <-depth
 			t.Logf("%d bytes", d)
-			// fluxguard's frames: 272 bytes, 320 under -race.
 			if d >= 512 {
 				t.Errorf("Expected the chain under fluxguard to run less than 512 bytes deeper, got %d", d)
 			}
@@ -47,10 +45,10 @@ func TestStackUnderFluxguard(t *testing.T) {
 	}
 }
 
-// TestUpstreamReserve checks which queries get growStackUpstream's larger
-// reserve: those for names fluxguard has not seen, whose answers most
-// likely come from upstream, and not those for names it tracks or skips,
-// nor, with the metadata plugin, any.
+// TestUpstreamReserve checks which queries get growStack's reserve: those
+// for names fluxguard has not seen, whose answers most likely come from
+// upstream, and not those for names it tracks or skips, nor, with the
+// metadata plugin, any.
 func TestUpstreamReserve(t *testing.T) {
 	for _, tc := range []struct {
 		name     string

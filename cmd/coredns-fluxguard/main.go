@@ -1,4 +1,4 @@
-// Command fluxguard is a complete CoreDNS binary, with every standard
+// Command coredns-fluxguard is a complete CoreDNS binary, with every standard
 // plugin, and the fluxguard plugin placed immediately before cache in the
 // plugin chain.
 package main

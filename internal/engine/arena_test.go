@@ -75,8 +75,8 @@ func TestStateOffHeap(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	// The names tracked take about 360 bytes each; what stays on the heap
-	// is the slabs' lists of chunks and free blocks.
+	// The names tracked live in the arena; what stays on the heap is the
+	// slabs' lists of chunks and free blocks.
 	if perName := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / names; perName > 16 {
 		t.Errorf("the Go heap grew by %d bytes per name tracked", perName)
 	}

@@ -244,9 +244,9 @@ func BenchmarkMemoryPerName(b *testing.B) {
 	}
 }
 
-// queryGarbage is about what CoreDNS allocates per query (2,200 bytes on a
-// cache hit, bench/run.sh's Go runtime table): the garbage that sets the
-// pace of the collector.
+// queryGarbage is about what CoreDNS allocates per cache hit (bench/run.sh
+// prints it in its Go runtime table): the garbage that sets the pace of
+// the collector.
 const queryGarbage = 2048
 
 // garbage keeps the compiler from optimizing the garbage away.

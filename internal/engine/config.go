@@ -60,7 +60,7 @@ var KnownPools = []string{
 	"router.bittorrent.com", "router.utorrent.com", "dht.transmissionbt.com", "dht.libtorrent.org",
 }
 
-// Config holds the engine's tunables. DefaultConfig returns the seed rule's values.
+// Config holds the engine's tunables; DefaultConfig returns their defaults.
 type Config struct {
 	Window     time.Duration // lookback window (lookbackWindow)
 	MinIPs     int           // minimum unique public IPs to be a candidate (minUniqueIPThreshold)
@@ -106,7 +106,8 @@ type Config struct {
 	Now func() time.Time // clock; when nil, time.Now read every 100ms (seconds are all the engine needs)
 }
 
-// DefaultConfig returns the seed rule's semantics and defaults.
+// DefaultConfig returns the default profile with the seed rule's lists and
+// thresholds (min_ips, min_queries, short_sld, many_ips, many_clients).
 func DefaultConfig() Config {
 	return Config{
 		Window:            time.Hour,
@@ -161,8 +162,8 @@ type Weights struct {
 // DefaultWeights are the default profile's documented weights.
 var DefaultWeights = Weights{Prefix: 1, NS: 1, TLD: 1, Domain: 1.5, Churn: 1}
 
-// DefaultMaxNames caps tracked names so that a full store fits a cluster
-// DNS pod's usual memory limit (bench/run.sh flood; docs/performance.md).
+// DefaultMaxNames caps tracked names so that a full store stays well
+// within a cluster DNS pod's memory (docs/kubernetes.md for the limit to set).
 const DefaultMaxNames = 200_000
 
 // pools returns the pools the configuration never tracks: its own list,

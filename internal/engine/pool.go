@@ -87,18 +87,6 @@ func (p *poolIndex) has(a [16]byte, now uint32) bool {
 	return sh.until[a] > now
 }
 
-// len returns the number of addresses indexed, expired ones included.
-func (p *poolIndex) len() int {
-	n := 0
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		n += len(sh.until)
-		sh.mu.Unlock()
-	}
-	return n
-}
-
 // markAddr counts in *n an address new to an entry, of the network whose
 // hash is h (see netHash): of a flagged name (see poolIndex), or on the
 // intel address list (see Intel). The top bit of *n tells that the

@@ -92,3 +92,15 @@ func TestSharedPoolFrontDoors(t *testing.T) {
 		t.Errorf("a name behind the edges was flagged: %+v (reasons %s)", v, v.Reasons)
 	}
 }
+
+// len returns the number of addresses indexed, expired ones included.
+func (p *poolIndex) len() int {
+	n := 0
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		n += len(sh.until)
+		sh.mu.Unlock()
+	}
+	return n
+}

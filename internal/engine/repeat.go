@@ -90,7 +90,7 @@ func (e *Engine) Precheck(name string, v6 bool, client netip.Addr) Precheck {
 	return rc
 }
 
-// recall is Precheck's part under the shard's lock; it also reports whether
+// precheck is Precheck's part under the shard's lock; it also reports whether
 // name is tracked.
 func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bool) {
 	sh, k := e.st.locate(name)

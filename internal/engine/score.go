@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -17,18 +18,19 @@ func (e *Engine) seedScore(en *entry, ips, clients int) (float64, Reasons) {
 	if clients >= e.cfg.ManyClients {
 		r |= ReasonManyClients
 	}
-	n := 0
-	for x := r; x != 0; x &= x - 1 {
-		n++
-	}
-	return float64(n), r
+	return float64(bits.OnesCount32(uint32(r))), r
 }
 
-// TTL cut-offs of the default profile: FluxBuster ignores answers with
-// TTLs above 3 hours; flux TTLs are minutes or less.
+// The default profile's cut-offs, exported for the report page to explain
+// a score with. TTLs are in seconds: FluxBuster ignores answers with TTLs
+// above 3 hours; flux TTLs are minutes or less.
 const (
-	shortTTL = 300
-	longTTL  = 3 * 3600
+	ShortTTL        = 300      // a mean TTL at most this is short (short_ttl)
+	LongTTL         = 3 * 3600 // above it, the answers are no evidence
+	MidTTLWeight    = 0.75     // the TTL term between ShortTTL and LongTTL
+	DiverseNetworks = 4        // effective networks from which prefix_diversity holds
+	UsualNS         = 4        // name servers a zone may show before ns_churn counts
+	UsualNSNetworks = 2        // networks its name servers may sit in before ns_diversity counts
 )
 
 // fluxScore is the default profile's score:
@@ -87,7 +89,7 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled 
 	}
 	eff := float64(en.networks)
 	t := ScoreTerms{Networks: w.Prefix * eff, Rotation: 1, TTL: 1}
-	if eff >= 4 {
+	if eff >= DiverseNetworks {
 		r |= ReasonPrefixDiversity
 	}
 	if en.maxAnswer > 0 && ips >= 2*int(en.maxAnswer) {
@@ -95,24 +97,24 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled 
 	} else {
 		t.Rotation = 0.5
 	}
-	if churn := churnPoints(ips, int(en.maxAnswer), eff); churn > 0 && en.meanTTL <= shortTTL {
+	if churn := churnPoints(ips, int(en.maxAnswer), eff); churn > 0 && en.meanTTL <= ShortTTL {
 		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}
 	switch {
-	case en.meanTTL <= shortTTL:
+	case en.meanTTL <= ShortTTL:
 		r |= ReasonShortTTL
-	case en.meanTTL <= longTTL:
-		t.TTL = 0.75
+	case en.meanTTL <= LongTTL:
+		t.TTL = MidTTLWeight
 	default:
 		t.TTL = 0
 	}
-	if extra := countSince(sh.seen.view(en.ns), since) - 4; extra > 0 {
+	if extra := countSince(sh.seen.view(en.ns), since) - UsualNS; extra > 0 {
 		t.NS = w.NS * float64(extra)
 		r |= ReasonNSChurn
 	}
 	if en.nsIPs.len > 0 {
-		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - 2; extra > 0 {
+		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - UsualNSNetworks; extra > 0 {
 			t.NSNetworks = w.NS * extra
 			r |= ReasonNSDiversity
 		}

@@ -110,7 +110,7 @@ type Verdict struct {
 	// HoldLeft is how long the name (or the registered domain that flags
 	// it) stays held, in whole seconds of the engine's clock, rounded up;
 	// 0 when it is not held, for a denied name, and in a brief verdict
-	// that repeats the last one (see Observation.Brief). Replies that
+	// that repeats the last one (see Observation.LevelOnly). Replies that
 	// downstream resolvers cache must not outlive it.
 	HoldLeft time.Duration
 

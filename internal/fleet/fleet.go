@@ -60,16 +60,15 @@ type Engine interface {
 
 // Stats are a link's counters, for metrics.
 type Stats struct {
-	Up            bool
-	Errors        uint64 // failed Redis calls
-	BatchesSent   uint64
-	BatchesRead   uint64 // other replicas' batches merged
-	NamesSent     uint64
-	NamesMerged   uint64
-	Dropped       uint64        // names dropped because the queue was full
-	Invalid       uint64        // lines and members from Redis refused
-	Lag           time.Duration // age of the last batch merged when it was read
-	LastMergeUnix int64
+	Up          bool
+	Errors      uint64 // failed Redis calls
+	BatchesSent uint64
+	BatchesRead uint64 // other replicas' batches merged
+	NamesSent   uint64
+	NamesMerged uint64
+	Dropped     uint64        // names dropped because the queue was full
+	Invalid     uint64        // lines and members from Redis refused
+	Lag         time.Duration // age of the last batch merged when it was read
 }
 
 // Link is one replica's connection to its fleet.
@@ -91,7 +90,6 @@ type Link struct {
 	errs, sent, read, names atomic.Uint64
 	merged, dropped, bad    atomic.Uint64
 	lag                     atomic.Int64
-	lastMerge               atomic.Int64
 }
 
 type engineRef struct{ Engine }
@@ -221,7 +219,7 @@ func (l *Link) Stats() Stats {
 		BatchesSent: l.sent.Load(), BatchesRead: l.read.Load(),
 		NamesSent: l.names.Load(), NamesMerged: l.merged.Load(),
 		Dropped: l.dropped.Load(), Invalid: l.bad.Load(),
-		Lag: time.Duration(l.lag.Load()), LastMergeUnix: l.lastMerge.Load(),
+		Lag: time.Duration(l.lag.Load()),
 	}
 }
 

@@ -174,7 +174,6 @@ func (l *Link) merge(m redis.XMessage) {
 	})
 	l.bad.Add(uint64(invalid))
 	l.read.Add(1)
-	l.lastMerge.Store(now.Unix())
 	if ms, err := strconv.ParseInt(m.ID[:max(strings.IndexByte(m.ID, '-'), 0)], 10, 64); err == nil {
 		l.lag.Store(int64(now.Sub(time.UnixMilli(ms))))
 	}
