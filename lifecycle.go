@@ -26,23 +26,24 @@ func (f *Fluxguard) start() error {
 		}
 		f.report = rs
 	}
-	f.done = make(chan struct{})
-	go f.housekeep(f.done)
+	done := make(chan struct{})
+	f.done = done
+	go f.housekeep(done)
 	if f.cfg.stateFile != "" {
 		f.saving.Add(1)
 		go func() {
 			defer f.saving.Done()
-			f.persist(f.done)
+			f.persist(done)
 		}()
 	}
 	if f.resolver != nil {
-		go f.resolver.run(f.done)
+		go f.resolver.run(done)
 	}
 	if f.rpz != nil {
 		if f.xfer == nil {
 			log.Warningf("rpz %s: no transfer plugin in the server block: the zone is not transferred, nor NOTIFY sent", f.rpz.origin)
 		}
-		go f.runRPZ(f.done)
+		go f.runRPZ(done)
 	}
 	setRunning(f.key, f)
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)

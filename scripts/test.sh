@@ -73,7 +73,7 @@ export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
 # What failed to compile there, the tests report.
 [ -z "${compiling:-}" ] || wait "$compiling" || true
 go version
-go test -race ./... "$@"
+go test -race -timeout 30m ./... "$@"
 # The deploy tests are modules of their own (Prometheus's parser, the
 # Kubernetes and Prometheus Operator types), kept out of the plugin's.
 for mod in deploy/*/go.mod; do

@@ -103,7 +103,7 @@ func TestRun(t *testing.T) {
 	}
 	out := filepath.Join(dir, "lat")
 	for range 2 { // -out appends
-		if err := run(addrs[0], addrs[1], names, 30, 100*time.Millisecond, out); err != nil {
+		if err := run(addrs[0], addrs[1], names, 30, 500*time.Millisecond, out); err != nil { // long enough for a stalled -race run
 			t.Fatal(err)
 		}
 	}

@@ -30,13 +30,14 @@ type downstreamMode struct {
 	options string
 	action  string   // the actions_total label
 	qtypes  []uint16 // asked of the downstreams
+	passes  int      // the rcode every downstream's client must get, -1 if not checked
 }
 
 var downstreamModes = []downstreamMode{
-	{"block REFUSED", "action block\n        block_rcode REFUSED", "block", []uint16{dns.TypeA}},
-	{"block NXDOMAIN", "action block\n        block_rcode NXDOMAIN", "block", []uint16{dns.TypeA}},
+	{"block REFUSED", "action block\n        block_rcode REFUSED", "block", []uint16{dns.TypeA}, -1},
+	{"block NXDOMAIN", "action block\n        block_rcode NXDOMAIN", "block", []uint16{dns.TypeA}, dns.RcodeNameError},
 	// One IPv4 address: AAAA queries get NODATA.
-	{"sinkhole", "action sinkhole\n        sinkhole 0.0.0.0", "sinkhole", []uint16{dns.TypeA, dns.TypeAAAA}},
+	{"sinkhole", "action sinkhole\n        sinkhole 0.0.0.0", "sinkhole", []uint16{dns.TypeA, dns.TypeAAAA}, dns.RcodeSuccess},
 }
 
 // downstream is a resolver that forwards to fluxguard: start runs it
@@ -140,6 +141,7 @@ func TestDownstream(t *testing.T) {
 					before := metricValue(t, metricsAddr, series)
 					sent := time.Now()
 					r, err := exchange(addr, fluxName, qtype)
+					m.checkPassed(t, d.name, qtype, r, err)
 					if err != nil {
 						row.rcode = "no answer: " + err.Error()
 						rows = append(rows, row)
@@ -154,6 +156,7 @@ func TestDownstream(t *testing.T) {
 					time.Sleep(2 * time.Second)
 					sent = time.Now()
 					r2, err := exchange(addr, fluxName, qtype)
+					m.checkPassed(t, d.name, qtype, r2, err)
 					if err != nil {
 						row.ttl, row.cached = ttl1, "no second answer: "+err.Error()
 						rows = append(rows, row)
@@ -205,6 +208,21 @@ func TestDownstream(t *testing.T) {
 			r.resolver, r.mode, r.qtype, r.rcode, r.ede, yesNo(r.soa), r.ttl, r.cached, r.sent, map[bool]string{true: "resolve", false: "FAIL"}[r.benign])
 	}
 	t.Logf("hold %s, sinkhole_ttl 24h; the matrix:%s", downstreamHold, b.String())
+}
+
+// checkPassed checks that the answer r (or err) a client of the resolver
+// named got for a qtype query for the flagged name is the one m passes to
+// every downstream's clients (README: NXDOMAIN and sinkhole answers pass
+// all three), when m says which.
+func (m downstreamMode) checkPassed(t *testing.T, resolver string, qtype uint16, r *dns.Msg, err error) {
+	t.Helper()
+	switch {
+	case m.passes < 0:
+	case err != nil:
+		t.Errorf("%s, %s %s: no answer: %v", resolver, m.name, dns.TypeToString[qtype], err)
+	case r.Rcode != m.passes:
+		t.Errorf("%s, %s %s: the client got %s, want %s", resolver, m.name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode], dns.RcodeToString[m.passes])
+	}
 }
 
 // blockedAnswer reports whether r is one of fluxguard's answers for a
