@@ -84,11 +84,15 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
 	}
 	// Names the new configuration excludes are forgotten, as SetPolicy
-	// forgets the names it allows.
+	// forgets the names it allows. A new window restarts the query counts:
+	// their buckets are numbered in the old width's units.
 	n.each(func(_ scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
 		en.nameBits = n.nameReasons(name)
 		en.fingerprint = 0 // the window may have changed: the next answer is tallied
+		if n.width != e.width {
+			en.counts, en.head, en.first = [buckets + 1]uint32{}, 0, 0
+		}
 		return !n.exclude.match(name)
 	})
 	n.forgetRecent()

@@ -188,3 +188,60 @@ func TestLoadOwners(t *testing.T) {
 		t.Errorf("after restore: %+v", v)
 	}
 }
+
+// TestWindowChanged checks that a state restored, or kept across a reload,
+// under another window counts queries afresh, in the new window: the saved
+// buckets are numbered in the old window's units, and kept they would
+// never expire.
+func TestWindowChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, e *Engine, cfg Config) *Engine
+	}{
+		{"reload", func(t *testing.T, e *Engine, cfg Config) *Engine {
+			n, err := e.Reconfigured(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}},
+		{"restart", func(t *testing.T, e *Engine, cfg Config) *Engine {
+			var buf bytes.Buffer
+			if err := e.Save(&buf); err != nil {
+				t.Fatal(err)
+			}
+			n, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.Load(bytes.NewReader(buf.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}},
+	} {
+		for _, window := range []time.Duration{5 * time.Minute, 2 * time.Hour} {
+			t.Run(fmt.Sprintf("%s to %s", tc.name, window), func(t *testing.T) {
+				clk := &fakeClock{t: at("10:00:00")}
+				e := newTestEngine(t, clk, func(c *Config) { c.Window = 30 * time.Minute })
+				observe := func(e *Engine) Verdict {
+					return e.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1", "91.0.0.2")})
+				}
+				for range 3 {
+					observe(e)
+				}
+				cfg := e.Config()
+				cfg.Window = window
+				n := tc.change(t, e, cfg)
+				clk.add(time.Minute)
+				if v := observe(n); v.Queries != 1 {
+					t.Errorf("Queries = %d right after the change, want 1", v.Queries)
+				}
+				clk.add(window + window/buckets + time.Minute) // counts are kept by bucket
+				if v := observe(n); v.Queries != 1 {
+					t.Errorf("Queries = %d a window and a bucket later, want 1", v.Queries)
+				}
+			})
+		}
+	}
+}
