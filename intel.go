@@ -79,6 +79,9 @@ func parseIntelName(fields []string) (string, bool) {
 	return name, ok
 }
 
+// mappedRange holds the IPv4-mapped IPv6 addresses.
+var mappedRange = netip.MustParsePrefix("::ffff:0:0/96")
+
 // parseIntelPrefix reads a line of an address list: an IP address or a
 // CIDR prefix.
 func parseIntelPrefix(fields []string) (netip.Prefix, error) {
@@ -99,8 +102,16 @@ func parseIntelPrefix(fields []string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, want
 	}
+	// IPv4 is matched IPv4-mapped: a mapped prefix is its IPv4 one, and an
+	// IPv6 prefix that spans the mapped range would span IPv4 unchecked.
+	switch a := p.Addr(); {
+	case a.Is4In6() && p.Bits() >= 96:
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	case a.Is6() && p.Overlaps(mappedRange):
+		return netip.Prefix{}, fmt.Errorf("%s spans the IPv4-mapped addresses; write IPv4 prefixes as such", s)
+	}
 	if a := p.Addr(); a.Is4() && p.Bits() < minIntelBits4 || !a.Is4() && p.Bits() < minIntelBits6 {
-		return netip.Prefix{}, fmt.Errorf("%s is wider than /%d (IPv6 /%d)", s, minIntelBits4, minIntelBits6)
+		return netip.Prefix{}, fmt.Errorf("%s is wider than /%d (IPv6 /%d)", p, minIntelBits4, minIntelBits6)
 	}
 	return p.Masked(), nil
 }

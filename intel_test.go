@@ -105,6 +105,10 @@ func TestIntelFileErrors(t *testing.T) {
 		{true, "192.0.2.1 198.51.100.1\n", 1, "want an IP address or a CIDR prefix"},
 		{true, "# ok\n10.0.0.0/7\n", 2, "wider than /8"},
 		{true, "2001::/15\n", 1, "wider than /8 (IPv6 /16)"},
+		{true, "::/16\n", 1, "spans the IPv4-mapped addresses"},
+		{true, "::ffff:0.0.0.0/95\n", 1, "spans the IPv4-mapped addresses"},
+		{true, "::ffff:0.0.0.0/96\n", 1, "0.0.0.0/0 is wider than /8"},
+		{true, "::ffff:10.0.0.0/103\n", 1, "10.0.0.0/7 is wider than /8"},
 	}
 	for i, tt := range tests {
 		path := filepath.Join(t.TempDir(), "list.txt")
