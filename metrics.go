@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/fleet"
 )
 
 var (
@@ -306,15 +307,35 @@ func (fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect exports the links' counters by server. Server blocks that share
+// a server (several zones on one address) have a link each: theirs add
+// up, up only if all are, with the oldest lag; a series twice in a scrape
+// would fail it whole.
 func (fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	byServer := map[string]*fleet.Stats{}
 	fleetsMu.Lock()
-	defer fleetsMu.Unlock()
 	for _, fl := range fleets {
 		server := fl.owner.server()
 		if server == "" {
 			continue // no query yet: the server label is not known
 		}
 		st := fl.link.Stats()
+		if sum, ok := byServer[server]; ok {
+			sum.Up = sum.Up && st.Up
+			sum.Errors += st.Errors
+			sum.BatchesSent += st.BatchesSent
+			sum.BatchesRead += st.BatchesRead
+			sum.NamesSent += st.NamesSent
+			sum.NamesMerged += st.NamesMerged
+			sum.Dropped += st.Dropped
+			sum.Invalid += st.Invalid
+			sum.Lag = max(sum.Lag, st.Lag)
+		} else {
+			byServer[server] = &st
+		}
+	}
+	fleetsMu.Unlock()
+	for server, st := range byServer {
 		up := 0.0
 		if st.Up {
 			up = 1

@@ -323,7 +323,7 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 		clients: sh.seen.make(se.clients[:min(len(se.clients), e.cfg.MaxClientsPerName)]),
 		ns:      sh.seen.make(se.ns[:min(len(se.ns), maxNSPerDomain)]),
 		nsIPs:   sh.seen.make(se.nsIPs[:min(len(se.nsIPs), maxNSPerDomain)]),
-		last: se.last, heldUntil: se.heldTil, minTTL: se.minTTL,
+		last:    se.last, heldUntil: se.heldTil, minTTL: se.minTTL,
 		meanTTL: se.meanTTL, maxAnswer: se.maxAnswer, subnames: se.subnames,
 		level: Level(se.level), nameBits: e.nameReasons(name), domOff: e.domainOffset(sc, name),
 	}

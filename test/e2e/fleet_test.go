@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,40 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("a benign name blocked by the restarted replica:\n%s", m)
 		}
 	})
+}
+
+// TestFleetTwoBlocksOneServer runs two server blocks on one address, each
+// with its fluxguard in the fleet: their links share the server label, and
+// the scrape must show their series once, summed, rather than fail.
+func TestFleetTwoBlocksOneServer(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	sim := startSim(t)
+	var addr, metrics string
+	startCoreDNSOnFreePorts(t, func() string {
+		addr, metrics = freeAddr(t), freeAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		block := `%s:%s {
+    bind 127.0.0.1
+    prometheus %s
+    fluxguard {
+        shared redis://%s prefix two
+    }
+    forward . %s
+}
+`
+		return fmt.Sprintf(block, "top", port, metrics, srv.Addr, sim.Addr()) +
+			fmt.Sprintf(block, "tk", port, metrics, srv.Addr, sim.Addr())
+	})
+	for _, name := range []string{"login.fluxy.top.", "cdn.kwik.tk."} {
+		query(t, "udp", addr, name, dns.TypeA, true)
+	}
+	body := httpGet(t, "http://"+metrics+"/metrics")
+	if n := strings.Count(body, "\ncoredns_fluxguard_shared_up{"); n != 1 {
+		t.Errorf("%d shared_up series, want 1:\n%s", n, body)
+	}
+	if up, err := metricSum(metrics, "coredns_fluxguard_shared_up"); err != nil || up != 1 {
+		t.Errorf("shared_up %v, %v", up, err)
+	}
 }
 
 // TestFleetTLS runs two replicas on a real redis-server that speaks TLS
