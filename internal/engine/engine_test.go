@@ -195,6 +195,8 @@ func TestSkip(t *testing.T) {
 		{"1.0.0.10.in-addr.arpa", SkipExcluded},
 		{"outlook.office.com", SkipExcluded},
 		{"microsoft.com.evil.tk", SkipNone},
+		{"*.evil.tk", SkipExcluded},
+		{"a.*.evil.tk", SkipNone},
 	}
 	for _, tt := range tests {
 		if got := e.Skipped(tt.name, nil); got != tt.want {
@@ -222,6 +224,7 @@ func TestSkip(t *testing.T) {
 		{"www.untrusted.example", []string{"x.cloudfront.net"}, SkipExcluded},
 		{"www.untrusted.example", []string{"cdn.trusted.example"}, SkipAllowed},
 		{"printer.lan", nil, SkipExcluded},
+		{"*.evil.tk", nil, SkipExcluded},
 	}
 	for _, tt := range observed {
 		if v := e.Observe(&Observation{Name: tt.name, Chain: tt.chain, Addrs: addrs("45.0.0.1")}); v.Skip != tt.want {

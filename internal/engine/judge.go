@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"math"
+	"strings"
 )
 
 // Skipped reports why name, reached through chain, is never tracked, or
@@ -23,7 +24,9 @@ func (e *Engine) skippedName(p *Policy, name string, unix int64) Skip {
 	switch {
 	case p.allow.match(name, unix):
 		return SkipAllowed
-	case e.exclude.match(name):
+	case e.exclude.match(name), strings.HasPrefix(name, "*."):
+		// A literal wildcard label would read as a registered domain's
+		// aggregate ("*.domain") in the report, the state and the fleet.
 		return SkipExcluded
 	}
 	return SkipNone
