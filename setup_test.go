@@ -317,6 +317,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad hold", "hold forever", []string{"hold", `"forever"`}},
 		{"zero hold", "hold 0s", []string{"hold", "positive"}},
 		{"negative hold", "hold -1h", []string{"hold", "positive"}},
+		{"hold above a week", "hold 169h", []string{"hold", "longer than 168h0m0s"}},
 		{"bad min_ips", "min_ips five", []string{"min_ips", "not a positive integer"}},
 		{"zero min_ips", "min_ips 0", []string{"min_ips", "not a positive integer"}},
 		{"negative min_ips", "min_ips -1", []string{"min_ips", "not a positive integer"}},

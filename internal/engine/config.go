@@ -187,6 +187,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("window: %s is shorter than 1m", c.Window)
 	case c.Hold <= 0:
 		return fmt.Errorf("hold: %s is not a positive duration", c.Hold)
+	case c.Hold > MaxHold:
+		return fmt.Errorf("hold: %s is longer than %s; deny blocks for good", c.Hold, MaxHold)
 	case c.QueryCount != "" && c.QueryCount != CountAnswers && c.QueryCount != CountRows:
 		return fmt.Errorf("query_count: %q is neither %q nor %q", c.QueryCount, CountAnswers, CountRows)
 	case !(c.Threshold >= 0) || math.IsInf(c.Threshold, 1):
@@ -219,6 +221,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// MaxHold bounds hold: a hold read from elsewhere (the fleet's Redis) that
+// ends later than that is refused as tampered with.
+const MaxHold = 7 * 24 * time.Hour
 
 // maxPerName bounds the per-name caps: a name's addresses and clients are
 // kept in lists scanned on every new one.

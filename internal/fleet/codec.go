@@ -27,7 +27,7 @@ const (
 	maxBatchBytes = 1 << 20
 	maxList       = 64
 	maxQueries    = 1 << 24
-	maxHoldAhead  = 7 * 24 * time.Hour
+	maxHoldAhead  = engine.MaxHold + time.Hour // the hour for the replicas' clocks
 )
 
 // encode appends the lines of names to buf, up to maxBatchBytes, and

@@ -104,6 +104,27 @@ func TestLinkSharesHolds(t *testing.T) {
 	}
 }
 
+// TestLinkKeepsUnshareableNames flags a name with a byte that DNS text
+// escapes, which the other replicas would refuse as tampered with: it is
+// not sent, and the name flagged after it is.
+func TestLinkKeepsUnshareableNames(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	a, b := newEngine(t), newEngine(t)
+	la, lb := newLink(t, srv.Addr, a), newLink(t, srv.Addr, b)
+	for _, l := range []*Link{la, lb} {
+		l.Start()
+	}
+	flag(t, a, `odd\@name.xyz`)
+	flag(t, a, "plain.xyz")
+	waitHeld(t, b, "plain.xyz", 2*time.Second)
+	if _, held := b.Held(`odd\@name.xyz`); held {
+		t.Error("the escaped name was shared")
+	}
+	if st := lb.Stats(); st.Invalid != 0 {
+		t.Errorf("the other replica refused %d values", st.Invalid)
+	}
+}
+
 // TestLinkRefusesBadData writes what a hostile client of the same Redis
 // could, and checks that it is counted, that the good data still counts,
 // and that an allowed name is never held.
@@ -126,7 +147,7 @@ func TestLinkRefusesBadData(t *testing.T) {
 	}
 	l.Start()
 	entries := []any{
-		[]string{"r", "x", "b", "ok.tk 0 1 30 45.0.0.1,46.0.0.1 -\ngarbage\n"},
+		[]string{"r", "x", "b", "ok.tk 0 3 30 45.0.0.1,46.0.0.1,47.0.0.1,48.0.0.1,49.0.0.1 -\ngarbage\n"},
 		[]string{"r", "x"},
 		[]string{"r", "x", "b", fmt.Sprintf("trusted.example.com %d 5 30 45.0.0.1 -\n", time.Now().Add(time.Hour).Unix())},
 		[]string{"r", "x", "b", "\x00\xff\xfe"},
@@ -150,7 +171,8 @@ func TestLinkRefusesBadData(t *testing.T) {
 			t.Errorf("Held(%s) = %v, want %v", name, held, want)
 		}
 	}
-	if v := eng.Report(); len(v) == 0 {
-		t.Error("the good evidence (ok.tk) was not merged")
+	// Its 5 addresses and 3 queries make ok.tk a candidate, with a detail.
+	if d, ok := eng.Detail("ok.tk"); !ok || d.Verdict.UniqueIPs != 5 {
+		t.Errorf("the good evidence (ok.tk) was not merged: %+v, %v", d.Verdict, ok)
 	}
 }

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +35,13 @@ func (l *Link) collect(ctx context.Context) {
 }
 
 // enqueue encodes names into batches and queues them without waiting: a
-// batch that finds the queue full is dropped, and counted.
+// batch that finds the queue full is dropped, and counted. Names that the
+// other replicas would refuse (see decodeName) stay local.
 func (l *Link) enqueue(names []engine.Shared) {
+	names = slices.DeleteFunc(names, func(s engine.Shared) bool {
+		_, err := decodeName(s.Name)
+		return err != nil
+	})
 	for len(names) > 0 {
 		text, n := encode(nil, names)
 		if n == 0 {
