@@ -39,7 +39,7 @@ type Fluxguard struct {
 	rpzMetrics   *rpzMetrics        // its series, with it
 	xfer         *transfer.Transfer // the server block's transfer plugin, for NOTIFY, or nil
 	done         chan struct{}
-	saving       sync.WaitGroup                   // the periodic saves of state_file
+	background   sync.WaitGroup                   // the goroutines that save state or set gauges, for stop
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
 	adding       sync.Mutex                       // serializes additions to metrics
 	labelsWanted atomic.Bool                      // the metadata plugin asks for fluxguard's labels

@@ -28,13 +28,9 @@ func (f *Fluxguard) start() error {
 	}
 	done := make(chan struct{})
 	f.done = done
-	go f.housekeep(done)
+	f.inBackground(func() { f.housekeep(done) })
 	if f.cfg.stateFile != "" {
-		f.saving.Add(1)
-		go func() {
-			defer f.saving.Done()
-			f.persist(done)
-		}()
+		f.inBackground(func() { f.persist(done) })
 	}
 	if f.resolver != nil {
 		go f.resolver.run(done)
@@ -43,20 +39,32 @@ func (f *Fluxguard) start() error {
 		if f.xfer == nil {
 			log.Warningf("rpz %s: no transfer plugin in the server block: the zone is not transferred, nor NOTIFY sent", f.rpz.origin)
 		}
-		go f.runRPZ(done)
+		f.inBackground(func() { f.runRPZ(done) })
 	}
 	setRunning(f.key, f)
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil
 }
 
+// inBackground runs fn in a goroutine that stop waits for.
+func (f *Fluxguard) inBackground(fn func()) {
+	f.background.Add(1)
+	go func() {
+		defer f.background.Done()
+		fn()
+	}()
+}
+
 // stop ends what start began; on a reload the new instance has already
 // started, and its housekeeping restores any flagged series cleared here.
+// It waits for the goroutines that save the state or set gauges, so that
+// none saves over the final state or sets a series after it is cleared.
 func (f *Fluxguard) stop() error {
 	if f.done != nil {
 		close(f.done)
 		f.done = nil
 	}
+	f.background.Wait()
 	if f.report != nil {
 		releaseReport(f.report)
 		f.report = nil
@@ -76,7 +84,6 @@ func (f *Fluxguard) stop() error {
 func (f *Fluxguard) finalShutdown() error {
 	setRunning(f.key, nil)
 	if f.cfg.stateFile != "" {
-		f.saving.Wait() // a periodic save must not land over the final one
 
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}

@@ -68,6 +68,13 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 		serial: uint32(now.Unix()), records: map[string]string{}}
 }
 
+// rpzOwner reports whether owner can own a record: a name of at most 255
+// octets on the wire, which its 253 characters leave room for.
+func rpzOwner(owner string) bool {
+	_, ok := dns.IsDomainName(owner)
+	return ok && len(owner) <= 253
+}
+
 // rpzTriggers turns the held names into the zone's records, the first
 // c.max of them: a held name becomes "name.ZONE CNAME .", which answers
 // NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE"; an
@@ -81,7 +88,7 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 	n, leftOut := 0, 0
 	for _, h := range held {
 		owner := h.Name + "." + c.zone
-		if _, ok := dns.IsDomainName(owner); !ok || len(owner) > 253 {
+		if !rpzOwner(owner) {
 			continue // too long with the origin: no trigger can say it
 		}
 		if n >= c.max {
@@ -93,7 +100,7 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 			target = rpzPassthru
 		}
 		out[owner] = target
-		if h.Subdomains {
+		if h.Subdomains && rpzOwner("*."+owner) {
 			out["*."+owner] = target
 		}
 		n++

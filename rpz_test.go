@@ -46,6 +46,8 @@ func TestRPZTriggers(t *testing.T) {
 			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}, 2},
 		{"too long with the origin: left out, not by max", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 1,
 			map[string]string{"a.tk.rpz.example.": "."}, 0},
+		{"room for the domain, not its wildcard", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 54) + ".tk", Subdomains: true}}, 1,
+			map[string]string{strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 54) + ".tk.rpz.example.": "."}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

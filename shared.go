@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -153,11 +154,28 @@ func (c *sharedConfig) options() (redis.UniversalOptions, error) {
 	return o, nil
 }
 
-// String identifies c without its secrets, to tell whether a reload
-// changed it.
+// String describes c without its secrets, for logs.
 func (c *sharedConfig) String() string {
 	return fmt.Sprintf("%v prefix=%s password_file=%s password_env=%s sentinel=%s cluster=%v tls_ca=%s flush=%s",
 		c.urls, c.prefix, c.passwordFile, c.passwordEnv, c.sentinel, c.cluster, c.tlsCA, c.flush)
+}
+
+// identity tells whether a reload changed c: its options, and a digest of
+// the password and the CA it reads, which a rotation may change in place
+// (a Kubernetes Secret, say) with the Corefile as it was.
+func (c *sharedConfig) identity() string {
+	h := sha256.New()
+	for _, path := range []string{c.passwordFile, c.tlsCA} {
+		if path != "" {
+			b, _ := os.ReadFile(path) // options reports what fails to read
+			h.Write(b)
+		}
+		h.Write([]byte{0})
+	}
+	if c.passwordEnv != "" {
+		h.Write([]byte(os.Getenv(c.passwordEnv)))
+	}
+	return fmt.Sprintf("%s secrets=%x", c, h.Sum(nil)[:8])
 }
 
 // fleetLink is a link to a fleet shared by the instances of one server
@@ -180,7 +198,7 @@ var (
 // fleet's holds, waiting sharedSyncTimeout at most, before it returns.
 func acquireFleet(f *Fluxguard) (*fleetLink, error) {
 	c := f.cfg.shared
-	conf := c.String()
+	conf := c.identity()
 	fleetsMu.Lock()
 	if fl, ok := fleets[f.key]; ok && fl.conf == conf {
 		fl.refs++
