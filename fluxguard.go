@@ -29,6 +29,7 @@ type Fluxguard struct {
 	cfg          config
 	key          string // server block, for state kept across reloads
 	eng          *engine.Engine
+	stateSaved   time.Time // when the state eng restored was saved; zero for none
 	flagged      *flaggedGauge
 	detections   *detectionLog
 	resolver     *nsResolver // resolve_ns, or nil
@@ -48,12 +49,12 @@ type Fluxguard struct {
 // newFluxguard returns the handler for cfg; key names its server block for
 // keeping state across reloads ("" for none).
 func newFluxguard(cfg config, key string) (*Fluxguard, error) {
-	eng, err := engineFor(key, cfg)
+	eng, saved, err := engineFor(key, cfg)
 	if err != nil {
 		return nil, err
 	}
 	eng.SetPolicy(cfg.policy())
-	f := &Fluxguard{cfg: cfg, key: key, eng: eng, flagged: newFlaggedGauge(cfg.metricsDomains), detections: newDetectionLog()}
+	f := &Fluxguard{cfg: cfg, key: key, eng: eng, stateSaved: saved, flagged: newFlaggedGauge(cfg.metricsDomains), detections: newDetectionLog()}
 	if cfg.resolveNS > 0 {
 		f.resolver = newNSResolver(f, cfg.resolveNS)
 	}

@@ -160,6 +160,9 @@ func (c *sharedConfig) String() string {
 		c.urls, c.prefix, c.passwordFile, c.passwordEnv, c.sentinel, c.cluster, c.tlsCA, c.flush)
 }
 
+// stream names the fleet's stream: its Redis and its prefix.
+func (c *sharedConfig) stream() string { return fmt.Sprintf("%v prefix=%s", c.urls, c.prefix) }
+
 // identity tells whether a reload changed c: its options, and a digest of
 // the password and the CA it reads, which a rotation may change in place
 // (a Kubernetes Secret, say) with the Corefile as it was.
@@ -184,6 +187,7 @@ func (c *sharedConfig) identity() string {
 // the connection and the place in the stream.
 type fleetLink struct {
 	key, conf string
+	stream    string // the Redis and the prefix it reads (see stream)
 	refs      int
 	link      *fleet.Link
 	owner     *Fluxguard // the latest instance, for its server label
@@ -198,26 +202,32 @@ var (
 // fleet's holds, waiting sharedSyncTimeout at most, before it returns.
 func acquireFleet(f *Fluxguard) (*fleetLink, error) {
 	c := f.cfg.shared
-	conf := c.identity()
+	conf, stream := c.identity(), c.stream()
+	since := f.stateSaved
 	fleetsMu.Lock()
-	if fl, ok := fleets[f.key]; ok && fl.conf == conf {
-		fl.refs++
-		fl.owner = f
-		fl.link.SetEngine(f.eng)
-		fleetsMu.Unlock()
-		return fl, nil
+	if fl, ok := fleets[f.key]; ok {
+		if fl.conf == conf {
+			fl.refs++
+			fl.owner = f
+			fl.link.SetEngine(f.eng)
+			fleetsMu.Unlock()
+			return fl, nil
+		}
+		if fl.stream == stream {
+			since = time.Now() // the link replaced merges until it closes
+		}
 	}
 	fleetsMu.Unlock()
 	opts, err := c.options()
 	if err != nil {
 		return nil, fmt.Errorf("shared: %v", err)
 	}
-	link := fleet.New(fleet.Options{Client: opts, Prefix: c.prefix, Flush: c.flush, Logf: log.Warningf}, f.eng)
+	link := fleet.New(fleet.Options{Client: opts, Prefix: c.prefix, Flush: c.flush, Since: since, Logf: log.Warningf}, f.eng)
 	if err := link.SyncHolds(sharedSyncTimeout); err == nil {
 		log.Infof("shared: joined the fleet at %v, prefix %s", opts.Addrs, c.prefix)
 	}
 	link.Start()
-	fl := &fleetLink{key: f.key, conf: conf, refs: 1, link: link, owner: f}
+	fl := &fleetLink{key: f.key, conf: conf, stream: stream, refs: 1, link: link, owner: f}
 	fleetsMu.Lock()
 	defer fleetsMu.Unlock()
 	if old, ok := fleets[f.key]; ok {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coredns/caddy"
 
@@ -28,31 +29,30 @@ func stateKey(c *caddy.Controller) string {
 }
 
 // engineFor returns the engine for key: the running one reconfigured with
-// cfg after a reload, else a new one, loaded from cfg's state file if any.
-func engineFor(key string, cfg config) (*engine.Engine, error) {
+// cfg after a reload, else a new one, loaded from cfg's state file if any,
+// with the time that state was saved (zero for none).
+func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, err error) {
 	ec := cfg.engine
 	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	if old, ok := engines[key]; ok {
-		eng, err := old.Reconfigured(ec)
-		if err != nil {
-			return nil, err
+		if eng, err = old.Reconfigured(ec); err != nil {
+			return nil, saved, err
 		}
 		engines[key] = eng
-		return eng, nil
+		return eng, saved, nil
 	}
-	eng, err := engine.New(ec)
-	if err != nil {
-		return nil, err
+	if eng, err = engine.New(ec); err != nil {
+		return nil, saved, err
 	}
 	if cfg.stateFile != "" {
-		loadState(eng, cfg.stateFile)
+		saved = loadState(eng, cfg.stateFile)
 	}
 	if key != "" {
 		engines[key] = eng
 	}
-	return eng, nil
+	return eng, saved, nil
 }
 
 // keepEngine makes eng key's engine again, after a reload that replaced
@@ -74,26 +74,33 @@ func forgetEngine(key string) {
 }
 
 // loadState restores eng from path, first removing the temporary files
-// that saves cut short by a crash left beside it. A missing file is a
-// first start; a corrupt, truncated or other-version file is reported and
-// ignored: the resolver always starts.
-func loadState(eng *engine.Engine, path string) {
+// that saves cut short by a crash left beside it, and returns when the
+// state was saved (the file is renamed into place whole), zero when none
+// was restored. A missing file is a first start; a corrupt, truncated or
+// other-version file is reported and ignored: the resolver always starts.
+func loadState(eng *engine.Engine, path string) time.Time {
 	removeStaleTemps(path)
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return
+		return time.Time{}
 	}
 	if err != nil {
 		log.Warningf("state file %s not loaded: %v", path, err)
-		return
+		return time.Time{}
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		log.Warningf("state file %s not loaded: %v", path, err)
+		return time.Time{}
+	}
 	n, err := eng.Load(f)
 	if err != nil {
 		log.Warningf("state file %s ignored: %v", path, err)
-		return
+		return time.Time{}
 	}
 	log.Infof("restored %d names from %s", n, path)
+	return info.ModTime()
 }
 
 // tempPattern names saveState's temporary files, beside the state file.

@@ -45,7 +45,13 @@ func TestSaveStateRemovesStaleTemps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	loadState(eng, path)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved := loadState(eng, path); !saved.Equal(info.ModTime()) {
+		t.Errorf("loadState says the state was saved at %v, the file at %v", saved, info.ModTime())
+	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("%s not removed: %v", stale, err)
 	}

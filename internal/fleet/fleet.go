@@ -43,6 +43,10 @@ type Options struct {
 	// Retain is how long the stream keeps batches, for the replicas
 	// that start or come back; default 5m.
 	Retain time.Duration
+	// Since is when the evidence the engine holds already ends: a replica
+	// that restored its state, or replaces a link to the same stream,
+	// merges the batches from then on, not those of the last Retain.
+	Since time.Time
 	// Queue is how many batches wait while Redis is slow or away;
 	// default 64.
 	Queue int
@@ -134,7 +138,11 @@ func New(opts Options, eng Engine) *Link {
 	}
 	l.SetEngine(eng)
 	// Evidence of the last Retain: a replica that starts catches up.
-	l.lastID = fmt.Sprintf("%d-0", time.Now().Add(-opts.Retain).UnixMilli())
+	from := time.Now().Add(-opts.Retain)
+	if opts.Since.After(from) {
+		from = opts.Since
+	}
+	l.lastID = fmt.Sprintf("%d-0", from.UnixMilli())
 	return l
 }
 

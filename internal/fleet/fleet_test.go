@@ -104,6 +104,48 @@ func TestLinkSharesHolds(t *testing.T) {
 	}
 }
 
+// TestLinkSince writes a batch of two minutes ago, as another replica
+// would have, and starts two links: one catching up on the last Retain
+// merges it, one whose engine holds the evidence until a minute ago (a
+// restored state) does not.
+func TestLinkSince(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	now := time.Now()
+	line := fmt.Sprintf("old.tk %d 1 30 45.0.0.1 -\n", now.Add(time.Hour).Unix())
+	if err := rc.XAdd(context.Background(), &redis.XAddArgs{Stream: "test:stream", ID: fmt.Sprintf("%d-0", now.Add(-2*time.Minute).UnixMilli()),
+		Values: []string{"r", "other", "b", line}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		since time.Time
+		want  bool
+	}{
+		{"catching up", time.Time{}, true},
+		{"state restored a minute ago", now.Add(-time.Minute), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := newEngine(t)
+			l := New(Options{Client: redis.UniversalOptions{Addrs: []string{srv.Addr}}, Prefix: "test", Flush: 100 * time.Millisecond,
+				Since: tc.since, Logf: t.Logf}, eng)
+			defer l.Close()
+			l.Start()
+			for deadline := time.Now().Add(2 * time.Second); l.Stats().BatchesRead == 0 && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tc.want {
+				waitHeld(t, eng, "old.tk", 2*time.Second)
+				return
+			}
+			if _, held := eng.Held("old.tk"); held || l.Stats().BatchesRead != 0 {
+				t.Errorf("merged a batch older than Since: %+v", l.Stats())
+			}
+		})
+	}
+}
+
 // TestLinkKeepsUnshareableNames flags a name with a byte that DNS text
 // escapes, which the other replicas would refuse as tampered with: it is
 // not sent, and the name flagged after it is.
