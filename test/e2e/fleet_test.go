@@ -12,14 +12,14 @@ import (
 	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
-// fleetPace is the time between two queries of the fleet tests: longer
-// than a replica's flush (1s), so that the evidence of a query reaches
-// the other replicas before the next one (detection is measured in
-// queries). A flux name's clients ask again when its TTL ends, tens of
+// fleetPace is the time between two queries of the fleet tests: twice a
+// replica's flush (1s), so that the evidence of a query reaches the other
+// replicas before the next one, with a second to spare for a slow machine
+// (detection is measured in queries). A flux name's clients ask again when its TTL ends, tens of
 // seconds later; at a faster pace a query's evidence may not have reached
 // the replica asked next, which would then need more queries than one
 // replica seeing every query does.
-const fleetPace = 1500 * time.Millisecond
+const fleetPace = 2 * time.Second
 
 // replica is one CoreDNS of a fleet test.
 type replica struct {
