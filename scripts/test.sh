@@ -20,15 +20,26 @@ apt_install() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
+# Jaeger, the tracing backend of TestTracedChain, which Debian does not
+# package: built from test/tools, where its version is pinned, into
+# .cache/bin, again when the pin changes.
+tools=$PWD/.cache/bin
+export PATH="$tools:$PATH"
+build_tools() {
+  [ "$tools/jaeger" -nt test/tools/go.mod ] ||
+    (cd test/tools && go build -o "$tools/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+}
+
 # On a fresh machine the packages take minutes to install, mostly waiting
 # on the network: meanwhile, in the background, Go compiles what the tests
 # below need (with -race, the end-to-end tests' CoreDNS among them, and the
-# deploy modules) into its build cache. go list -export compiles without
-# linking, so nothing is done twice.
+# deploy modules) into its build cache, and builds Jaeger. go list -export
+# compiles without linking, so nothing is done twice.
 compile_meanwhile() {
   {
     go list -export -deps -test -race ./...
     for mod in deploy/*/go.mod; do (cd "$(dirname "$mod")" && go list -export -deps -test ./...); done
+    build_tools
   } >/dev/null 2>&1 &
   compiling=$!
 }
@@ -70,8 +81,10 @@ if [ ! -f "$data/asn-ipv4.csv" ]; then
 fi
 export FLUXGUARD_ASN_DATA=$data FLUXGUARD_REQUIRE_DATA=1
 
-# What failed to compile there, the tests report.
+# What failed to compile there, the tests report; a failed tool build is
+# tried again here, where its errors show.
 [ -z "${compiling:-}" ] || wait "$compiling" || true
+build_tools
 go version
 go test -race -timeout 30m ./... "$@"
 # The deploy tests are modules of their own (Prometheus's parser, the
