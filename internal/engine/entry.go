@@ -128,8 +128,14 @@ func (e *entry) countShared(now, n, queries uint32) {
 	e.counts[i] += min(queries, ^uint32(0)-e.counts[i])
 }
 
-// advance makes bucket n the newest, at time now.
+// advance makes bucket n the newest, at time now. A newest bucket more
+// than the window ahead of n is numbered in other units (another window's,
+// by the engine a reload replaces while it still serves): the counts
+// restart.
 func (e *entry) advance(now, n uint32) {
+	if e.head > n+buckets {
+		e.counts, e.head = [buckets + 1]uint32{}, n
+	}
 	if n > e.head {
 		for k := e.head + 1; k <= n && k <= e.head+buckets+1; k++ {
 			e.counts[k%(buckets+1)] = 0
@@ -159,6 +165,9 @@ func (e *entry) queries(n, width uint32) (total int, first uint32) {
 		b := e.head - k
 		if b > e.head || b+buckets < n { // wrapped below zero, or outside the window
 			break
+		}
+		if b > n { // ahead of n: numbered in other units (see advance)
+			continue
 		}
 		if c := e.counts[b%(buckets+1)]; c > 0 {
 			total += int(c)

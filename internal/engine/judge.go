@@ -72,8 +72,10 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64, agai
 	switch {
 	case en.subnames == 1:
 		// A registered domain seen through one name only adds nothing to
-		// that name's own verdict.
-		return v
+		// that name's own verdict, unless it is held (by the fleet).
+		if en.heldUntil <= now {
+			return v
+		}
 	case e.cfg.Profile == ProfileSeed:
 		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
 	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum

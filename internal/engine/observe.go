@@ -144,8 +144,8 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		}
 		en = e.create(sc, sh, k, key, n, o.MinTTL, now)
 	}
-	if a.newName {
-		en.subnames = min(en.subnames+1, ^uint16(0))
+	if a.newName && en.subnames < ^uint16(0) {
+		en.subnames++
 	}
 	same := a.fingerprint != 0 && a.fingerprint == en.fingerprint
 	repeat := same && en.last == now && !a.newName

@@ -205,6 +205,16 @@ func TestWindowChanged(t *testing.T) {
 			}
 			return n
 		}},
+		{"reload, the engine replaced answering meanwhile", func(t *testing.T, e *Engine, cfg Config) *Engine {
+			n, err := e.Reconfigured(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Until the reload is done, the old engine serves, counting in
+			// its own units.
+			e.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1", "91.0.0.2")})
+			return n
+		}},
 		{"restart", func(t *testing.T, e *Engine, cfg Config) *Engine {
 			var buf bytes.Buffer
 			if err := e.Save(&buf); err != nil {

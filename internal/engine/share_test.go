@@ -135,6 +135,27 @@ func TestFleetHolds(t *testing.T) {
 	}
 }
 
+// TestFleetHoldsDomainSeenHere merges the fleet's hold of a registered
+// domain that this replica has seen through one name: the domain, and
+// every name under it, are held and flagged by the fleet.
+func TestFleetHoldsDomainSeenHere(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newSharingEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+	e.Observe(&Observation{Name: "www.evil.xyz", Addrs: addrs("45.0.0.1")})
+	if _, err := e.Merge(&Shared{Name: "*.evil.xyz", HeldUntil: clk.t.Add(30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"www.evil.xyz", "a.evil.xyz"} {
+		if v, held := e.Held(name); !held || v.Level != LevelFlagged || v.Reasons&ReasonFleet == 0 {
+			t.Errorf("Held(%q) = %+v, %v; want flagged by the fleet", name, v, held)
+		}
+	}
+	clk.add(time.Second)
+	if v := e.Observe(&Observation{Name: "www.evil.xyz", Addrs: addrs("45.0.0.1")}); v.Level != LevelFlagged {
+		t.Errorf("an answer under the held domain: %+v, want flagged", v)
+	}
+}
+
 // TestFleetHoldIsCappedAndEnds checks that a replica holds a name no
 // longer than its own hold, and that the hold ends.
 func TestFleetHoldIsCappedAndEnds(t *testing.T) {
