@@ -80,7 +80,11 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	dv, _ := e.record(e.domainScope(), rec.domain, &a, now)
 	if dv.Level == LevelFlagged && v.Level != LevelFlagged {
 		dv.Reasons |= ReasonRegisteredDomain
-		dv.Prev = v.Prev
+		// The name's level changes with the domain's: under a domain
+		// flagged already, it was flagged already, not flagged anew.
+		if dv.Prev != LevelFlagged {
+			dv.Prev = v.Prev
+		}
 		return dv
 	}
 	return v

@@ -88,6 +88,15 @@ func TestRegisteredDomain(t *testing.T) {
 	if names, total := e.Flagged(10); total != 1 || names[0] != "*.evil-wild.com" {
 		t.Errorf("Flagged = %v, %d", names, total)
 	}
+	// Once the domain is flagged, the names under it are not flagged anew:
+	// a level change is logged, and counted, once.
+	for i := range 3 {
+		clk.add(30 * time.Second)
+		v := e.Observe(&Observation{Name: fmt.Sprintf("y%d.evil-wild.com", i), Addrs: answers(1, 2, 300, 300)[0], MinTTL: 30})
+		if v.Level != LevelFlagged || v.Changed() {
+			t.Errorf("a name under the flagged domain: %+v, changed %v; want flagged, unchanged", v, v.Changed())
+		}
+	}
 }
 
 // TestDoubleFlux checks that rotating name servers add to the score.
