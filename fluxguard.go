@@ -116,13 +116,16 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if f.rpz != nil && f.rpz.answer(w, r) {
 		return nil, true, false
 	}
-	name, ok := f.inspectedName(r)
+	name, inspected, ok := f.zoneName(r)
 	if !ok {
 		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name) {
 		return nil, true, false
+	}
+	if !inspected {
+		return nil, false, false
 	}
 	*q = query{metrics: sm, name: name, client: clientAddr(w)}
 	repeat, upstream := f.precheck(q, r)
@@ -228,22 +231,25 @@ func (f *Fluxguard) tracked(ctx context.Context, w dns.ResponseWriter) bool {
 	return tracks || f.Next == nil || ot.SpanFromContext(ctx) != nil
 }
 
-// inspectedName returns the normalized question name of an A or AAAA
-// query in fluxguard's zones, or false for queries it lets pass
-// uninspected.
-func (f *Fluxguard) inspectedName(r *dns.Msg) (string, bool) {
+// zoneName returns the normalized question name of a query in
+// fluxguard's zones, and whether its answer is inspected: that of an A or
+// AAAA query. A held name is answered for every type, as NXDOMAIN means
+// (RFC 8020) and as the rpz zone has resolvers do: an HTTPS record's
+// address hints, say, must not reach the flux hosts either.
+func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 	if len(r.Question) != 1 {
-		return "", false
+		return "", false, false
 	}
 	q := r.Question[0]
-	if q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA {
-		return "", false
+	inspected = q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA
+	if !inspected && f.cfg.action == actionLog {
+		return "", false, false
 	}
 	// Zones match case-insensitively; Normalize lower-cases.
 	if plugin.Zones(f.cfg.zones).Matches(q.Name) == "" {
-		return "", false
+		return "", false, false
 	}
-	return engine.Normalize(q.Name), true
+	return engine.Normalize(q.Name), inspected, true
 }
 
 // replyHeld answers r without going upstream when name is held.

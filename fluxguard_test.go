@@ -457,8 +457,8 @@ func TestBlock(t *testing.T) {
 			}
 			// The third answer crosses: it is fetched, then replaced.
 			// Afterwards the name is held: answered without going upstream,
-			// for AAAA as well as A.
-			for i, qtype := range []uint16{dns.TypeA, dns.TypeA, dns.TypeAAAA} {
+			// for every type (an HTTPS record's address hints, say).
+			for i, qtype := range []uint16{dns.TypeA, dns.TypeA, dns.TypeAAAA, dns.TypeHTTPS, dns.TypeTXT} {
 				ctx := newContext(server)
 				r := query(qtype)
 				rec, rc := serve(t, ctx, f, r)
@@ -490,8 +490,8 @@ func TestBlock(t *testing.T) {
 					t.Errorf("Reply %d: expected 3 upstream calls, got %d", i, got)
 				}
 			}
-			if got := toFloat64(actions.WithLabelValues(server, "block")); got != 3 {
-				t.Errorf("Expected 3 block actions, got %v", got)
+			if got := toFloat64(actions.WithLabelValues(server, "block")); got != 5 {
+				t.Errorf("Expected 5 block actions, got %v", got)
 			}
 			if got := toFloat64(responsesInspected.WithLabelValues(server)); got != 3 {
 				t.Errorf("Expected 3 inspected responses, got %v", got)

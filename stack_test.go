@@ -70,7 +70,7 @@ func TestUpstreamReserve(t *testing.T) {
 			f.ServeDNS(ctx, dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("www.example.org.", dns.TypeA))
 			r := newQuery(tc.query, tc.qtype)
 			upstream := false
-			if name, ok := f.inspectedName(r); ok {
+			if name, inspected, ok := f.zoneName(r); ok && inspected {
 				_, upstream = f.precheck(&query{metrics: f.metricsFor(ctx), name: name}, r)
 			}
 			if upstream != tc.want {
