@@ -18,6 +18,18 @@ const (
 	logBurst = 50
 )
 
+// logField returns name as a key=value log field: as it is when it holds
+// only a hostname's bytes, quoted otherwise, so that a name from a query
+// (a label with an escaped space, say) cannot forge the fields after it.
+func logField(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '*') {
+			return strconv.Quote(name)
+		}
+	}
+	return name
+}
+
 // detectionLog writes one line per level change, rate-limited.
 type detectionLog struct {
 	limit      *rate.Limiter
@@ -39,5 +51,5 @@ func (l *detectionLog) levelChanged(name string, v engine.Verdict) {
 		extra = " suppressed_before=" + strconv.FormatUint(n, 10)
 	}
 	log.Infof("domain=%s level=%s previous=%s score=%g reasons=%s unique_ips=%d queries=%d clients=%d networks=%g prefixes=%d subnets=%d diversity=%g technique=T1568.001%s",
-		name, v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients, v.Networks, v.Prefixes, v.Subnets, v.Diversity, extra)
+		logField(name), v.Level, v.Prev, v.Score, v.Reasons, v.UniqueIPs, v.Queries, v.Clients, v.Networks, v.Prefixes, v.Subnets, v.Diversity, extra)
 }

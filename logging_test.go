@@ -32,3 +32,20 @@ func TestDetectionLogRateLimited(t *testing.T) {
 		t.Errorf("the line after a flood does not count the dropped lines:\n%s", buf.String()[max(0, buf.Len()-300):])
 	}
 }
+
+// TestLogField checks that a name can only be one field of a log line.
+func TestLogField(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"login.fluxy.top", "login.fluxy.top"},
+		{"*.evil-wild.com", "*.evil-wild.com"},
+		{"_dmarc.example.com", "_dmarc.example.com"},
+		{`x\ level=none.evil.tk`, `"x\\ level=none.evil.tk"`},
+		{`x\010y.evil.tk`, `"x\\010y.evil.tk"`},
+		{"Upper.example", `"Upper.example"`},
+	}
+	for _, tc := range tests {
+		if got := logField(tc.name); got != tc.want {
+			t.Errorf("logField(%q) = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
