@@ -26,6 +26,8 @@ type Engine struct {
 	fpSeed  uint64        // of the answers' fingerprints (see addrSum)
 	holds   chan struct{} // signals a hold to share (see Holds); nil when not sharing
 
+	outgoingFrom atomic.Uint32 // the shard Outgoing starts at
+
 	threshold float64
 }
 

@@ -74,16 +74,21 @@ func (e *Engine) Holds() <-chan struct{} { return e.holds }
 // Outgoing takes up to limit names from what the engine queued to share
 // since it was last called; the rest waits for the next call. Holds come
 // first, so that a flood of evidence never delays one.
+// Each call starts where the last one stopped, so that a flood of news
+// that fills the limit delays every shard alike rather than starving the
+// last ones.
 func (e *Engine) Outgoing(limit int) []Shared {
 	now := e.clock()
 	var out []Shared
+	start := int(e.outgoingFrom.Load())
 	for _, holds := range []bool{true, false} {
 		for _, sc := range e.scopes() {
-			for i := range sc.st.shards {
+			for j := range shards {
 				if len(out) >= limit {
+					e.outgoingFrom.Store(uint32((start + j) % shards))
 					return out
 				}
-				out = e.drain(sc, &sc.st.shards[i], holds, limit-len(out), now, out)
+				out = e.drain(sc, &sc.st.shards[(start+j)%shards], holds, limit-len(out), now, out)
 			}
 		}
 	}

@@ -173,6 +173,41 @@ func TestFleetHoldIsCappedAndEnds(t *testing.T) {
 	}
 }
 
+// TestOutgoingBounded floods a sharing engine with new names while no
+// fleet takes its news: the queue holds no more names than the engine
+// tracks, and calls with a small limit take every shard's news in turn.
+func TestOutgoingBounded(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newSharingEngine(t, clk, func(c *Config) { c.MaxNames = shards * 4 })
+	for i := range shards * 40 {
+		e.Observe(&Observation{Name: fmt.Sprintf("r%d.example.com", i), Addrs: addrs("93.184.216.1")})
+	}
+	queued := 0
+	for _, sc := range e.scopes() {
+		for i := range sc.st.shards {
+			sh := &sc.st.shards[i]
+			sh.mu.Lock()
+			queued += len(sh.out)
+			sh.mu.Unlock()
+		}
+	}
+	if queued > e.Len() {
+		t.Errorf("%d names queued, %d tracked", queued, e.Len())
+	}
+	seen := map[string]bool{}
+	for range queued {
+		for _, s := range e.Outgoing(shards / 2) {
+			if seen[s.Name] {
+				t.Fatalf("%s taken twice", s.Name)
+			}
+			seen[s.Name] = true
+		}
+	}
+	if len(seen) != queued {
+		t.Errorf("%d of %d queued names taken", len(seen), queued)
+	}
+}
+
 // TestOutgoing checks what a replica shares of its own answers: a name's
 // new addresses, then its queries and clients while it has MinIPs
 // addresses or more; holds first; nothing more of a name with fewer after

@@ -193,7 +193,9 @@ func (s *store) remove(sh *shard, i uint32) {
 		sh.seen.release(b)
 	}
 	sh.asns.release(en.asns)
-	sh.index.delete(maphash.String(s.seed, sh.name(en)))
+	_, k := s.locate(sh.name(en))
+	sh.index.delete(k.hash)
+	delete(sh.out, k) // its news goes with it: the queue holds live entries only
 	sh.names.release(en.name)
 	sh.entries.release(block{off: i, len: 1, cap: 1}) // zeroes it: no name marks a free entry
 	s.count.Add(-1)
