@@ -88,9 +88,15 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	// Names the new configuration excludes are forgotten, as SetPolicy
 	// forgets the names it allows. A new window restarts the query counts:
 	// their buckets are numbered in the old width's units.
-	n.each(func(_ scope, sh *shard, en *entry) bool {
+	n.each(func(sc scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
-		en.nameBits = n.nameReasons(name)
+		// What the entry holds of the configuration is the new one's; a
+		// hold from the fleet stays one.
+		en.nameBits = n.nameReasons(name) | en.nameBits&ReasonFleet
+		en.domOff = n.domainOffset(sc, name)
+		if !n.rows {
+			en.rows = 0
+		}
 		en.fingerprint = 0 // the window may have changed: the next answer is tallied
 		if n.width != e.width {
 			en.counts, en.head, en.first = [buckets + 1]uint32{}, 0, 0

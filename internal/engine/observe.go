@@ -49,7 +49,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		}
 		return listed
 	}
-	if p.netsAllowed(o.Addrs) {
+	if p.netsAllowed(o.Addrs, e.evidence) {
 		return Verdict{Skip: SkipAllowed}
 	}
 	// The evidence is marked in a bit set rather than copied: a big array

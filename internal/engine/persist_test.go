@@ -160,6 +160,31 @@ func TestReconfigured(t *testing.T) {
 	}
 }
 
+// TestReconfiguredProfile reloads a seed-profile engine, counting rows, as
+// a default-profile one counting answers: a name tracked before counts one
+// query an answer from then on, and feeds its registered domain.
+func TestReconfiguredProfile(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.QueryCount = CountRows })
+	four := addrs("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1")
+	if v := e.Observe(&Observation{Name: "api.example.org", Addrs: four}); v.Queries != 4 {
+		t.Fatalf("rows: Queries = %d, want 4", v.Queries)
+	}
+	cfg := e.Config()
+	cfg.Profile, cfg.QueryCount = ProfileDefault, CountAnswers
+	n, err := e.Reconfigured(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Second)
+	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: four}); v.Queries != 5 {
+		t.Errorf("answers after the reload: Queries = %d, want 5", v.Queries)
+	}
+	if n.Len() != 2 {
+		t.Errorf("Len = %d, want the name and its registered domain", n.Len())
+	}
+}
+
 // TestLoadOwners checks that a restored name's addresses are counted by
 // their owners, as before the restart: one operator's addresses over many
 // /16s stay one network.

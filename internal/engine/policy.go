@@ -84,12 +84,18 @@ func (p *Policy) allowed(name string, chain []string, now int64) bool {
 	return false
 }
 
-// netsAllowed reports whether every address is in the allowed networks.
-func (p *Policy) netsAllowed(addrs []netip.Addr) bool {
-	if len(p.allowNets) == 0 || len(addrs) == 0 {
+// netsAllowed reports whether the public addresses of an answer, those that
+// evidence reports, are all in p's allowed networks, and there is one.
+func (p *Policy) netsAllowed(addrs []netip.Addr, evidence func(netip.Addr) bool) bool {
+	if len(p.allowNets) == 0 {
 		return false
 	}
+	public := false
 	for _, a := range addrs {
+		if !evidence(a) {
+			continue
+		}
+		public = true
 		in := false
 		for _, n := range p.allowNets {
 			if n.Contains(a.Unmap()) {
@@ -101,5 +107,5 @@ func (p *Policy) netsAllowed(addrs []netip.Addr) bool {
 			return false
 		}
 	}
-	return true
+	return public
 }

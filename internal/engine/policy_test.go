@@ -34,6 +34,8 @@ func TestPolicy(t *testing.T) {
 		{"10:00:00", "www.shop.example", []string{"shop.cdn-edge.net"}, flux, SkipAllowed, false, false},
 		{"10:00:00", "img.other.example", nil, addrs("13.32.1.1", "13.33.255.1"), SkipAllowed, false, false},
 		{"10:00:00", "img.other.example", nil, addrs("13.32.1.1", "45.0.0.1"), SkipNone, false, false},
+		{"10:00:00", "img.lan.example", nil, addrs("13.32.1.1", "10.0.0.1"), SkipAllowed, false, false}, // a private address is no evidence
+		{"10:00:00", "printer.lan.example", nil, addrs("10.0.0.2"), SkipNoAddrs, false, false},
 		{"10:00:00", "c2.evil.tk", nil, flux, SkipAllowed, false, false},
 		{"10:31:00", "c2.evil.tk", nil, flux, SkipNone, true, true},
 		{"11:00:00", "x.bad.example", nil, flux, SkipNone, true, true},
