@@ -1,6 +1,8 @@
 package fluxguard
 
 import (
+	"bytes"
+	golog "log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,10 +50,24 @@ func TestPolicyFiles(t *testing.T) {
 		t.Errorf("allowed name answered %s", dns.RcodeToString[rec.Msg.Rcode])
 	}
 
+	var logged bytes.Buffer
+	golog.SetOutput(&logged)
+	defer golog.SetOutput(os.Stderr)
 	write(deny, "this line is wrong\n")
 	f.reloadPolicy()
 	if _, held := f.eng.Held("www.known-bad.tk"); !held {
 		t.Error("a bad deny file dropped the previous deny list")
+	}
+	if !strings.Contains(logged.String(), "policy file not reloaded: "+deny+":1") {
+		t.Errorf("the bad deny file was not reported with its line:\n%s", logged.String())
+	}
+	write(deny, "other-bad.tk\n")
+	f.reloadPolicy()
+	if _, held := f.eng.Held("www.other-bad.tk"); !held {
+		t.Error("the deny file, good again, not applied")
+	}
+	if _, held := f.eng.Held("www.known-bad.tk"); held {
+		t.Error("the deny file's old list still applies")
 	}
 }
 

@@ -64,11 +64,24 @@ func TestNetworkPolicy(t *testing.T) {
 	if np.Spec.PodSelector.MatchLabels["k8s-app"] != "kube-dns" {
 		t.Errorf("selects %v", np.Spec.PodSelector.MatchLabels)
 	}
+	// Each port, and whether it is open to every peer (DNS, metrics,
+	// health, ready) or to the cluster's pods only (the report).
+	open := map[string]bool{}
 	for _, rule := range np.Spec.Ingress {
-		for _, p := range rule.Ports {
-			if p.Port.IntValue() == 9254 && (len(rule.From) == 0 || rule.From[0].NamespaceSelector == nil) {
-				t.Error("the report port is open beyond the cluster's pods")
+		everyone := len(rule.From) == 0
+		for _, peer := range rule.From {
+			if peer.NamespaceSelector == nil || peer.IPBlock != nil {
+				t.Errorf("a peer beyond the cluster's pods: %+v", peer)
 			}
+		}
+		for _, p := range rule.Ports {
+			open[fmt.Sprintf("%d/%s", p.Port.IntValue(), *p.Protocol)] = everyone
+		}
+	}
+	want := map[string]bool{"53/UDP": true, "53/TCP": true, "9153/TCP": true, "8080/TCP": true, "8181/TCP": true, "9254/TCP": false}
+	for port, everyone := range want {
+		if got, ok := open[port]; !ok || got != everyone {
+			t.Errorf("port %s: open %v (open to every peer: %v), want open to every peer: %v", port, ok, got, everyone)
 		}
 	}
 }

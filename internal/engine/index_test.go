@@ -19,7 +19,8 @@ func TestIndex(t *testing.T) {
 	}{
 		{"spread", func(i int) uint64 { return rand.Uint64() }, 5000},
 		{"one home", func(i int) uint64 { return uint64(i)<<32 | same<<shardBits }, 11},
-		{"wrapping", func(i int) uint64 { return uint64(i)<<32 | uint64(13+i%3)<<shardBits }, 12},
+		// Homes in the last three of minIndexSlots: the runs wrap round to slot 0.
+		{"wrapping", func(i int) uint64 { return uint64(i)<<32 | uint64(minIndexSlots-3+i%3)<<shardBits }, 12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := index{mem: newArena()}

@@ -148,14 +148,15 @@ func TestNamesAtTheLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range 3 {
+		// Five addresses, five queries: a candidate, reported.
+		for i := range 5 {
 			e.Observe(&Observation{Name: name, Addrs: []netip.Addr{netip.AddrFrom4([4]byte{45, 0, 0, byte(i + 1)})}})
 		}
-		if got := len(listOf(t, e.st, name, ipsOf)); got != 3 {
-			t.Errorf("%q: %d addresses tracked, want 3", name, got)
+		if got := len(listOf(t, e.st, name, ipsOf)); got != 5 {
+			t.Errorf("%q: %d addresses tracked, want 5", name, got)
 		}
-		if rows := e.Report(); len(rows) > 0 && rows[0].DomainName != name {
-			t.Errorf("%q reported as %q", name, rows[0].DomainName)
+		if rows := e.Report(); len(rows) != 1 || rows[0].DomainName != name {
+			t.Errorf("%q reported as %+v", name, rows)
 		}
 	}
 	e, _ := New(DefaultConfig())
