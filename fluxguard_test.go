@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -1520,6 +1521,35 @@ func TestReportShared(t *testing.T) {
 		t.Fatalf("Expected no error re-acquiring, got: %v", err)
 	}
 	releaseReport(rs3)
+}
+
+// TestReportRequestsLimited checks that the report serves at most
+// maxReportRequests requests at once, and answers the others 503 at once.
+func TestReportRequestsLimited(t *testing.T) {
+	rs := newReportServer("")
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := rs.limited(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})
+	var wg sync.WaitGroup
+	for range maxReportRequests {
+		wg.Go(func() { h(httptest.NewRecorder(), httptest.NewRequest("GET", "/report", nil)) })
+		<-entered
+	}
+	rec := httptest.NewRecorder()
+	h(rec, httptest.NewRequest("GET", "/report", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("Expected 503 with Retry-After beyond %d requests, got %d %v", maxReportRequests, rec.Code, rec.Header())
+	}
+	close(release)
+	wg.Wait()
+	rec = httptest.NewRecorder()
+	go func() { <-entered }()
+	h(rec, httptest.NewRequest("GET", "/report", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("Expected the request served once the others ended, got %d", rec.Code)
+	}
 }
 
 func TestReportAddressInUse(t *testing.T) {

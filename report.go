@@ -22,7 +22,12 @@ type reportServer struct {
 	refs int
 	src  atomic.Pointer[reportSource]
 	srv  *http.Server
+	busy chan struct{} // the requests being served, at most its capacity
 }
+
+// maxReportRequests bounds the requests served at once: each walks the
+// whole state, so a burst of them must not multiply the memory it takes.
+const maxReportRequests = 2
 
 var (
 	reportsMu sync.Mutex
@@ -43,7 +48,7 @@ func acquireReport(addr string, src *reportSource) (*reportServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &reportServer{addr: addr, refs: 1}
+	rs := newReportServer(addr)
 	rs.src.Store(src)
 	rs.srv = &http.Server{Handler: rs.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -55,14 +60,34 @@ func acquireReport(addr string, src *reportSource) (*reportServer, error) {
 	return rs, nil
 }
 
+// newReportServer returns the report server of addr, not listening yet.
+func newReportServer(addr string) *reportServer {
+	return &reportServer{addr: addr, refs: 1, busy: make(chan struct{}, maxReportRequests)}
+}
+
 // routes maps the report server's paths to their handlers.
 func (rs *reportServer) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/report", rs.serve)
-	mux.HandleFunc("/indicators", rs.serveIndicators)
-	mux.HandleFunc("GET /{$}", rs.servePage)
-	mux.HandleFunc("GET /name/{name}", rs.serveName)
+	mux.HandleFunc("/report", rs.limited(rs.serve))
+	mux.HandleFunc("/indicators", rs.limited(rs.serveIndicators))
+	mux.HandleFunc("GET /{$}", rs.limited(rs.servePage))
+	mux.HandleFunc("GET /name/{name}", rs.limited(rs.serveName))
 	return mux
+}
+
+// limited serves with h while fewer than maxReportRequests are being
+// served, and answers 503 Service Unavailable, to be retried, otherwise.
+func (rs *reportServer) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case rs.busy <- struct{}{}:
+			defer func() { <-rs.busy }()
+			h(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "fluxguard: busy with other report requests; retry", http.StatusServiceUnavailable)
+		}
+	}
 }
 
 // releaseReport stops the server when its last instance is gone.

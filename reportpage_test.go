@@ -16,7 +16,7 @@ import (
 
 // pageHandler returns the routes of a report server serving f.
 func pageHandler(f *Fluxguard) http.Handler {
-	rs := &reportServer{}
+	rs := newReportServer("")
 	rs.src.Store(f.source())
 	return rs.routes()
 }
