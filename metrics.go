@@ -321,15 +321,7 @@ func (fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		st := fl.link.Stats()
 		if sum, ok := byServer[server]; ok {
-			sum.Up = sum.Up && st.Up
-			sum.Errors += st.Errors
-			sum.BatchesSent += st.BatchesSent
-			sum.BatchesRead += st.BatchesRead
-			sum.NamesSent += st.NamesSent
-			sum.NamesMerged += st.NamesMerged
-			sum.Dropped += st.Dropped
-			sum.Invalid += st.Invalid
-			sum.Lag = max(sum.Lag, st.Lag)
+			sum.Add(st)
 		} else {
 			byServer[server] = &st
 		}

@@ -75,6 +75,20 @@ type Stats struct {
 	Lag         time.Duration // age of the last batch merged when it was read
 }
 
+// Add counts o in s, for links exported as one: up only if both are, with
+// the older lag.
+func (s *Stats) Add(o Stats) {
+	s.Up = s.Up && o.Up
+	s.Errors += o.Errors
+	s.BatchesSent += o.BatchesSent
+	s.BatchesRead += o.BatchesRead
+	s.NamesSent += o.NamesSent
+	s.NamesMerged += o.NamesMerged
+	s.Dropped += o.Dropped
+	s.Invalid += o.Invalid
+	s.Lag = max(s.Lag, o.Lag)
+}
+
 // Link is one replica's connection to its fleet.
 type Link struct {
 	opts    Options
