@@ -1,7 +1,6 @@
 package fluxguard
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,12 +11,7 @@ import (
 func TestSharedIdentity(t *testing.T) {
 	dir := t.TempDir()
 	pw, ca := filepath.Join(dir, "password"), filepath.Join(dir, "ca.pem")
-	write := func(path, content string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(path, content string) { writeList(t, path, content) }
 	write(pw, "first")
 	write(ca, "ca one")
 	base := sharedConfig{urls: []string{"rediss://redis.example:6380"}, prefix: "p", passwordFile: pw, tlsCA: ca, flush: time.Second}
