@@ -84,7 +84,6 @@ func (f *Fluxguard) stop() error {
 func (f *Fluxguard) finalShutdown() error {
 	setRunning(f.key, nil)
 	if f.cfg.stateFile != "" {
-
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}
 	forgetEngine(f.key)
