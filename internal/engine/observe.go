@@ -174,7 +174,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		e.heldByFleet(sc, en, a.heldUntil)
 	} else {
 		en.count(now, now/e.width)
-		news.queries = 1 + settled
+		news.queries = (1 + settled) * uint32(max(en.rows, 1)) // as counted here: rows, when counting rows
 	}
 	if !tallied {
 		e.tally(sh, en, now)

@@ -41,12 +41,20 @@ func exchange(t *testing.T, fleet ...*Engine) int {
 
 // TestFleetDetectsOnTheUnion spreads a flux name's answers over three
 // replicas in turn, exchanging every second, and checks that they flag it
-// at the same answer as one engine that sees them all.
+// at the same answer as one engine that sees them all. Counting rows, with
+// a min_queries that binds after min_ips, the replicas share rows.
 func TestFleetDetectsOnTheUnion(t *testing.T) {
-	for _, profile := range []string{ProfileSeed, ProfileDefault} {
-		t.Run(profile, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, profile, count string
+		minQueries           int
+	}{
+		{"seed", ProfileSeed, CountAnswers, 3},
+		{"default", ProfileDefault, CountAnswers, 3},
+		{"seed, rows", ProfileSeed, CountRows, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
-			mod := func(c *Config) { c.Profile = profile }
+			mod := func(c *Config) { c.Profile, c.QueryCount, c.MinQueries = tc.profile, tc.count, tc.minQueries }
 			alone := newTestEngine(t, clk, mod)
 			fleet := []*Engine{newSharingEngine(t, clk, mod), newSharingEngine(t, clk, mod), newSharingEngine(t, clk, mod)}
 			flaggedAlone, flaggedFleet := -1, -1
