@@ -114,21 +114,16 @@ func (e *Engine) knownBad(bad *addrSet, a [16]byte) bool {
 }
 
 // remarkBad counts again, against bad, the addresses of en, an exact
-// name, seen after since: the intel address list has changed.
+// name, seen after since: the intel address list has changed, or its
+// addresses have left the window (see remark).
 func (e *Engine) remarkBad(sh *shard, en *entry, bad *addrSet, since uint32) {
 	en.badNet, en.bad = 0, 0
 	if bad == nil {
 		return
 	}
-	asns := sh.asns.view(en.asns)
-	for i, s := range sh.seen.view(en.ips) {
-		if s.last <= since || !e.knownBad(bad, s.addr) {
-			continue
+	sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) {
+		if e.knownBad(bad, addr) {
+			markAddr(&en.badNet, &en.bad, netHash8(networkKey(addr, asn)))
 		}
-		asn := uint32(0)
-		if i < len(asns) {
-			asn = asns[i]
-		}
-		markAddr(&en.badNet, &en.bad, netHash8(networkKey(s.addr, asn)))
-	}
+	})
 }

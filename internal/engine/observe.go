@@ -104,6 +104,9 @@ type answer struct {
 	// Merge), held until heldUntil; nil for the engine's own answers.
 	remote    *Shared
 	heldUntil uint32
+	// owner identifies the name the answer is for (a hash of its key,
+	// never 0) in the pool index (see poolIndex).
+	owner uint32
 }
 
 // recorded is what record tells of an answer besides the verdict.
@@ -136,6 +139,9 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		if v, ok := e.repeat(sh, k, a, now); ok {
 			return v, recorded{}
 		}
+	}
+	if names {
+		a.owner = uint32(k.hash) | 1
 	}
 	en, settled := sh.lookupSettled(k)
 	created := en == nil
@@ -178,6 +184,9 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	}
 	if !tallied {
 		e.tally(sh, en, now)
+		if names && en.shared|en.bad != 0 {
+			e.remark(sh, en, a.owner, now)
+		}
 	}
 	v := e.judge(sh, en, now, threshold, again)
 	if e.flagging(en, v, threshold) {
@@ -263,7 +272,7 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 			}
 			sh.asns.view(en.asns)[i] = asn
 		}
-		if names && e.pools != nil && e.pools.has(addr, now) {
+		if names && e.pools != nil && e.pools.other(addr, a.owner, now) {
 			markAddr(&en.sharedNet, &en.shared, netHash(networkKey(addr, asn)))
 		}
 		if e.knownBad(bad, addr) {
@@ -314,7 +323,7 @@ func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bo
 	until := now + e.window
 	add := func(addr [16]byte) {
 		if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
-			e.pools.add(addr, until)
+			e.pools.add(addr, until, a.owner, now)
 		}
 	}
 	if !all {

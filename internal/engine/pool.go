@@ -19,7 +19,11 @@ const (
 	sharedMinAddrs = 2    // shared addresses, at least, in at least two networks
 )
 
-// poolIndex maps the addresses of flagged names to when they leave it.
+// poolIndex maps the addresses of flagged names to when they leave it, and
+// to the name that put each there: a name's own addresses are never
+// evidence against it, so that a name flagged on the pool is not kept
+// flagged by the addresses it indexed itself once those of the others
+// have left.
 type poolIndex struct {
 	seed   uint64
 	used   atomic.Bool // an address was ever added: until then, has need not look
@@ -28,13 +32,17 @@ type poolIndex struct {
 
 type poolShard struct {
 	mu    sync.Mutex
-	until map[[16]byte]uint32
+	until map[[16]byte]pooled
 }
+
+// pooled is an address in the index: until when, and whose (a hash of the
+// flagged name's key, see answer.owner).
+type pooled struct{ until, owner uint32 }
 
 func newPoolIndex() *poolIndex {
 	p := &poolIndex{seed: rand.Uint64() | 1}
 	for i := range p.shards {
-		p.shards[i].until = make(map[[16]byte]uint32)
+		p.shards[i].until = make(map[[16]byte]pooled)
 	}
 	return p
 }
@@ -44,20 +52,26 @@ func (p *poolIndex) shard(a [16]byte) *poolShard {
 	return &p.shards[h>>(64-4)] // poolShards is 1<<4
 }
 
-// add keeps a until until. A full shard first drops the address that
+// add keeps a, an address of the flagged name owner, until until. An
+// address another flagged name keeps in the index at now stays that
+// name's, until it leaves. A full shard first drops the address that
 // leaves soonest of a few: the index is bounded, and the newest flagged
 // addresses go in.
-func (p *poolIndex) add(a [16]byte, until uint32) {
+func (p *poolIndex) add(a [16]byte, until, owner, now uint32) {
 	if !p.used.Load() {
 		p.used.Store(true)
 	}
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.until[a]; !ok && len(sh.until) >= poolPerShard {
+	in, ok := sh.until[a]
+	switch {
+	case ok && in.until > now && in.owner != owner:
+		return
+	case !ok && len(sh.until) >= poolPerShard:
 		sh.evict()
 	}
-	sh.until[a] = max(sh.until[a], until)
+	sh.until[a] = pooled{until: max(in.until, until), owner: owner}
 }
 
 // evict drops, of evictSample addresses of the locked shard (map order
@@ -65,9 +79,9 @@ func (p *poolIndex) add(a [16]byte, until uint32) {
 func (sh *poolShard) evict() {
 	var victim [16]byte
 	soonest, n := ^uint32(0), 0
-	for k, u := range sh.until {
-		if u < soonest {
-			victim, soonest = k, u
+	for k, in := range sh.until {
+		if in.until < soonest {
+			victim, soonest = k, in.until
 		}
 		if n++; n == evictSample {
 			break
@@ -76,15 +90,54 @@ func (sh *poolShard) evict() {
 	delete(sh.until, victim)
 }
 
-// has reports whether a is in the index at now.
-func (p *poolIndex) has(a [16]byte, now uint32) bool {
+// other reports whether a is in the index at now, as another name's than
+// owner's.
+func (p *poolIndex) other(a [16]byte, owner, now uint32) bool {
 	if !p.used.Load() {
 		return false
 	}
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.until[a] > now
+	in, ok := sh.until[a]
+	return ok && in.until > now && in.owner != owner
+}
+
+// remark counts again the marks of en, the entry of the name owner (see
+// answer.owner), over its addresses in the window at now: those other
+// flagged names keep in the pool index, and those on the intel list. The
+// marks leave with their addresses, and with the other names' flags.
+func (e *Engine) remark(sh *shard, en *entry, owner, now uint32) {
+	since := e.since(now)
+	if en.shared != 0 {
+		en.sharedNet, en.shared = 0, 0
+		if e.pools != nil {
+			sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) {
+				if e.pools.other(addr, owner, now) {
+					markAddr(&en.sharedNet, &en.shared, netHash(networkKey(addr, asn)))
+				}
+			})
+		}
+	}
+	if en.bad != 0 {
+		e.remarkBad(sh, en, e.policy.Load().bad, since)
+	}
+}
+
+// eachAddrSince calls f with each address of en, in the locked shard sh,
+// seen after since, and its ASN (0 when unknown).
+func (sh *shard) eachAddrSince(en *entry, since uint32, f func(addr [16]byte, asn uint32)) {
+	asns := sh.asns.view(en.asns)
+	for i, s := range sh.seen.view(en.ips) {
+		if s.last <= since {
+			continue
+		}
+		asn := uint32(0)
+		if i < len(asns) {
+			asn = asns[i]
+		}
+		f(s.addr, asn)
+	}
 }
 
 // markAddr counts in *n an address new to an entry, of the network whose

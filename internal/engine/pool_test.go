@@ -43,14 +43,54 @@ func TestSharedPool(t *testing.T) {
 	}
 }
 
+// TestSharedPoolAges flags a name on a flagged name's addresses, then asks
+// for it every 5 minutes while the first name is no longer asked for:
+// once the first name's addresses have left the index, the second's own,
+// which it indexes while flagged, do not keep it flagged, and its hold
+// runs out. Its later answers repeat the first, or each bring a new
+// address, in one of two networks.
+func TestSharedPoolAges(t *testing.T) {
+	bots := answers(6, 4, 200, 200)
+	for _, tc := range []struct {
+		name  string
+		fresh bool
+	}{{"the same answer", false}, {"a new address each time", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			for _, a := range bots {
+				clk.add(time.Minute)
+				e.Observe(&Observation{Name: "c2.flux-one.com", Addrs: a, MinTTL: 60})
+			}
+			shared := []netip.Addr{bots[0][0], bots[1][1]}
+			clk.add(time.Minute)
+			if v := e.Observe(&Observation{Name: "login.other-name.net", Addrs: shared, MinTTL: 600}); v.Reasons&ReasonSharedPool == 0 {
+				t.Fatalf("not flagged on the pool: %+v", v)
+			}
+			var v Verdict
+			for i := range 3 * 12 { // three hours
+				clk.add(5 * time.Minute)
+				answer := shared
+				if tc.fresh {
+					answer = []netip.Addr{netip.AddrFrom4([4]byte{byte(45 + i%2), 1, byte(i), 1})}
+				}
+				v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: answer, MinTTL: 600})
+			}
+			if v.Level == LevelFlagged || v.Reasons&ReasonSharedPool != 0 {
+				t.Errorf("three hours on, with the first name's addresses gone from the index: %+v", v)
+			}
+		})
+	}
+}
+
 // TestSharedPoolOneNetwork checks that many names behind one edge never
 // flag each other through the pool index: their shared addresses are one
 // network.
 func TestSharedPoolOneNetwork(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
-	e.pools.add(netip.MustParseAddr("151.101.1.1").As16(), ^uint32(0))
-	e.pools.add(netip.MustParseAddr("151.101.65.1").As16(), ^uint32(0))
+	e.pools.add(netip.MustParseAddr("151.101.1.1").As16(), ^uint32(0), 1, 0)
+	e.pools.add(netip.MustParseAddr("151.101.65.1").As16(), ^uint32(0), 1, 0)
 	for i := range 20 {
 		clk.add(time.Second)
 		v := e.Observe(&Observation{Name: fmt.Sprintf("www.site%d.com", i), Addrs: addrs("151.101.1.1", "151.101.65.1"), MinTTL: 60})
@@ -64,7 +104,7 @@ func TestSharedPoolOneNetwork(t *testing.T) {
 func TestPoolIndexBounded(t *testing.T) {
 	p := newPoolIndex()
 	for i := range 3 * poolShards * poolPerShard {
-		p.add(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).As16(), 20)
+		p.add(netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).As16(), 20, 1, 0)
 	}
 	if n := p.len(); n > poolShards*poolPerShard {
 		t.Errorf("%d addresses indexed, cap %d", n, poolShards*poolPerShard)
