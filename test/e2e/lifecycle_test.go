@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // TestFailedReload reloads the Corefile three times with a server block
@@ -19,12 +21,14 @@ import (
 // new instance has started, then once with the Corefile as it was. caddy
 // drops a failed instance without its shutdown callbacks: after every
 // reload exactly one instance of fluxguard must run (its goroutines, in
-// the pprof plugin's dump), the held name stay blocked and the report
-// stay served.
+// the pprof plugin's dump), the held name stay blocked, the report stay
+// served and the fleet's link stay exported under the serving instance's
+// server (real Redis).
 func TestFailedReload(t *testing.T) {
 	sim := startSim(t)
+	redis := testenv.StartRedis(t)
 	dir := t.TempDir()
-	addr, pprofAddr, reportAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	addr, pprofAddr, reportAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	busy := holdPort(t)
 	conf := filepath.Join(dir, "Corefile")
 	writeCorefile := func(extra string) {
@@ -32,17 +36,19 @@ func TestFailedReload(t *testing.T) {
 		if err := os.WriteFile(conf, fmt.Appendf(nil, `%s {
     bind 127.0.0.1
     pprof %s
+    prometheus %s
     fluxguard {
         action block
         block_rcode REFUSED
         report %s
         state_file %s
         state_interval 1s
+        shared redis://%s prefix failed-reload
     }
     cache 30
     forward . %s
 }
-%s`, zoneAt(addr), pprofAddr, reportAddr, filepath.Join(dir, "state"), sim.Addr(), extra), 0o644); err != nil {
+%s`, zoneAt(addr), pprofAddr, metricsAddr, reportAddr, filepath.Join(dir, "state"), redis.Addr, sim.Addr(), extra), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,6 +78,9 @@ func TestFailedReload(t *testing.T) {
 		}
 		if report := httpGet(t, "http://"+reportAddr+"/report"); !strings.Contains(report, "login.fluxy.top") {
 			t.Errorf("%s: the report lacks the held name: %s", when, report)
+		}
+		if up, err := metricSum(metricsAddr, "coredns_fluxguard_shared_up"); err != nil || up != 1 {
+			t.Errorf("%s: shared_up %v, %v; want the link exported, up", when, up, err)
 		}
 	}
 	reload := func(done string) {
