@@ -86,8 +86,8 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
 	}
 	// Names the new configuration excludes are forgotten, as SetPolicy
-	// forgets the names it allows. A new window restarts the query counts:
-	// their buckets are numbered in the old width's units.
+	// forgets the names it allows. A new window restarts the query counts
+	// at the next answer (see entry.advance).
 	n.each(func(sc scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
 		// What the entry holds of the configuration is the new one's; a
@@ -98,9 +98,6 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 			en.rows = 0
 		}
 		en.fingerprint = 0 // the window may have changed: the next answer is tallied
-		if n.width != e.width {
-			en.counts, en.head, en.first = [buckets + 1]uint32{}, 0, 0
-		}
 		return !n.exclude.match(name)
 	})
 	n.forgetRecent()
