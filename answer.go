@@ -24,11 +24,14 @@ type answerBuffers struct {
 var buffers = sync.Pool{New: func() any { return new(answerBuffers) }}
 
 // readAnswer reads the evidence in m, an answer for name to client, into
-// pooled buffers, or returns nil when there is none.
+// pooled buffers, or returns nil when m has no address for name. An answer
+// of private addresses only is read, without them, for the engine to
+// tell (engine.SkipNoAddrs).
 func readAnswer(m *dns.Msg, name string, client netip.Addr) *answerBuffers {
 	b := buffers.Get().(*answerBuffers)
 	b.obs = engine.Observation{Name: name, Client: client}
-	if b.obs.Addrs, b.obs.MinTTL, b.obs.Chain = answerAddrs(m, &b.addrs, &b.chain); len(b.obs.Addrs) == 0 {
+	var found bool
+	if b.obs.Addrs, b.obs.MinTTL, b.obs.Chain, found = answerAddrs(m, &b.addrs, &b.chain); !found {
 		buffers.Put(b)
 		return nil
 	}
@@ -46,6 +49,9 @@ const (
 )
 
 // rrAddr returns the address of an A or AAAA record, invalid for others.
+// An address that NAT64 synthesized (DNS64, RFC 6147) in the well-known
+// prefix 64:ff9b::/96 (RFC 6052) is the IPv4 address it carries: the host
+// the client reaches.
 func rrAddr(rr dns.RR) netip.Addr {
 	var ip netip.Addr
 	switch rr := rr.(type) {
@@ -53,9 +59,15 @@ func rrAddr(rr dns.RR) netip.Addr {
 		ip, _ = netip.AddrFromSlice(rr.A.To4())
 	case *dns.AAAA:
 		ip, _ = netip.AddrFromSlice(rr.AAAA.To16())
+		if b := ip.As16(); ip.IsValid() && [12]byte(b[:12]) == nat64Prefix {
+			ip = netip.AddrFrom4([4]byte(b[12:]))
+		}
 	}
 	return ip
 }
+
+// nat64Prefix is the NAT64 well-known prefix, 64:ff9b::/96.
+var nat64Prefix = [12]byte{0, 0x64, 0xff, 0x9b}
 
 // nameServers reads into buf the targets of m's NS records (answer or
 // authority section) owned by the question name or one of its parents
@@ -81,17 +93,19 @@ func nameServers(m *dns.Msg, buf *[maxNS]string) []string {
 
 // answerAddrs reads a NOERROR answer into buf: the A or AAAA addresses of the
 // question name, following its CNAME chain from the question only, and
-// returns them with their lowest TTL and the chain's targets (in chain). Records whose owner is not on the
-// chain are ignored, so an answer cannot put evidence on a name it was not
-// asked about. It returns no address when m is not evidence: nil, not
+// returns them with their lowest TTL and the chain's targets (in chain),
+// and whether it found addresses for the question. Only public addresses
+// are kept (see engine.IsPublic). Records whose owner is not on the chain
+// are ignored, so an answer cannot put evidence on a name it was not
+// asked about. It finds no address when m is not evidence: nil, not
 // NOERROR, truncated, or without an address for the question.
-func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]string) (addrs []netip.Addr, minTTL uint32, targets []string) {
+func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]string) (addrs []netip.Addr, minTTL uint32, targets []string, found bool) {
 	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
-		return nil, 0, nil
+		return nil, 0, nil, false
 	}
 	qtype := m.Question[0].Qtype
 	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
-		return nil, 0, nil
+		return nil, 0, nil, false
 	}
 	target, n, hops := m.Question[0].Name, 0, 0
 	for {
@@ -111,19 +125,24 @@ func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]s
 			if !ip.IsValid() || h.Rrtype != qtype {
 				continue
 			}
+			// Only public addresses take a place in buf: others,
+			// which are no evidence, must not crowd them out.
+			if found = true; !engine.IsPublic(ip) {
+				continue
+			}
 			buf[n] = ip
 			if n++; n == 1 || h.Ttl < minTTL {
 				minTTL = h.Ttl
 			}
 		}
-		if next == "" || n > 0 || hops == len(chain) {
+		if next == "" || found || hops == len(chain) {
 			break
 		}
 		target = next
 		chain[hops] = engine.Normalize(next)
 		hops++
 	}
-	return buf[:n], minTTL, chain[:hops]
+	return buf[:n], minTTL, chain[:hops], found
 }
 
 // clientAddr returns the client's address, invalid when there is none

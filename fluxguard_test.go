@@ -1197,6 +1197,14 @@ func TestObserve(t *testing.T) {
 	}
 	maxLenChain = append(maxLenChain, test.A(fmt.Sprintf("h%d.evil.tk. 60 IN A 45.0.0.1", maxChain)))
 
+	// Private addresses first, as many as the buffer holds: the public
+	// ones after them must still be read.
+	var padded []dns.RR
+	for i := range maxAnswerAddrs {
+		padded = append(padded, test.A(fmt.Sprintf("c2.evil.tk. 10 IN A 10.0.0.%d", i)))
+	}
+	padded = append(padded, test.A("c2.evil.tk. 60 IN A 45.0.0.1"), test.A("c2.evil.tk. 60 IN A 45.1.0.1"))
+
 	tests := []struct {
 		name   string
 		m      *dns.Msg
@@ -1279,6 +1287,15 @@ func TestObserve(t *testing.T) {
 		{"IPv4-mapped AAAA", answer("c2.evil.tk.", dns.TypeAAAA,
 			test.AAAA("c2.evil.tk. 60 IN AAAA ::ffff:45.0.0.1"),
 		), []string{"::ffff:45.0.0.1"}, 60},
+		{"private addresses crowd out none", answer("c2.evil.tk.", dns.TypeA, padded...), []string{"45.0.0.1", "45.1.0.1"}, 60},
+		{"private addresses only", answer("c2.evil.tk.", dns.TypeA, test.A("c2.evil.tk. 60 IN A 10.0.0.1")), nil, 0},
+		{"NAT64 AAAA as IPv4", answer("c2.evil.tk.", dns.TypeAAAA,
+			test.AAAA("c2.evil.tk. 60 IN AAAA 64:ff9b::2d00:1"),
+			test.AAAA("c2.evil.tk. 60 IN AAAA 64:ff9b::a00:1"),
+		), []string{"45.0.0.1"}, 60},
+		{"NAT64 local-use prefix is not", answer("c2.evil.tk.", dns.TypeAAAA,
+			test.AAAA("c2.evil.tk. 60 IN AAAA 64:ff9b:1::2d00:1"),
+		), nil, 0},
 		{"other records ignored", answer("c2.evil.tk.", dns.TypeA,
 			test.TXT(`c2.evil.tk. 10 IN TXT "x"`),
 			test.A("c2.evil.tk. 60 IN A 45.0.0.1"),
@@ -1287,7 +1304,7 @@ func TestObserve(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var obs engine.Observation
-			obs.Addrs, obs.MinTTL, obs.Chain = answerAddrs(tc.m, new([maxAnswerAddrs]netip.Addr), new([maxChain]string))
+			obs.Addrs, obs.MinTTL, obs.Chain, _ = answerAddrs(tc.m, new([maxAnswerAddrs]netip.Addr), new([maxChain]string))
 			ok := len(obs.Addrs) > 0
 			if ok != (tc.want != nil) {
 				t.Fatalf("Expected evidence %t, got %t (addrs %v)", tc.want != nil, ok, obs.Addrs)

@@ -34,7 +34,7 @@ func FuzzObserve(f *testing.F) {
 			return
 		}
 		var buf [maxAnswerAddrs]netip.Addr
-		addrs, _, _ := answerAddrs(m, &buf, new([maxChain]string))
+		addrs, _, _, _ := answerAddrs(m, &buf, new([maxChain]string))
 		if len(addrs) > maxAnswerAddrs {
 			t.Fatalf("%d addresses", len(addrs))
 		}

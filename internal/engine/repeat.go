@@ -9,10 +9,9 @@ import "net/netip"
 // the way to the entry anyway, the entry and its lists are cache misses
 // further, and judging it again would change nothing but its query count,
 // as long as the verdict is steady. The repeats land in the entry's
-// newest bucket, theirs, when it is next read; until its next judged
-// answer, at the latest in the next bucket, its addresses' and clients'
-// last-seen times are those of the judged one, and its registered domain
-// hears nothing of them.
+// newest bucket, theirs, when it is next read, and the judged answer's
+// addresses and clients are seen again then (see settle); its registered
+// domain hears nothing of them.
 type recent struct {
 	fingerprint uint32 // of the answer's evidence (see fingerprint); 0 for none
 	at          uint32 // when it was judged, or last repeated
@@ -127,14 +126,28 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now u
 	}
 }
 
-// settle counts the repeats r holds into en, its entry, as last seen when
-// the last of them came, and returns how many there were.
-func (r *recent) settle(en *entry) uint32 {
+// settle counts the repeats r holds into en, its entry in sh, as last seen
+// when the last of them came, and returns how many there were. The
+// addresses and clients of the judged answer they repeat are seen then
+// too, so that they leave the window with the last repeat, as the rule's
+// rows would: those seen in the judged answer's second.
+func (r *recent) settle(sh *shard, en *entry) uint32 {
 	n := uint32(r.repeats)
-	if n > 0 {
-		en.addToNewest(n)
-		en.last = max(en.last, r.at)
-		r.repeats = 0
+	if n == 0 {
+		return 0
 	}
+	en.addToNewest(n)
+	if judged := en.last; r.at > judged {
+		for _, b := range [2]block{en.ips, en.clients} {
+			list := sh.seen.view(b)
+			for i := range list {
+				if list[i].last == judged {
+					list[i].last = r.at
+				}
+			}
+		}
+		en.last = r.at
+	}
+	r.repeats = 0
 	return n
 }

@@ -212,3 +212,32 @@ func TestLevelOnlyRepeatsRows(t *testing.T) {
 		t.Errorf("%d rows, want 16", q)
 	}
 }
+
+// TestRepeatsKeepTheWindow: an answer counted as a repeat in the slot sees
+// the judged answer's addresses and client again, as the rule's rows do,
+// so that they stay in the window as long as without the shortcut. At
+// 11:02 the window (10:02–11:02) holds the 10:04 answer: 5 IPs, flagged.
+func TestRepeatsKeepTheWindow(t *testing.T) {
+	for _, brief := range []bool{false, true} {
+		t.Run(map[bool]string{false: "judged", true: "repeats"}[brief], func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.QueryCount = CountRows })
+			observe := func(hhmmss, client string, a []netip.Addr, levelOnly bool) Verdict {
+				clk.set(hhmmss)
+				return e.Observe(&Observation{Name: "c2.evil.tk", Client: netip.MustParseAddr(client), Addrs: a, MinTTL: 300, LevelOnly: levelOnly})
+			}
+			first := addrs("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1")
+			observe("10:00:00", "10.1.1.1", first, brief)
+			observe("10:04:00", "10.1.1.1", first, brief)
+			if got := slotRepeats(e.st, "c2.evil.tk"); brief != (got == 1) {
+				t.Fatalf("%d repeats in the slot", got)
+			}
+			if v := observe("11:02:00", "10.1.1.2", addrs("49.0.0.1"), brief); v.Level != LevelFlagged {
+				t.Errorf("at 11:02: %s, want flagged", v.Level)
+			}
+			if v := observe("11:02:01", "10.1.1.2", addrs("49.0.0.1"), false); v.UniqueIPs != 5 || v.Clients != 2 {
+				t.Errorf("at 11:02: %d IPs and %d clients in the window, want 5 and 2", v.UniqueIPs, v.Clients)
+			}
+		})
+	}
+}

@@ -108,7 +108,7 @@ func (sh *shard) lookupSettled(k key) (*entry, uint32) {
 		return nil, 0
 	}
 	en := sh.at(s.ref - 1)
-	return en, s.recent.settle(en)
+	return en, s.recent.settle(sh, en)
 }
 
 // forget drops the last answer kept in k's slot (see remember), so that
@@ -165,7 +165,7 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 func (sh *shard) settle(forget bool) {
 	for i := range sh.index.slots {
 		if s := &sh.index.slots[i]; s.ref != 0 {
-			s.recent.settle(sh.at(s.ref - 1))
+			s.recent.settle(sh, sh.at(s.ref - 1))
 			if forget {
 				s.recent = recent{}
 			}
