@@ -77,12 +77,14 @@ func rpzOwner(owner string) bool {
 
 // rpzTriggers turns the held names into the zone's records, the first
 // c.max of them: a held name becomes "name.ZONE CNAME .", which answers
-// NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE"; an
-// allowed name under one is an rpz-passthru exception. With c.ip, the
-// addresses of the held exact names then become rpz-ip triggers, one entry
-// each within what max leaves, but for the non-public ones and those
-// frontDoor reports: a flux name must not get a popular address blocked
-// by answering it. It also returns how many entries max left out.
+// NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE". An
+// allowed name under one is an rpz-passthru exception, always in the
+// zone, whatever max leaves out: an allow wins. With c.ip, the addresses
+// of the held exact names then become rpz-ip triggers, one entry each
+// within what max leaves, but for the non-public ones and those frontDoor
+// reports: a flux name must not get a popular address blocked by
+// answering it. It also returns how many entries max left out, addresses
+// not read counted once per name (see rpzRecords).
 func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool) (map[string]string, int) {
 	out := make(map[string]string, min(len(held), c.max)*2)
 	n, leftOut := 0, 0
@@ -91,19 +93,20 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 		if !rpzOwner(owner) {
 			continue // too long with the origin: no trigger can say it
 		}
-		if n >= c.max {
+		target := rpzNXDOMAIN
+		switch {
+		case h.Allowed:
+			target = rpzPassthru
+		case n >= c.max:
 			leftOut++
 			continue
-		}
-		target := rpzNXDOMAIN
-		if h.Allowed {
-			target = rpzPassthru
+		default:
+			n++
 		}
 		out[owner] = target
 		if h.Subdomains && rpzOwner("*."+owner) {
 			out["*."+owner] = target
 		}
-		n++
 	}
 	if !c.ip {
 		return out, leftOut
@@ -113,6 +116,7 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 		if h.Subdomains || h.Allowed {
 			continue // their addresses are other names'
 		}
+		leftOut += h.MoreAddrs
 		for _, a := range h.Addrs {
 			if a = a.Unmap(); !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
 				continue
@@ -408,7 +412,12 @@ func (f *Fluxguard) updateRPZ(now time.Time) bool {
 // rpzRecords returns what the zone should hold now, and how many entries
 // its max leaves out.
 func (f *Fluxguard) rpzRecords() (map[string]string, int) {
-	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor)
+	maxAddrs := 0
+	if f.cfg.rpz.ip {
+		// No more than the zone can hold: the rebuild runs every second.
+		maxAddrs = f.cfg.rpz.max
+	}
+	return rpzTriggers(f.eng.HeldNames(maxAddrs), *f.cfg.rpz, f.eng.Config().FrontDoor)
 }
 
 // notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary

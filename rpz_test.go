@@ -42,6 +42,9 @@ func TestRPZTriggers(t *testing.T) {
 		{"allowed exception", []engine.HeldName{{Name: "evil.tk", Subdomains: true}, {Name: "ok.evil.tk", Subdomains: true, Allowed: true}}, 10,
 			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": ".",
 				"ok.evil.tk.rpz.example.": "rpz-passthru.", "*.ok.evil.tk.rpz.example.": "rpz-passthru."}, 0},
+		{"exceptions whatever max leaves out", []engine.HeldName{{Name: "evil.tk", Subdomains: true}, {Name: "x.tk"}, {Name: "ok.evil.tk", Subdomains: true, Allowed: true}}, 1,
+			map[string]string{"evil.tk.rpz.example.": ".", "*.evil.tk.rpz.example.": ".",
+				"ok.evil.tk.rpz.example.": "rpz-passthru.", "*.ok.evil.tk.rpz.example.": "rpz-passthru."}, 1},
 		{"capped at max names, the first kept", []engine.HeldName{{Name: "a.tk"}, {Name: "b.tk", Subdomains: true}, {Name: "c.tk"}, {Name: "d.tk"}}, 2,
 			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}, 2},
 		{"too long with the origin: left out, not by max", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 1,
@@ -112,10 +115,12 @@ func TestRPZTriggersIP(t *testing.T) {
 	}{
 		{"off", false, 100, names, 0},
 		{"on", true, 100, union(names, ips), 0},
-		{"on, max: names first, then addresses", true, 6, union(names, map[string]string{
+		{"on, max: names first, then addresses", true, 5, union(names, map[string]string{
 			"32.1.0.0.45.rpz-ip." + testRPZ: ".", "128.1.zz.d000.2a05.rpz-ip." + testRPZ: "."}), 1},
-		// Two names and three addresses (45.0.0.1 once) left out.
-		{"on, max taken by names", true, 2, map[string]string{"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: "."}, 5},
+		// A name and three addresses (45.0.0.1 once) left out; the
+		// exception is in all the same.
+		{"on, max taken by names", true, 2, map[string]string{"a.fluxy.top." + testRPZ: ".", "b.fluxy.top." + testRPZ: ".",
+			"ok.evil.tk." + testRPZ: "rpz-passthru.", "*.ok.evil.tk." + testRPZ: "rpz-passthru."}, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -426,6 +431,34 @@ func TestRPZHandlerIP(t *testing.T) {
 			!ip && rec.Msg.Rcode != dns.RcodeNameError {
 			t.Errorf("ip %v: the trigger's query answered %s %v", ip, dns.RcodeToString[rec.Msg.Rcode], got)
 		}
+	}
+}
+
+// TestRPZIPBounded: with ip, each second's rebuild reads no more addresses
+// than the zone can hold, however many held names answered how many; the
+// others are counted as left out.
+func TestRPZIPBounded(t *testing.T) {
+	const names, perName, max = 30, 12, 40
+	f, _ := newTestFluxguard(t, fmt.Sprintf("fluxguard . {\n profile seed\n rpz rpz.example max %d ip\n action block\n}", max))
+	for i := range names {
+		for answer := range 3 {
+			obs := engine.Observation{Name: fmt.Sprintf("h%d.evil.tk", i), MinTTL: 30}
+			for j := range perName / 3 {
+				obs.Addrs = append(obs.Addrs, netip.AddrFrom4([4]byte{45, byte(i), byte(answer), byte(j + 1)}))
+			}
+			f.eng.Observe(&obs)
+		}
+	}
+	read := 0
+	for _, h := range f.eng.HeldNames(max) {
+		read += len(h.Addrs)
+	}
+	if read != max {
+		t.Errorf("%d addresses read for a zone of %d", read, max)
+	}
+	records, leftOut := f.rpzRecords()
+	if len(records) != max || leftOut != names*perName-(max-names) {
+		t.Errorf("%d records, %d left out; want %d, %d", len(records), leftOut, max, names*perName-(max-names))
 	}
 }
 

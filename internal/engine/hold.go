@@ -106,7 +106,9 @@ type HeldName struct {
 	// Addrs are the addresses a held exact name answered within the
 	// window, unmapped, when HeldNames is asked for them; nil for a
 	// registered domain or a rule, whose addresses are other names'.
-	Addrs []netip.Addr
+	// MoreAddrs counts those left out of Addrs by HeldNames' budget.
+	Addrs     []netip.Addr
+	MoreAddrs int
 }
 
 // HeldNames returns what Held holds now but the intel list's names, which
@@ -114,12 +116,13 @@ type HeldName struct {
 // registered domains, most recently seen first, then the deny rules in
 // force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
-// With addrs, each held exact name comes with its addresses (HeldName.Addrs),
+// With maxAddrs above 0, the held exact names come with their addresses
+// (HeldName.Addrs), the most recently seen first, at most maxAddrs in all,
 // and every allow rule in force is an exception: a name that shares an
 // address with a held name is blocked by its address, unless allowed.
-func (e *Engine) HeldNames(addrs bool) []HeldName {
+func (e *Engine) HeldNames(maxAddrs int) []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
-	now := internalTime(unix)
+	now, addrs := internalTime(unix), maxAddrs > 0
 	var out []HeldName
 	if e.st.holds(now) || e.domains != nil && e.domains.holds(now) {
 		e.each(func(sc scope, sh *shard, en *entry) bool {
@@ -130,16 +133,7 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 			if p.allowed(name, nil, unix) {
 				return true
 			}
-			h := HeldName{Name: name, Subdomains: !sc.names(), Until: e.time(en.heldUntil), Last: e.time(en.last)}
-			if addrs && sc.names() {
-				since := e.since(now)
-				for _, s := range sh.seen.view(en.ips) {
-					if s.last > since {
-						h.Addrs = append(h.Addrs, netip.AddrFrom16(s.addr).Unmap())
-					}
-				}
-			}
-			out = append(out, h)
+			out = append(out, HeldName{Name: name, Subdomains: !sc.names(), Until: e.time(en.heldUntil), Last: e.time(en.last)})
 			return true
 		})
 		sort.Slice(out, func(i, j int) bool {
@@ -148,6 +142,15 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 			}
 			return out[i].Name < out[j].Name
 		})
+	}
+	if addrs {
+		since := e.since(now)
+		for i := range out {
+			if !out[i].Subdomains {
+				out[i].Addrs, out[i].MoreAddrs = e.addrsOf(out[i].Name, since, maxAddrs)
+				maxAddrs -= len(out[i].Addrs)
+			}
+		}
 	}
 	for _, name := range p.deny.inForce(unix) {
 		if !p.allowed(name, nil, unix) {
@@ -169,6 +172,28 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 		}
 	}
 	return out
+}
+
+// addrsOf returns the addresses of name's entry seen after since, at most
+// limit of them, and how many more there are.
+func (e *Engine) addrsOf(name string, since uint32, limit int) (addrs []netip.Addr, more int) {
+	sh, k := e.st.locate(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	en := sh.lookup(k)
+	if en == nil {
+		return nil, 0
+	}
+	for _, s := range sh.seen.view(en.ips) {
+		switch {
+		case s.last <= since:
+		case len(addrs) < limit:
+			addrs = append(addrs, netip.AddrFrom16(s.addr).Unmap())
+		default:
+			more++
+		}
+	}
+	return addrs, more
 }
 
 // inForce returns the names whose rule is in force at now, sorted.

@@ -62,7 +62,7 @@ func TestHeldNames(t *testing.T) {
 			tt.feed(e, clk)
 			clk.add(tt.after)
 			var got []string
-			for _, h := range e.HeldNames(false) {
+			for _, h := range e.HeldNames(0) {
 				s := h.Name
 				if h.Subdomains {
 					s = "*" + s
@@ -100,33 +100,37 @@ func TestHeldNamesAddrs(t *testing.T) {
 		name  string
 		mod   func(*Config)
 		feed  func(e *Engine, clk *fakeClock)
-		addrs bool
+		maxAddrs int
 		want  map[string][]string // held name → its addresses, sorted
 	}{
-		{"not asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, false,
+		{"not asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 0,
 			map[string][]string{"a.evil.tk": nil}},
-		{"asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, true,
+		{"asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 100,
 			map[string][]string{"a.evil.tk": flagged}},
 		{"IPv4-mapped and IPv6", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "::ffff:45.0.0.9", "2a05:1::9")
-		}, true, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}},
+		}, 100, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}},
 		{"private address: never evidence", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "10.1.2.3", "192.168.0.1")
-		}, true, map[string][]string{"a.evil.tk": flagged}},
+		}, 100, map[string][]string{"a.evil.tk": flagged}},
 		{"address past the window left out", func(c *Config) { c.Window = time.Minute }, func(e *Engine, clk *fakeClock) {
 			e.Observe(&Observation{Name: "a.evil.tk", Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.9")})
 			clk.add(2 * time.Minute)
 			flag(e, clk, "a.evil.tk")
-		}, true, map[string][]string{"a.evil.tk": flagged}},
+		}, 100, map[string][]string{"a.evil.tk": flagged}},
 		{"deny rule: none", func(c *Config) { c.Deny = []Rule{{Name: "bad.example"}} }, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk")
-		}, true, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}},
+		}, 100, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}},
 		{"registered domain: none", func(c *Config) { c.Profile = ProfileDefault }, func(e *Engine, clk *fakeClock) {
 			for i, a := range answers(8, 2, 200, 200) {
 				clk.add(30 * time.Second)
 				e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
 			}
-		}, true, map[string][]string{"evil-wild.com": nil}},
+		}, 100, map[string][]string{"evil-wild.com": nil}},
+		{"within the budget, the newest first", nil, func(e *Engine, clk *fakeClock) {
+			flag(e, clk, "a.evil.tk")
+			flag(e, clk, "b.evil.tk")
+		}, 7, map[string][]string{"b.evil.tk": flagged, "a.evil.tk": flagged[:2]}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +138,7 @@ func TestHeldNamesAddrs(t *testing.T) {
 			e := newTestEngine(t, clk, tt.mod)
 			tt.feed(e, clk)
 			got := map[string][]string{}
-			for _, h := range e.HeldNames(tt.addrs) {
+			for _, h := range e.HeldNames(tt.maxAddrs) {
 				var ss []string
 				for _, a := range h.Addrs {
 					ss = append(ss, a.String())
@@ -163,14 +167,14 @@ func TestHeldNamesAllowExceptions(t *testing.T) {
 		name  string
 		allow []string
 		deny  []string
-		addrs bool
+		maxAddrs int
 		want  []string
 	}{
-		{"no covering rule", []string{"partner.example"}, nil, false, nil},
-		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, false, []string{"ok.bad.example"}},
-		{"with addresses, every allow rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, true,
+		{"no covering rule", []string{"partner.example"}, nil, 0, nil},
+		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, 0, []string{"ok.bad.example"}},
+		{"with addresses, every allow rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, 100,
 			[]string{"ok.bad.example", "partner.example"}},
-		{"with addresses, nothing held", []string{"partner.example"}, nil, true, []string{"partner.example"}},
+		{"with addresses, nothing held", []string{"partner.example"}, nil, 100, []string{"partner.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,7 +188,7 @@ func TestHeldNamesAllowExceptions(t *testing.T) {
 				}
 			})
 			var got []string
-			for _, h := range e.HeldNames(tt.addrs) {
+			for _, h := range e.HeldNames(tt.maxAddrs) {
 				if h.Allowed {
 					got = append(got, h.Name)
 				}

@@ -59,7 +59,7 @@ type Engine interface {
 	Outgoing(limit int) []engine.Shared
 	Merge(s *engine.Shared) (engine.Verdict, error)
 	Holds() <-chan struct{}
-	HeldNames(addrs bool) []engine.HeldName
+	HeldNames(maxAddrs int) []engine.HeldName
 }
 
 // Stats are a link's counters, for metrics.
