@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -1566,6 +1568,61 @@ func TestReportRequestsLimited(t *testing.T) {
 	h(rec, httptest.NewRequest("GET", "/report", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("Expected the request served once the others ended, got %d", rec.Code)
+	}
+}
+
+// TestReportConnectionsTimeOut: a client that idles after a request, or
+// asks for the report and never reads it, holds its connection, and its
+// place among maxReportRequests, no longer than the report's timeouts.
+func TestReportConnectionsTimeOut(t *testing.T) {
+	saved := reportTimeouts
+	defer func() { reportTimeouts = saved }()
+	reportTimeouts.write, reportTimeouts.idle = time.Second, time.Second
+	addr := freeAddr(t)
+	f, _ := newTestFluxguard(t, "fluxguard . {\n report "+addr+"\n min_queries 1\n}")
+	if err := f.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer f.stop()
+	for i := range 5000 { // suspicious names: a report of megabytes
+		var a []netip.Addr
+		for j := range 64 {
+			a = append(a, netip.AddrFrom4([4]byte{46 + byte(j%8), byte(i >> 8), byte(i), byte(j)}))
+		}
+		f.eng.Observe(&engine.Observation{Name: fmt.Sprintf("h%d.example.com", i), Addrs: a, MinTTL: 300})
+	}
+	dial := func(request string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", request)
+		return c
+	}
+	idle := dial("/indicators")
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	for range maxReportRequests {
+		c := dial("/report") // never read
+		c.(*net.TCPConn).SetReadBuffer(4096)
+	}
+	time.Sleep(3 * time.Second)
+	idle.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("Expected the idle connection closed, got %v", err)
+	}
+	resp, err = reportClient.Get("http://" + addr + "/indicators")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("Expected the stalled reports' places free again, got %s", resp.Status)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
@@ -27,7 +29,17 @@ type reportServer struct {
 
 // maxReportRequests bounds the requests served at once: each walks the
 // whole state, so a burst of them must not multiply the memory it takes.
-const maxReportRequests = 2
+// maxReportConns bounds the connections open at once, each a goroutine
+// and a file descriptor of the resolver's process.
+const (
+	maxReportRequests = 2
+	maxReportConns    = 64
+)
+
+// reportTimeouts bound how long a client that sends slowly, reads slowly
+// or idles holds a connection and, while its report is written, one of
+// the maxReportRequests places.
+var reportTimeouts = struct{ read, write, idle time.Duration }{10 * time.Second, 30 * time.Second, time.Minute}
 
 var (
 	reportsMu sync.Mutex
@@ -50,9 +62,10 @@ func acquireReport(addr string, src *reportSource) (*reportServer, error) {
 	}
 	rs := newReportServer(addr)
 	rs.src.Store(src)
-	rs.srv = &http.Server{Handler: rs.routes(), ReadHeaderTimeout: 5 * time.Second}
+	rs.srv = &http.Server{Handler: rs.routes(), ReadTimeout: reportTimeouts.read,
+		WriteTimeout: reportTimeouts.write, IdleTimeout: reportTimeouts.idle}
 	go func() {
-		if err := rs.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := rs.srv.Serve(netutil.LimitListener(ln, maxReportConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Errorf("report server on %s: %v", addr, err)
 		}
 	}()

@@ -97,11 +97,11 @@ func TestHeldNamesAddrs(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name  string
-		mod   func(*Config)
-		feed  func(e *Engine, clk *fakeClock)
+		name     string
+		mod      func(*Config)
+		feed     func(e *Engine, clk *fakeClock)
 		maxAddrs int
-		want  map[string][]string // held name → its addresses, sorted
+		want     map[string][]string // held name → its addresses, sorted
 	}{
 		{"not asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 0,
 			map[string][]string{"a.evil.tk": nil}},
@@ -164,11 +164,11 @@ func TestHeldNamesAddrs(t *testing.T) {
 // addresses are asked for (rpz-ip triggers block by address), all of them.
 func TestHeldNamesAllowExceptions(t *testing.T) {
 	tests := []struct {
-		name  string
-		allow []string
-		deny  []string
+		name     string
+		allow    []string
+		deny     []string
 		maxAddrs int
-		want  []string
+		want     []string
 	}{
 		{"no covering rule", []string{"partner.example"}, nil, 0, nil},
 		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, 0, []string{"ok.bad.example"}},

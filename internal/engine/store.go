@@ -165,7 +165,7 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 func (sh *shard) settle(forget bool) {
 	for i := range sh.index.slots {
 		if s := &sh.index.slots[i]; s.ref != 0 {
-			s.recent.settle(sh, sh.at(s.ref - 1))
+			s.recent.settle(sh, sh.at(s.ref-1))
 			if forget {
 				s.recent = recent{}
 			}
