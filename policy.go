@@ -2,11 +2,14 @@ package fluxguard
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
@@ -28,6 +31,12 @@ func parseRules(args []string) ([]engine.Rule, error) {
 	for _, a := range args {
 		if a == "until" {
 			return nil, fmt.Errorf("'until' must come last, with one time")
+		}
+		if strings.Contains(a, "*") {
+			return nil, fmt.Errorf("%q: a rule covers its name's subdomains already; write %q", a, strings.TrimLeft(a, "*."))
+		}
+		if _, ok := dns.IsDomainName(a); !ok {
+			return nil, fmt.Errorf("%q is not a domain name", a)
 		}
 		rules = append(rules, engine.Rule{Name: engine.Normalize(a), Until: until})
 	}
@@ -122,12 +131,15 @@ func (pf *policyFile) read() error {
 			return nil
 		}
 		r, err := parseRules(fields)
-		if err != nil || len(r) != 1 {
+		if err == nil && len(r) != 1 {
+			err = errors.New("one name a line")
+		}
+		if err != nil {
 			want := "'NAME [until TIME]'"
 			if pf.allow {
 				want += " or a CIDR prefix"
 			}
-			return fmt.Errorf("%s:%d: want %s", pf.path, line, want)
+			return fmt.Errorf("%s:%d: %v; want %s", pf.path, line, err, want)
 		}
 		rules = append(rules, r...)
 		return nil

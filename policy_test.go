@@ -79,9 +79,10 @@ func TestPolicyFileErrors(t *testing.T) {
 		allow         bool
 		want          string
 	}{
-		{"bad time", "ok.example\nbad.example until never\n", true, ":2: want 'NAME [until TIME]' or a CIDR prefix"},
+		{"bad time", "ok.example\nbad.example until never\n", true, `:2: "never" is not an RFC 3339 time or a YYYY-MM-DD date; want 'NAME [until TIME]' or a CIDR prefix`},
 		{"CIDR in a deny file", "bad.example\n# nets\n192.0.2.0/24\n", false, ":3: a CIDR prefix is only allowed, not denied"},
-		{"two names in a deny file", "bad.example worse.example\n", false, ":1: want 'NAME [until TIME]'"},
+		{"two names in a deny file", "bad.example worse.example\n", false, ":1: one name a line; want 'NAME [until TIME]'"},
+		{"wildcard in an allow file", "ok.example\n*.partner.example\n", true, `:2: "*.partner.example": a rule covers its name's subdomains already; write "partner.example"; want 'NAME [until TIME]' or a CIDR prefix`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

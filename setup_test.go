@@ -355,6 +355,8 @@ func TestParseErrors(t *testing.T) {
 		{"sinkhole_ttl above range", "sinkhole_ttl 25h", []string{"sinkhole_ttl", "outside 1s..24h"}},
 		{"allow until without time", "allow a.example until", []string{"allow", "'until' must come last"}},
 		{"allow until bad time", "allow a.example until soon", []string{"allow", `"soon" is not an RFC 3339 time`}},
+		{"allow wildcard", "allow *.a.example", []string{"allow", `"*.a.example": a rule covers its name's subdomains already; write "a.example"`}},
+		{"deny not a name", "deny bad..example", []string{"deny", `"bad..example" is not a domain name`}},
 		{"deny only until", "deny until 2027-01-01", []string{"deny", "no name before 'until'"}},
 		{"bad resolve_ns", "resolve_ns fast", []string{"resolve_ns", `"fast" is not a rate`}},
 		{"resolve_ns too many", "resolve_ns 1 2", []string{"resolve_ns takes at most one argument"}},

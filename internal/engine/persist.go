@@ -316,6 +316,17 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 	if sh.lookup(k) != nil || st.count.Load() >= st.max.Load() {
 		return false
 	}
+	// A file saved by a clock running ahead, or made up, holds no time
+	// beyond now, nor a hold longer than this engine's.
+	for _, list := range [][]seen{se.ips, se.clients, se.ns, se.nsIPs} {
+		for i := range list {
+			list[i].last = min(list[i].last, now)
+		}
+	}
+	se.last, se.first, se.heldTil = min(se.last, now), min(se.first, now), min(se.heldTil, now+e.hold)
+	if sc.names() {
+		se.subnames = 0
+	}
 	en := st.insert(sh, k, name, func(v *entry) uint64 { return e.rank(v, now) })
 	*en = entry{
 		name:    en.name,
@@ -334,7 +345,7 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 	}
 	en.networksStale = true
 	st.holding(en.heldUntil)
-	if window == e.window { // else the buckets are numbered in other units
+	if window == e.window && se.head <= now/e.width { // else the buckets are numbered in other units
 		en.counts, en.head, en.first = se.counts, se.head, se.first
 	}
 	return true

@@ -280,3 +280,32 @@ func TestWindowChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadClampsTimes: a state saved by a clock running ahead (or made
+// up) restores no hold longer than the engine's, nor times beyond now, so
+// its entries leave the window and are swept as any others.
+func TestLoadClampsTimes(t *testing.T) {
+	ahead := &fakeClock{t: at("10:00:00").Add(90 * 24 * time.Hour)}
+	e := newTestEngine(t, ahead, nil)
+	for i := range 3 {
+		ahead.add(time.Minute)
+		e.Observe(&Observation{Name: "x.evil.tk", Addrs: addrs(fmt.Sprintf("45.0.%d.1", i), fmt.Sprintf("45.0.%d.2", i)), MinTTL: 30})
+	}
+	var buf bytes.Buffer
+	if err := e.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: at("10:05:00")}
+	restored := newTestEngine(t, clk, nil)
+	if n, err := restored.Load(bytes.NewReader(buf.Bytes())); n != 1 || err != nil {
+		t.Fatalf("Load: %d, %v", n, err)
+	}
+	if v, held := restored.Held("x.evil.tk"); !held || v.HoldLeft > restored.Config().Hold {
+		t.Errorf("restored: held %v for %s, want held for at most %s", held, v.HoldLeft, restored.Config().Hold)
+	}
+	clk.add(3 * time.Hour) // the hold and the window long over
+	restored.Sweep()
+	if _, held := restored.Held("x.evil.tk"); held || restored.Len() != 0 {
+		t.Errorf("3h on: held %v, %d names tracked; want neither", held, restored.Len())
+	}
+}

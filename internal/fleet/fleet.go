@@ -198,8 +198,8 @@ func (l *Link) syncHolds(ctx context.Context) error {
 	eng := l.engine()
 	for _, z := range zs {
 		name, ok := z.Member.(string)
-		until := int64(z.Score)
-		if !ok || until > now.Add(maxHoldAhead).Unix() {
+		// Compared before the conversion, which +Inf or 1e19 would wrap.
+		if !ok || !(z.Score <= float64(now.Add(maxHoldAhead).Unix())) {
 			l.bad.Add(1)
 			continue
 		}
@@ -207,7 +207,7 @@ func (l *Link) syncHolds(ctx context.Context) error {
 			l.bad.Add(1)
 			continue
 		}
-		if _, err := eng.Merge(&engine.Shared{Name: name, HeldUntil: time.Unix(until, 0)}); err != nil {
+		if _, err := eng.Merge(&engine.Shared{Name: name, HeldUntil: time.Unix(int64(z.Score), 0)}); err != nil {
 			l.bad.Add(1)
 		}
 	}

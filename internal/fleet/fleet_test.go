@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -183,6 +184,8 @@ func TestLinkRefusesBadData(t *testing.T) {
 		redis.Z{Score: until, Member: "www.trusted.example.com"},
 		redis.Z{Score: until, Member: "BAD NAME"},
 		redis.Z{Score: 1e15, Member: "far.future.tk"},
+		redis.Z{Score: 1e19, Member: "huge.future.tk"},
+		redis.Z{Score: math.Inf(1), Member: "inf.future.tk"},
 		redis.Z{Score: until, Member: "held.tk"})
 	if err := l.SyncHolds(2 * time.Second); err != nil {
 		t.Fatal(err)
@@ -204,11 +207,13 @@ func TestLinkRefusesBadData(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	st := l.Stats()
-	// BAD NAME, far.future.tk; garbage, the entry without a batch, the binary line.
-	if st.Invalid != 5 || st.BatchesRead != 3 {
-		t.Errorf("stats %+v, want 5 invalid and 3 batches read", st)
+	// BAD NAME, far, huge and inf.future.tk; garbage, the entry without a
+	// batch, the binary line.
+	if st.Invalid != 7 || st.BatchesRead != 3 {
+		t.Errorf("stats %+v, want 7 invalid and 3 batches read", st)
 	}
-	for name, want := range map[string]bool{"held.tk": true, "trusted.example.com": false, "www.trusted.example.com": false, "far.future.tk": false} {
+	for name, want := range map[string]bool{"held.tk": true, "trusted.example.com": false, "www.trusted.example.com": false,
+		"far.future.tk": false, "huge.future.tk": false, "inf.future.tk": false} {
 		if _, held := eng.Held(name); held != want {
 			t.Errorf("Held(%s) = %v, want %v", name, held, want)
 		}
