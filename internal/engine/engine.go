@@ -148,8 +148,13 @@ func (e *Engine) SetPolicy(p *Policy) {
 	old := e.policy.Swap(p)
 	unix := e.now().Unix()
 	remark, since := old == nil || old.bad != p.bad, e.since(internalTime(unix))
+	allowed := map[uint32]bool{} // owners in the pool index of names allowed now
 	e.each(func(sc scope, sh *shard, en *entry) bool {
-		if p.allowed(sh.name(en), nil, unix) {
+		if name := sh.name(en); p.allowed(name, nil, unix) {
+			if sc.names() {
+				_, k := sc.st.locate(name)
+				allowed[k.owner()] = true
+			}
 			return false
 		}
 		if remark && sc.names() {
@@ -157,6 +162,9 @@ func (e *Engine) SetPolicy(p *Policy) {
 		}
 		return true
 	})
+	if e.pools != nil && len(allowed) > 0 {
+		e.pools.drop(allowed)
+	}
 	e.forgetRecent()
 }
 

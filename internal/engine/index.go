@@ -30,6 +30,9 @@ type key struct {
 	check uint32
 }
 
+// owner identifies the key's name in the pool index (see answer.owner).
+func (k key) owner() uint32 { return uint32(k.hash) | 1 }
+
 // minIndexSlots is the size of a shard's index when it gets its first
 // name: a page of them.
 const minIndexSlots = 128

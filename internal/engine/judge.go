@@ -104,11 +104,16 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64, agai
 }
 
 // flagging reports whether v, en's verdict, flags its name on its own
-// evidence, held or not: a candidate scoring the threshold, addresses
-// shared with flagged names (see poolIndex), or enough addresses known
-// bad (see Intel).
+// evidence, held or not: a candidate scoring the threshold, or half of it
+// with addresses shared with flagged names (see poolIndex), or enough
+// addresses known bad (see Intel). Flagged names' answers are the
+// attacker's to choose, so the pool only corroborates: it cannot flag a
+// name whose own answers look benign.
 func (e *Engine) flagging(en *entry, v Verdict, threshold float64) bool {
-	return e.candidate(v) && v.Score >= threshold || v.Reasons&ReasonSharedPool != 0 || marksSpread(en.bad)
+	if v.Reasons&ReasonSharedPool != 0 {
+		threshold /= 2
+	}
+	return e.candidate(v) && v.Score >= threshold || marksSpread(en.bad)
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

@@ -141,7 +141,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 		}
 	}
 	if names {
-		a.owner = uint32(k.hash) | 1
+		a.owner = k.owner()
 	}
 	en, settled := sh.lookupSettled(k)
 	created := en == nil

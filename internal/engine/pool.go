@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -9,10 +10,10 @@ import (
 
 // One botnet serves many names (FluxBuster's clusters): once a name is
 // flagged, its addresses are kept in a pool index for a window, and a
-// later name whose answers bring several of them, in several networks, is
-// flagged on that evidence alone, often on its first answer. Many benign
-// names behind one CDN edge never qualify: their shared addresses are one
-// network, and CDN edges and clouds' front ends never enter the index.
+// later candidate whose answers bring several of them, in several
+// networks, is flagged at half the threshold. Many benign names behind one
+// CDN edge never qualify: their shared addresses are one network, and CDN
+// edges and clouds' front ends never enter the index.
 const (
 	poolShards     = 16   // a power of two (see shard)
 	poolPerShard   = 4096 // addresses, so 65,536 in all
@@ -72,6 +73,17 @@ func (p *poolIndex) add(a [16]byte, until, owner, now uint32) {
 		sh.evict()
 	}
 	sh.until[a] = pooled{until: max(in.until, until), owner: owner}
+}
+
+// drop removes the addresses of the names owners (see answer.owner) from
+// the index: names allowed since they put them there.
+func (p *poolIndex) drop(owners map[uint32]bool) {
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		maps.DeleteFunc(sh.until, func(_ [16]byte, in pooled) bool { return owners[in.owner] })
+		sh.mu.Unlock()
+	}
 }
 
 // evict drops, of evictSample addresses of the locked shard (map order

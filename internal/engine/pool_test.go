@@ -7,20 +7,30 @@ import (
 	"time"
 )
 
-// TestSharedPool checks that a name whose first answer brings addresses
-// of a flagged name, in two networks, is flagged on that evidence, and
-// that shared addresses in one network, or a single one, are not enough.
+// TestSharedPool checks that a candidate whose answers bring addresses of
+// a flagged name, in two networks, is flagged at half the threshold, and
+// that shared addresses in one network, or a single one, are not enough;
+// nor are they for a name whose own answers look benign, whatever the
+// flagged name answered (its answers are the attacker's to choose).
 func TestSharedPool(t *testing.T) {
 	bots := answers(6, 4, 200, 200) // one botnet's addresses, each in its own /16
+	own := [][]netip.Addr{addrs("61.1.0.1", "62.1.0.1"), addrs("63.1.0.1")}
 	tests := []struct {
 		name    string
-		answer  []netip.Addr
+		answers [][]netip.Addr
+		ttl     uint32
 		flagged bool
 	}{
-		{"two bots in two networks", []netip.Addr{bots[0][0], bots[1][1]}, true},
-		{"two bots and a stranger", []netip.Addr{bots[2][0], netip.MustParseAddr("99.1.2.3"), bots[3][2]}, true},
-		{"one bot", []netip.Addr{bots[0][0], netip.MustParseAddr("99.1.2.3")}, false},
-		{"no bot", []netip.Addr{netip.MustParseAddr("99.1.2.3"), netip.MustParseAddr("98.1.2.3")}, false},
+		{"two bots in two networks, and its own", append([][]netip.Addr{{bots[0][0], bots[1][1]}}, own...), 60, true},
+		{"two bots and a stranger, and its own", append([][]netip.Addr{{bots[2][0], netip.MustParseAddr("99.1.2.3"), bots[3][2]}}, own...), 60, true},
+		{"strangers in their place", append([][]netip.Addr{addrs("99.1.2.3", "98.1.2.3")}, own...), 60, false},
+		{"one bot", append([][]netip.Addr{{bots[0][0], netip.MustParseAddr("99.1.2.3")}}, own...), 60, false},
+		{"two bots, once", [][]netip.Addr{{bots[0][0], bots[1][1]}}, 60, false},
+		{"a fixed set with two bots in it", [][]netip.Addr{
+			{bots[0][0], bots[1][1], netip.MustParseAddr("74.6.143.25"), netip.MustParseAddr("74.6.143.26"), netip.MustParseAddr("98.137.11.163")},
+			{bots[0][0], bots[1][1], netip.MustParseAddr("74.6.143.25"), netip.MustParseAddr("74.6.143.26"), netip.MustParseAddr("98.137.11.163")},
+			{bots[0][0], bots[1][1], netip.MustParseAddr("74.6.143.25"), netip.MustParseAddr("74.6.143.26"), netip.MustParseAddr("98.137.11.163")},
+		}, 1800, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,9 +44,11 @@ func TestSharedPool(t *testing.T) {
 			if v.Level != LevelFlagged {
 				t.Fatalf("the first name is not flagged: %+v", v)
 			}
-			clk.add(time.Minute)
-			v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: tt.answer, MinTTL: 60})
-			if (v.Level == LevelFlagged) != tt.flagged || (v.Reasons&ReasonSharedPool != 0) != tt.flagged {
+			for _, a := range tt.answers {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: a, MinTTL: tt.ttl})
+			}
+			if (v.Level == LevelFlagged) != tt.flagged || tt.flagged && v.Reasons&ReasonSharedPool == 0 {
 				t.Errorf("second name: %+v (reasons %s), want flagged %v", v, v.Reasons, tt.flagged)
 			}
 		})
@@ -143,4 +155,32 @@ func (p *poolIndex) len() int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// TestSharedPoolAllowed: allowing a flagged name, a false positive, takes
+// its addresses out of the pool index: the names sharing them are no
+// longer flagged on them.
+func TestSharedPoolAllowed(t *testing.T) {
+	bots := answers(6, 4, 200, 200)
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allowed=%v", allow), func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			for _, a := range bots {
+				clk.add(time.Minute)
+				e.Observe(&Observation{Name: "c2.flux-one.com", Addrs: a, MinTTL: 60})
+			}
+			if allow {
+				e.SetPolicy(NewPolicy([]Rule{{Name: "flux-one.com"}}, nil, nil))
+			}
+			var v Verdict
+			for _, a := range [][]netip.Addr{{bots[0][0], bots[1][1]}, addrs("61.1.0.1", "62.1.0.1"), addrs("63.1.0.1")} {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: a, MinTTL: 60})
+			}
+			if shared := v.Reasons&ReasonSharedPool != 0; shared == allow || (v.Level == LevelFlagged) == allow {
+				t.Errorf("%+v (reasons %s)", v, v.Reasons)
+			}
+		})
+	}
 }
