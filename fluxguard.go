@@ -254,7 +254,7 @@ func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 
 // replyHeld answers r without going upstream when name is held.
 func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
-	v, held := f.eng.Held(name)
+	v, held := f.eng.HeldAsked(name)
 	if !held {
 		return false
 	}

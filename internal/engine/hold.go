@@ -25,7 +25,15 @@ func (e *Engine) rank(en *entry, now uint32) uint64 {
 // Held reports whether name is flagged and within its hold time, or
 // denied, or on the intel list, with its verdict; a held name is answered without going upstream.
 // An allowed name is never held.
-func (e *Engine) Held(name string) (Verdict, bool) {
+func (e *Engine) Held(name string) (Verdict, bool) { return e.holdOf(name, false) }
+
+// HeldAsked is Held for a query about to be answered with the hold: the
+// held entry counts as seen then, so that a name still asked for is
+// evicted after those that are not (see rank), and leads HeldNames.
+func (e *Engine) HeldAsked(name string) (Verdict, bool) { return e.holdOf(name, true) }
+
+// holdOf is Held, marking the held entry seen when asked.
+func (e *Engine) holdOf(name string, asked bool) (Verdict, bool) {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
 	if len(p.deny) == 0 && len(p.intel) == 0 && !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
@@ -40,20 +48,21 @@ func (e *Engine) Held(name string) (Verdict, bool) {
 	if p.intel.match(name, unix) {
 		return listed, true
 	}
-	v, ok, domain := e.held(e.nameScope(), name, now)
+	v, ok, domain := e.held(e.nameScope(), name, now, asked)
 	if ok || e.domains == nil || domain == "" {
 		return v, ok
 	}
 	// The registered domain. (An allowed domain was caught above: allowed
 	// covers the parents.)
-	v, ok, _ = e.held(e.domainScope(), domain, now)
+	v, ok, _ = e.held(e.domainScope(), domain, now, asked)
 	v.Reasons |= ReasonRegisteredDomain
 	return v, ok
 }
 
-// held judges key's entry in sc if it is held. It also returns key's
-// registered domain, "" for none (see recorded).
-func (e *Engine) held(sc scope, key string, now uint32) (Verdict, bool, string) {
+// held judges key's entry in sc if it is held, marked seen at now when
+// asked. It also returns key's registered domain, "" for none (see
+// recorded).
+func (e *Engine) held(sc scope, key string, now uint32, asked bool) (Verdict, bool, string) {
 	sh, k := sc.st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -66,6 +75,9 @@ func (e *Engine) held(sc scope, key string, now uint32) (Verdict, bool, string) 
 	}
 	if en.heldUntil <= now {
 		return Verdict{}, false, en.domain(key)
+	}
+	if asked {
+		en.last = max(en.last, now)
 	}
 	e.tally(sh, en, now)
 	v := e.judge(sh, en, now, sc.threshold, false)

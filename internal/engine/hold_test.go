@@ -200,3 +200,33 @@ func TestHeldNamesAllowExceptions(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldAskedNotEvicted: a held name still asked for (answered with the
+// hold, never going upstream) is not evicted by a flood of names flagged
+// after it; one no longer asked for goes first.
+func TestHeldAskedNotEvicted(t *testing.T) {
+	for _, asked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("asked=%v", asked), func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = 640 })
+			flag := func(name string, net byte) {
+				for i := range 3 {
+					e.Observe(&Observation{Name: name, Addrs: addrs(fmt.Sprintf("45.%d.%d.1", net, i), fmt.Sprintf("46.%d.%d.1", net, i)), MinTTL: 60})
+				}
+			}
+			flag("c2.evil.tk", 0)
+			for i := range 2000 {
+				if i%100 == 0 {
+					clk.add(time.Second)
+					if asked {
+						e.HeldAsked("c2.evil.tk")
+					}
+				}
+				flag(fmt.Sprintf("d%d.decoy.tk", i), byte(i))
+			}
+			if _, held := e.Held("c2.evil.tk"); held != asked {
+				t.Errorf("held %v after 2,000 names flagged, want %v", held, asked)
+			}
+		})
+	}
+}
