@@ -384,7 +384,9 @@ func TestConcurrentObserve(t *testing.T) {
 
 // TestRepeatedAnswers checks what an answer with the same evidence as the
 // name's last one (a cache hit) records: its client and query always, its
-// TTL never, whatever the order of its addresses.
+// TTL never, whatever the order of its addresses; and that only answers
+// bringing new addresses move the TTL: known sets in turn, as a cache
+// serves a dual-stack name's A and AAAA, count down from the cache.
 func TestRepeatedAnswers(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
@@ -392,6 +394,10 @@ func TestRepeatedAnswers(t *testing.T) {
 	setB := addrs("51.1.0.1", "52.1.0.1", "53.1.0.1", "54.1.0.1", "55.1.0.1", "56.1.0.1")
 	reversed := slices.Clone(setA)
 	slices.Reverse(reversed)
+	var fresh [][]netip.Addr
+	for i := range 8 {
+		fresh = append(fresh, []netip.Addr{netip.AddrFrom4([4]byte{byte(57 + i), 1, 0, 1})})
+	}
 	steps := []struct {
 		name                   string
 		after                  time.Duration // before each answer
@@ -409,7 +415,8 @@ func TestRepeatedAnswers(t *testing.T) {
 		{"same second, the same client again and again", 0, "10.0.0.1", [][]netip.Addr{setA, reversed}, 600, 0, 5, 9, 2, 6, false},
 		{"same second, a new client after them", 0, "10.0.0.4", [][]netip.Addr{setA}, 600, 0, 1, 10, 3, 6, false},
 		{"cache hits counting the TTL down", time.Second, "10.0.0.1", [][]netip.Addr{setA, reversed}, 570, 30, 19, 29, 3, 6, false},
-		{"rotating sets with a short TTL", time.Second, "10.0.0.3", [][]netip.Addr{setB, setA}, 10, 0, 10, 39, 4, 12, true},
+		{"known sets in turn, counting down", time.Second, "10.0.0.3", [][]netip.Addr{setB, setA}, 590, 58, 10, 39, 4, 12, false},
+		{"new addresses with a short TTL", time.Second, "10.0.0.3", fresh, 10, 0, 8, 47, 4, 20, true},
 	}
 	for _, s := range steps {
 		var v Verdict

@@ -49,23 +49,32 @@ type entry struct {
 
 	minTTL    uint32
 	meanTTL   uint32 // exponentially weighted mean of the answers' TTLs
-	maxAnswer uint8  // most evidence addresses seen in one answer
+	maxAnswer uint8  // most IPv4 evidence addresses seen in one answer (see largestAnswer)
 	rows      uint8  // what an answer like the last adds to the query count: 1, or its addresses when counting rows
 
 	// Fields in an order that packs them. Addresses its answers brought
 	// of flagged names (see poolIndex) and on the intel address list (see
 	// Intel), counted by markAddr; the effective prefixes of ips, cached:
-	// recomputed when an address is added or the count in the window
-	// changes.
-	sharedNet     uint16
-	networksOf    uint16 // the addresses in the window networks was computed for
-	shared        uint8
-	badNet        uint8 // narrower than sharedNet, to keep the entry's size
-	bad           uint8
-	networksStale bool
-	p16, p24      uint8   // distinct /16 and /24 (IPv6: /32 and /48) prefixes
-	networks      float32 // effective networks (see effectiveNetworks)
+	// recomputed when an address is added (networksOf is then
+	// networksUnknown) or the count in the window changes.
+	sharedNet  uint16
+	networksOf uint16 // the addresses in the window networks was computed for
+	shared     uint8
+	badNet     uint8 // narrower than sharedNet, to keep the entry's size
+	bad        uint8
+	maxAnswer6 uint8   // most IPv6 evidence addresses seen in one answer
+	p16, p24   uint8   // distinct /16 and /24 (IPv6: /32 and /48) prefixes
+	networks   float32 // effective networks (see effectiveNetworks)
 }
+
+// networksUnknown is an entry's networksOf when its networks are to be
+// computed again: more addresses than a list holds.
+const networksUnknown = ^uint16(0)
+
+// largestAnswer is the most evidence addresses an answer of each family
+// held, added up: a name answered A and AAAA shows both sets, and its
+// addresses rotate only beyond what both hold.
+func (en *entry) largestAnswer() int { return int(en.maxAnswer) + int(en.maxAnswer6) }
 
 // addSeen records a in the list b of the shard's seen at time now, and
 // returns the list. A full list (max values) drops its stalest value

@@ -166,7 +166,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	}
 	tallied := repeat
 	if !same {
-		e.recordShape(en, a, n)
+		e.recordShape(en, a, added != 0)
 	}
 	if names {
 		var touched bool
@@ -217,26 +217,47 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	return v, recorded{created, en.domain(key)}
 }
 
-// recordShape records what an answer a with n evidence addresses, not
-// the same as the entry's last, shows besides its addresses: its TTLs, its
-// size, its fingerprint. Of another replica's evidence, the TTL only.
-func (e *Engine) recordShape(en *entry, a *answer, n int) {
+// recordShape records what an answer a, not the same as the entry's
+// last, shows besides its addresses: its TTLs, when it brought addresses
+// new to the entry (fresh), its size, its fingerprint. Of another
+// replica's evidence, the TTL only. An answer that brings nothing new is
+// most likely a cache's, whose TTLs count down: a dual-stack name's A
+// and AAAA answers from a cache, in turn, would otherwise pass for
+// short-lived.
+func (e *Engine) recordShape(en *entry, a *answer, fresh bool) {
 	ttl := a.obs.MinTTL
 	if a.remote != nil && ttl == 0 {
 		return // unknown
 	}
-	if en.minTTL == 0 || ttl < en.minTTL {
+	if fresh && (en.minTTL == 0 || ttl < en.minTTL) {
 		en.minTTL = ttl
 	}
 	if a.remote != nil {
 		return
 	}
-	en.meanTTL = (en.meanTTL*7 + ttl) / 8
-	en.maxAnswer = uint8(min(max(int(en.maxAnswer), n), 255))
+	if fresh {
+		en.meanTTL = (en.meanTTL*7 + ttl) / 8
+	}
+	v4, v6 := a.families()
+	en.maxAnswer, en.maxAnswer6 = max(en.maxAnswer, v4), max(en.maxAnswer6, v6)
 	en.fingerprint = a.fingerprint
 	if e.rows {
-		en.rows = uint8(n) // at most maxAddrsPerObservation
+		en.rows = v4 + v6 // at most maxAddrsPerObservation
 	}
+}
+
+// families counts the answer's evidence addresses of each family.
+func (a *answer) families() (v4, v6 uint8) {
+	for i, ip := range a.addrs {
+		switch {
+		case a.evidence&(1<<i) == 0:
+		case ip.Unmap().Is4():
+			v4++
+		default:
+			v6++
+		}
+	}
+	return v4, v6
 }
 
 // recordEvidence adds the answer's addresses and name servers to en, and
@@ -263,7 +284,7 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 		}
 		added |= 1 << j
 		indexes |= indexBit(i)
-		en.networksStale = true
+		en.networksOf = networksUnknown
 		asn := uint32(0)
 		if e.cfg.ASN != nil {
 			asn = e.cfg.ASN(ip.Unmap())
@@ -452,5 +473,5 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 			en.nsIPs, _, _ = sh.addSeen(en.nsIPs, a.Unmap().As16(), now, maxNSPerDomain)
 		}
 	}
-	en.networksStale = true
+	en.networksOf = networksUnknown
 }

@@ -83,7 +83,7 @@ func appendEntry(b []byte, name string, sh *shard, en *entry) []byte {
 		b = binary.AppendUvarint(b, uint64(c))
 	}
 	for _, v := range []uint32{en.first, en.head, en.last, en.heldUntil, en.minTTL, en.meanTTL,
-		uint32(en.level), uint32(en.maxAnswer), uint32(en.subnames)} {
+		uint32(en.level), uint32(en.maxAnswer) | uint32(en.maxAnswer6)<<8, uint32(en.subnames)} {
 		b = binary.AppendUvarint(b, uint64(v))
 	}
 	return b
@@ -97,6 +97,7 @@ type savedEntry struct {
 	first, head, last, heldTil uint32
 	minTTL, meanTTL            uint32
 	level, maxAnswer           uint8
+	maxAnswer6                 uint8
 	subnames                   uint16
 }
 
@@ -252,7 +253,10 @@ func decodeEntry(b []byte, se *savedEntry) error {
 		*v = uint32(d.uvarint(1<<32 - 1))
 	}
 	se.level = uint8(min(d.uvarint(uint64(LevelFlagged)), uint64(LevelFlagged)))
-	se.maxAnswer = uint8(d.uvarint(255))
+	// Both families' largest answers, IPv6's in the second byte (files
+	// written before hold IPv4's only).
+	largest := d.uvarint(1<<16 - 1)
+	se.maxAnswer, se.maxAnswer6 = uint8(largest), uint8(largest>>8)
 	se.subnames = uint16(d.uvarint(1<<16 - 1))
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("record longer than its entry")
@@ -335,7 +339,7 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 		ns:      sh.seen.make(se.ns[:min(len(se.ns), maxNSPerDomain)]),
 		nsIPs:   sh.seen.make(se.nsIPs[:min(len(se.nsIPs), maxNSPerDomain)]),
 		last:    se.last, heldUntil: se.heldTil, minTTL: se.minTTL,
-		meanTTL: se.meanTTL, maxAnswer: se.maxAnswer, subnames: se.subnames,
+		meanTTL: se.meanTTL, maxAnswer: se.maxAnswer, maxAnswer6: se.maxAnswer6, subnames: se.subnames,
 		level: Level(se.level), nameBits: e.nameReasons(name), domOff: e.domainOffset(sc, name),
 	}
 	if e.cfg.ASN != nil { // owners are not saved: they are the configuration's
@@ -343,7 +347,7 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 			en.asns = sh.asns.push(en.asns, e.cfg.ASN(netip.AddrFrom16(a.addr).Unmap()))
 		}
 	}
-	en.networksStale = true
+	en.networksOf = networksUnknown
 	st.holding(en.heldUntil)
 	if window == e.window && se.head <= now/e.width { // else the buckets are numbered in other units
 		en.counts, en.head, en.first = se.counts, se.head, se.first

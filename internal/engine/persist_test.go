@@ -30,14 +30,20 @@ func flaggedEngine(t testing.TB, clk *fakeClock) *Engine {
 func TestSaveLoad(t *testing.T) {
 	clk := &fakeClock{t: at("09:00:00")}
 	e := flaggedEngine(t, clk)
+	for _, a := range dualStack(4) { // a candidate: each family's largest answer kept
+		e.Observe(&Observation{Name: "portal.example.net", Addrs: a})
+	}
 	var buf bytes.Buffer
 	if err := e.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
 	restored := newTestEngine(t, clk, nil)
 	n, err := restored.Load(bytes.NewReader(buf.Bytes()))
-	if err != nil || n != 3 {
+	if err != nil || n != 4 {
 		t.Fatalf("Load = %d, %v", n, err)
+	}
+	if d, _ := restored.Detail("portal.example.net"); d.MaxAnswer != 8 {
+		t.Errorf("largest answers after restore: %d, want 8", d.MaxAnswer)
 	}
 	if got, want := restored.Report(), e.Report(); !reflect.DeepEqual(got, want) {
 		t.Errorf("report after restore:\n%+v\nwant\n%+v", got, want)

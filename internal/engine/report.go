@@ -142,7 +142,7 @@ func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, boo
 	if !sc.names() {
 		v.Reasons |= ReasonRegisteredDomain
 	}
-	d := Detail{Row: r, Verdict: v, Threshold: sc.threshold, MaxAnswer: int(en.maxAnswer)}
+	d := Detail{Row: r, Verdict: v, Threshold: sc.threshold, MaxAnswer: en.largestAnswer()}
 	if en.heldUntil > now {
 		d.HoldUntil = e.time(en.heldUntil)
 	}

@@ -41,7 +41,8 @@ const (
 // (IPv4) or /32 (IPv6) prefixes: the number of networks the answers really
 // spread over. A botnet's addresses sit in as many networks as there are
 // addresses; a CDN's in one or two. rotation is 1 when the name has shown
-// at least twice as many addresses as its largest answer (the set rotates),
+// at least twice as many addresses as its largest answers (see
+// entry.largestAnswer) hold (the set rotates),
 // 0.5 otherwise (a fixed round robin or regional set). churn is
 // churnPoints, counted with short TTLs only. ttl is 1 for a mean
 // TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
@@ -82,9 +83,9 @@ func (t ScoreTerms) Score() float64 {
 func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled bool) (ScoreTerms, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
-	if (en.networksStale || int(en.networksOf) != ips) && !settled {
+	if int(en.networksOf) != ips && !settled {
 		eff, wide, narrow := networkStats(sh.seen.view(en.ips), sh.asns.view(en.asns), since)
-		en.networks, en.networksOf, en.networksStale = float32(eff), uint16(ips), false
+		en.networks, en.networksOf = float32(eff), uint16(ips)
 		en.p16, en.p24 = uint8(min(wide, 255)), uint8(min(narrow, 255))
 	}
 	eff := float64(en.networks)
@@ -92,12 +93,12 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled 
 	if eff >= DiverseNetworks {
 		r |= ReasonPrefixDiversity
 	}
-	if en.maxAnswer > 0 && ips >= 2*int(en.maxAnswer) {
+	if largest := en.largestAnswer(); largest > 0 && ips >= 2*largest {
 		r |= ReasonRotating
 	} else {
 		t.Rotation = 0.5
 	}
-	if churn := churnPoints(ips, int(en.maxAnswer), eff); churn > 0 && en.meanTTL <= ShortTTL {
+	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL {
 		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}

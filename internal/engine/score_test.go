@@ -41,6 +41,9 @@ func TestDefaultProfile(t *testing.T) {
 		{"CDN: many IPs, two networks", answers(20, 8, 60, 2), 20, false, ReasonRotating | ReasonShortTTL},
 		{"fixed round robin over 8 networks", answers(20, 8, 8, 8), 300, false, ReasonPrefixDiversity | ReasonShortTTL},
 		{"regional SaaS: 24 IPs in 5 networks", answers(20, 6, 24, 5), 120, false, ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+		// A fixed set, A and AAAA in turn: 8 addresses against answers of
+		// 4 each, which do not rotate.
+		{"fixed dual-stack set over 8 networks", dualStack(10), 60, false, ReasonPrefixDiversity | ReasonShortTTL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +62,18 @@ func TestDefaultProfile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dualStack returns n answers of a fixed set, an A answer of 4 addresses
+// in 4 /16s and an AAAA answer of 4 in 4 /32s, in turn.
+func dualStack(n int) [][]netip.Addr {
+	sets := [][]netip.Addr{addrs("73.1.0.1", "86.128.0.1", "212.227.0.1", "144.195.0.1"),
+		addrs("2001:470::1", "2a02:8100::1", "2a01:e00::1", "2003::1")}
+	var out [][]netip.Addr
+	for i := range n {
+		out = append(out, sets[i%2])
+	}
+	return out
 }
 
 // TestRegisteredDomain checks that flux spread over random subdomains, none
