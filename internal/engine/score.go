@@ -98,7 +98,10 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled 
 	} else {
 		t.Rotation = 0.5
 	}
-	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL {
+	// A registered domain's aggregate holds the sets of all its names:
+	// hosts each with a fixed address of their own, in a few networks,
+	// would pass for churn.
+	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL && en.subnames == 0 {
 		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}

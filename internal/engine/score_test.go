@@ -114,6 +114,30 @@ func TestRegisteredDomain(t *testing.T) {
 	}
 }
 
+// TestRegisteredDomainFixedHosts: an organisation's hosts, each with one
+// fixed address, in a few networks, with short TTLs: the registered
+// domain's aggregate shows as many addresses as hosts asked, which is no
+// churn (it flagged 12 hosts in 4 /16s, every name under the domain).
+func TestRegisteredDomainFixedHosts(t *testing.T) {
+	nets := []string{"73.1", "86.128", "212.227", "144.195"}
+	for _, hosts := range []int{12, 24, 48} {
+		t.Run(fmt.Sprintf("%d hosts", hosts), func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			for i := range hosts {
+				addr := addrs(fmt.Sprintf("%s.%d.%d", nets[i%len(nets)], 10+i, 1+i))
+				for c := range 2 {
+					clk.add(time.Minute)
+					v := e.Observe(&Observation{Name: fmt.Sprintf("host%d.example-corp.com", i), Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(c + 1)}), Addrs: addr, MinTTL: 60})
+					if v.Level == LevelFlagged {
+						t.Fatalf("host%d flagged: score %v, reasons %s", i, v.Score, v.Reasons)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestDoubleFlux checks that rotating name servers add to the score.
 func TestDoubleFlux(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}

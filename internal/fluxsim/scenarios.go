@@ -39,6 +39,8 @@ var scenarioClasses = []struct {
 	{"cdn-cname", false, nil, genCDNCNAME},
 	{"multi-asn-saas", false, nil, genSaaS},
 	{"fixed-rr", false, nil, genFixedRR},
+	{"multi-host", false, nil, genMultiHost},
+	{"dual-stack", false, []uint16{dns.TypeA, dns.TypeAAAA}, genDualStack},
 	{"failover", false, nil, genFailover},
 	{"sinkhole", false, nil, genSinkhole},
 	{"internal-rr", false, nil, genInternalRR},
@@ -269,6 +271,34 @@ func genFixedRR(g *gen, n int) (names []Name, query []string) {
 		name := g.host(g.domain(g.benignSLD, benignTLDs), []string{"", "www", "shop", "mail", "news", "blog"})
 		ips := prefixPool4(name, name, g.intn(2, 8), g.intn(1, 2))
 		names = append(names, Name{Name: name, Kind: RoundRobin, IPs: ipStrings(ips), TTL: uint32(g.intn(60, 3600))})
+	}
+	return names, queryNames(names)
+}
+
+// genMultiHost is organisations' hosts: registered domains of 12-30 names
+// each, every name one fixed address, the organisation's addresses in
+// 3-5 /16s of its own; TTL 60-300 s. n names in all.
+func genMultiHost(g *gen, n int) (names []Name, query []string) {
+	for len(names) < n {
+		org := g.domain(g.benignSLD, benignTLDs)
+		hosts := min(g.intn(12, 30), n-len(names))
+		ips := prefixPool4(org, org, hosts, g.intn(3, 5))
+		for i := range hosts {
+			name := fmt.Sprintf("%s%d.%s", g.pick("host", "srv", "app", "vpn", "git", "mail", "wiki"), i, org)
+			names = append(names, Name{Name: name, Kind: Static, IPs: []string{ips[i].String()}, TTL: uint32(g.intn(60, 300))})
+		}
+	}
+	return names, queryNames(names)
+}
+
+// genDualStack is a fixed set answered in full, 2-4 IPv4 addresses in as
+// many /16s and 2-4 IPv6 in as many /32s; clients ask A and AAAA.
+func genDualStack(g *gen, n int) (names []Name, query []string) {
+	for range n {
+		name := g.host(g.domain(g.benignSLD, benignTLDs), []string{"", "www", "portal", "api"})
+		k := g.intn(2, 4)
+		ips := append(prefixPool4(name, name, k, k), prefixPool6(name, name, k, k)...)
+		names = append(names, Name{Name: name, Kind: Static, IPs: ipStrings(ips), TTL: uint32(g.intn(60, 300))})
 	}
 	return names, queryNames(names)
 }

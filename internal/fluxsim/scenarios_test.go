@@ -21,7 +21,7 @@ func TestScenarios(t *testing.T) {
 		t.Fatal("Scenarios is not deterministic")
 	}
 	want := []string{"single", "double", "wildcard", "ipv6", "low-and-slow", "hosting-flux", "shared-pool",
-		"unlisted-cdn", "cdn-cname", "multi-asn-saas", "fixed-rr", "failover", "sinkhole", "internal-rr",
+		"unlisted-cdn", "cdn-cname", "multi-asn-saas", "fixed-rr", "multi-host", "dual-stack", "failover", "sinkhole", "internal-rr",
 		"cloud-autoscale", "ntp-pool", "crypto-seeds"}
 	var all []Name
 	for i, c := range classes {
@@ -86,6 +86,12 @@ func TestScenarios(t *testing.T) {
 		},
 		"fixed-rr": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == RoundRobin, len(n.IPs), 2, 8, 1, 1, 1, n.TTL, 60, 3600)
+		},
+		"multi-host": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Static, len(n.IPs), 1, 1, 1, 1, 1, n.TTL, 60, 300)
+		},
+		"dual-stack": func(t *testing.T, n Name) {
+			inRange(t, n, n.Kind == Static, len(n.IPs), 4, 8, 1, 1, 1, n.TTL, 60, 300)
 		},
 		"failover": func(t *testing.T, n Name) {
 			inRange(t, n, n.Kind == Failover, len(n.IPs), 2, 6, n.PerAnswer, 1, 3, n.TTL, 30, 120)
