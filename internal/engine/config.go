@@ -96,7 +96,8 @@ type Config struct {
 	// FrontDoor reports an address that many unrelated names share (a CDN
 	// edge, a cloud's load balancer): it never enters the shared-pool index,
 	// so that a flux name cannot tie itself to popular names by answering
-	// their addresses. nil for none.
+	// their addresses, and a CNAME chain through an excluded suffix skips
+	// only an answer of such addresses (see skippedChain). nil for none.
 	FrontDoor func(netip.Addr) bool
 
 	// Share queues what the engine sees for the other replicas of a fleet

@@ -236,6 +236,44 @@ func TestSkip(t *testing.T) {
 	}
 }
 
+// TestChainExclusionNeedsTheCDN: in the default profile a CNAME chain
+// through an excluded suffix skips an answer of the CDN's or a cloud's
+// front-door addresses only. A flux name pointed at a Traffic Manager
+// profile of its own (external endpoints: any address), or at a name in a
+// reverse zone delegated to it, is judged on its bots.
+func TestChainExclusionNeedsTheCDN(t *testing.T) {
+	edge := netip.MustParsePrefix("13.32.0.0/15") // a CDN's, say
+	tests := []struct {
+		name    string
+		chain   []string
+		answers [][]netip.Addr
+		want    Skip
+		flagged bool
+	}{
+		{"CNAME to the CDN, its edges", []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "13.33.0.1")}, SkipExcluded, false},
+		{"CNAME to Traffic Manager, bots", []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME into a reverse zone, bots", []string{"c2.113.0.45.in-addr.arpa"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME to the CDN, edges and bots", []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "45.0.0.1")}, SkipNone, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) {
+				c.Profile = ProfileDefault
+				c.FrontDoor = edge.Contains
+			})
+			var v Verdict
+			for _, a := range tt.answers {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "login.evil.top", Chain: tt.chain, Addrs: a, MinTTL: 60})
+			}
+			if v.Skip != tt.want || (v.Level == LevelFlagged) != tt.flagged {
+				t.Errorf("skip %s, level %s; want skip %s, flagged %v", v.Skip, v.Level, tt.want, tt.flagged)
+			}
+		})
+	}
+}
+
 func TestIsPublic(t *testing.T) {
 	tests := map[string]bool{
 		"45.33.1.1": true, "8.8.8.8": true, "2a00:1450::1": true, "2606:4700::1111": true,

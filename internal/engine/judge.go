@@ -3,17 +3,18 @@ package engine
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"strings"
 )
 
 // Skipped reports why name, reached through chain, is never tracked, or
 // SkipNone.
 func (e *Engine) Skipped(name string, chain []string) Skip {
-	return e.skipped(e.policy.Load(), name, chain, e.now().Unix())
+	return e.skipped(e.policy.Load(), name, chain, nil, e.now().Unix())
 }
 
-func (e *Engine) skipped(p *Policy, name string, chain []string, unix int64) Skip {
-	return cmp.Or(e.skippedName(p, name, unix), e.skippedChain(p, chain, unix))
+func (e *Engine) skipped(p *Policy, name string, chain []string, addrs []netip.Addr, unix int64) Skip {
+	return cmp.Or(e.skippedName(p, name, unix), e.skippedChain(p, chain, addrs, unix))
 }
 
 // skippedName reports why name is never tracked, whatever its chain. The
@@ -32,15 +33,19 @@ func (e *Engine) skippedName(p *Policy, name string, unix int64) Skip {
 	return SkipNone
 }
 
-// skippedChain reports why an answer reaching its addresses through chain
-// is not evidence: an allowed or (default profile) excluded name on it.
-func (e *Engine) skippedChain(p *Policy, chain []string, unix int64) Skip {
+// skippedChain reports why an answer reaching addrs through chain is not
+// evidence: an allowed name on it, or (default profile) an excluded one
+// whose network serves the addresses: a CDN's or a cloud's front ends
+// (Config.FrontDoor). Anyone can point a CNAME at a CDN's suffix, or run
+// a zone under one that answers any address (a Traffic Manager profile's
+// external endpoints): flux addresses behind it are still evidence.
+func (e *Engine) skippedChain(p *Policy, chain []string, addrs []netip.Addr, unix int64) Skip {
 	for _, c := range chain {
 		if p.allow.match(c, unix) {
 			return SkipAllowed
 		}
 	}
-	if e.chains {
+	if e.chains && e.frontDoors(addrs) {
 		for _, c := range chain {
 			if e.exclude.match(c) {
 				return SkipExcluded
@@ -48,6 +53,20 @@ func (e *Engine) skippedChain(p *Policy, chain []string, unix int64) Skip {
 		}
 	}
 	return SkipNone
+}
+
+// frontDoors reports whether every evidence address of addrs is a front
+// door's (see Config.FrontDoor), as when no front doors are known.
+func (e *Engine) frontDoors(addrs []netip.Addr) bool {
+	if e.cfg.FrontDoor == nil {
+		return true
+	}
+	for _, a := range addrs {
+		if e.evidence(a) && !e.cfg.FrontDoor(a.Unmap()) {
+			return false
+		}
+	}
+	return true
 }
 
 // denied is the verdict for a name on the deny list.

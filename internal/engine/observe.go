@@ -36,9 +36,9 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// when record meets it first; the chain, which answers may change,
 	// every time.
 	p, unix := e.policy.Load(), e.now().Unix()
-	if e.skippedChain(p, o.Chain, unix) != SkipNone {
+	if e.skippedChain(p, o.Chain, o.Addrs, unix) != SkipNone {
 		// Why, in the usual order: the name's own allow wins.
-		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, unix)}
+		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, o.Addrs, unix)}
 	}
 	if deny := p.deny.match(o.Name, unix); deny || p.intel.match(o.Name, unix) {
 		switch {
