@@ -80,18 +80,38 @@ func ruleKeeps(ev dnsEvent) bool {
 	if ev.qtype != dns.TypeA && ev.qtype != dns.TypeAAAA || ev.rcode != dns.RcodeSuccess || len(ev.ips) == 0 {
 		return false
 	}
-	for _, s := range ruleCDNDomains { // has_any: the names here hold these terms only as suffixes
-		if strings.Contains(ev.name, s) {
+	name := strings.ToLower(ev.name) // has_any and endswith ignore case
+	for _, s := range ruleCDNDomains {
+		if hasTerm(name, s) {
 			return false
 		}
 	}
 	for _, s := range ruleMicrosoft {
-		if strings.HasSuffix(ev.name, s) {
+		if strings.HasSuffix(name, s) {
 			return false
 		}
 	}
-	return !ruleInternal.MatchString(ev.name)
+	return !ruleInternal.MatchString(ev.name) // matches regex does not
 }
+
+// hasTerm is KQL's has for a term such as ".cloudfront.net", which starts
+// with a delimiter: the term found where no letter or digit follows it.
+func hasTerm(name, term string) bool {
+	for i := strings.Index(name, term); i >= 0; {
+		end := i + len(term)
+		if end == len(name) || !isAlnum(name[end]) {
+			return true
+		}
+		j := strings.Index(name[i+1:], term)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' }
 
 // summarize is the rule's summarize ... by Name over the lookback window
 // ending at evs[last], and its where clauses and SuspicionScore.
