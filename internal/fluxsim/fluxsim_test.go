@@ -110,8 +110,8 @@ func TestAnswers(t *testing.T) {
 				if len(got) != 4 || distinct(got) != 4 {
 					t.Fatalf("answer %v, want 4 distinct IPs", got)
 				}
-				if ttl := r.Answer[0].Header().Ttl; ttl != 30 {
-					t.Errorf("TTL %d, want 30", ttl)
+				if ttl := r.Answer[0].Header().Ttl; ttl != 5 {
+					t.Errorf("TTL %d, want 5", ttl)
 				}
 				all = append(all, got...)
 			}

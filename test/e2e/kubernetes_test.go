@@ -24,13 +24,7 @@ func TestKubernetesCorefile(t *testing.T) {
 	k := startClusterCorefile(t, "coredns-configmap.yaml", sim.Addr())
 	dnsAddr, reportAddr, core := k.dns, k.report, k.core
 
-	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
-		r := query(t, []string{"udp", "tcp"}[i%2], dnsAddr, "login.fluxy.top.", qtype, true)
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-			t.Fatalf("monitor mode changed the answer:\n%s", r)
-		}
-	}
-	core.waitLog(t, "domain=login.fluxy.top level=flagged")
+	askUntil(t, "udp", dnsAddr, "login.fluxy.top.", flagged(t, core, "login.fluxy.top."))
 	if report := httpGet(t, "http://"+reportAddr+"/report"); !strings.Contains(report, `"DomainName": "login.fluxy.top"`) &&
 		!strings.Contains(report, `"DomainName":"login.fluxy.top"`) {
 		t.Errorf("the report does not show login.fluxy.top:\n%s", report)
@@ -94,10 +88,7 @@ func TestKubernetesFleetCorefile(t *testing.T) {
 	service := "fluxguard-redis.kube-system.svc.cluster.local:6379"
 	a := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
 	b := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
-	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
-		query(t, []string{"udp", "tcp"}[i%2], a.dns, "login.fluxy.top.", qtype, true)
-	}
-	a.core.waitLog(t, "domain=login.fluxy.top level=flagged")
+	askUntil(t, "tcp", a.dns, "login.fluxy.top.", flagged(t, a.core, "login.fluxy.top."))
 	waitFor(t, 2*time.Second, "the other replica to hold login.fluxy.top", func() bool {
 		return strings.Contains(httpGet(t, "http://"+b.report+"/indicators"), `"name":"login.fluxy.top"`)
 	})

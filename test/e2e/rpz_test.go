@@ -393,20 +393,6 @@ func waitForBIND(t *testing.T, addr string) {
 	})
 }
 
-// flag asks fluxguard at addr for name, A and AAAA in turn, until it
-// blocks it, and returns when.
-func flag(t *testing.T, addr, name string) time.Time {
-	t.Helper()
-	for j := range 8 {
-		r := query(t, "udp", addr, name, []uint16{dns.TypeA, dns.TypeAAAA}[j%2], true)
-		if blockedAnswer(r) {
-			return time.Now()
-		}
-	}
-	t.Fatalf("%s never flagged", name)
-	return time.Time{}
-}
-
 // holdUntil returns the end of name's hold, from the indicators feed of the
 // report listener at addr.
 func holdUntil(t *testing.T, addr, name string) time.Time {

@@ -47,17 +47,21 @@ func stateCorefile(addr, state, upstream, extra string) string {
 `, zoneAt(addr), extra, state, upstream)
 }
 
-// flagFlux asks for the demo's flux name until it is blocked.
-func flagFlux(t *testing.T, addr string) {
+// flagFlux asks for the demo's flux name until it is blocked, and returns
+// when.
+func flagFlux(t *testing.T, addr string) time.Time {
 	t.Helper()
-	for range 10 {
-		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			if query(t, "udp", addr, "login.fluxy.top.", qtype, true).Rcode == dns.RcodeRefused {
-				return
-			}
-		}
-	}
-	t.Fatal("login.fluxy.top not blocked")
+	return flag(t, addr, "login.fluxy.top.")
+}
+
+// waitSaved waits up to 10 s for the state file at path to be saved after
+// since.
+func waitSaved(t *testing.T, path string, since time.Time) {
+	t.Helper()
+	waitFor(t, 10*time.Second, path+" saved", func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.ModTime().After(since)
+	})
 }
 
 // fill sends random names under fillZone from 4 clients until ctx ends,
@@ -107,15 +111,7 @@ func TestStateCrashLoop(t *testing.T) {
 	t.Logf("seed %d", seed)
 
 	core := startCoreDNSBin(t, bin, conf)
-	flagFlux(t, addr)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(state); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no state file saved:\n%s", core)
-		}
-	}
+	waitSaved(t, state, flagFlux(t, addr))
 	restoredRE := regexp.MustCompile(`restored (\d+) names`)
 	midSave, leftBehind := 0, 0
 	for i := range 20 {
@@ -191,7 +187,7 @@ func TestStateSaveFailures(t *testing.T) {
 	// The state as the binary's mount namespace shows it.
 	inside := filepath.Join("/proc", strconv.Itoa(core.cmd.Process.Pid), "root", state)
 
-	flagFlux(t, addr)
+	flagged := flagFlux(t, addr)
 	checkSaved := func(what string) {
 		t.Helper()
 		f, err := os.Open(inside)
@@ -210,14 +206,7 @@ func TestStateSaveFailures(t *testing.T) {
 			t.Fatalf("%s: the state file does not hold login.fluxy.top", what)
 		}
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(inside); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no state file saved:\n%s", core)
-		}
-	}
+	waitSaved(t, inside, flagged)
 	checkSaved("before the disk fills")
 	failures := func() float64 {
 		v, err := metricSum(metricsAddr, "coredns_fluxguard_state_save_failures_total")
