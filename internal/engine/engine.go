@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"cmp"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +19,10 @@ type Engine struct {
 	policy  atomic.Pointer[Policy]
 	exclude suffixSet
 	chains  bool // the exclusions apply to CNAME chains too (default profile)
+	// trusted are the exclusions whose names answer only what their
+	// operators choose, whatever the chain's addresses: the public pools,
+	// and the lists the configuration replaced (see skippedChain).
+	trusted suffixSet
 	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
 	st      *store
@@ -42,6 +47,8 @@ func New(cfg Config) (*Engine, error) {
 		window:  uint32(cfg.Window / time.Second),
 		hold:    uint32(cfg.Hold / time.Second),
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
+		trusted: newSuffixSet(cfg.pools(), replaced(cfg.CDNSuffixes, SeedCDNSuffixes),
+			replaced(cfg.InternalTLDs, SeedInternalTLDs), replaced(cfg.ExcludeSuffixes, SeedExcludeSuffixes)),
 		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
 		st:      newStore(cfg.MaxNames),
 		fpSeed:  rand.Uint64(),
@@ -65,6 +72,15 @@ func New(cfg Config) (*Engine, error) {
 		e.pools = newPoolIndex()
 	}
 	return e, nil
+}
+
+// replaced returns list unless it is the seed rule's: an operator's own
+// list, which the operator vouches for.
+func replaced(list, seed []string) []string {
+	if slices.Equal(list, seed) {
+		return nil
+	}
+	return list
 }
 
 // Reconfigured returns an engine with cfg that keeps e's state, for a

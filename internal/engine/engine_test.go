@@ -237,23 +237,29 @@ func TestSkip(t *testing.T) {
 }
 
 // TestChainExclusionNeedsTheCDN: in the default profile a CNAME chain
-// through an excluded suffix skips an answer of the CDN's or a cloud's
-// front-door addresses only. A flux name pointed at a Traffic Manager
-// profile of its own (external endpoints: any address), or at a name in a
-// reverse zone delegated to it, is judged on its bots.
+// through one of the seed rule's suffixes skips an answer of the CDN's or
+// a cloud's front-door addresses only. A flux name pointed at a Traffic
+// Manager profile of its own (external endpoints: any address), or at a
+// name in a reverse zone delegated to it, is judged on its bots. A chain
+// into a public pool, or under a suffix the configuration lists, is
+// skipped whatever its addresses.
 func TestChainExclusionNeedsTheCDN(t *testing.T) {
 	edge := netip.MustParsePrefix("13.32.0.0/15") // a CDN's, say
 	tests := []struct {
 		name    string
+		cdns    []string // cdn_suffixes, nil for the seed rule's
 		chain   []string
 		answers [][]netip.Addr
 		want    Skip
 		flagged bool
 	}{
-		{"CNAME to the CDN, its edges", []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "13.33.0.1")}, SkipExcluded, false},
-		{"CNAME to Traffic Manager, bots", []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
-		{"CNAME into a reverse zone, bots", []string{"c2.113.0.45.in-addr.arpa"}, answers(3, 4, 100, 100), SkipNone, true},
-		{"CNAME to the CDN, edges and bots", []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "45.0.0.1")}, SkipNone, false},
+		{"CNAME into the NTP pool", nil, []string{"2.pool.ntp.org"}, answers(3, 4, 100, 100), SkipExcluded, false},
+		{"CNAME to a CDN the configuration lists", []string{"wscdns.com"}, []string{"www.shop.example.wscdns.com"}, answers(3, 4, 100, 100), SkipExcluded, false},
+		{"CNAME to Traffic Manager, the seed's list replaced", []string{"wscdns.com"}, []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME to the CDN, its edges", nil, []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "13.33.0.1")}, SkipExcluded, false},
+		{"CNAME to Traffic Manager, bots", nil, []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME into a reverse zone, bots", nil, []string{"c2.113.0.45.in-addr.arpa"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME to the CDN, edges and bots", nil, []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "45.0.0.1")}, SkipNone, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,6 +267,9 @@ func TestChainExclusionNeedsTheCDN(t *testing.T) {
 			e := newTestEngine(t, clk, func(c *Config) {
 				c.Profile = ProfileDefault
 				c.FrontDoor = edge.Contains
+				if tt.cdns != nil {
+					c.CDNSuffixes = tt.cdns
+				}
 			})
 			var v Verdict
 			for _, a := range tt.answers {

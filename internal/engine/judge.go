@@ -34,22 +34,26 @@ func (e *Engine) skippedName(p *Policy, name string, unix int64) Skip {
 }
 
 // skippedChain reports why an answer reaching addrs through chain is not
-// evidence: an allowed name on it, or (default profile) an excluded one
-// whose network serves the addresses: a CDN's or a cloud's front ends
-// (Config.FrontDoor). Anyone can point a CNAME at a CDN's suffix, or run
-// a zone under one that answers any address (a Traffic Manager profile's
-// external endpoints): flux addresses behind it are still evidence.
+// evidence: an allowed name on it, or (default profile) an excluded one:
+// a trusted one (a public pool, or a list the configuration set), or one
+// of the seed rule's lists when a CDN's or a cloud's front ends
+// (Config.FrontDoor) serve the addresses. Anyone can point a CNAME at a
+// CDN's suffix, or run a zone under one that answers any address (a
+// Traffic Manager profile's external endpoints, a delegated in-addr.arpa
+// zone): flux addresses behind it are still evidence.
 func (e *Engine) skippedChain(p *Policy, chain []string, addrs []netip.Addr, unix int64) Skip {
 	for _, c := range chain {
 		if p.allow.match(c, unix) {
 			return SkipAllowed
 		}
 	}
-	if e.chains && e.frontDoors(addrs) {
-		for _, c := range chain {
-			if e.exclude.match(c) {
-				return SkipExcluded
-			}
+	if !e.chains {
+		return SkipNone
+	}
+	served := e.frontDoors(addrs)
+	for _, c := range chain {
+		if e.trusted.match(c) || served && e.exclude.match(c) {
+			return SkipExcluded
 		}
 	}
 	return SkipNone
