@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -75,60 +76,71 @@ func rpzOwner(owner string) bool {
 	return ok && len(owner) <= 253
 }
 
-// rpzTriggers turns the held names into the zone's records, the first
-// c.max of them: a held name becomes "name.ZONE CNAME .", which answers
-// NXDOMAIN; a held registered domain or deny rule adds "*.name.ZONE". An
-// allowed name under one is an rpz-passthru exception, always in the
-// zone, whatever max leaves out: an allow wins. With c.ip, the addresses
-// of the held exact names then become rpz-ip triggers, one entry each
-// within what max leaves, but for the non-public ones and those frontDoor
-// reports: a flux name must not get a popular address blocked by
-// answering it. It also returns how many entries max left out, addresses
-// not read counted once per name (see rpzRecords).
-func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool) (map[string]string, int) {
+// rpzTriggers turns the held names into the zone's records, at most c.max
+// entries (an entry is a held name, with its wildcard for a registered
+// domain or rule, or an address). The allow exceptions go in first, as
+// rpz-passthru, so that a full zone never turns an allow into a block.
+// Then the held names, newest first: "name.ZONE CNAME ." answers NXDOMAIN;
+// a registered domain or deny rule adds "*.name.ZONE". With c.ip, the
+// addresses of the held exact names, read with addrsOf (see
+// engine.AppendAddrs), become rpz-ip triggers in the room left, but for
+// the non-public ones and those frontDoor reports: a flux name must not
+// get a popular address blocked by answering it. It also returns how many
+// entries max left out; the addresses of the names past a full zone are
+// counted, not read: duplicates and front doors among them too.
+func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool,
+	addrsOf func(buf []netip.Addr, name string, limit int) ([]netip.Addr, int)) (map[string]string, int) {
 	out := make(map[string]string, min(len(held), c.max)*2)
 	n, leftOut := 0, 0
-	for _, h := range held {
+	add := func(h engine.HeldName, target string) {
 		owner := h.Name + "." + c.zone
-		if !rpzOwner(owner) {
-			continue // too long with the origin: no trigger can say it
-		}
-		target := rpzNXDOMAIN
 		switch {
-		case h.Allowed:
-			target = rpzPassthru
+		case !rpzOwner(owner): // too long with the origin: no trigger can say it
 		case n >= c.max:
 			leftOut++
-			continue
 		default:
+			out[owner] = target
+			if h.Subdomains && rpzOwner("*."+owner) {
+				out["*."+owner] = target
+			}
 			n++
 		}
-		out[owner] = target
-		if h.Subdomains && rpzOwner("*."+owner) {
-			out["*."+owner] = target
+	}
+	for _, h := range held {
+		if h.Allowed {
+			add(h, rpzPassthru)
+		}
+	}
+	for _, h := range held {
+		if !h.Allowed {
+			add(h, rpzNXDOMAIN)
 		}
 	}
 	if !c.ip {
 		return out, leftOut
 	}
-	seen := map[netip.Addr]struct{}{} // each address once, in the zone or left out
+	seen := map[netip.Addr]struct{}{}
+	var buf []netip.Addr
 	for _, h := range held {
 		if h.Subdomains || h.Allowed {
 			continue // their addresses are other names'
 		}
-		leftOut += h.MoreAddrs
-		for _, a := range h.Addrs {
-			if a = a.Unmap(); !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
+		if n >= c.max {
+			_, more := addrsOf(buf[:0], h.Name, 0)
+			leftOut += more
+			continue
+		}
+		buf, _ = addrsOf(buf[:0], h.Name, math.MaxInt)
+		for _, a := range buf {
+			a = a.Unmap()
+			if _, dup := seen[a]; dup || !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
 				continue
 			}
-			if _, dup := seen[a]; dup {
-				continue
-			}
-			seen[a] = struct{}{}
 			if n >= c.max {
 				leftOut++
 				continue
 			}
+			seen[a] = struct{}{}
 			out[rpzIP(a)+".rpz-ip."+c.zone] = rpzNXDOMAIN
 			n++
 		}
@@ -412,12 +424,7 @@ func (f *Fluxguard) updateRPZ(now time.Time) bool {
 // rpzRecords returns what the zone should hold now, and how many entries
 // its max leaves out.
 func (f *Fluxguard) rpzRecords() (map[string]string, int) {
-	maxAddrs := 0
-	if f.cfg.rpz.ip {
-		// No more than the zone can hold: the rebuild runs every second.
-		maxAddrs = f.cfg.rpz.max
-	}
-	return rpzTriggers(f.eng.HeldNames(maxAddrs), *f.cfg.rpz, f.eng.Config().FrontDoor)
+	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor, f.eng.AppendAddrs)
 }
 
 // notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary

@@ -115,12 +115,6 @@ type HeldName struct {
 	Allowed    bool      // an allow rule under a held registered domain or deny rule: an exception
 	Until      time.Time // when the hold ends; zero for a rule without end
 	Last       time.Time // the last observation; zero for a rule
-	// Addrs are the addresses a held exact name answered within the
-	// window, unmapped, when HeldNames is asked for them; nil for a
-	// registered domain or a rule, whose addresses are other names'.
-	// MoreAddrs counts those left out of Addrs by HeldNames' budget.
-	Addrs     []netip.Addr
-	MoreAddrs int
 }
 
 // HeldNames returns what Held holds now but the intel list's names, which
@@ -128,13 +122,13 @@ type HeldName struct {
 // registered domains, most recently seen first, then the deny rules in
 // force, by name, leaving out allowed names; then, as exceptions, the allow rules in
 // force under a held registered domain or deny rule, which Held lets pass.
-// With maxAddrs above 0, the held exact names come with their addresses
-// (HeldName.Addrs), the most recently seen first, at most maxAddrs in all,
-// and every allow rule in force is an exception: a name that shares an
-// address with a held name is blocked by its address, unless allowed.
-func (e *Engine) HeldNames(maxAddrs int) []HeldName {
+// With addrs, for blocking the held names' addresses too (see
+// AppendAddrs), every allow rule in force is an exception: a name that
+// shares an address with a held name is blocked by its address, unless
+// allowed.
+func (e *Engine) HeldNames(addrs bool) []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
-	now, addrs := internalTime(unix), maxAddrs > 0
+	now := internalTime(unix)
 	var out []HeldName
 	if e.st.holds(now) || e.domains != nil && e.domains.holds(now) {
 		e.each(func(sc scope, sh *shard, en *entry) bool {
@@ -154,15 +148,6 @@ func (e *Engine) HeldNames(maxAddrs int) []HeldName {
 			}
 			return out[i].Name < out[j].Name
 		})
-	}
-	if addrs {
-		since := e.since(now)
-		for i := range out {
-			if !out[i].Subdomains {
-				out[i].Addrs, out[i].MoreAddrs = e.addrsOf(out[i].Name, since, maxAddrs)
-				maxAddrs -= len(out[i].Addrs)
-			}
-		}
 	}
 	for _, name := range p.deny.inForce(unix) {
 		if !p.allowed(name, nil, unix) {
@@ -186,26 +171,29 @@ func (e *Engine) HeldNames(maxAddrs int) []HeldName {
 	return out
 }
 
-// addrsOf returns the addresses of name's entry seen after since, at most
-// limit of them, and how many more there are.
-func (e *Engine) addrsOf(name string, since uint32, limit int) (addrs []netip.Addr, more int) {
+// AppendAddrs appends to buf the addresses the exact name answered within
+// the window, unmapped, at most limit of them, and returns it with how
+// many more there are.
+func (e *Engine) AppendAddrs(buf []netip.Addr, name string, limit int) ([]netip.Addr, int) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(k)
 	if en == nil {
-		return nil, 0
+		return buf, 0
 	}
+	since, n, more := e.since(e.clock()), 0, 0
 	for _, s := range sh.seen.view(en.ips) {
 		switch {
 		case s.last <= since:
-		case len(addrs) < limit:
-			addrs = append(addrs, netip.AddrFrom16(s.addr).Unmap())
+		case n < limit:
+			buf = append(buf, netip.AddrFrom16(s.addr).Unmap())
+			n++
 		default:
 			more++
 		}
 	}
-	return addrs, more
+	return buf, more
 }
 
 // inForce returns the names whose rule is in force at now, sorted.

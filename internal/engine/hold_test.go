@@ -62,7 +62,7 @@ func TestHeldNames(t *testing.T) {
 			tt.feed(e, clk)
 			clk.add(tt.after)
 			var got []string
-			for _, h := range e.HeldNames(0) {
+			for _, h := range e.HeldNames(false) {
 				s := h.Name
 				if h.Subdomains {
 					s = "*" + s
@@ -82,10 +82,10 @@ func TestHeldNames(t *testing.T) {
 	}
 }
 
-// TestHeldNamesAddrs checks HeldName.Addrs: the addresses of a held exact
-// name within the window, unmapped, only when asked; none for a registered
-// domain or a rule.
-func TestHeldNamesAddrs(t *testing.T) {
+// TestAppendAddrs checks the addresses AppendAddrs gives of the held
+// names: those of a held exact name within the window, unmapped, at most
+// the limit, the others counted; none for a registered domain or a rule.
+func TestAppendAddrs(t *testing.T) {
 	flagged := []string{"45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4", "45.0.0.5"}
 	// flag has e flag name with the seed profile's answers, after extra.
 	flag := func(e *Engine, clk *fakeClock, name string, extra ...string) {
@@ -97,51 +97,52 @@ func TestHeldNamesAddrs(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name     string
-		mod      func(*Config)
-		feed     func(e *Engine, clk *fakeClock)
-		maxAddrs int
-		want     map[string][]string // held name → its addresses, sorted
+		name  string
+		mod   func(*Config)
+		feed  func(e *Engine, clk *fakeClock)
+		limit int
+		want  map[string][]string // held name → its addresses, sorted
+		more  int                 // counted past the limit, in all
 	}{
-		{"not asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 0,
-			map[string][]string{"a.evil.tk": nil}},
-		{"asked", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 100,
-			map[string][]string{"a.evil.tk": flagged}},
+		{"held name", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 100,
+			map[string][]string{"a.evil.tk": flagged}, 0},
 		{"IPv4-mapped and IPv6", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "::ffff:45.0.0.9", "2a05:1::9")
-		}, 100, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}},
+		}, 100, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}, 0},
 		{"private address: never evidence", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "10.1.2.3", "192.168.0.1")
-		}, 100, map[string][]string{"a.evil.tk": flagged}},
+		}, 100, map[string][]string{"a.evil.tk": flagged}, 0},
 		{"address past the window left out", func(c *Config) { c.Window = time.Minute }, func(e *Engine, clk *fakeClock) {
 			e.Observe(&Observation{Name: "a.evil.tk", Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.9")})
 			clk.add(2 * time.Minute)
 			flag(e, clk, "a.evil.tk")
-		}, 100, map[string][]string{"a.evil.tk": flagged}},
+		}, 100, map[string][]string{"a.evil.tk": flagged}, 0},
 		{"deny rule: none", func(c *Config) { c.Deny = []Rule{{Name: "bad.example"}} }, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk")
-		}, 100, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}},
+		}, 100, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}, 0},
 		{"registered domain: none", func(c *Config) { c.Profile = ProfileDefault }, func(e *Engine, clk *fakeClock) {
 			for i, a := range answers(8, 2, 200, 200) {
 				clk.add(30 * time.Second)
 				e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
 			}
-		}, 100, map[string][]string{"evil-wild.com": nil}},
-		{"within the budget, the newest first", nil, func(e *Engine, clk *fakeClock) {
-			flag(e, clk, "a.evil.tk")
-			flag(e, clk, "b.evil.tk")
-		}, 7, map[string][]string{"b.evil.tk": flagged, "a.evil.tk": flagged[:2]}},
+		}, 100, map[string][]string{"evil-wild.com": nil}, 0},
+		{"limit", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 2,
+			map[string][]string{"a.evil.tk": flagged[:2]}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
 			e := newTestEngine(t, clk, tt.mod)
 			tt.feed(e, clk)
-			got := map[string][]string{}
-			for _, h := range e.HeldNames(tt.maxAddrs) {
+			got, more := map[string][]string{}, 0
+			for _, h := range e.HeldNames(false) {
 				var ss []string
-				for _, a := range h.Addrs {
-					ss = append(ss, a.String())
+				if !h.Subdomains {
+					buf, n := e.AppendAddrs(nil, h.Name, tt.limit)
+					for _, a := range buf {
+						ss = append(ss, a.String())
+					}
+					more += n
 				}
 				slices.Sort(ss)
 				got[h.Name] = ss
@@ -152,8 +153,8 @@ func TestHeldNamesAddrs(t *testing.T) {
 					t.Errorf("%s: addresses %q (held %v), want %q", name, g, ok, want)
 				}
 			}
-			if len(got) != len(tt.want) {
-				t.Errorf("held %v, want %d names", got, len(tt.want))
+			if len(got) != len(tt.want) || more != tt.more {
+				t.Errorf("held %v, %d more; want %d names, %d more", got, more, len(tt.want), tt.more)
 			}
 		})
 	}
@@ -164,17 +165,17 @@ func TestHeldNamesAddrs(t *testing.T) {
 // addresses are asked for (rpz-ip triggers block by address), all of them.
 func TestHeldNamesAllowExceptions(t *testing.T) {
 	tests := []struct {
-		name     string
-		allow    []string
-		deny     []string
-		maxAddrs int
-		want     []string
+		name  string
+		allow []string
+		deny  []string
+		addrs bool
+		want  []string
 	}{
-		{"no covering rule", []string{"partner.example"}, nil, 0, nil},
-		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, 0, []string{"ok.bad.example"}},
-		{"with addresses, every allow rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, 100,
+		{"no covering rule", []string{"partner.example"}, nil, false, nil},
+		{"under a deny rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, false, []string{"ok.bad.example"}},
+		{"with addresses, every allow rule", []string{"ok.bad.example", "partner.example"}, []string{"bad.example"}, true,
 			[]string{"ok.bad.example", "partner.example"}},
-		{"with addresses, nothing held", []string{"partner.example"}, nil, 100, []string{"partner.example"}},
+		{"with addresses, nothing held", []string{"partner.example"}, nil, true, []string{"partner.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestHeldNamesAllowExceptions(t *testing.T) {
 				}
 			})
 			var got []string
-			for _, h := range e.HeldNames(tt.maxAddrs) {
+			for _, h := range e.HeldNames(tt.addrs) {
 				if h.Allowed {
 					got = append(got, h.Name)
 				}

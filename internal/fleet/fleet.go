@@ -59,7 +59,7 @@ type Engine interface {
 	Outgoing(limit int) []engine.Shared
 	Merge(s *engine.Shared) (engine.Verdict, error)
 	Holds() <-chan struct{}
-	HeldNames(maxAddrs int) []engine.HeldName
+	HeldNames(addrs bool) []engine.HeldName
 }
 
 // Stats are a link's counters, for metrics.

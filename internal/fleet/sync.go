@@ -190,7 +190,7 @@ func (l *Link) merge(m redis.XMessage) {
 // deny rules.
 func (l *Link) localHolds() []engine.Shared {
 	var out []engine.Shared
-	for _, h := range l.engine().HeldNames(0) {
+	for _, h := range l.engine().HeldNames(false) {
 		if h.Allowed || h.Last.IsZero() {
 			continue
 		}
