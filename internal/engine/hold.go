@@ -80,7 +80,7 @@ func (e *Engine) held(sc scope, key string, now uint32, asked bool) (Verdict, bo
 		en.last = max(en.last, now)
 	}
 	e.tally(sh, en, now)
-	v := e.judge(sh, en, now, sc.threshold, false)
+	v := e.judge(sc, sh, en, now, false)
 	v.HoldLeft = en.holdLeft(now)
 	return v, true, en.domain(key)
 }

@@ -84,11 +84,12 @@ func (e *Engine) tally(sh *shard, en *entry, now uint32) {
 	en.clientsSeen = uint16(countSince(sh.seen.view(en.clients), since))
 }
 
-// judge scores en at now, as tallied then, without changing its evidence.
-// A held name stays flagged whatever its current evidence. threshold is
-// the name's or, for a registered domain's aggregate, the domain's. again
-// tells that en was judged earlier in the same second (see fluxScore).
-func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64, again bool) Verdict {
+// judge scores en, an entry of sc, at now, as tallied then, without
+// changing its evidence. A held name stays flagged whatever its current
+// evidence. again tells that en was judged earlier in the same second
+// (see fluxScore).
+func (e *Engine) judge(sc scope, sh *shard, en *entry, now uint32, again bool) Verdict {
+	threshold := sc.threshold
 	since := e.since(now)
 	v := Verdict{Prev: en.level, TTL: en.meanTTL, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
 	v.Queries, _ = en.queries(now/e.width, e.width)
@@ -102,7 +103,7 @@ func (e *Engine) judge(sh *shard, en *entry, now uint32, threshold float64, agai
 	case e.cfg.Profile == ProfileSeed:
 		v.Score, v.Reasons = e.seedScore(en, v.UniqueIPs, v.Clients)
 	case v.UniqueIPs >= e.cfg.MinIPs: // not worth the work below the minimum
-		v.Score, v.Reasons = e.fluxScore(sh, en, v.UniqueIPs, since, again && en.level == LevelFlagged && en.heldUntil > now)
+		v.Score, v.Reasons = e.fluxScore(sh, en, v.UniqueIPs, since, !sc.names(), again && en.level == LevelFlagged && en.heldUntil > now)
 		v.Networks, v.Prefixes, v.Subnets = math.Round(float64(en.networks)*100)/100, int(en.p16), int(en.p24)
 		if v.UniqueIPs > 1 {
 			v.Diversity = math.Round(math.Log2(float64(en.networks))/math.Log2(float64(v.UniqueIPs))*100) / 100

@@ -188,7 +188,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 			e.remark(sh, en, a.owner, now)
 		}
 	}
-	v := e.judge(sh, en, now, threshold, again)
+	v := e.judge(sc, sh, en, now, again)
 	if e.flagging(en, v, threshold) {
 		prev := en.heldUntil
 		en.heldUntil = now + e.hold

@@ -113,7 +113,7 @@ func (e *Engine) Detail(name string) (Detail, bool) {
 func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, bool) {
 	since := e.since(now)
 	e.tally(sh, en, now)
-	v := e.judge(sh, en, now, sc.threshold, false)
+	v := e.judge(sc, sh, en, now, false)
 	if v.Level == LevelNone {
 		return Detail{}, false
 	}
@@ -147,7 +147,7 @@ func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, boo
 		d.HoldUntil = e.time(en.heldUntil)
 	}
 	if e.cfg.Profile != ProfileSeed && v.UniqueIPs >= e.cfg.MinIPs {
-		d.Terms, _ = e.fluxTerms(sh, en, v.UniqueIPs, since, false)
+		d.Terms, _ = e.fluxTerms(sh, en, v.UniqueIPs, since, !sc.names(), false)
 	}
 	asns := sh.asns.view(en.asns)
 	for i, s := range sh.seen.view(en.ips) {
@@ -201,7 +201,7 @@ func (e *Engine) Indicators() []Indicator {
 			return true
 		}
 		e.tally(sh, en, now)
-		v := e.judge(sh, en, now, sc.threshold, false)
+		v := e.judge(sc, sh, en, now, false)
 		first := en.first
 		if first == 0 {
 			first = en.last

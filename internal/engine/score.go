@@ -55,8 +55,8 @@ const (
 // Such an entry stays flagged whatever its score, and in a storm every
 // answer adds addresses to it: the first answer of each second computes
 // them, the others score it as it was then.
-func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32, settled bool) (float64, Reasons) {
-	t, r := e.fluxTerms(sh, en, ips, since, settled)
+func (e *Engine) fluxScore(sh *shard, en *entry, ips int, since uint32, aggregate, settled bool) (float64, Reasons) {
+	t, r := e.fluxTerms(sh, en, ips, since, aggregate, settled)
 	return t.Score(), r
 }
 
@@ -78,9 +78,9 @@ func (t ScoreTerms) Score() float64 {
 }
 
 // fluxTerms returns the terms of en's score, with ips addresses in the
-// window starting after since, and the reasons they give (see fluxScore
-// for settled).
-func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled bool) (ScoreTerms, Reasons) {
+// window starting after since, and the reasons they give; aggregate tells
+// a registered domain's (see fluxScore for settled).
+func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregate, settled bool) (ScoreTerms, Reasons) {
 	r := en.nameBits & ReasonSuspiciousTLD
 	w := e.cfg.Weights
 	if int(en.networksOf) != ips && !settled {
@@ -101,7 +101,7 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, settled 
 	// A registered domain's aggregate holds the sets of all its names:
 	// hosts each with a fixed address of their own, in a few networks,
 	// would pass for churn.
-	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL && en.subnames == 0 {
+	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL && !aggregate {
 		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}

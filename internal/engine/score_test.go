@@ -117,13 +117,30 @@ func TestRegisteredDomain(t *testing.T) {
 // TestRegisteredDomainFixedHosts: an organisation's hosts, each with one
 // fixed address, in a few networks, with short TTLs: the registered
 // domain's aggregate shows as many addresses as hosts asked, which is no
-// churn (it flagged 12 hosts in 4 /16s, every name under the domain).
+// churn (it flagged 12 hosts in 4 /16s, every name under the domain),
+// also when the aggregate comes after its names (a reload from the seed
+// profile here).
 func TestRegisteredDomainFixedHosts(t *testing.T) {
 	nets := []string{"73.1", "86.128", "212.227", "144.195"}
-	for _, hosts := range []int{12, 24, 48} {
-		t.Run(fmt.Sprintf("%d hosts", hosts), func(t *testing.T) {
+	for _, tc := range []struct {
+		hosts    int
+		reloaded bool
+	}{{12, false}, {24, false}, {48, false}, {24, true}} {
+		t.Run(fmt.Sprintf("%d hosts, reloaded %v", tc.hosts, tc.reloaded), func(t *testing.T) {
+			hosts := tc.hosts
 			clk := &fakeClock{t: at("10:00:00")}
 			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			if tc.reloaded {
+				seed := newTestEngine(t, clk, nil)
+				for i := range hosts {
+					seed.Observe(&Observation{Name: fmt.Sprintf("host%d.example-corp.com", i), Addrs: addrs(fmt.Sprintf("%s.%d.%d", nets[i%len(nets)], 10+i, 1+i)), MinTTL: 60})
+				}
+				cfg := e.Config()
+				var err error
+				if e, err = seed.Reconfigured(cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i := range hosts {
 				addr := addrs(fmt.Sprintf("%s.%d.%d", nets[i%len(nets)], 10+i, 1+i))
 				for c := range 2 {

@@ -205,7 +205,7 @@ func (e *Engine) holdShared(sc scope, key string, until, now uint32) Verdict {
 		en.last = now
 	}
 	e.heldByFleet(sc, en, until)
-	v := e.judge(sh, en, now, sc.threshold, false)
+	v := e.judge(sc, sh, en, now, false)
 	v.Prev, en.level = en.level, v.Level
 	v.HoldLeft = en.holdLeft(now)
 	return v
