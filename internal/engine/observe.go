@@ -206,7 +206,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	case a.remote != nil:
 		sh.forget(k) // the next answer is judged in full
 	default:
-		e.remember(sh, k, en, v, a.addrs[0].Is6(), now)
+		e.remember(sh, k, en, v, a.addrs[0].Is6(), again, now)
 	}
 	if e.Sharing() && a.remote == nil && (news.hold || names && (news.addrs != 0 || int(en.ipsSeen) >= e.cfg.MinIPs)) {
 		e.share(sh, k, en, news)

@@ -27,6 +27,7 @@ type recentFlags uint8
 const (
 	recentSteady recentFlags = 1 << iota // more queries in its bucket cannot change the verdict's level
 	recentV6                             // its addresses are IPv6: an AAAA answer
+	recentMixed                          // other answers were recorded in its second (see settle)
 )
 
 // repeat counts o, an answer with evidence a, as a repeat of the last one
@@ -108,11 +109,12 @@ func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bo
 }
 
 // remember keeps en's last answer, judged v at now, in its slot, of key k
-// in sh. Only more queries change a verdict within its bucket, and only
-// by making the name a candidate (see candidate), or time, taking its
-// oldest addresses out of the window: the verdict is steady unless more
-// queries can still change it.
-func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now uint32) {
+// in sh; again tells that other answers were recorded in the same second.
+// Only more queries change a verdict within its bucket, and only by
+// making the name a candidate (see candidate), or time, taking its oldest
+// addresses out of the window: the verdict is steady unless more queries
+// can still change it.
+func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6, again bool, now uint32) {
 	s := sh.index.get(k)
 	if s == nil {
 		return
@@ -124,20 +126,25 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6 bool, now u
 	if v6 {
 		s.recent.flags |= recentV6
 	}
+	if again {
+		s.recent.flags |= recentMixed
+	}
 }
 
 // settle counts the repeats r holds into en, its entry in sh, as last seen
 // when the last of them came, and returns how many there were. The
 // addresses and clients of the judged answer they repeat are seen then
 // too, so that they leave the window with the last repeat, as the rule's
-// rows would: those seen in the judged answer's second.
+// rows would: those seen in the judged answer's second, when it was the
+// only answer recorded then (else they may leave up to a bucket early,
+// never late).
 func (r *recent) settle(sh *shard, en *entry) uint32 {
 	n := uint32(r.repeats)
 	if n == 0 {
 		return 0
 	}
 	en.addToNewest(n)
-	if judged := en.last; r.at > judged {
+	if judged := en.last; r.at > judged && r.flags&recentMixed == 0 {
 		for _, b := range [2]block{en.ips, en.clients} {
 			list := sh.seen.view(b)
 			for i := range list {
@@ -146,8 +153,8 @@ func (r *recent) settle(sh *shard, en *entry) uint32 {
 				}
 			}
 		}
-		en.last = r.at
 	}
+	en.last = max(en.last, r.at)
 	r.repeats = 0
 	return n
 }

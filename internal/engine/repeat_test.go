@@ -241,3 +241,31 @@ func TestRepeatsKeepTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatsNeverExtendOthers: when other answers were recorded in the
+// judged answer's second, repeats counted in the slot move no last-seen
+// time: the addresses and clients of those other answers must not stay in
+// the window longer than judging every answer keeps them.
+func TestRepeatsNeverExtendOthers(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
+	s1, s2 := addrs("45.0.0.1", "46.0.0.1"), addrs("47.0.0.1", "48.0.0.1")
+	both := func(hhmmss, client string, a []netip.Addr, levelOnly bool) (Verdict, Verdict) {
+		clk.set(hhmmss)
+		o := Observation{Name: "c2.evil.tk", Client: netip.MustParseAddr(client), Addrs: a, MinTTL: 300}
+		vf := full.Observe(&o)
+		o.LevelOnly = levelOnly
+		return vf, brief.Observe(&o)
+	}
+	both("10:00:00", "10.1.1.1", s1, true) // client A
+	both("10:00:00", "10.1.1.2", s2, true) // client B, the same second
+	both("10:04:00", "10.1.1.2", s2, true) // B again: a repeat in the brief engine's slot
+	if got := slotRepeats(brief.st, "c2.evil.tk"); got != 1 {
+		t.Fatalf("%d repeats in the slot, want 1", got)
+	}
+	vf, vb := both("11:02:00", "10.1.1.3", addrs("49.0.0.1"), false)
+	if vb.UniqueIPs > vf.UniqueIPs || vb.Clients > vf.Clients || vb.Level > vf.Level {
+		t.Errorf("at 11:02: brief %d IPs, %d clients, %s; judging every answer %d IPs, %d clients, %s",
+			vb.UniqueIPs, vb.Clients, vb.Level, vf.UniqueIPs, vf.Clients, vf.Level)
+	}
+}
