@@ -35,12 +35,23 @@ func parseRules(args []string) ([]engine.Rule, error) {
 		if strings.Contains(a, "*") {
 			return nil, fmt.Errorf("%q: a rule covers its name's subdomains already; write %q", a, strings.TrimLeft(a, "*."))
 		}
-		if _, ok := dns.IsDomainName(a); !ok {
+		// ".example.com", as Squid and dnsmasq write "and its subdomains".
+		name := strings.TrimPrefix(a, ".")
+		if _, err := netip.ParsePrefix(name); err == nil || isAddr(name) {
+			return nil, fmt.Errorf("%q is an address: allow_nets takes networks", a)
+		}
+		if _, ok := dns.IsDomainName(name); !ok || name == "" {
 			return nil, fmt.Errorf("%q is not a domain name", a)
 		}
-		rules = append(rules, engine.Rule{Name: engine.Normalize(a), Until: until})
+		rules = append(rules, engine.Rule{Name: engine.Normalize(name), Until: until})
 	}
 	return rules, nil
+}
+
+// isAddr reports whether s is an IP address.
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 // parseUntil reads an RFC 3339 time or a date (midnight UTC).
@@ -123,6 +134,9 @@ func (pf *policyFile) read() error {
 	var rules []engine.Rule
 	var nets []netip.Prefix
 	err := pf.readLines(func(line int, fields []string) error {
+		if a, err := netip.ParseAddr(fields[0]); err == nil {
+			fields[0] = netip.PrefixFrom(a, a.BitLen()).String() // one address: its own network
+		}
 		if p, err := netip.ParsePrefix(fields[0]); err == nil && len(fields) == 1 {
 			if !pf.allow {
 				return fmt.Errorf("%s:%d: a CIDR prefix is only allowed, not denied; want 'NAME [until TIME]'", pf.path, line)

@@ -3,6 +3,7 @@ package fluxguard
 import (
 	"bytes"
 	golog "log"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // TestPolicyFiles checks that allow and deny files apply at start and are
@@ -26,12 +29,18 @@ func TestPolicyFiles(t *testing.T) {
 		later := time.Now().Add(time.Duration(len(content)) * time.Second)
 		os.Chtimes(path, later, later)
 	}
-	write(allow, "# partners\npartner.example\n13.32.0.0/15\n")
+	write(allow, "# partners\npartner.example\n13.32.0.0/15\n45.0.0.9\n.partner2.example\n")
 	write(deny, "known-bad.tk until 2099-01-01\n")
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action block\n allow_file "+allow+"\n deny_file "+deny+"\n}")
 
 	if _, held := f.eng.Held("www.known-bad.tk"); !held {
 		t.Error("deny file not applied")
+	}
+	if v := f.eng.Observe(&engine.Observation{Name: "www.partner2.example", Addrs: []netip.Addr{netip.MustParseAddr("45.0.0.1")}}); v.Skip != engine.SkipAllowed {
+		t.Errorf("a leading-dot allow line not applied: %s", v.Skip)
+	}
+	if v := f.eng.Observe(&engine.Observation{Name: "x.example", Addrs: []netip.Addr{netip.MustParseAddr("45.0.0.9")}}); v.Skip != engine.SkipAllowed {
+		t.Errorf("an address allow line not applied: %s", v.Skip)
 	}
 	ctx := newContext(serverLabel(t))
 	for range 3 {

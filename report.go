@@ -39,7 +39,7 @@ const (
 // reportTimeouts bound how long a client that sends slowly, reads slowly
 // or idles holds a connection and, while its report is written, one of
 // the maxReportRequests places.
-var reportTimeouts = struct{ read, write, idle time.Duration }{10 * time.Second, 30 * time.Second, time.Minute}
+var reportTimeouts = struct{ header, read, write, idle time.Duration }{5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
 
 var (
 	reportsMu sync.Mutex
@@ -62,7 +62,7 @@ func acquireReport(addr string, src *reportSource) (*reportServer, error) {
 	}
 	rs := newReportServer(addr)
 	rs.src.Store(src)
-	rs.srv = &http.Server{Handler: rs.routes(), ReadTimeout: reportTimeouts.read,
+	rs.srv = &http.Server{Handler: rs.routes(), ReadHeaderTimeout: reportTimeouts.header, ReadTimeout: reportTimeouts.read,
 		WriteTimeout: reportTimeouts.write, IdleTimeout: reportTimeouts.idle}
 	go func() {
 		if err := rs.srv.Serve(netutil.LimitListener(ln, maxReportConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -251,7 +251,7 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 		case "churn":
 			text = fmt.Sprintf("its addresses churn far beyond its answers' size (%d addresses, at most %d an answer) in several networks", v.UniqueIPs, d.MaxAnswer)
 		case "shared_pool":
-			text = "its answers brought addresses of names flagged in the window, in at least two networks: that flags it alone"
+			text = "its answers brought addresses of names flagged in the window, in at least two networks: that halves the score a candidate needs"
 		case "intel":
 			text = "it is on the intel domain list (intel_domains)"
 		case "known_bad_addr":

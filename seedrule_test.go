@@ -111,7 +111,9 @@ func hasTerm(name, term string) bool {
 	return false
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z'
+}
 
 // summarize is the rule's summarize ... by Name over the lookback window
 // ending at evs[last], and its where clauses and SuspicionScore.

@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"slices"
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -49,9 +49,9 @@ func New(cfg Config) (*Engine, error) {
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
 		trusted: newSuffixSet(cfg.pools(), replaced(cfg.CDNSuffixes, SeedCDNSuffixes),
 			replaced(cfg.InternalTLDs, SeedInternalTLDs), replaced(cfg.ExcludeSuffixes, SeedExcludeSuffixes)),
-		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
-		st:      newStore(cfg.MaxNames),
-		fpSeed:  rand.Uint64(),
+		susTLD: newSuffixSet(cfg.SuspiciousTLDs),
+		st:     newStore(cfg.MaxNames),
+		fpSeed: rand.Uint64(),
 	}
 	if e.now == nil {
 		e.now = coarseNow

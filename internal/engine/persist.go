@@ -21,8 +21,10 @@ import (
 const (
 	stateMagic = "fluxguard state\n"
 	// SnapshotVersion is the version of the state format Save writes;
-	// Load refuses any other.
-	SnapshotVersion = 3
+	// Load reads it and version 3, whose largest answers are IPv4's
+	// (version 4 adds IPv6's), and refuses any other.
+	SnapshotVersion = 4
+	oldestVersion   = 3
 	// maxRecordLen bounds an entry's record: a name and its capped lists
 	// fit, whatever the file claims.
 	maxRecordLen = 64 << 10
@@ -133,8 +135,8 @@ func (e *Engine) readState(r io.Reader, restore func(*savedEntry)) (window uint3
 	if sr.err != nil || string(magic) != stateMagic {
 		return 0, fmt.Errorf("%w: not a fluxguard state file, or one older than version %d", ErrCorruptState, SnapshotVersion)
 	}
-	if v := sr.uvarint(1 << 16); sr.err == nil && v != SnapshotVersion {
-		return 0, fmt.Errorf("%w %d, want %d", ErrSnapshotVersion, v, SnapshotVersion)
+	if v := sr.uvarint(1 << 16); sr.err == nil && (v < oldestVersion || v > SnapshotVersion) {
+		return 0, fmt.Errorf("%w %d, want %d to %d", ErrSnapshotVersion, v, oldestVersion, SnapshotVersion)
 	}
 	window = uint32(sr.uvarint(1 << 32))
 	var se savedEntry

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -82,6 +83,24 @@ func TestLoadRejects(t *testing.T) {
 		if name == "version" && !errors.Is(err, ErrSnapshotVersion) {
 			t.Errorf("version: error %v", err)
 		}
+	}
+}
+
+// TestLoadVersion3 checks that a state file of the version before, whose
+// largest answers are IPv4's only, loads.
+func TestLoadVersion3(t *testing.T) {
+	clk := &fakeClock{t: at("09:00:00")}
+	var buf bytes.Buffer
+	if err := flaggedEngine(t, clk).Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// The same records under version 3, with the checksum made again.
+	data := buf.Bytes()[:buf.Len()-4]
+	data[len(stateMagic)] = oldestVersion
+	data = binary.BigEndian.AppendUint32(data, crc32.Checksum(data, crcTable))
+	e := newTestEngine(t, clk, nil)
+	if n, err := e.Load(bytes.NewReader(data)); n != 3 || err != nil {
+		t.Errorf("Load = %d, %v", n, err)
 	}
 }
 
