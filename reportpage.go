@@ -249,7 +249,7 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 		case "ns_diversity":
 			text = fmt.Sprintf("its name servers' addresses spread over more than %d networks", engine.UsualNSNetworks)
 		case "churn":
-			text = fmt.Sprintf("its addresses churn far beyond its answers' size (%d addresses, at most %d an answer) in several networks", v.UniqueIPs, d.MaxAnswer)
+			text = fmt.Sprintf("its addresses churn far beyond its answers' size (%d addresses; its largest answers, A and AAAA, hold %d) in several networks", v.UniqueIPs, d.MaxAnswer)
 		case "shared_pool":
 			text = "its answers brought addresses of names flagged in the window, in at least two networks: that halves the score a candidate needs"
 		case "intel":

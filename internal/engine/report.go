@@ -50,7 +50,7 @@ type Detail struct {
 	Verdict   Verdict    // with the hold left, and ReasonRegisteredDomain for a registered domain
 	Terms     ScoreTerms // of the default profile's score; zero in the seed profile and below min_ips
 	Threshold float64    // the score that flags the name
-	MaxAnswer int        // the most evidence addresses one answer held
+	MaxAnswer int        // the most evidence addresses one answer of each family held, added up
 	HoldUntil time.Time  // when the hold ends; zero when the name is not held
 	Addresses []Address  // IPAddressList's addresses, with their networks
 }
