@@ -171,6 +171,28 @@ var operators = []operator{
 	// Hosting Plus S.R.L.), and the dataset has no ASN of its own for it:
 	// it is one network with Stark.
 	{id: "pqhosting", name: "PQ Hosting", same: "stark"},
+	// Large services on networks of their own, whose names every network
+	// asks for: their hosts and points of presence spread over many /16s,
+	// one operator. Left out: Yahoo Japan (24572, 23816), LY Corporation's,
+	// not Yahoo; Yandex.Cloud (200350, 210656, 215013), a cloud whose
+	// tenants are anyone; Valve Networks Pty Ltd (136784), an Australian ISP.
+	{id: "meta", name: "Meta (Facebook)", asns: []uint32{32934, 63293, 54115, 149642}},
+	{id: "netflix", name: "Netflix", asns: []uint32{2906, 40027, 55095}},
+	{id: "yahoo", name: "Yahoo (Oath)", asns: []uint32{
+		10310, 36647, 26101, 36646, 7280, 10880, 14778, 393245, 36229, 36088,
+		14780, 14779, 14777, 14776, 5779, 36752, 16515, 14196, 7233, 10229,
+		34010, 24506, 56173,
+	}},
+	{id: "yandex", name: "Yandex", asns: []uint32{13238, 44534}},
+	{id: "twitter", name: "X (Twitter)", asns: []uint32{13414, 63179, 35995}},
+	{id: "bytedance", name: "ByteDance (TikTok)", asns: []uint32{396986}},
+	{id: "zoom", name: "Zoom", asns: []uint32{30103}},
+	{id: "salesforce", name: "Salesforce", asns: []uint32{14340, 394808, 396417, 22606, 393517}},
+	{id: "wikimedia", name: "Wikimedia", asns: []uint32{14907, 11820}},
+	{id: "github", name: "GitHub", asns: []uint32{36459}},
+	{id: "dropbox", name: "Dropbox", asns: []uint32{19679, 393874, 54372}},
+	{id: "linkedin", name: "LinkedIn", asns: []uint32{14413, 13443, 55163, 197613, 40793, 202745}},
+	{id: "valve", name: "Valve (Steam)", asns: []uint32{32590}},
 }
 
 func main() {
