@@ -50,9 +50,8 @@ func (e *Engine) skippedChain(p *Policy, chain []string, addrs []netip.Addr, uni
 	if !e.chains {
 		return SkipNone
 	}
-	served := e.frontDoors(addrs)
 	for _, c := range chain {
-		if e.trusted.match(c) || served && e.exclude.match(c) {
+		if e.trusted.match(c) || e.exclude.match(c) && e.frontDoors(addrs) {
 			return SkipExcluded
 		}
 	}
