@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -21,7 +20,8 @@ type Engine struct {
 	chains  bool // the exclusions apply to CNAME chains too (default profile)
 	// trusted are the exclusions whose names answer only what their
 	// operators choose, whatever the chain's addresses: the public pools,
-	// and the lists the configuration replaced (see skippedChain).
+	// and the suffixes the configuration adds to the seed rule's lists
+	// (see skippedChain).
 	trusted suffixSet
 	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
@@ -47,8 +47,8 @@ func New(cfg Config) (*Engine, error) {
 		window:  uint32(cfg.Window / time.Second),
 		hold:    uint32(cfg.Hold / time.Second),
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
-		trusted: newSuffixSet(cfg.pools(), replaced(cfg.CDNSuffixes, SeedCDNSuffixes),
-			replaced(cfg.InternalTLDs, SeedInternalTLDs), replaced(cfg.ExcludeSuffixes, SeedExcludeSuffixes)),
+		trusted: newSuffixSet(cfg.pools(), added(cfg.CDNSuffixes, SeedCDNSuffixes),
+			added(cfg.InternalTLDs, SeedInternalTLDs), added(cfg.ExcludeSuffixes, SeedExcludeSuffixes)),
 		susTLD: newSuffixSet(cfg.SuspiciousTLDs),
 		st:     newStore(cfg.MaxNames),
 		fpSeed: rand.Uint64(),
@@ -74,13 +74,17 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// replaced returns list unless it is the seed rule's: an operator's own
-// list, which the operator vouches for.
-func replaced(list, seed []string) []string {
-	if slices.Equal(list, seed) {
-		return nil
+// added returns the entries of list that seed lacks: those an operator
+// set, and vouches for.
+func added(list, seed []string) []string {
+	known := newSuffixSet(seed)
+	var out []string
+	for _, n := range list {
+		if _, ok := known[Normalize(n)]; !ok {
+			out = append(out, n)
+		}
 	}
-	return list
+	return out
 }
 
 // Reconfigured returns an engine with cfg that keeps e's state, for a

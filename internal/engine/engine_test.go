@@ -256,6 +256,7 @@ func TestChainExclusionNeedsTheCDN(t *testing.T) {
 		{"CNAME into the NTP pool", nil, []string{"2.pool.ntp.org"}, answers(3, 4, 100, 100), SkipExcluded, false},
 		{"CNAME to a CDN the configuration lists", []string{"wscdns.com"}, []string{"www.shop.example.wscdns.com"}, answers(3, 4, 100, 100), SkipExcluded, false},
 		{"CNAME to Traffic Manager, the seed's list replaced", []string{"wscdns.com"}, []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
+		{"CNAME to Traffic Manager, the seed's list restated with one more", append([]string{"wscdns.com"}, SeedCDNSuffixes...), []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
 		{"CNAME to the CDN, its edges", nil, []string{"d1.cloudfront.net"}, [][]netip.Addr{addrs("13.32.0.1", "13.33.0.1")}, SkipExcluded, false},
 		{"CNAME to Traffic Manager, bots", nil, []string{"evil-c2.trafficmanager.net"}, answers(3, 4, 100, 100), SkipNone, true},
 		{"CNAME into a reverse zone, bots", nil, []string{"c2.113.0.45.in-addr.arpa"}, answers(3, 4, 100, 100), SkipNone, true},

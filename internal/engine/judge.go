@@ -93,9 +93,10 @@ func (e *Engine) judge(sc scope, sh *shard, en *entry, now uint32, again bool) V
 	v := Verdict{Prev: en.level, TTL: en.meanTTL, UniqueIPs: int(en.ipsSeen), Clients: int(en.clientsSeen)}
 	v.Queries, _ = en.queries(now/e.width, e.width)
 	switch {
-	case en.subnames == 1:
-		// A registered domain seen through one name only adds nothing to
-		// that name's own verdict, unless it is held (by the fleet).
+	case !sc.names() && en.subnames <= 1:
+		// A registered domain seen through one name only (or none since
+		// its aggregate was made) adds nothing to that name's own verdict,
+		// unless it is held (by the fleet).
 		if en.heldUntil <= now {
 			return v
 		}

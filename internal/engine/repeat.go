@@ -50,11 +50,11 @@ func (e *Engine) repeat(sh *shard, k key, a *answer, now uint32) (Verdict, bool)
 
 // repeats reports whether an answer to client at now that repeats r's
 // evidence is a repeat to count in the slot: r is steady, of the same
-// client, of the same second or, unless flagged (a hold ends at a second),
-// of the same bucket, and has room for one more.
+// client, of the same second or, unless flagged (a hold ends at a second)
+// or mixed (see settle), of the same bucket, and has room for one more.
 func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
 	return r.flags&recentSteady != 0 && r.repeats != ^uint16(0) &&
-		(r.at == now || r.level != LevelFlagged && r.at/e.width == now/e.width) &&
+		(r.at == now || r.level != LevelFlagged && r.flags&recentMixed == 0 && r.at/e.width == now/e.width) &&
 		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
 }
 
@@ -135,16 +135,16 @@ func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6, again bool
 // when the last of them came, and returns how many there were. The
 // addresses and clients of the judged answer they repeat are seen then
 // too, so that they leave the window with the last repeat, as the rule's
-// rows would: those seen in the judged answer's second, when it was the
-// only answer recorded then (else they may leave up to a bucket early,
-// never late).
+// rows would: those seen in the judged answer's second. A slot whose
+// second saw other answers (mixed) counts repeats of that second only,
+// which move nothing.
 func (r *recent) settle(sh *shard, en *entry) uint32 {
 	n := uint32(r.repeats)
 	if n == 0 {
 		return 0
 	}
 	en.addToNewest(n)
-	if judged := en.last; r.at > judged && r.flags&recentMixed == 0 {
+	if judged := en.last; r.at > judged {
 		for _, b := range [2]block{en.ips, en.clients} {
 			list := sh.seen.view(b)
 			for i := range list {

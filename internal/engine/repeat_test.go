@@ -243,9 +243,9 @@ func TestRepeatsKeepTheWindow(t *testing.T) {
 }
 
 // TestRepeatsNeverExtendOthers: when other answers were recorded in the
-// judged answer's second, repeats counted in the slot move no last-seen
-// time: the addresses and clients of those other answers must not stay in
-// the window longer than judging every answer keeps them.
+// judged answer's second, a later answer repeating it is judged in full
+// rather than counted in the slot: the addresses and clients of those
+// other answers leave the window as judging every answer has them leave.
 func TestRepeatsNeverExtendOthers(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
@@ -259,12 +259,12 @@ func TestRepeatsNeverExtendOthers(t *testing.T) {
 	}
 	both("10:00:00", "10.1.1.1", s1, true) // client A
 	both("10:00:00", "10.1.1.2", s2, true) // client B, the same second
-	both("10:04:00", "10.1.1.2", s2, true) // B again: a repeat in the brief engine's slot
-	if got := slotRepeats(brief.st, "c2.evil.tk"); got != 1 {
-		t.Fatalf("%d repeats in the slot, want 1", got)
+	both("10:04:00", "10.1.1.2", s2, true) // B again: judged, not counted in the slot
+	if got := slotRepeats(brief.st, "c2.evil.tk"); got != 0 {
+		t.Fatalf("%d repeats in the slot, want 0", got)
 	}
 	vf, vb := both("11:02:00", "10.1.1.3", addrs("49.0.0.1"), false)
-	if vb.UniqueIPs > vf.UniqueIPs || vb.Clients > vf.Clients || vb.Level > vf.Level {
+	if vb.UniqueIPs != vf.UniqueIPs || vb.Clients != vf.Clients || vb.Level != vf.Level {
 		t.Errorf("at 11:02: brief %d IPs, %d clients, %s; judging every answer %d IPs, %d clients, %s",
 			vb.UniqueIPs, vb.Clients, vb.Level, vf.UniqueIPs, vf.Clients, vf.Level)
 	}

@@ -155,6 +155,42 @@ func TestRegisteredDomainFixedHosts(t *testing.T) {
 	}
 }
 
+// TestRegisteredDomainOneName: a registered domain seen through one name
+// only adds nothing to that name's verdict, also when its aggregate was
+// made after the name (a reload from the seed profile): the flux name is
+// held, not every name under its domain.
+func TestRegisteredDomainOneName(t *testing.T) {
+	feed := func(e *Engine, clk *fakeClock, from, to int) {
+		for i, a := range answers(to, 6, 600, 600)[from:] {
+			clk.add(time.Minute)
+			e.Observe(&Observation{Name: "app.example-corp.com", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%3)}), Addrs: a, MinTTL: 60})
+		}
+	}
+	for _, reloaded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reloaded %v", reloaded), func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			if reloaded {
+				seed := newTestEngine(t, clk, nil)
+				feed(seed, clk, 0, 1)
+				var err error
+				if e, err = seed.Reconfigured(e.Config()); err != nil {
+					t.Fatal(err)
+				}
+				feed(e, clk, 1, 6)
+			} else {
+				feed(e, clk, 0, 6)
+			}
+			if _, held := e.Held("app.example-corp.com"); !held {
+				t.Fatal("the flux name not held")
+			}
+			if v, held := e.Held("www.example-corp.com"); held {
+				t.Errorf("www.example-corp.com held (score %v, %s): its domain was seen through one name", v.Score, v.Reasons)
+			}
+		})
+	}
+}
+
 // TestDoubleFlux checks that rotating name servers add to the score.
 func TestDoubleFlux(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}

@@ -13,8 +13,8 @@ import (
 //go:generate go run ./gen -o operators.bin
 
 // operatorsBin is the operator table written by ./gen: the networks of
-// large cloud, CDN and hosting operators from the ip-location-db ASN
-// dataset (see ATTRIBUTION.md).
+// large cloud, CDN, hosting and service operators from the ip-location-db
+// ASN dataset (see ATTRIBUTION.md).
 //
 //go:embed operators.bin
 var operatorsBin []byte
@@ -65,10 +65,13 @@ func OperatorOf(a netip.Addr) (Operator, bool) {
 	}
 }
 
-// frontDoors are the operators whose addresses many unrelated names share:
-// CDN edges, and the large clouds' load balancers and anycast front ends.
+// frontDoors are the operators whose addresses many unrelated names share,
+// or every network asks for: CDN edges, the large clouds' load balancers
+// and anycast front ends, and the large services' own networks.
 var frontDoors = []string{"amazon", "google", "microsoft", "oracle", "alibaba", "tencent", "ibm", "apple",
-	"akamai", "cloudflare", "fastly", "datacamp", "bunny", "gcore", "stackpath", "edgio", "imperva"}
+	"akamai", "cloudflare", "fastly", "datacamp", "bunny", "gcore", "stackpath", "edgio", "imperva",
+	"meta", "netflix", "yahoo", "yandex", "twitter", "bytedance", "zoom", "salesforce", "wikimedia",
+	"github", "dropbox", "linkedin", "valve"}
 
 // FrontDoor reports whether a is an address of such an operator: one that
 // an attacker can put in its own answers to tie itself to popular names.

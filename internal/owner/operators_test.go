@@ -386,13 +386,14 @@ func BenchmarkTableLookup(b *testing.B) {
 	}
 }
 
-// TestFrontDoor checks that CDN and large-cloud addresses are front doors
-// and hosting providers' and strangers' are not.
+// TestFrontDoor checks that CDN, large-cloud and large services' addresses
+// are front doors and hosting providers' and strangers' are not.
 func TestFrontDoor(t *testing.T) {
 	for _, tt := range []struct {
 		id   string
 		want bool
-	}{{"cloudflare", true}, {"fastly", true}, {"amazon", true}, {"akamai", true}, {"hetzner", false}, {"vultr", false}, {"m247", false}} {
+	}{{"cloudflare", true}, {"fastly", true}, {"amazon", true}, {"akamai", true}, {"meta", true}, {"wikimedia", true},
+		{"hetzner", false}, {"vultr", false}, {"m247", false}} {
 		r := Ranges(tt.id)
 		if len(r) == 0 {
 			t.Fatalf("%s has no ranges", tt.id)
