@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin/transfer"
@@ -55,6 +56,8 @@ type rpzZone struct {
 	records map[string]string // owner name → CNAME target
 	journal []rpzDiff         // oldest first; consecutive
 	changes int               // records in the journal
+
+	filled atomic.Bool // the allow exceptions fill max: said once in the log
 }
 
 // rpzDiff is the difference that took the zone from one serial to the
@@ -86,8 +89,7 @@ func rpzOwner(owner string) bool {
 // engine.AppendAddrs), become rpz-ip triggers in the room left, but for
 // the non-public ones and those frontDoor reports: a flux name must not
 // get a popular address blocked by answering it. It also returns how many
-// entries max left out; the addresses of the names past a full zone are
-// counted, not read: duplicates and front doors among them too.
+// entries max left out, each address once, addresses counted up to max.
 func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool,
 	addrsOf func(buf []netip.Addr, name string, limit int) ([]netip.Addr, int)) (map[string]string, int) {
 	out := make(map[string]string, min(len(held), c.max)*2)
@@ -119,28 +121,24 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 	if !c.ip {
 		return out, leftOut
 	}
-	seen := map[netip.Addr]struct{}{}
+	seen := map[netip.Addr]struct{}{} // at most twice max
 	var buf []netip.Addr
-	for _, h := range held {
-		if h.Subdomains || h.Allowed {
+	for i, addrsLeftOut := 0, 0; i < len(held) && addrsLeftOut < c.max; i++ {
+		if h := held[i]; h.Subdomains || h.Allowed {
 			continue // their addresses are other names'
 		}
-		if n >= c.max {
-			_, more := addrsOf(buf[:0], h.Name, 0)
-			leftOut += more
-			continue
-		}
-		buf, _ = addrsOf(buf[:0], h.Name, math.MaxInt)
+		buf, _ = addrsOf(buf[:0], held[i].Name, math.MaxInt)
 		for _, a := range buf {
 			a = a.Unmap()
 			if _, dup := seen[a]; dup || !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {
 				continue
 			}
+			seen[a] = struct{}{}
 			if n >= c.max {
 				leftOut++
+				addrsLeftOut++
 				continue
 			}
-			seen[a] = struct{}{}
 			out[rpzIP(a)+".rpz-ip."+c.zone] = rpzNXDOMAIN
 			n++
 		}
@@ -424,7 +422,17 @@ func (f *Fluxguard) updateRPZ(now time.Time) bool {
 // rpzRecords returns what the zone should hold now, and how many entries
 // its max leaves out.
 func (f *Fluxguard) rpzRecords() (map[string]string, int) {
-	return rpzTriggers(f.eng.HeldNames(f.cfg.rpz.ip), *f.cfg.rpz, f.eng.Config().FrontDoor, f.eng.AppendAddrs)
+	held := f.eng.HeldNames(f.cfg.rpz.ip)
+	exceptions := 0
+	for _, h := range held {
+		if h.Allowed {
+			exceptions++
+		}
+	}
+	if exceptions >= f.cfg.rpz.max && exceptions < len(held) && !f.rpz.filled.Swap(true) {
+		log.Warningf("rpz %s: the %d allow exceptions fill its max (%d): it blocks nothing; raise max", f.rpz.origin, exceptions, f.cfg.rpz.max)
+	}
+	return rpzTriggers(held, *f.cfg.rpz, f.eng.Config().FrontDoor, f.eng.AppendAddrs)
 }
 
 // notifyRPZ sends the NOTIFY runRPZ asks for, one at a time: a secondary
