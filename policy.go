@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
@@ -40,12 +38,31 @@ func parseRules(args []string) ([]engine.Rule, error) {
 		if _, err := netip.ParsePrefix(name); err == nil || isAddr(name) {
 			return nil, fmt.Errorf("%q is an address: allow_nets takes networks", a)
 		}
-		if _, ok := dns.IsDomainName(name); !ok || name == "" {
-			return nil, fmt.Errorf("%q is not a domain name", a)
+		if !isHostName(name) {
+			return nil, fmt.Errorf("%q is not a host name", a)
 		}
 		rules = append(rules, engine.Rule{Name: engine.Normalize(name), Until: until})
 	}
 	return rules, nil
+}
+
+// isHostName reports whether s, with or without its final dot, is a host
+// name a rule can match: labels of letters, digits, hyphens and
+// underscores, as DNS names in queries are (a URL, host:port or
+// user@host would match nothing).
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || strings.IndexFunc(label, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // isAddr reports whether s is an IP address.

@@ -47,21 +47,35 @@ func stateCorefile(addr, state, upstream, extra string) string {
 `, zoneAt(addr), extra, state, upstream)
 }
 
-// flagFlux asks for the demo's flux name until it is blocked, and returns
-// when.
-func flagFlux(t *testing.T, addr string) time.Time {
+// flagFlux asks for the demo's flux name until it is blocked.
+func flagFlux(t *testing.T, addr string) {
 	t.Helper()
-	return flag(t, addr, "login.fluxy.top.")
+	flag(t, addr, "login.fluxy.top.")
 }
 
-// waitSaved waits up to 10 s for the state file at path to be saved after
-// since.
-func waitSaved(t *testing.T, path string, since time.Time) {
+// waitSaved waits up to 10 s for the state file at path to hold name.
+func waitSaved(t *testing.T, path, name string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, path+" saved", func() bool {
-		fi, err := os.Stat(path)
-		return err == nil && fi.ModTime().After(since)
-	})
+	waitFor(t, 10*time.Second, path+" to hold "+name, func() bool { return stateHolds(t, path, name) })
+}
+
+// stateHolds reports whether the state file at path loads and holds name.
+func stateHolds(t *testing.T, path, name string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	e, err := engine.New(engine.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load(f); err != nil {
+		return false
+	}
+	_, held := e.Held(name)
+	return held
 }
 
 // fill sends random names under fillZone from 4 clients until ctx ends,
@@ -111,7 +125,8 @@ func TestStateCrashLoop(t *testing.T) {
 	t.Logf("seed %d", seed)
 
 	core := startCoreDNSBin(t, bin, conf)
-	waitSaved(t, state, flagFlux(t, addr))
+	flagFlux(t, addr)
+	waitSaved(t, state, "login.fluxy.top")
 	restoredRE := regexp.MustCompile(`restored (\d+) names`)
 	midSave, leftBehind := 0, 0
 	for i := range 20 {
@@ -187,26 +202,14 @@ func TestStateSaveFailures(t *testing.T) {
 	// The state as the binary's mount namespace shows it.
 	inside := filepath.Join("/proc", strconv.Itoa(core.cmd.Process.Pid), "root", state)
 
-	flagged := flagFlux(t, addr)
+	flagFlux(t, addr)
 	checkSaved := func(what string) {
 		t.Helper()
-		f, err := os.Open(inside)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		defer f.Close()
-		e, err := engine.New(engine.DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.Load(f); err != nil {
-			t.Fatalf("%s: the state file does not load: %v", what, err)
-		}
-		if _, held := e.Held("login.fluxy.top"); !held {
-			t.Fatalf("%s: the state file does not hold login.fluxy.top", what)
+		if !stateHolds(t, inside, "login.fluxy.top") {
+			t.Fatalf("%s: the state file does not load, or does not hold login.fluxy.top", what)
 		}
 	}
-	waitSaved(t, inside, flagged)
+	waitSaved(t, inside, "login.fluxy.top")
 	checkSaved("before the disk fills")
 	failures := func() float64 {
 		v, err := metricSum(metricsAddr, "coredns_fluxguard_state_save_failures_total")
