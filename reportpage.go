@@ -239,7 +239,7 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 		case "prefix_diversity":
 			text = fmt.Sprintf("its addresses spread over %.1f effective networks (2^entropy of their owners or /16 prefixes), %d or more", v.Networks, engine.DiverseNetworks)
 		case "rotating":
-			text = fmt.Sprintf("%d addresses in the window, at least twice its largest answer (%d): the set rotates", v.UniqueIPs, d.MaxAnswer)
+			text = fmt.Sprintf("%d addresses in the window, at least twice its largest answers, A and AAAA (%d): the set rotates", v.UniqueIPs, d.MaxAnswer)
 		case "short_ttl":
 			text = fmt.Sprintf("its answers' mean TTL is %d s, at most %s", v.TTL, span(engine.ShortTTL))
 		case "ns_churn":

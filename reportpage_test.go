@@ -210,11 +210,11 @@ func TestReportPageDetail(t *testing.T) {
 			"Blocked: answered NXDOMAIN with EDE 15 (Blocked), without going upstream, until ",
 			"Why", "suspicious_tld", "its top-level domain .top is on the suspicious list",
 			"prefix_diversity", "its addresses spread over 12.0 effective networks",
-			"rotating", "12 addresses in the window, at least twice its largest answer (4)",
+			"rotating", "12 addresses in the window, at least twice its largest answers, A and AAAA (4)",
 			"short_ttl", "mean TTL is 30 s",
 			"Score", "effective networks (12.00), weighted12.00", "× rotation: the set rotates× 1",
 			"× TTL: mean TTL at most 5 minutes× 1", "+ suspicious TLD+ 1.00", "= score (threshold 8)13",
-			"Addresses12, at most 4 in one answer", "Mean TTL30 s", "Hold", "until",
+			"Addresses12; its largest answers, A and AAAA, 4", "Mean TTL30 s", "Hold", "until",
 			"45.0.0.1", "45.0.0.0/16", "45.11.0.1", "Clients", "10.0.0.1",
 		}},
 		{"REFUSED", "action block\n block_rcode REFUSED", "/name/LOGIN.fluxy.top.", http.StatusOK, []string{

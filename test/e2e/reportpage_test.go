@@ -87,7 +87,7 @@ func TestReportPage(t *testing.T) {
 	}
 	why := browse(t, ctx, chromedp.Text(chromedp.CSS("#why")))
 	for _, want := range []string{"suspicious_tld", "its top-level domain .top is on the suspicious list",
-		"prefix_diversity", "effective networks", "rotating", "at least twice its largest answer", "short_ttl", "mean TTL is 30 s"} {
+		"prefix_diversity", "effective networks", "rotating", "at least twice its largest answers", "short_ttl", "mean TTL is 5 s"} {
 		if !strings.Contains(why, want) {
 			t.Errorf("the detail's reasons lack %q:\n%s", want, why)
 		}
