@@ -39,7 +39,7 @@ func parseRules(args []string) ([]engine.Rule, error) {
 			return nil, fmt.Errorf("%q is an address: allow_nets takes networks", a)
 		}
 		if !isHostName(name) {
-			return nil, fmt.Errorf("%q is not a host name", a)
+			return nil, fmt.Errorf("%q is not a host name (international names in punycode: xn--...)", a)
 		}
 		rules = append(rules, engine.Rule{Name: engine.Normalize(name), Until: until})
 	}

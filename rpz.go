@@ -57,7 +57,7 @@ type rpzZone struct {
 	journal []rpzDiff         // oldest first; consecutive
 	changes int               // records in the journal
 
-	filled atomic.Bool // the allow exceptions fill max: said once in the log
+	filled atomic.Bool // the allow exceptions fill max: said in the log when it starts
 }
 
 // rpzDiff is the difference that took the zone from one serial to the
@@ -121,7 +121,7 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 	if !c.ip {
 		return out, leftOut
 	}
-	seen := map[netip.Addr]struct{}{} // at most twice max
+	seen := map[netip.Addr]struct{}{} // at most twice max, and a name's list
 	var buf []netip.Addr
 	for i, addrsLeftOut := 0, 0; i < len(held) && addrsLeftOut < c.max; i++ {
 		if h := held[i]; h.Subdomains || h.Allowed {
@@ -429,7 +429,8 @@ func (f *Fluxguard) rpzRecords() (map[string]string, int) {
 			exceptions++
 		}
 	}
-	if exceptions >= f.cfg.rpz.max && exceptions < len(held) && !f.rpz.filled.Swap(true) {
+	filled := exceptions >= f.cfg.rpz.max && exceptions < len(held)
+	if f.rpz.filled.Swap(filled) != filled && filled {
 		log.Warningf("rpz %s: the %d allow exceptions fill its max (%d): it blocks nothing; raise max", f.rpz.origin, exceptions, f.cfg.rpz.max)
 	}
 	return rpzTriggers(held, *f.cfg.rpz, f.eng.Config().FrontDoor, f.eng.AppendAddrs)

@@ -1,10 +1,13 @@
 package fluxguard
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	golog "log"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -468,6 +471,30 @@ func TestRPZIPBounded(t *testing.T) {
 	records, leftOut := f.rpzRecords()
 	if len(records) != max || leftOut < max || leftOut >= max+perName {
 		t.Errorf("%d records, %d left out; want %d, and %d to %d", len(records), leftOut, max, max, max+perName-1)
+	}
+}
+
+// TestRPZFilledByExceptions: a zone the allow exceptions fill blocks
+// nothing, which the log says each time it starts.
+func TestRPZFilledByExceptions(t *testing.T) {
+	var logged bytes.Buffer
+	golog.SetOutput(&logged)
+	defer golog.SetOutput(os.Stderr)
+	f, _ := newTestFluxguard(t, "fluxguard . {\n rpz rpz.example max 2 ip\n action block\n}")
+	flagFlux(t, f.eng, "c2.evil.tk")
+	allow := func(names ...string) {
+		var rules []engine.Rule
+		for _, n := range names {
+			rules = append(rules, engine.Rule{Name: n})
+		}
+		f.eng.SetPolicy(engine.NewPolicy(rules, nil, nil))
+		f.rpzRecords()
+	}
+	allow("a.example", "b.example")
+	allow("a.example")
+	allow("a.example", "b.example")
+	if n := strings.Count(logged.String(), "allow exceptions fill its max"); n != 2 {
+		t.Errorf("said %d times, want 2:\n%s", n, logged.String())
 	}
 }
 

@@ -357,7 +357,7 @@ func TestParseErrors(t *testing.T) {
 		{"allow until without time", "allow a.example until", []string{"allow", "'until' must come last"}},
 		{"allow until bad time", "allow a.example until soon", []string{"allow", `"soon" is not an RFC 3339 time`}},
 		{"allow wildcard", "allow *.a.example", []string{"allow", `"*.a.example": a rule covers its name's subdomains already; write "a.example"`}},
-		{"deny not a name", "deny bad..example", []string{"deny", `"bad..example" is not a host name`}},
+		{"deny not a name", "deny bad..example", []string{"deny", `"bad..example" is not a host name (international names in punycode: xn--...)`}},
 		{"allow a URL", "allow http://partner.example/", []string{"allow", `"http://partner.example/" is not a host name`}},
 		{"allow host:port", "allow partner.example:443", []string{"allow", `"partner.example:443" is not a host name`}},
 		{"allow an address", "allow 10.0.0.0/8", []string{"allow", `"10.0.0.0/8" is an address: allow_nets takes networks`}},

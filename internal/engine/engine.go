@@ -47,8 +47,7 @@ func New(cfg Config) (*Engine, error) {
 		window:  uint32(cfg.Window / time.Second),
 		hold:    uint32(cfg.Hold / time.Second),
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
-		trusted: newSuffixSet(cfg.pools(), added(cfg.CDNSuffixes, SeedCDNSuffixes),
-			added(cfg.InternalTLDs, SeedInternalTLDs), added(cfg.ExcludeSuffixes, SeedExcludeSuffixes)),
+		trusted: newSuffixSet(cfg.pools(), added(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes)),
 		susTLD: newSuffixSet(cfg.SuspiciousTLDs),
 		st:     newStore(cfg.MaxNames),
 		fpSeed: rand.Uint64(),
@@ -74,14 +73,16 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// added returns the entries of list that seed lacks: those an operator
-// set, and vouches for.
-func added(list, seed []string) []string {
-	known := newSuffixSet(seed)
+// added returns the entries of lists that none of the seed rule's lists
+// holds: those an operator set, and vouches for.
+func added(lists ...[]string) []string {
+	seed := newSuffixSet(SeedCDNSuffixes, SeedInternalTLDs, SeedExcludeSuffixes)
 	var out []string
-	for _, n := range list {
-		if _, ok := known[Normalize(n)]; !ok {
-			out = append(out, n)
+	for _, l := range lists {
+		for _, n := range l {
+			if _, ok := seed[Normalize(n)]; !ok {
+				out = append(out, n)
+			}
 		}
 	}
 	return out

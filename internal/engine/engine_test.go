@@ -284,6 +284,26 @@ func TestChainExclusionNeedsTheCDN(t *testing.T) {
 	}
 }
 
+// TestChainTrustAcrossLists: a seed rule's suffix moved to another
+// option's list is still the seed's, not the operator's: flux behind it
+// is judged.
+func TestChainTrustAcrossLists(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) {
+		c.Profile = ProfileDefault
+		c.FrontDoor = netip.MustParsePrefix("13.32.0.0/15").Contains
+		c.ExcludeSuffixes = append(slices.Clone(SeedExcludeSuffixes), "trafficmanager.net")
+	})
+	var v Verdict
+	for _, a := range answers(3, 4, 100, 100) {
+		clk.add(time.Minute)
+		v = e.Observe(&Observation{Name: "login.evil.top", Chain: []string{"evil-c2.trafficmanager.net"}, Addrs: a, MinTTL: 60})
+	}
+	if v.Skip != SkipNone || v.Level != LevelFlagged {
+		t.Errorf("skip %s, level %s; want judged and flagged", v.Skip, v.Level)
+	}
+}
+
 func TestIsPublic(t *testing.T) {
 	tests := map[string]bool{
 		"45.33.1.1": true, "8.8.8.8": true, "2a00:1450::1": true, "2606:4700::1111": true,
