@@ -48,9 +48,9 @@ func New(cfg Config) (*Engine, error) {
 		hold:    uint32(cfg.Hold / time.Second),
 		exclude: newSuffixSet(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes, cfg.pools()),
 		trusted: newSuffixSet(cfg.pools(), added(cfg.CDNSuffixes, cfg.InternalTLDs, cfg.ExcludeSuffixes)),
-		susTLD: newSuffixSet(cfg.SuspiciousTLDs),
-		st:     newStore(cfg.MaxNames),
-		fpSeed: rand.Uint64(),
+		susTLD:  newSuffixSet(cfg.SuspiciousTLDs),
+		st:      newStore(cfg.MaxNames),
+		fpSeed:  rand.Uint64(),
 	}
 	if e.now == nil {
 		e.now = coarseNow
