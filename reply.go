@@ -21,7 +21,7 @@ const maxBlockedText = 200
 // blockedReasons orders the reasons in the EDE text, those that flag a
 // name alone or weigh most first; it holds every reason.
 var blockedReasons = [...]engine.Reasons{
-	engine.ReasonDenied, engine.ReasonIntel, engine.ReasonFleet, engine.ReasonKnownBadAddr, engine.ReasonSharedPool,
+	engine.ReasonDenied, engine.ReasonIntel, engine.ReasonFleet, engine.ReasonKnownBadAddr, engine.ReasonSharedPool, engine.ReasonSeedRule,
 	engine.ReasonRegisteredDomain, engine.ReasonPrefixDiversity, engine.ReasonChurn, engine.ReasonRotating,
 	engine.ReasonNSChurn, engine.ReasonNSDiversity, engine.ReasonShortTTL, engine.ReasonSuspiciousTLD,
 	engine.ReasonManyIPs, engine.ReasonManyClients, engine.ReasonShortSLD,

@@ -75,8 +75,8 @@ func TestBlockedText(t *testing.T) {
 		{"intel", engine.Verdict{Level: engine.LevelFlagged, Reasons: engine.ReasonIntel}, "fluxguard: flagged; intel"},
 		{"level only", engine.Verdict{Level: engine.LevelFlagged}, "fluxguard: flagged fast-flux (T1568.001)"},
 		{"everything, at the largest", engine.Verdict{Level: engine.LevelFlagged, Score: 123456.78, UniqueIPs: 1024, Networks: 64, TTL: 1<<32 - 1, Reasons: all},
-			"fluxguard: flagged, score 123456.78: 1024 IPs in 64 networks, TTL 4294967295s; denied,intel,fleet,known_bad_addr,shared_pool,registered_domain," +
-				"prefix_diversity,churn,rotating,ns_churn (+6 more)"},
+			"fluxguard: flagged, score 123456.78: 1024 IPs in 64 networks, TTL 4294967295s; denied,intel,fleet,known_bad_addr,shared_pool,seed_rule," +
+				"registered_domain,prefix_diversity,churn,rotating (+7 more)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -252,6 +252,8 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 			text = fmt.Sprintf("its addresses churn far beyond its answers' size (%d addresses; its largest answers, A and AAAA, hold %d) in several networks", v.UniqueIPs, d.MaxAnswer)
 		case "shared_pool":
 			text = "its answers brought addresses of names flagged in the window, in at least two networks: that halves the score a candidate needs"
+		case "seed_rule":
+			text = "the seed rule flags it too, and its addresses rotate outside the CDNs', the large clouds' and the large services' networks: that halves the score a candidate needs"
 		case "intel":
 			text = "it is on the intel domain list (intel_domains)"
 		case "known_bad_addr":

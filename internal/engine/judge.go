@@ -108,6 +108,9 @@ func (e *Engine) judge(sc scope, sh *shard, en *entry, now uint32, again bool) V
 		if v.UniqueIPs > 1 {
 			v.Diversity = math.Round(math.Log2(float64(en.networks))/math.Log2(float64(v.UniqueIPs))*100) / 100
 		}
+		if sc.names() && v.Score >= threshold/2 && v.Score < threshold {
+			v.Reasons |= e.seedAgrees(sh, en, v, since)
+		}
 	}
 	if e.pools != nil && en.sharedPool() {
 		v.Reasons |= ReasonSharedPool
@@ -129,15 +132,39 @@ func (e *Engine) judge(sc scope, sh *shard, en *entry, now uint32, again bool) V
 
 // flagging reports whether v, en's verdict, flags its name on its own
 // evidence, held or not: a candidate scoring the threshold, or half of it
-// with addresses shared with flagged names (see poolIndex), or enough
-// addresses known bad (see Intel). Flagged names' answers are the
-// attacker's to choose, so the pool only corroborates: it cannot flag a
-// name whose own answers look benign.
+// with addresses shared with flagged names (see poolIndex) or when the
+// seed rule flags it too, or enough addresses known bad (see Intel).
+// Flagged names' answers are the attacker's to choose, and the seed rule
+// flags CDNs and SaaS, so both only corroborate: neither flags a name
+// whose own answers look benign.
 func (e *Engine) flagging(en *entry, v Verdict, threshold float64) bool {
-	if v.Reasons&ReasonSharedPool != 0 {
+	if v.Reasons&(ReasonSharedPool|ReasonSeedRule) != 0 {
 		threshold /= 2
 	}
 	return e.candidate(v) && v.Score >= threshold || marksSpread(en.bad)
+}
+
+// seedAgrees returns the seed rule's reasons for en, a name scoring
+// between half the threshold and the threshold, with ReasonSeedRule,
+// when that rule flags it too and its answers are of a kind the rule's
+// own false positives are not: a set that rotates (not a fixed round
+// robin, a failover or a sinkhole), none of whose addresses is a CDN's,
+// a large cloud's or a large service's (not a CDN nor a global SaaS). It
+// returns 0 otherwise. Slow rotations through a few hosting providers
+// score below the threshold; the rule flags them by their names.
+func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reasons {
+	seed, r := e.seedScore(en, v.UniqueIPs, v.Clients)
+	if seed < SeedThreshold || v.Reasons&ReasonRotating == 0 {
+		return 0
+	}
+	if e.cfg.FrontDoor != nil {
+		for _, s := range sh.seen.view(en.ips) {
+			if s.last > since && e.cfg.FrontDoor(netip.AddrFrom16(s.addr).Unmap()) {
+				return 0
+			}
+		}
+	}
+	return r | ReasonSeedRule
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

@@ -52,13 +52,63 @@ func TestDefaultProfile(t *testing.T) {
 			var v Verdict
 			for _, a := range tt.answers {
 				clk.add(time.Minute)
-				v = e.Observe(&Observation{Name: "www.example.com", Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: tt.ttl})
+				v = e.Observe(&Observation{Name: "www.longexample.com", Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: tt.ttl})
 			}
 			if (v.Level == LevelFlagged) != tt.flagged || v.Reasons != tt.reasons {
 				t.Errorf("verdict %+v (reasons %s), want flagged %v reasons %s", v, v.Reasons, tt.flagged, tt.reasons)
 			}
 			if tt.name == "single flux" && (v.Networks != 12 || v.Prefixes != 12 || v.Subnets != 12 || v.Diversity != 1) {
 				t.Errorf("diversity of 12 addresses in 12 networks: %+v", v)
+			}
+		})
+	}
+}
+
+// TestSeedRuleCorroborates checks that a name the seed rule flags is
+// flagged at half the threshold when its own answers rotate and none of
+// its addresses is a front door's (Config.FrontDoor): the slow rotations
+// through a few hosting providers that the rule catches by their names.
+func TestSeedRuleCorroborates(t *testing.T) {
+	seedReasons := ReasonSuspiciousTLD | ReasonShortSLD | ReasonManyIPs | ReasonSeedRule
+	tests := []struct {
+		name      string
+		host      string
+		answers   [][]netip.Addr
+		frontDoor bool // every address is a front door's
+		flagged   bool
+		reasons   Reasons
+	}{
+		{"slow flux through 3 hosting networks", "cdn.bri.top", answers(12, 1, 40, 3), false, true,
+			seedReasons | ReasonRotating | ReasonShortTTL},
+		{"the same on front doors", "cdn.bri.top", answers(12, 1, 40, 3), true, false,
+			ReasonSuspiciousTLD | ReasonRotating | ReasonShortTTL},
+		{"the same under a name the rule scores 1", "cdn.longbrandname.com", answers(12, 1, 40, 3), false, false,
+			ReasonRotating | ReasonShortTTL},
+		{"a fixed set does not rotate", "cdn.bri.top", answers(12, 6, 6, 6), false, false,
+			ReasonPrefixDiversity | ReasonShortTTL | ReasonSuspiciousTLD},
+		{"under half the threshold", "cdn.bri.top", answers(12, 1, 40, 2), false, false,
+			ReasonSuspiciousTLD | ReasonRotating | ReasonShortTTL},
+		// The rule's own false positive that the corroboration keeps: a
+		// regional SaaS on networks of its own (on a cloud's, it is not).
+		{"regional SaaS on its own networks", "www.example.com", answers(20, 6, 24, 5), false, true,
+			ReasonShortSLD | ReasonManyIPs | ReasonSeedRule | ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+		{"regional SaaS on front doors", "www.example.com", answers(20, 6, 24, 5), true, false,
+			ReasonPrefixDiversity | ReasonRotating | ReasonShortTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) {
+				c.Profile = ProfileDefault
+				c.FrontDoor = func(netip.Addr) bool { return tt.frontDoor }
+			})
+			var v Verdict
+			for _, a := range tt.answers {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: tt.host, Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: 120})
+			}
+			if (v.Level == LevelFlagged) != tt.flagged || v.Reasons != tt.reasons {
+				t.Errorf("verdict %+v (reasons %s), want flagged %v reasons %s", v, v.Reasons, tt.flagged, tt.reasons)
 			}
 		})
 	}
@@ -417,7 +467,7 @@ func TestSettledNetworks(t *testing.T) {
 		for _, ip := range a {
 			list = append(list, seen{addr: ip.Unmap().As16(), last: 1})
 		}
-		return e.Observe(&Observation{Name: "a.example.top", Addrs: a, MinTTL: 30})
+		return e.Observe(&Observation{Name: "a.longexample.com", Addrs: a, MinTTL: 30})
 	}
 	all := answers(20, 2, 40, 40)
 	flaggedAt := -1

@@ -46,11 +46,12 @@ const (
 	ReasonIntel                                // on the intel domain list
 	ReasonKnownBadAddr                         // answers brought addresses on the intel address list
 	ReasonFleet                                // held by another replica of the fleet (see Engine.Merge)
+	ReasonSeedRule                             // the seed rule flags the name too (default profile)
 )
 
 var reasonNames = []string{"suspicious_tld", "short_sld", "many_ips", "many_clients", "denied",
 	"prefix_diversity", "rotating", "short_ttl", "ns_churn", "registered_domain", "ns_diversity", "churn", "shared_pool",
-	"intel", "known_bad_addr", "fleet"}
+	"intel", "known_bad_addr", "fleet", "seed_rule"}
 
 // Name returns the name of r, a single reason; "" for none or several.
 func (r Reasons) Name() string {
