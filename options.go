@@ -228,6 +228,9 @@ func (a optionArgs) stateFile() (string, error) {
 	if fi, err := os.Stat(filepath.Dir(s)); err != nil || !fi.IsDir() {
 		return "", a.c.Errf("%s: directory of %q does not exist", a.opt, s)
 	}
+	if fi, err := os.Stat(s); err == nil && !fi.Mode().IsRegular() {
+		return "", a.c.Errf("%s: %q is not a regular file", a.opt, s)
+	}
 	return s, nil
 }
 
@@ -252,7 +255,11 @@ func (a optionArgs) hostPort() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, _, err := net.SplitHostPort(s); err != nil {
+	_, port, err := net.SplitHostPort(s)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
 		return "", a.c.Errf("%s: %q is not a host:port address", a.opt, s)
 	}
 	return s, nil

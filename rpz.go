@@ -73,10 +73,12 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 }
 
 // rpzOwner reports whether owner can own a record: a name of at most 255
-// octets on the wire, which its 253 characters leave room for.
+// octets on the wire (an escape such as \DDD is one), measured by packing
+// it, since dns.IsDomainName lets names of up to 257 pass.
 func rpzOwner(owner string) bool {
-	_, ok := dns.IsDomainName(owner)
-	return ok && len(owner) <= 253
+	var wire [256]byte
+	n, err := dns.PackDomainName(owner, wire[:], 0, nil, false)
+	return err == nil && n <= 255
 }
 
 // rpzTriggers turns the held names into the zone's records, at most c.max

@@ -55,6 +55,10 @@ func TestRPZTriggers(t *testing.T) {
 			map[string]string{"a.tk.rpz.example.": ".", "b.tk.rpz.example.": ".", "*.b.tk.rpz.example.": "."}, 2},
 		{"too long with the origin: left out, not by max", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".tk"}, {Name: "a.tk"}}, 1,
 			map[string]string{"a.tk.rpz.example.": "."}, 0},
+		{"255 octets with the origin", []engine.HeldName{{Name: strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 46) + ".tk"}}, 1,
+			map[string]string{strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 46) + ".tk.rpz.example.": "."}, 0},
+		{"escapes count one octet", []engine.HeldName{{Name: `x\@y.` + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 42) + ".tk"}}, 1,
+			map[string]string{`x\@y.` + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 42) + ".tk.rpz.example.": "."}, 0},
 		{"room for the domain, not its wildcard", []engine.HeldName{{Name: strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 54) + ".tk", Subdomains: true}}, 1,
 			map[string]string{strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 54) + ".tk.rpz.example.": "."}, 0},
 	}

@@ -120,24 +120,55 @@ func parse(c *caddy.Controller) (config, error) {
 			return cfg, c.Err(plugin.ErrOnce.Error())
 		}
 		cfg.zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
+		given := map[string]int{} // option (weight: with its term) → its line
 		for c.NextBlock() {
-			if err := parseOption(c, &cfg); err != nil {
+			if err := parseOption(c, &cfg, given); err != nil {
 				return cfg, err
 			}
-			if err := cfg.engine.Validate(); err != nil {
+			if err := cfg.engine.ValidateEach(); err != nil {
 				return cfg, c.Err(err.Error())
 			}
+		}
+		// Options that depend on each other, once all are read.
+		if err := cfg.engine.Validate(); err != nil {
+			return cfg, c.Err(err.Error())
 		}
 	}
 	cfg.compileIntel()
 	return cfg, nil
 }
 
-// parseOption parses the option under the cursor into cfg.
-func parseOption(c *caddy.Controller, cfg *config) error {
+// repeatable are the options whose values add up when given again.
+var repeatable = map[string]bool{"allow": true, "deny": true, "allow_nets": true, "ignore_nets": true}
+
+// once refuses a's option when given earlier in the block (given: each
+// option's line), unless repeatable: the later one would silently replace
+// it (a second action, allow_file or report). weight is given once per
+// term.
+func (a optionArgs) once(given map[string]int) error {
+	opt := a.opt
+	if repeatable[opt] {
+		return nil
+	}
+	if opt == "weight" {
+		opt += " " + a.args[0]
+	}
+	if line, ok := given[opt]; ok {
+		return a.c.Errf("%s: given already on line %d", opt, line)
+	}
+	given[opt] = a.c.Line()
+	return nil
+}
+
+// parseOption parses the option under the cursor into cfg; given holds
+// the lines of the options read before it (see once).
+func parseOption(c *caddy.Controller, cfg *config, given map[string]int) error {
 	a := optionArgs{c: c, opt: c.Val(), args: c.RemainingArgs()}
 	if len(a.args) == 0 && a.opt != "resolve_ns" {
 		return c.ArgErr()
+	}
+	if err := a.once(given); err != nil {
+		return err
 	}
 	ec := &cfg.engine
 	var err error

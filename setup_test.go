@@ -157,7 +157,7 @@ func TestParseOptions(t *testing.T) {
 		{"many_clients", "many_clients 11", func(c config) any { return c.engine.ManyClients }, 11},
 		{"max_names", "max_names 1000", func(c config) any { return c.engine.MaxNames }, 1000},
 		{"max_ips_per_name", "max_ips_per_name 1024", func(c config) any { return c.engine.MaxIPsPerName }, 1024},
-		{"max_clients_per_name", "max_clients_per_name 1", func(c config) any { return c.engine.MaxClientsPerName }, 1},
+		{"max_clients_per_name", "max_clients_per_name 8", func(c config) any { return c.engine.MaxClientsPerName }, 8},
 		{"metrics_domains", "metrics_domains 25", func(c config) any { return c.metricsDomains }, 25},
 		{"cdn_suffixes replaces", "cdn_suffixes CDN.Example. edge.example", func(c config) any { return c.engine.CDNSuffixes }, []string{"cdn.example", "edge.example"}},
 		{"internal_tlds replaces", "internal_tlds intranet", func(c config) any { return c.engine.InternalTLDs }, []string{"intranet"}},
@@ -319,6 +319,10 @@ func TestParseErrors(t *testing.T) {
 		{"zero hold", "hold 0s", []string{"hold", "positive"}},
 		{"negative hold", "hold -1h", []string{"hold", "positive"}},
 		{"hold above a week", "hold 169h", []string{"hold", "longer than 168h0m0s"}},
+		{"hold under a second", "hold 500ms", []string{"hold", "shorter than 1s"}},
+		{"window above a week", "window 1193047h", []string{"window", "longer than 168h0m0s"}},
+		{"report port out of range", "report 127.0.0.1:99999", []string{"report", "not a host:port"}},
+		{"state_file a directory", "state_file /tmp", []string{"state_file", "not a regular file"}},
 		{"bad min_ips", "min_ips five", []string{"min_ips", "not a positive integer"}},
 		{"zero min_ips", "min_ips 0", []string{"min_ips", "not a positive integer"}},
 		{"negative min_ips", "min_ips -1", []string{"min_ips", "not a positive integer"}},
@@ -397,8 +401,46 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+tc.option+"\n}", tc.want...)
+			testParseError(t, "fluxguard {\n\t# the option is on line 3\n\t"+tc.option+"\n}", tc.want...)
 		})
+	}
+}
+
+// TestParseTogether checks the options refused with another: given twice
+// (the later would silently replace the first), or a count above the cap
+// of the list it counts, which would turn a rule off.
+func TestParseTogether(t *testing.T) {
+	tests := []struct {
+		name  string
+		block string
+		want  []string
+	}{
+		{"action twice", "action block\n\taction log", []string{"Testfile:3", "action: given already on line 2"}},
+		{"allow_file twice", "allow_file /etc/hostname\n\tallow_file /etc/hosts", []string{"Testfile:3", "allow_file: given already on line 2"}},
+		{"report twice", "report 127.0.0.1:9253\n\treport 127.0.0.1:9254", []string{"Testfile:3", "report: given already on line 2"}},
+		{"a weight's term twice", "weight ns 2\n\tweight ns 3", []string{"Testfile:3", "weight ns: given already on line 2"}},
+		{"min_ips above max_ips_per_name", "min_ips 150", []string{"min_ips: 150 is above max_ips_per_name (100)"}},
+		{"many_ips above max_ips_per_name", "max_ips_per_name 8", []string{"many_ips: 10 is above max_ips_per_name (8)"}},
+		{"many_clients above max_clients_per_name", "many_clients 30", []string{"many_clients: 30 is above max_clients_per_name (20)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(caddy.NewTestController("dns", "fluxguard {\n\t"+tc.block+"\n}"))
+			if err == nil {
+				t.Fatal("Expected an error, got none")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Expected the error to contain %q, got: %v", w, err)
+				}
+			}
+		})
+	}
+	// The options that add up, and a count set before its cap.
+	ok := "fluxguard {\n\tallow a.example\n\tallow b.example\n\tweight ns 2\n\tweight tld 2\n\t" +
+		"max_clients_per_name 3\n\tmany_clients 2\n\tmax_ips_per_name 200\n\tmin_ips 150\n}"
+	if _, err := parse(caddy.NewTestController("dns", ok)); err != nil {
+		t.Errorf("Expected no error for %q, got: %v", ok, err)
 	}
 }
 
@@ -415,7 +457,7 @@ func TestParseArgCount(t *testing.T) {
 	}
 	for _, opt := range all {
 		t.Run(opt+" without args", func(t *testing.T) {
-			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+opt+"\n}", "Wrong argument count", "'"+opt+"'")
+			testParseError(t, "fluxguard {\n\t# the option is on line 3\n\t"+opt+"\n}", "Wrong argument count", "'"+opt+"'")
 		})
 	}
 	oneArg := map[string]string{
@@ -427,7 +469,7 @@ func TestParseArgCount(t *testing.T) {
 	}
 	for opt, arg := range oneArg {
 		t.Run(opt+" with extra args", func(t *testing.T) {
-			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+opt+" "+arg+" "+arg+"\n}", opt+" takes exactly one argument")
+			testParseError(t, "fluxguard {\n\t# the option is on line 3\n\t"+opt+" "+arg+" "+arg+"\n}", opt+" takes exactly one argument")
 		})
 	}
 }

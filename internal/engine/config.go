@@ -179,6 +179,28 @@ func (c *Config) pools() []string {
 // Validate reports the first value that cannot work, named by the Corefile
 // option that sets it, so that setup can pass its error on as it is.
 func (c *Config) Validate() error {
+	if err := c.ValidateEach(); err != nil {
+		return err
+	}
+	// A count a name's capped list can never reach would turn its rule off.
+	for _, n := range []struct {
+		option, capOption string
+		value, cap        int
+	}{
+		{"min_ips", "max_ips_per_name", c.MinIPs, c.MaxIPsPerName},
+		{"many_ips", "max_ips_per_name", c.ManyIPs, c.MaxIPsPerName},
+		{"many_clients", "max_clients_per_name", c.ManyClients, c.MaxClientsPerName},
+	} {
+		if n.value > n.cap {
+			return fmt.Errorf("%s: %d is above %s (%d), which a name's list never exceeds", n.option, n.value, n.capOption, n.cap)
+		}
+	}
+	return nil
+}
+
+// ValidateEach checks each setting on its own, as a Corefile's lines are
+// read; Validate also checks them against each other.
+func (c *Config) ValidateEach() error {
 	switch {
 	case c.Profile != ProfileDefault && c.Profile != ProfileSeed:
 		return fmt.Errorf("profile: unknown profile %q; expect %q or %q", c.Profile, ProfileDefault, ProfileSeed)
@@ -186,8 +208,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("window: %s is not a positive duration", c.Window)
 	case c.Window < time.Minute:
 		return fmt.Errorf("window: %s is shorter than 1m", c.Window)
+	case c.Window > MaxWindow:
+		return fmt.Errorf("window: %s is longer than %s", c.Window, MaxWindow)
 	case c.Hold <= 0:
 		return fmt.Errorf("hold: %s is not a positive duration", c.Hold)
+	case c.Hold < time.Second:
+		return fmt.Errorf("hold: %s is shorter than 1s", c.Hold)
 	case c.Hold > MaxHold:
 		return fmt.Errorf("hold: %s is longer than %s; deny blocks for good", c.Hold, MaxHold)
 	case c.QueryCount != "" && c.QueryCount != CountAnswers && c.QueryCount != CountRows:
@@ -222,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// MaxWindow bounds window: a week, as MaxHold.
+const MaxWindow = 168 * time.Hour
 
 // MaxHold bounds hold: a hold read from elsewhere (the fleet's Redis) that
 // ends later than that is refused as tampered with.

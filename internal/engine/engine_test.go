@@ -327,7 +327,7 @@ func TestIsPublic(t *testing.T) {
 
 func TestPerNameCaps(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
-	e := newTestEngine(t, clk, func(c *Config) { c.MaxIPsPerName = 3; c.MaxClientsPerName = 2 })
+	e := newTestEngine(t, clk, func(c *Config) { c.MaxIPsPerName, c.MaxClientsPerName, c.MinIPs, c.ManyIPs, c.ManyClients = 3, 2, 3, 3, 2 })
 	for i := range 10 {
 		clk.add(time.Second)
 		e.Observe(&Observation{Name: "a.example", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Addrs: addrs(fmt.Sprintf("45.0.0.%d", i+1))})
@@ -416,6 +416,11 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Weights.Domain = math.NaN() },
 		func(c *Config) { c.MaxNames = 0 },
 		func(c *Config) { c.MaxIPsPerName = 5000 },
+		func(c *Config) { c.Window = 1193047 * time.Hour },  // wraps in uint32 seconds
+		func(c *Config) { c.Hold = 500 * time.Millisecond }, // 0 in whole seconds
+		func(c *Config) { c.MinIPs = 101 },                  // above max_ips_per_name: never a candidate
+		func(c *Config) { c.ManyIPs, c.MaxIPsPerName = 20, 10 },
+		func(c *Config) { c.ManyClients = 21 },
 	}
 	for i, mod := range tests {
 		cfg := DefaultConfig()
