@@ -29,6 +29,7 @@ type Fluxguard struct {
 	cfg          config
 	key          string // server block, for state kept across reloads
 	eng          *engine.Engine
+	adopt        bool      // eng is a reload's, to take the shared state over at start (see engine.Adopt)
 	stateSaved   time.Time // when the state eng restored was saved; zero for none
 	flagged      *flaggedGauge
 	detections   *detectionLog
@@ -49,12 +50,14 @@ type Fluxguard struct {
 // newFluxguard returns the handler for cfg; key names its server block for
 // keeping state across reloads ("" for none).
 func newFluxguard(cfg config, key string) (*Fluxguard, error) {
-	eng, saved, err := engineFor(key, cfg)
+	eng, saved, reloaded, err := engineFor(key, cfg)
 	if err != nil {
 		return nil, err
 	}
-	eng.SetPolicy(cfg.policy())
-	f := &Fluxguard{cfg: cfg, key: key, eng: eng, stateSaved: saved, flagged: newFlaggedGauge(cfg.metricsDomains), detections: newDetectionLog()}
+	if !reloaded {
+		eng.SetPolicy(cfg.policy())
+	}
+	f := &Fluxguard{cfg: cfg, key: key, eng: eng, adopt: reloaded, stateSaved: saved, flagged: newFlaggedGauge(cfg.metricsDomains), detections: newDetectionLog()}
 	if cfg.resolveNS > 0 {
 		f.resolver = newNSResolver(f, cfg.resolveNS)
 	}

@@ -9,8 +9,12 @@ import (
 )
 
 // start runs the report listener, the link to the fleet, the periodic
-// housekeeping and the rpz zone's updates.
+// housekeeping and the rpz zone's updates. After a reload, the engine
+// takes the state over first: every plugin's setup has succeeded.
 func (f *Fluxguard) start() error {
+	if f.adopt {
+		f.adoptState()
+	}
 	if f.cfg.shared != nil {
 		fl, err := acquireFleet(f)
 		if err != nil {
@@ -44,6 +48,13 @@ func (f *Fluxguard) start() error {
 	setRunning(f.key, f)
 	log.Infof("%s action=%s %s", f.cfg.zones, f.cfg.action, f.eng)
 	return nil
+}
+
+// adoptState makes the state shared across reloads this instance's
+// configuration's: caps, exclusions and allows (see engine.Adopt).
+func (f *Fluxguard) adoptState() {
+	f.eng.Adopt()
+	f.eng.SetPolicy(f.cfg.policy())
 }
 
 // inBackground runs fn in a goroutine that stop waits for.
@@ -115,6 +126,7 @@ func (f *Fluxguard) restartFailed() error {
 	if dropped := setRunning(f.key, f); dropped != nil && dropped != f {
 		dropped.stop()
 	}
+	f.adoptState() // the dropped instance may have adopted it, if it started
 	keepEngine(f.key, f.eng)
 	if f.report != nil {
 		f.report.src.Store(f.source())

@@ -28,23 +28,24 @@ func stateKey(c *caddy.Controller) string {
 	return fmt.Sprintf("%s#%d", strings.Join(c.ServerBlockKeys, " "), c.ServerBlockKeyIndex)
 }
 
-// engineFor returns the engine for key: the running one reconfigured with
-// cfg after a reload, else a new one, loaded from cfg's state file if any,
-// with the time that state was saved (zero for none).
-func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, err error) {
+// engineFor returns the engine for key: after a reload, the running one
+// reconfigured with cfg (reloaded), which takes the shared state over only
+// when adopted (see start); else a new one, loaded from cfg's state file
+// if any, with the time that state was saved (zero for none).
+func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, reloaded bool, err error) {
 	ec := cfg.engine
 	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	if old, ok := engines[key]; ok {
 		if eng, err = old.Reconfigured(ec); err != nil {
-			return nil, saved, err
+			return nil, saved, false, err
 		}
 		engines[key] = eng
-		return eng, saved, nil
+		return eng, saved, true, nil
 	}
 	if eng, err = engine.New(ec); err != nil {
-		return nil, saved, err
+		return nil, saved, false, err
 	}
 	if cfg.stateFile != "" {
 		saved = loadState(eng, cfg.stateFile)
@@ -52,7 +53,7 @@ func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, err
 	if key != "" {
 		engines[key] = eng
 	}
-	return eng, saved, nil
+	return eng, saved, false, nil
 }
 
 // keepEngine makes eng key's engine again, after a reload that replaced

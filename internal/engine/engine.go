@@ -90,39 +90,48 @@ func added(lists ...[]string) []string {
 
 // Reconfigured returns an engine with cfg that keeps e's state, for a
 // configuration reload: tracked names, their evidence and the flagged set
-// carry over, shared by both. e goes on serving until the reload is done,
-// or for good when it fails; the names cfg excludes are forgotten by both.
+// carry over, shared by both. It changes nothing of that state until the
+// new engine's Adopt, once the reload has succeeded: e goes on serving
+// until then, or for good when the reload fails.
 func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	n, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n.st = e.st
-	n.st.max.Store(int64(cfg.MaxNames))
 	if n.pools != nil && e.pools != nil {
 		n.pools = e.pools
 	}
 	if n.domains != nil && e.domains != nil {
 		n.domains = e.domains
-		n.domains.max.Store(int64(max(cfg.MaxNames/4, 1)))
 	}
-	// Names the new configuration excludes are forgotten, as SetPolicy
-	// forgets the names it allows. A new window restarts the query counts
-	// at the next answer (see entry.advance).
-	n.each(func(sc scope, sh *shard, en *entry) bool {
+	return n, nil
+}
+
+// Adopt makes the state e shares its own configuration's (see
+// Reconfigured): its caps, what each entry holds of the configuration,
+// and the names it excludes, forgotten, as SetPolicy forgets the names it
+// allows. A new window restarts the query counts at the next answer (see
+// entry.advance). A failed reload's engine is never adopted; the one a
+// reload fails back to is adopted again.
+func (e *Engine) Adopt() {
+	e.st.max.Store(int64(e.cfg.MaxNames))
+	if e.domains != nil {
+		e.domains.max.Store(int64(max(e.cfg.MaxNames/4, 1)))
+	}
+	e.each(func(sc scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
 		// What the entry holds of the configuration is the new one's; a
 		// hold from the fleet stays one.
-		en.nameBits = n.nameReasons(name) | en.nameBits&ReasonFleet
-		en.domOff = n.domainOffset(sc, name)
-		if !n.rows {
+		en.nameBits = e.nameReasons(name) | en.nameBits&ReasonFleet
+		en.domOff = e.domainOffset(sc, name)
+		if !e.rows {
 			en.rows = 0
 		}
 		en.fingerprint = 0 // the window may have changed: the next answer is tallied
-		return !n.exclude.match(name)
+		return !e.exclude.match(name)
 	})
-	n.forgetRecent()
-	return n, nil
+	e.forgetRecent()
 }
 
 // scope is one of the engine's stores: exact names, or registered-domain

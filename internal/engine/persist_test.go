@@ -162,6 +162,7 @@ func TestReconfigured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.Adopt()
 	if n.Len() != 3 {
 		t.Fatalf("Len = %d after reconfigure", n.Len())
 	}
@@ -177,6 +178,7 @@ func TestReconfigured(t *testing.T) {
 	if n, err = n.Reconfigured(cfg); err != nil {
 		t.Fatal(err)
 	}
+	n.Adopt()
 	if n.Len() != 2 {
 		t.Errorf("Len = %d after excluding example.org, want 2", n.Len())
 	}
@@ -201,6 +203,7 @@ func TestReconfiguredProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.Adopt()
 	clk.add(time.Second)
 	if v := n.Observe(&Observation{Name: "api.example.org", Addrs: four}); v.Queries != 5 {
 		t.Errorf("answers after the reload: Queries = %d, want 5", v.Queries)
@@ -253,6 +256,7 @@ func TestWindowChanged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			n.Adopt()
 			return n
 		}},
 		{"reload, the engine replaced answering meanwhile", func(t *testing.T, e *Engine, cfg Config) *Engine {
@@ -260,6 +264,7 @@ func TestWindowChanged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			n.Adopt()
 			// Until the reload is done, the old engine serves, counting in
 			// its own units.
 			e.Observe(&Observation{Name: "api.example.org", Addrs: addrs("91.0.0.1", "91.0.0.2")})

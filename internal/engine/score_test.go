@@ -190,6 +190,7 @@ func TestRegisteredDomainFixedHosts(t *testing.T) {
 				if e, err = seed.Reconfigured(cfg); err != nil {
 					t.Fatal(err)
 				}
+				e.Adopt()
 			}
 			for i := range hosts {
 				addr := addrs(fmt.Sprintf("%s.%d.%d", nets[i%len(nets)], 10+i, 1+i))
@@ -227,6 +228,7 @@ func TestRegisteredDomainOneName(t *testing.T) {
 				if e, err = seed.Reconfigured(e.Config()); err != nil {
 					t.Fatal(err)
 				}
+				e.Adopt()
 				feed(e, clk, 1, 6)
 			} else {
 				feed(e, clk, 0, 6)
