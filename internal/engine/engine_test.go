@@ -327,7 +327,9 @@ func TestIsPublic(t *testing.T) {
 
 func TestPerNameCaps(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
-	e := newTestEngine(t, clk, func(c *Config) { c.MaxIPsPerName, c.MaxClientsPerName, c.MinIPs, c.ManyIPs, c.ManyClients = 3, 2, 3, 3, 2 })
+	e := newTestEngine(t, clk, func(c *Config) {
+		c.MaxIPsPerName, c.MaxClientsPerName, c.MinIPs, c.ManyIPs, c.ManyClients = 3, 2, 3, 3, 2
+	})
 	for i := range 10 {
 		clk.add(time.Second)
 		e.Observe(&Observation{Name: "a.example", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Addrs: addrs(fmt.Sprintf("45.0.0.%d", i+1))})
