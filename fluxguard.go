@@ -62,7 +62,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 		f.resolver = newNSResolver(f, cfg.resolveNS)
 	}
 	if cfg.rpz != nil {
-		f.rpz = newRPZZone(*cfg.rpz, cfg.sinkholeTTL, time.Now())
+		f.rpz = rpzZoneFor(key, *cfg.rpz, cfg.sinkholeTTL, time.Now())
 		f.rpzMetrics = newRPZMetrics(cfg.rpz.server, f.rpz.origin)
 	}
 	return f, nil

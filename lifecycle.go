@@ -50,11 +50,15 @@ func (f *Fluxguard) start() error {
 	return nil
 }
 
-// adoptState makes the state shared across reloads this instance's
-// configuration's: caps, exclusions and allows (see engine.Adopt).
+// adoptState makes the state kept across reloads this instance's
+// configuration's: caps, exclusions and allows (see engine.Adopt), and
+// the rpz zone's timers.
 func (f *Fluxguard) adoptState() {
 	f.eng.Adopt()
 	f.eng.SetPolicy(f.cfg.policy())
+	if f.rpz != nil {
+		f.rpz.configure(*f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
+	}
 }
 
 // inBackground runs fn in a goroutine that stop waits for.
@@ -97,7 +101,7 @@ func (f *Fluxguard) finalShutdown() error {
 	if f.cfg.stateFile != "" {
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}
-	forgetEngine(f.key)
+	forgetState(f.key)
 	f.cfg.close()
 	return nil
 }
@@ -127,7 +131,7 @@ func (f *Fluxguard) restartFailed() error {
 		dropped.stop()
 	}
 	f.adoptState() // the dropped instance may have adopted it, if it started
-	keepEngine(f.key, f.eng)
+	keepState(f)
 	if f.report != nil {
 		f.report.src.Store(f.source())
 	}

@@ -72,6 +72,22 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 		serial: uint32(now.Unix()), records: map[string]string{}}
 }
 
+// configure gives the zone c's refresh and ttl, the triggers' TTL and the
+// SOA's minimum, after a reload that kept it. When they change, so does
+// the serial, and the journal is dropped: the differences it holds would
+// not carry the new TTL, so secondaries transfer the whole zone.
+func (z *rpzZone) configure(c rpzConfig, ttl uint32, now time.Time) {
+	refresh := uint32(c.refresh / time.Second)
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.ttl == ttl && z.refresh == refresh {
+		return
+	}
+	z.ttl, z.refresh = ttl, refresh
+	z.serial = max(z.serial+1, uint32(now.Unix()))
+	z.journal, z.changes = nil, 0
+}
+
 // rpzOwner reports whether owner can own a record: a name of at most 255
 // octets on the wire (an escape such as \DDD is one), measured by packing
 // it, since dns.IsDomainName lets names of up to 257 pass.

@@ -562,3 +562,95 @@ func seriesCount(v *prometheus.GaugeVec, server, zone string) int {
 	}
 	return n
 }
+
+// secondary is a secondary's copy of a zone, kept up to date from what
+// transfers send, as RFC 1995 has it.
+type secondary struct {
+	serial  uint32
+	records map[string]string
+}
+
+// refresh transfers z from the secondary's serial (IXFR; AXFR at first).
+func (s *secondary) refresh(z *rpzZone) {
+	rrs := z.transferRecords(s.serial)
+	current := rrs[0].(*dns.SOA).Serial
+	switch {
+	case len(rrs) == 1: // up to date
+	case s.serial != 0 && len(rrs) > 2 && rrs[1].Header().Rrtype == dns.TypeSOA: // the differences
+		deleting := false
+		for _, rr := range rrs[1 : len(rrs)-1] {
+			switch rr := rr.(type) {
+			case *dns.SOA:
+				deleting = !deleting
+			case *dns.CNAME:
+				if deleting {
+					delete(s.records, rr.Hdr.Name)
+				} else {
+					s.records[rr.Hdr.Name] = rr.Target
+				}
+			}
+		}
+	default: // the whole zone
+		s.records = map[string]string{}
+		for _, rr := range rrs {
+			if c, ok := rr.(*dns.CNAME); ok {
+				s.records[c.Hdr.Name] = c.Target
+			}
+		}
+	}
+	s.serial = current
+}
+
+// TestRPZAcrossReloads checks that a reload keeps the zone a secondary
+// holds, so that its transfers stay right: a new zone would start at the
+// clock's second, the serial the old one had just reached with other
+// content, and the secondary would keep a name the reload allowed.
+func TestRPZAcrossReloads(t *testing.T) {
+	const key = "TestRPZAcrossReloads#0"
+	defer forgetState(key)
+	engineFor(key, defaultConfig()) // the block's engine, made by its setup first
+	cfg := rpzConfig{zone: testRPZ, max: 100, refresh: time.Minute}
+	t0 := time.Unix(1_800_000_000, 0)
+	a, x, b := "a.tk."+testRPZ, "x.tk."+testRPZ, "b.tk."+testRPZ
+
+	z := rpzZoneFor(key, cfg, 10, t0)
+	z.update(map[string]string{a: ".", x: "."}, t0)
+	sec := &secondary{}
+	sec.refresh(z)
+
+	steps := []struct {
+		name string
+		cfg  rpzConfig
+		ttl  uint32
+		next map[string]string
+		same bool // the reload keeps the zone
+	}{
+		{"x.tk allowed, reloaded a second later", cfg, 10, map[string]string{a: "."}, true},
+		{"another name flagged", cfg, 10, map[string]string{a: ".", b: "."}, true},
+		{"a new sinkhole_ttl", cfg, 30, map[string]string{a: ".", b: "."}, true},
+		{"a new refresh", rpzConfig{zone: testRPZ, max: 100, refresh: time.Hour}, 30, map[string]string{b: "."}, true},
+		{"another zone", rpzConfig{zone: "other." + testRPZ, max: 100, refresh: time.Hour}, 30, map[string]string{"b.tk.other." + testRPZ: "."}, false},
+	}
+	for i, s := range steps {
+		now := t0.Add(time.Duration(i+1) * time.Second)
+		next := rpzZoneFor(key, s.cfg, s.ttl, now)
+		if (next == z) != s.same {
+			t.Errorf("%s: zone kept %v, want %v", s.name, next == z, s.same)
+		}
+		if !s.same {
+			sec = &secondary{}
+		}
+		z = next
+		z.configure(s.cfg, s.ttl, now)
+		z.update(s.next, now)
+		sec.refresh(z)
+		whole := &secondary{}
+		whole.refresh(z)
+		if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
+			t.Errorf("%s: the secondary holds serial %d %v; the zone is serial %d %v", s.name, sec.serial, sec.records, whole.serial, whole.records)
+		}
+		if soa := z.transferRecords(0)[0].(*dns.SOA); soa.Minttl != s.ttl || soa.Refresh != uint32(s.cfg.refresh/time.Second) {
+			t.Errorf("%s: SOA %v", s.name, soa)
+		}
+	}
+}

@@ -16,12 +16,20 @@ import (
 	"github.com/fluxguard/fluxguard/internal/owner"
 )
 
-// engines holds each server block's engine across Corefile reloads, keyed
-// by stateKey, so that a reload keeps the evidence and the flagged set.
+// kept holds what each server block keeps across Corefile reloads, keyed
+// by stateKey: its engine, so that a reload keeps the evidence and the
+// flagged set, and its rpz zone, whose serials and journal the secondaries
+// hold (a new zone could start at a serial they hold with other content).
 var (
-	enginesMu sync.Mutex
-	engines   = map[string]*engine.Engine{}
+	keptMu sync.Mutex
+	kept   = map[string]blockState{}
 )
+
+// blockState is what a server block keeps across reloads.
+type blockState struct {
+	eng *engine.Engine
+	rpz *rpzZone // nil without the rpz option
+}
 
 // stateKey names the server block (and key within it) of c.
 func stateKey(c *caddy.Controller) string {
@@ -35,13 +43,13 @@ func stateKey(c *caddy.Controller) string {
 func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, reloaded bool, err error) {
 	ec := cfg.engine
 	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
-	enginesMu.Lock()
-	defer enginesMu.Unlock()
-	if old, ok := engines[key]; ok {
-		if eng, err = old.Reconfigured(ec); err != nil {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	if old, ok := kept[key]; ok {
+		if eng, err = old.eng.Reconfigured(ec); err != nil {
 			return nil, saved, false, err
 		}
-		engines[key] = eng
+		kept[key] = blockState{eng: eng, rpz: old.rpz}
 		return eng, saved, true, nil
 	}
 	if eng, err = engine.New(ec); err != nil {
@@ -51,27 +59,43 @@ func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, rel
 		saved = loadState(eng, cfg.stateFile)
 	}
 	if key != "" {
-		engines[key] = eng
+		kept[key] = blockState{eng: eng}
 	}
 	return eng, saved, false, nil
 }
 
-// keepEngine makes eng key's engine again, after a reload that replaced
-// it failed: the next reload starts from the engine that is serving.
-func keepEngine(key string, eng *engine.Engine) {
-	if key == "" {
-		return
+// rpzZoneFor returns the rpz zone for key's block: the one kept across
+// reloads when it has the same origin (its serials go on, and the
+// journal stays valid), else a new one, starting at now's second.
+func rpzZoneFor(key string, c rpzConfig, ttl uint32, now time.Time) *rpzZone {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	bs := kept[key]
+	if bs.rpz == nil || bs.rpz.origin != c.zone {
+		bs.rpz = newRPZZone(c, ttl, now)
 	}
-	enginesMu.Lock()
-	defer enginesMu.Unlock()
-	engines[key] = eng
+	if key != "" && bs.eng != nil {
+		kept[key] = bs
+	}
+	return bs.rpz
 }
 
-// forgetEngine drops key's engine at the final shutdown.
-func forgetEngine(key string) {
-	enginesMu.Lock()
-	defer enginesMu.Unlock()
-	delete(engines, key)
+// keepState makes f's engine and zone key's again, after a reload that
+// replaced them failed: the next reload starts from those that serve.
+func keepState(f *Fluxguard) {
+	if f.key == "" {
+		return
+	}
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	kept[f.key] = blockState{eng: f.eng, rpz: f.rpz}
+}
+
+// forgetState drops key's engine and zone at the final shutdown.
+func forgetState(key string) {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	delete(kept, key)
 }
 
 // loadState restores eng from path, first removing the temporary files
