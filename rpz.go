@@ -46,6 +46,15 @@ const (
 
 // rpzZone is the zone's content, serial and the journal of its last
 // differences. It is safe for concurrent use.
+//
+// The serial is the second of the zone's last change, never ahead of the
+// clock: a change waits for the next second (the zone is compared with
+// the held names every second anyway). So the zone of a restarted
+// process, which starts at the clock's second with no content, reaches
+// its first content at a serial later than any its predecessor served,
+// and that first content is not journaled: a secondary holding the
+// predecessor's last serial gets the whole zone, not differences from
+// content it never had.
 type rpzZone struct {
 	origin  string
 	ttl     uint32 // of the triggers and the SOA's minimum: sinkhole_ttl
@@ -56,6 +65,7 @@ type rpzZone struct {
 	records map[string]string // owner name → CNAME target
 	journal []rpzDiff         // oldest first; consecutive
 	changes int               // records in the journal
+	fresh   bool              // not updated yet: its first content is not journaled
 
 	filled atomic.Bool // the allow exceptions fill max: said in the log when it starts
 }
@@ -67,9 +77,10 @@ type rpzDiff struct {
 	del, add map[string]string
 }
 
+// newRPZZone returns an empty zone whose serial is now's second.
 func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 	return &rpzZone{origin: c.zone, ttl: ttl, refresh: uint32(c.refresh / time.Second),
-		serial: uint32(now.Unix()), records: map[string]string{}}
+		serial: uint32(now.Unix()), records: map[string]string{}, fresh: true}
 }
 
 // configure gives the zone c's refresh and ttl, the triggers' TTL and the
@@ -203,12 +214,20 @@ func rpzIP(a netip.Addr) string {
 	return strings.Join(labels, ".")
 }
 
-// update makes next the zone's content. When it differs, it advances the
-// serial, journals the difference and returns true.
+// update makes next the zone's content, unless the serial is now's
+// second already (see rpzZone). When it differs, it advances the serial,
+// journals the difference and returns true.
 func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 	d := rpzDiff{del: map[string]string{}, add: map[string]string{}}
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	second := uint32(now.Unix())
+	if second == z.serial || z.serial-second == 1 {
+		return false // next second; one ahead after a change of timers
+	}
+	if serialBefore(second, z.serial) {
+		second = z.serial + 1 // the clock stepped back: the serial goes on
+	}
 	for owner, target := range z.records {
 		if next[owner] != target {
 			d.del[owner] = target
@@ -222,8 +241,12 @@ func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 	if len(d.del) == 0 && len(d.add) == 0 {
 		return false
 	}
-	d.from, d.to = z.serial, max(z.serial+1, uint32(now.Unix()))
+	d.from, d.to = z.serial, second
 	z.serial, z.records = d.to, next
+	if z.fresh {
+		z.fresh = false
+		return true
+	}
 	z.journal = append(z.journal, d)
 	z.changes += len(d.del) + len(d.add)
 	// Past the journal's bounds, or once the differences outweigh the

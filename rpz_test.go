@@ -199,7 +199,9 @@ func rrStrings(rrs []dns.RR) []string {
 }
 
 // TestRPZUpdate checks that the serial advances on every change, and only
-// then, past the clock's seconds, and that the journal keeps each change.
+// then, to the clock's second, a change waiting for the next second; that
+// the journal keeps each change but the first; and that a clock stepped
+// back does not stop the serial.
 func TestRPZUpdate(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	z := newTestRPZ(t0)
@@ -211,26 +213,33 @@ func TestRPZUpdate(t *testing.T) {
 		serial  uint32
 	}{
 		{0, map[string]string{}, false, 1_800_000_000},
-		{0, map[string]string{a: "."}, true, 1_800_000_001},                    // same second: serial+1
-		{0, map[string]string{a: ".", b: "."}, true, 1_800_000_002},            // again
-		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002}, // no change, no new serial
-		{time.Minute, map[string]string{b: "."}, true, 1_800_000_060},          // the clock's seconds
-		{time.Minute, map[string]string{b: "rpz-passthru."}, true, 1_800_000_061},
+		{0, map[string]string{a: "."}, false, 1_800_000_000},                   // the serial's second: next one
+		{time.Second, map[string]string{a: "."}, true, 1_800_000_001},          // the first content
+		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_001}, // again
+		{2 * time.Second, map[string]string{a: ".", b: "."}, true, 1_800_000_002},
+		{3 * time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002}, // no change, no new serial
+		{time.Minute, map[string]string{b: "."}, true, 1_800_000_060},              // the clock's seconds
+		{time.Minute + time.Second, map[string]string{b: "rpz-passthru."}, true, 1_800_000_061},
+		{0, map[string]string{a: ".", b: "rpz-passthru."}, true, 1_800_000_062}, // the clock stepped back
 	}
+	var zone map[string]string
 	for i, s := range steps {
 		if got := z.update(s.next, t0.Add(s.at)); got != s.changed || z.serial != s.serial {
 			t.Fatalf("step %d: changed %v, serial %d; want %v, %d", i, got, z.serial, s.changed, s.serial)
 		}
-		if !slices.Equal(zoneOf(z.records), zoneOf(s.next)) {
+		if s.changed {
+			zone = s.next
+		}
+		if !slices.Equal(zoneOf(z.records), zoneOf(zone)) {
 			t.Fatalf("step %d: zone %v", i, zoneOf(z.records))
 		}
 	}
-	if len(z.journal) != 4 {
+	if len(z.journal) != 4 { // all but the first content
 		t.Fatalf("journal of %d differences, want 4", len(z.journal))
 	}
-	last := z.journal[3]
+	last := z.journal[2]
 	if last.from != 1_800_000_060 || last.to != 1_800_000_061 || !maps.Equal(last.del, map[string]string{b: "."}) || !maps.Equal(last.add, map[string]string{b: "rpz-passthru."}) {
-		t.Errorf("last difference %+v", last)
+		t.Errorf("third difference %+v", last)
 	}
 }
 
@@ -241,9 +250,9 @@ func TestRPZTransfer(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	z := newTestRPZ(t0)
 	a, b, c := "a.tk."+testRPZ, "b.tk."+testRPZ, "c.tk."+testRPZ
-	z.update(map[string]string{a: "."}, t0)         // 1
-	z.update(map[string]string{a: ".", b: "."}, t0) // 2
-	z.update(map[string]string{b: ".", c: "."}, t0) // 3
+	z.update(map[string]string{a: "."}, t0.Add(time.Second))           // 1
+	z.update(map[string]string{a: ".", b: "."}, t0.Add(2*time.Second)) // 2
+	z.update(map[string]string{b: ".", c: "."}, t0.Add(3*time.Second)) // 3
 	axfr := []string{"SOA 1800000003", "NS", b + ">.", c + ">.", "SOA 1800000003"}
 	tests := []struct {
 		name   string
@@ -258,10 +267,9 @@ func TestRPZTransfer(t *testing.T) {
 		{"one change of one name", 1_800_000_001, []string{"SOA 1800000003",
 			"SOA 1800000001", "SOA 1800000002", b + ">.",
 			"SOA 1800000002", a + ">.", "SOA 1800000003", c + ">.", "SOA 1800000003"}},
-		{"from empty", 1_800_000_000, []string{"SOA 1800000003",
-			"SOA 1800000000", "SOA 1800000001", a + ">.",
-			"SOA 1800000001", "SOA 1800000002", b + ">.",
-			"SOA 1800000002", a + ">.", "SOA 1800000003", c + ">.", "SOA 1800000003"}},
+		// A new zone's first content is not journaled: a secondary at its
+		// first serial may hold another process's zone at that serial.
+		{"from the first serial: AXFR", 1_800_000_000, axfr},
 		{"unknown to the journal: AXFR", 1_700_000_000, axfr},
 	}
 	for _, tt := range tests {
@@ -294,7 +302,7 @@ func TestRPZJournalBounded(t *testing.T) {
 	for i := range rpzJournal + 10 {
 		next = maps.Clone(next)
 		next[fmt.Sprintf("n%d.tk.%s", i, testRPZ)] = "."
-		z.update(next, t0)
+		z.update(next, t0.Add(time.Duration(i+1)*time.Second))
 	}
 	if len(z.journal) != rpzJournal || z.journal[0].from != 1_800_000_010 {
 		t.Fatalf("journal of %d from %d", len(z.journal), z.journal[0].from)
@@ -310,7 +318,7 @@ func TestRPZJournalBounded(t *testing.T) {
 	for i := range 2*rpzBatch + 1 {
 		big[fmt.Sprintf("n%d.tk.%s", i, testRPZ)] = "."
 	}
-	z.update(big, t0)
+	z.update(big, t0.Add(time.Hour))
 	ch, _ := z.transfer(testRPZ, 0)
 	var sizes []int
 	for rrs := range ch {
@@ -331,7 +339,7 @@ func TestRPZAnswer(t *testing.T) {
 		"*.evil.tk." + testRPZ:    ".",
 		"ok.evil.tk." + testRPZ:   "rpz-passthru.",
 		"*.ok.evil.tk." + testRPZ: "rpz-passthru.",
-	}, time.Unix(1_800_000_000, 0))
+	}, time.Unix(1_800_000_001, 0))
 	tests := []struct {
 		qname  string
 		qtype  uint16
@@ -385,7 +393,7 @@ func TestRPZHandler(t *testing.T) {
 	for range 3 {
 		serve(t, newContext(server), f, newQuery("c2.evil.tk.", dns.TypeA))
 	}
-	if !f.updateRPZ(time.Now()) {
+	if !f.updateRPZ(time.Now().Add(time.Second)) { // a second after the zone's start (see rpzZone)
 		t.Fatal("Expected the flagged name to change the zone")
 	}
 	calls := up.total
@@ -448,7 +456,7 @@ func TestRPZHandlerIP(t *testing.T) {
 		if got, _ := f.rpzRecords(); !maps.Equal(got, want) {
 			t.Fatalf("ip %v: zone %v, want %v", ip, zoneOf(got), zoneOf(want))
 		}
-		f.updateRPZ(time.Now())
+		f.updateRPZ(time.Now().Add(time.Second))
 		rec, _ := serve(t, newContext(server), f, newQuery("32.1.0.0.45.rpz-ip.rpz.example.", dns.TypeA))
 		if got := rrStrings(rec.Msg.Answer); ip && !slices.Equal(got, []string{"32.1.0.0.45.rpz-ip.rpz.example.>."}) ||
 			!ip && rec.Msg.Rcode != dns.RcodeNameError {
@@ -515,7 +523,7 @@ func TestRPZMetrics(t *testing.T) {
 			serve(t, newContext(server), f, newQuery(name, dns.TypeA))
 		}
 	}
-	if !f.updateRPZ(time.Now()) {
+	if !f.updateRPZ(time.Now().Add(time.Second)) {
 		t.Fatal("Expected the flagged names to change the zone")
 	}
 	serial, _ := f.rpz.size()
@@ -613,7 +621,7 @@ func TestRPZAcrossReloads(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	a, x, b := "a.tk."+testRPZ, "x.tk."+testRPZ, "b.tk."+testRPZ
 
-	z := rpzZoneFor(key, cfg, 10, t0)
+	z := rpzZoneFor(key, cfg, 10, t0.Add(-time.Second))
 	z.update(map[string]string{a: ".", x: "."}, t0)
 	sec := &secondary{}
 	sec.refresh(z)
@@ -632,7 +640,7 @@ func TestRPZAcrossReloads(t *testing.T) {
 		{"another zone", rpzConfig{zone: "other." + testRPZ, max: 100, refresh: time.Hour}, 30, map[string]string{"b.tk.other." + testRPZ: "."}, false},
 	}
 	for i, s := range steps {
-		now := t0.Add(time.Duration(i+1) * time.Second)
+		now := t0.Add(time.Duration(2*i+1) * time.Second)
 		next := rpzZoneFor(key, s.cfg, s.ttl, now)
 		if (next == z) != s.same {
 			t.Errorf("%s: zone kept %v, want %v", s.name, next == z, s.same)
@@ -642,7 +650,7 @@ func TestRPZAcrossReloads(t *testing.T) {
 		}
 		z = next
 		z.configure(s.cfg, s.ttl, now)
-		z.update(s.next, now)
+		z.update(s.next, now.Add(time.Second))
 		sec.refresh(z)
 		whole := &secondary{}
 		whole.refresh(z)
@@ -651,6 +659,36 @@ func TestRPZAcrossReloads(t *testing.T) {
 		}
 		if soa := z.transferRecords(0)[0].(*dns.SOA); soa.Minttl != s.ttl || soa.Refresh != uint32(s.cfg.refresh/time.Second) {
 			t.Errorf("%s: SOA %v", s.name, soa)
+		}
+	}
+}
+
+// TestRPZRestart checks that a restarted process's zone, made in the very
+// second of its predecessor's last change, brings a secondary holding the
+// predecessor's zone to its own content.
+func TestRPZRestart(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	a, x, b := "a.tk."+testRPZ, "x.tk."+testRPZ, "b.tk."+testRPZ
+	old := newTestRPZ(t0)
+	for i := 1; i <= 5; i++ { // a change every second
+		old.update(map[string]string{a: ".", x: ".", fmt.Sprintf("n%d.tk.%s", i, testRPZ): "."}, t0.Add(time.Duration(i)*time.Second))
+	}
+	sec := &secondary{}
+	sec.refresh(old)
+	restart := t0.Add(5 * time.Second)
+	z := newTestRPZ(restart)
+	// In the restart's own second the new zone has no content yet, at the
+	// serial the secondary holds: it keeps its copy until the next second.
+	for i, next := range []map[string]string{{a: "."}, {a: "."}, {a: ".", b: "."}} {
+		z.update(next, restart.Add(time.Duration(i)*time.Second))
+		if i == 0 {
+			continue
+		}
+		sec.refresh(z)
+		whole := &secondary{}
+		whole.refresh(z)
+		if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
+			t.Errorf("update %d: the secondary holds serial %d %v; the zone is serial %d %v", i, sec.serial, zoneOf(sec.records), whole.serial, zoneOf(whole.records))
 		}
 	}
 }

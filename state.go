@@ -66,7 +66,7 @@ func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, rel
 
 // rpzZoneFor returns the rpz zone for key's block: the one kept across
 // reloads when it has the same origin (its serials go on, and the
-// journal stays valid), else a new one, starting at now's second.
+// journal stays valid), else a new one.
 func rpzZoneFor(key string, c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 	keptMu.Lock()
 	defer keptMu.Unlock()
