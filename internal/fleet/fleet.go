@@ -91,16 +91,22 @@ func (s *Stats) Add(o Stats) {
 
 // Link is one replica's connection to its fleet.
 type Link struct {
-	opts    Options
-	client  redis.UniversalClient
-	replica string
-	stream  string
-	holds   string
-	eng     atomic.Pointer[engineRef]
-	queue   chan batch
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
-	lastID  string // of the stream, read by the reader only
+	opts      Options
+	client    redis.UniversalClient
+	replica   string
+	stream    string
+	holds     string
+	eng       atomic.Pointer[engineRef]
+	queue     chan batch
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	lastID    string // of the stream, read by the reader only
+	seq       uint64 // the last batch's number, by the publisher only
+	lastAdded int64  // the milliseconds of its stream ID, by the publisher only
+	// The last batch number merged from each replica, by the reader only:
+	// a batch sent again after a failure that Redis had applied is merged
+	// once (see merge).
+	lastSeq map[string]uint64
 
 	up                      atomic.Bool
 	outage                  atomic.Bool // logged, until Redis answers again
@@ -117,6 +123,7 @@ type batch struct {
 	text  []byte
 	names int
 	holds []redis.Z
+	seq   uint64 // this replica's number for it, the same when it is sent again
 }
 
 // quiet drops go-redis's own log lines: a link logs an outage once (see
@@ -149,6 +156,7 @@ func New(opts Options, eng Engine) *Link {
 		stream:  opts.Prefix + ":stream",
 		holds:   opts.Prefix + ":holds",
 		queue:   make(chan batch, opts.Queue),
+		lastSeq: map[string]uint64{},
 	}
 	l.SetEngine(eng)
 	// Evidence of the last Retain: a replica that starts catches up.

@@ -223,3 +223,71 @@ func TestLinkRefusesBadData(t *testing.T) {
 		t.Errorf("the good evidence (ok.tk) was not merged: %+v, %v", d.Verdict, ok)
 	}
 }
+
+// TestRetriedBatchMergedOnce checks that a batch sent again after a
+// failure that came after its XADD (here the holds' key is of another
+// type, so the pipeline's ZADD fails each time) counts once on the other
+// replicas.
+func TestRetriedBatchMergedOnce(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Set(ctx, "test:holds", "not a sorted set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newEngine(t), newEngine(t)
+	la, lb := newLink(t, srv.Addr, a), newLink(t, srv.Addr, b)
+	la.Start()
+	lb.Start()
+	flag(t, a, "cdn-update.xyz")
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := rc.XLen(ctx, "test:stream").Result(); n < 3; n, _ = rc.XLen(ctx, "test:stream").Result() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the batch was appended %d times in 10 s, want it sent again at least twice", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // b reads every second
+	da, _ := a.Detail("cdn-update.xyz")
+	db, _ := b.Detail("cdn-update.xyz")
+	if db.Verdict.Queries != da.Verdict.Queries {
+		t.Errorf("replica b counts %d queries of a name replica a, the only one asked, answered %d times", db.Verdict.Queries, da.Verdict.Queries)
+	}
+}
+
+// TestStreamBounded checks that the stream is trimmed whatever its IDs:
+// after an entry a day ahead of the clocks, every ID Redis gives shares
+// its milliseconds, and only maxStreamEntries bounds it.
+func TestStreamBounded(t *testing.T) {
+	defer func(n int64) { maxStreamEntries = n }(maxStreamEntries)
+	maxStreamEntries = 10
+	for _, skew := range []time.Duration{0, 24 * time.Hour} {
+		t.Run(fmt.Sprint("skew ", skew), func(t *testing.T) {
+			srv := testenv.StartRedis(t, "--stream-node-max-entries", "1") // exact approximate trimming
+			rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			defer rc.Close()
+			ctx := context.Background()
+			if skew > 0 {
+				if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: "test:stream", ID: fmt.Sprintf("%d-0", time.Now().Add(skew).UnixMilli()),
+					Values: []string{"r", "clock", "b", "x.tk 0 1 30 - -\n"}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l := New(Options{Client: redis.UniversalOptions{Addrs: []string{srv.Addr}}, Prefix: "test", Flush: time.Hour,
+				Retain: time.Minute, Logf: t.Logf}, newEngine(t))
+			defer l.Close()
+			l.Start()
+			for i := range 40 {
+				l.enqueue([]engine.Shared{{Name: fmt.Sprintf("n%d.tk", i), Queries: 1, Addrs: []netip.Addr{netip.MustParseAddr("45.0.0.1")}}})
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for l.Stats().BatchesSent < 40 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n, err := rc.XLen(ctx, "test:stream").Result(); err != nil || n > maxStreamEntries {
+				t.Errorf("the stream holds %d entries (%v), want at most %d", n, err, maxStreamEntries)
+			}
+		})
+	}
+}

@@ -13,6 +13,14 @@ import (
 	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
+// maxReplicas bounds the replicas whose last batch merge remembers.
+const maxReplicas = 1024
+
+// maxStreamEntries bounds the stream whatever its IDs (see send): Retain
+// (5 minutes) of one batch a second from each of 160 replicas. A
+// variable for the tests.
+var maxStreamEntries int64 = 50000
+
 // maxNamesPerFlush bounds the names taken from the engine at each flush;
 // the rest wait for the next.
 const maxNamesPerFlush = 20000
@@ -77,6 +85,8 @@ func (l *Link) publish(ctx context.Context) {
 			return
 		case b = <-l.queue:
 		}
+		l.seq++
+		b.seq = l.seq // numbered as sent, in order
 		for failures := 0; ; failures++ {
 			err := l.send(ctx, b)
 			if l.result(err) {
@@ -96,22 +106,39 @@ func (l *Link) publish(ctx context.Context) {
 
 // send appends b to the stream, trimming what is older than Retain, and
 // its holds to the sorted set, dropping the holds over, in one round trip.
+// The stream's IDs are Redis's clock: what is older than Retain is told
+// by the ID of the batch appended before (none is trimmed with the
+// first), not by this replica's clock, which may run ahead of Redis's and
+// trim every batch as it comes. IDs never go back, and after one ahead of
+// Redis's clock (its clock stepped back, or an entry written with an ID
+// of its own) they share its milliseconds: maxStreamEntries bounds the
+// stream then.
 func (l *Link) send(ctx context.Context, b batch) error {
-	now := time.Now()
 	p := l.client.Pipeline()
-	p.XAdd(ctx, &redis.XAddArgs{
-		Stream: l.stream, Approx: true,
-		MinID:  strconv.FormatInt(now.Add(-l.opts.Retain).UnixMilli(), 10),
-		Values: []string{"r", l.replica, "b", string(b.text)},
-	})
+	args := &redis.XAddArgs{Stream: l.stream, Approx: true,
+		Values: []string{"r", l.replica, "s", strconv.FormatUint(b.seq, 10), "b", string(b.text)}}
+	if l.lastAdded > 0 {
+		args.MinID = strconv.FormatInt(l.lastAdded-l.opts.Retain.Milliseconds(), 10)
+	}
+	added := p.XAdd(ctx, args)
+	p.XTrimMaxLenApprox(ctx, l.stream, maxStreamEntries, 0)
 	p.PExpire(ctx, l.stream, 2*l.opts.Retain)
 	if len(b.holds) > 0 {
 		p.ZAddGT(ctx, l.holds, b.holds...)
-		p.ZRemRangeByScore(ctx, l.holds, "-inf", strconv.FormatInt(now.Unix(), 10))
+		p.ZRemRangeByScore(ctx, l.holds, "-inf", strconv.FormatInt(time.Now().Unix(), 10))
 		p.PExpire(ctx, l.holds, maxHoldAhead)
 	}
 	_, err := p.Exec(ctx)
+	if ms, ok := streamMillis(added.Val()); ok {
+		l.lastAdded = ms
+	}
 	return err
+}
+
+// streamMillis returns the milliseconds part of a stream entry's ID.
+func streamMillis(id string) (int64, bool) {
+	ms, err := strconv.ParseInt(id[:max(strings.IndexByte(id, '-'), 0)], 10, 64)
+	return ms, err == nil
 }
 
 // subscribe reads the other replicas' batches from the stream and merges
@@ -159,15 +186,35 @@ func (l *Link) readOnce(ctx context.Context) error {
 	return nil
 }
 
-// merge merges one stream entry unless this replica wrote it.
+// merge merges one stream entry unless this replica wrote it, or it is
+// a batch merged already: publish sends a batch again until Redis says it
+// took it, and the pipeline is no transaction, so a failure after its
+// XADD, or a lost reply, leaves it in the stream twice. A replica numbers
+// its batches from 1 (its name is new at each start) and sends them in
+// order, so a number not above the last merged is a copy.
 func (l *Link) merge(m redis.XMessage) {
-	if r, _ := m.Values["r"].(string); r == l.replica {
+	r, _ := m.Values["r"].(string)
+	if r == l.replica {
 		return
 	}
 	text, ok := m.Values["b"].(string)
 	if !ok {
 		l.bad.Add(1)
 		return
+	}
+	if s, ok := m.Values["s"].(string); ok {
+		seq, err := strconv.ParseUint(s, 10, 64)
+		switch {
+		case err != nil:
+			l.bad.Add(1)
+			return
+		case seq <= l.lastSeq[r]:
+			return
+		}
+		if len(l.lastSeq) >= maxReplicas {
+			clear(l.lastSeq) // names made up by a hostile writer: bounded
+		}
+		l.lastSeq[r] = seq
 	}
 	now := time.Now()
 	eng := l.engine()
@@ -180,7 +227,7 @@ func (l *Link) merge(m redis.XMessage) {
 	})
 	l.bad.Add(uint64(invalid))
 	l.read.Add(1)
-	if ms, err := strconv.ParseInt(m.ID[:max(strings.IndexByte(m.ID, '-'), 0)], 10, 64); err == nil {
+	if ms, ok := streamMillis(m.ID); ok {
 		l.lag.Store(int64(now.Sub(time.UnixMilli(ms))))
 	}
 }
