@@ -114,9 +114,11 @@ func TestFleetManifests(t *testing.T) {
 	var np networkingv1.NetworkPolicy
 	decode(t, "fleet/redis-networkpolicy.yaml", &np)
 
-	shared := fmt.Sprintf("shared redis://%s.%s.svc.cluster.local:%d ", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port)
-	if !strings.Contains(cm.Data["Corefile"], shared) {
-		t.Errorf("the Corefile has no %q", shared)
+	// The variables Kubernetes sets for a Service of the pod's namespace.
+	service := strings.ToUpper(strings.ReplaceAll(svc.Name, "-", "_")) + "_SERVICE_"
+	shared := fmt.Sprintf("shared redis://{$%sHOST}:{$%sPORT} ", service, service)
+	if !strings.Contains(cm.Data["Corefile"], shared) || svc.Namespace != cm.Namespace {
+		t.Errorf("the Corefile in %s has no %q for the Service %s/%s", cm.Namespace, shared, svc.Namespace, svc.Name)
 	}
 	env := patch.Spec.Template.Spec.Containers[0].Env
 	if len(env) != 1 || !strings.Contains(cm.Data["Corefile"], "password_env "+env[0].Name) ||

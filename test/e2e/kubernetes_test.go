@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -79,15 +80,18 @@ func startClusterCorefile(t *testing.T, file, upstream string, more ...string) c
 // TestKubernetesFleetCorefile runs two replicas with the Corefile of
 // deploy/kubernetes/fleet, sharing a real redis-server that asks for the
 // password, given as the Deployment patch gives it (an environment
-// variable): a name flagged by one is held by the other.
+// variable), at the address Kubernetes gives its Service's pods: a name
+// flagged by one is held by the other.
 func TestKubernetesFleetCorefile(t *testing.T) {
 	const password = "e2e-fleet-secret"
 	srv := testenv.StartRedis(t, "--requirepass", password)
 	t.Setenv("FLUXGUARD_REDIS_PASSWORD", password)
+	host, port, _ := net.SplitHostPort(srv.Addr)
+	t.Setenv("FLUXGUARD_REDIS_SERVICE_HOST", host) // as Kubernetes sets them for the Service
+	t.Setenv("FLUXGUARD_REDIS_SERVICE_PORT", port)
 	sim := startSim(t)
-	service := "fluxguard-redis.kube-system.svc.cluster.local:6379"
-	a := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
-	b := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr(), service, srv.Addr)
+	a := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr())
+	b := startClusterCorefile(t, "fleet/coredns-configmap.yaml", sim.Addr())
 	askUntil(t, "tcp", a.dns, "login.fluxy.top.", flagged(t, a.core, "login.fluxy.top."))
 	waitFor(t, 2*time.Second, "the other replica to hold login.fluxy.top", func() bool {
 		return strings.Contains(httpGet(t, "http://"+b.report+"/indicators"), `"name":"login.fluxy.top"`)
