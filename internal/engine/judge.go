@@ -147,14 +147,15 @@ func (e *Engine) flagging(en *entry, v Verdict, threshold float64) bool {
 // seedAgrees returns the seed rule's reasons for en, a name scoring
 // between half the threshold and the threshold, with ReasonSeedRule,
 // when that rule flags it too and its answers are of a kind the rule's
-// own false positives are not: a set that rotates (not a fixed round
-// robin, a failover or a sinkhole), none of whose addresses is a CDN's,
+// own false positives are not: a set that rotates through SeedRotation
+// times its largest answers (not a fixed round robin, nor a failover
+// between two sets, nor a sinkhole), none of whose addresses is a CDN's,
 // a large cloud's or a large service's (not a CDN nor a global SaaS). It
 // returns 0 otherwise. Slow rotations through a few hosting providers
 // score below the threshold; the rule flags them by their names.
 func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reasons {
 	seed, r := e.seedScore(en, v.UniqueIPs, v.Clients)
-	if seed < SeedThreshold || v.Reasons&ReasonRotating == 0 {
+	if seed < SeedThreshold || v.UniqueIPs < SeedRotation*en.largestAnswer() {
 		return 0
 	}
 	if e.cfg.FrontDoor != nil {

@@ -31,6 +31,7 @@ const (
 	DiverseNetworks = 4        // effective networks from which prefix_diversity holds
 	UsualNS         = 4        // name servers a zone may show before ns_churn counts
 	UsualNSNetworks = 2        // networks its name servers may sit in before ns_diversity counts
+	SeedRotation    = 4        // addresses per address of the largest answers for the seed rule's corroboration
 )
 
 // fluxScore is the default profile's score:

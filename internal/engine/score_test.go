@@ -86,6 +86,9 @@ func TestSeedRuleCorroborates(t *testing.T) {
 			ReasonRotating | ReasonShortTTL},
 		{"a fixed set does not rotate", "cdn.bri.top", answers(12, 6, 6, 6), false, false,
 			ReasonPrefixDiversity | ReasonShortTTL | ReasonSuspiciousTLD},
+		// Twice its answers: rotating, not SeedRotation times.
+		{"a failover drill: a site's three addresses, then another's", "app.nordrive.info", failover(6), false, false,
+			ReasonSuspiciousTLD | ReasonRotating | ReasonShortTTL},
 		{"under half the threshold", "cdn.bri.top", answers(12, 1, 40, 2), false, false,
 			ReasonSuspiciousTLD | ReasonRotating | ReasonShortTTL},
 		// The rule's own false positive that the corroboration keeps: a
@@ -112,6 +115,20 @@ func TestSeedRuleCorroborates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failover returns n answers of a primary site's three addresses, then
+// n of its disaster-recovery site's, in four /16s.
+func failover(n int) [][]netip.Addr {
+	primary, dr := addrs("45.1.0.1", "45.1.0.2", "46.2.0.1"), addrs("47.3.0.1", "47.3.0.2", "48.4.0.1")
+	var out [][]netip.Addr
+	for range n {
+		out = append(out, primary)
+	}
+	for range n {
+		out = append(out, dr)
+	}
+	return out
 }
 
 // dualStack returns n answers of a fixed set, an A answer of 4 addresses
