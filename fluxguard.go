@@ -63,7 +63,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 	}
 	if cfg.rpz != nil {
 		f.rpz = rpzZoneFor(key, *cfg.rpz, cfg.sinkholeTTL, time.Now())
-		f.rpzMetrics = newRPZMetrics(cfg.rpz.server, f.rpz.origin)
+		f.rpzMetrics = newRPZMetrics(cfg.server, f.rpz.origin)
 	}
 	return f, nil
 }

@@ -160,9 +160,7 @@ func newTestFluxguard(t *testing.T, corefile string) (*Fluxguard, *upstream) {
 			cfg.engine.QueryCount = engine.CountAnswers
 		}
 	}
-	if cfg.rpz != nil {
-		cfg.rpz.server = serverLabel(t)
-	}
+	cfg.server = serverLabel(t)
 	f, err := newFluxguard(cfg, "")
 	if err != nil {
 		t.Fatalf("Expected no errors building %q, but got: %v", corefile, err)

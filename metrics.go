@@ -271,13 +271,14 @@ func blockServer(cfg *dnsserver.Config) string {
 }
 
 // server is the label of the gauges that describe the engine, shared by
-// the servers of the block: the first server that served a query, "" for
-// none yet.
+// the servers of the block: the first server that served a query, else
+// the block's first (a state saved before any query is labelled as the
+// ones after).
 func (f *Fluxguard) server() string {
 	if all := f.metrics.Load(); all != nil {
 		return (*all)[0].server
 	}
-	return ""
+	return f.cfg.server
 }
 
 // fleetCollector exports the counters of the links to fleets (the shared

@@ -23,7 +23,6 @@ type rpzConfig struct {
 	max     int           // most entries in the zone: held names (or domains, rules), then addresses
 	refresh time.Duration // the SOA's refresh; NOTIFY tells secondaries sooner
 	ip      bool          // the held names' addresses become rpz-ip triggers too
-	server  string        // the label of its series: the block's first server (blockServer)
 }
 
 // Defaults of the rpz option.

@@ -27,9 +27,7 @@ func setup(c *caddy.Controller) error {
 	if err := cfg.openASN(); err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	if cfg.rpz != nil {
-		cfg.rpz.server = blockServer(dnsserver.GetConfig(c))
-	}
+	cfg.server = blockServer(dnsserver.GetConfig(c))
 	f, err := newFluxguard(cfg, stateKey(c))
 	if err != nil {
 		cfg.close()
@@ -77,6 +75,7 @@ type config struct {
 	sinkhole       []netip.Addr
 	sinkholeTTL    uint32 // of the answers downstreams cache (sinkhole addresses, the negative SOA), cut to the hold
 	metricsDomains int
+	server         string // the metrics label of the block's first server (blockServer)
 	report         string // listen address of the JSON report, "" for none
 	stateFile      string // where state is saved across restarts, "" for none
 	stateInterval  time.Duration

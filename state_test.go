@@ -62,3 +62,27 @@ func TestSaveStateRemovesStaleTemps(t *testing.T) {
 		t.Errorf("state file gone: %v", err)
 	}
 }
+
+// TestStateSeriesBeforeAnyQuery checks that a save before the block has
+// served a query is labelled with its server, as the ones after: the
+// alert on failing saves joins them by server.
+func TestStateSeriesBeforeAnyQuery(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gone", "fg.state")
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := newTestFluxguard(t, "fluxguard {\n state_file "+path+"\n}")
+	saver := &stateSaver{path: path}
+	saver.save(f.eng, f.server())
+	if got := toFloat64(stateSaved.WithLabelValues(f.cfg.server)); got == 0 {
+		t.Errorf("a save before any query: no state_saved_timestamp_seconds{server=%q}", f.cfg.server)
+	}
+	if err := os.RemoveAll(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
+	saver.save(f.eng, f.server())
+	if got := toFloat64(stateSaveFailures.WithLabelValues(f.cfg.server)); got != 1 {
+		t.Errorf("a failed save before any query: state_save_failures_total{server=%q} %v, want 1", f.cfg.server, got)
+	}
+}
