@@ -253,7 +253,7 @@ func explainReasons(d engine.Detail, cfg engine.Config) []reasonLine {
 		case "shared_pool":
 			text = "its answers brought addresses of names flagged in the window, in at least two networks: that halves the score a candidate needs"
 		case "seed_rule":
-			text = "the seed rule flags it too, and its addresses rotate outside the CDNs', the large clouds' and the large services' networks: that halves the score a candidate needs"
+			text = fmt.Sprintf("the seed rule flags it too on its own evidence (%d addresses, its name), and they rotated through %d times its largest answers outside the CDNs', the large clouds' and the large services' networks: that halves the score a candidate needs", v.UniqueIPs, engine.SeedRotation)
 		case "intel":
 			text = "it is on the intel domain list (intel_domains)"
 		case "known_bad_addr":

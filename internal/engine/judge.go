@@ -146,16 +146,22 @@ func (e *Engine) flagging(en *entry, v Verdict, threshold float64) bool {
 
 // seedAgrees returns the seed rule's reasons for en, a name scoring
 // between half the threshold and the threshold, with ReasonSeedRule,
-// when that rule flags it too and its answers are of a kind the rule's
-// own false positives are not: a set that rotates through SeedRotation
-// times its largest answers (not a fixed round robin, nor a failover
-// between two sets, nor a sinkhole), none of whose addresses is a CDN's,
-// a large cloud's or a large service's (not a CDN nor a global SaaS). It
-// returns 0 otherwise. Slow rotations through a few hosting providers
-// score below the threshold; the rule flags them by their names.
+// when that rule flags it too on the name's own evidence: many_ips
+// addresses, and its suspicious TLD (unless weighted 0) or short SLD;
+// never the clients' point, which whoever asks from a few addresses
+// gives. Its answers must also be of a kind the rule's own false
+// positives are not: a set that rotated through SeedRotation times its
+// largest answers (not a fixed round robin, nor a failover between two
+// sets, nor a sinkhole), none of whose addresses is a CDN's, a large
+// cloud's or a large service's (not a CDN nor a global SaaS). It returns
+// 0 otherwise. Slow rotations through a few hosting providers score
+// below the threshold; the rule flags them.
 func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reasons {
-	seed, r := e.seedScore(en, v.UniqueIPs, v.Clients)
-	if seed < SeedThreshold || v.UniqueIPs < SeedRotation*en.largestAnswer() {
+	r := en.nameBits & (ReasonSuspiciousTLD | ReasonShortSLD)
+	if e.cfg.Weights.TLD == 0 {
+		r &^= ReasonSuspiciousTLD
+	}
+	if r == 0 || v.UniqueIPs < e.cfg.ManyIPs || v.UniqueIPs < SeedRotation*en.largestAnswer() {
 		return 0
 	}
 	if e.cfg.FrontDoor != nil {
@@ -165,7 +171,7 @@ func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reaso
 			}
 		}
 	}
-	return r | ReasonSeedRule
+	return r | ReasonManyIPs | ReasonSeedRule
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

@@ -117,6 +117,51 @@ func TestSeedRuleCorroborates(t *testing.T) {
 	}
 }
 
+// TestSeedRuleSparesLoadBalancers checks that the seed rule's
+// corroboration does not flag a service's own DNS load balancer (two of
+// nine addresses an answer, in turn, in three or five networks none of
+// them a front door's, TTL 60), whatever its name's seed points: under
+// .ru with a short SLD, with weight tld 0, or asked by five clients, a
+// point anyone can give.
+func TestSeedRuleSparesLoadBalancers(t *testing.T) {
+	pool := addrs("95.163.1.1", "95.163.1.2", "95.163.1.3", "217.69.1.1", "217.69.1.2", "217.69.1.3",
+		"185.86.1.1", "185.86.1.2", "185.86.1.3")
+	pool5 := addrs("95.163.1.1", "95.163.1.2", "217.69.1.1", "217.69.1.2", "185.86.1.1", "185.86.1.2",
+		"178.154.1.1", "178.154.1.2", "5.45.1.1")
+	tests := []struct {
+		name      string
+		host      string
+		pool      []netip.Addr
+		clients   int
+		tldWeight float64
+	}{
+		{"under .ru, a short SLD", "api.ozon.ru", pool, 1, 1},
+		{"under .ru, weight tld 0", "api.ozon.ru", pool5, 1, 0},
+		{"under .com, one client", "api.shopx.com", pool5, 1, 1},
+		{"under .com, five clients", "api.shopx.com", pool5, 5, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) {
+				c.Profile = ProfileDefault
+				c.Weights.TLD = tt.tldWeight
+				c.FrontDoor = func(netip.Addr) bool { return false }
+			})
+			var v Verdict
+			for i := range 60 {
+				clk.add(time.Minute)
+				answer := []netip.Addr{tt.pool[2*i%len(tt.pool)], tt.pool[(2*i+1)%len(tt.pool)]}
+				client := netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i%tt.clients)})
+				v = e.Observe(&Observation{Name: tt.host, Client: client, Addrs: answer, MinTTL: 60})
+			}
+			if v.Level == LevelFlagged || v.Reasons&ReasonSeedRule != 0 {
+				t.Errorf("%s flagged: score %.2f, reasons %s", tt.host, v.Score, v.Reasons)
+			}
+		})
+	}
+}
+
 // failover returns n answers of a primary site's three addresses, then
 // n of its disaster-recovery site's, in four /16s.
 func failover(n int) [][]netip.Addr {
