@@ -57,7 +57,7 @@ func (f *Fluxguard) adoptState() {
 	f.eng.Adopt()
 	f.eng.SetPolicy(f.cfg.policy())
 	if f.rpz != nil {
-		f.rpz.configure(*f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
+		f.rpz.configure(*f.cfg.rpz, f.cfg.sinkholeTTL)
 	}
 }
 

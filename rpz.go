@@ -46,14 +46,15 @@ const (
 // rpzZone is the zone's content, serial and the journal of its last
 // differences. It is safe for concurrent use.
 //
-// The serial is the second of the zone's last change, never ahead of the
-// clock: a change waits for the next second (the zone is compared with
-// the held names every second anyway). So the zone of a restarted
-// process, which starts at the clock's second with no content, reaches
-// its first content at a serial later than any its predecessor served,
-// and that first content is not journaled: a secondary holding the
-// predecessor's last serial gets the whole zone, not differences from
-// content it never had.
+// The serial is the second of the zone's last change: a change waits
+// for the clock to pass the serial (the zone is compared with the held
+// names every second anyway). A new zone's serial is its start's second,
+// and its first content comes at once, a second past it at most, and is
+// not journaled; so is a change of its timers (configure). So the zone of
+// a restarted process gets a serial past any its predecessor served
+// (unless the predecessor lived less than a second), and a secondary
+// holding the predecessor's last serial gets the whole zone, not
+// differences from content it never had.
 type rpzZone struct {
 	origin  string
 	ttl     uint32 // of the triggers and the SOA's minimum: sinkhole_ttl
@@ -64,7 +65,8 @@ type rpzZone struct {
 	records map[string]string // owner name → CNAME target
 	journal []rpzDiff         // oldest first; consecutive
 	changes int               // records in the journal
-	fresh   bool              // not updated yet: its first content is not journaled
+	fresh   bool              // not updated yet: its first content comes at once, unjournaled
+	retimed bool              // its timers changed: the next update advances the serial, unjournaled
 
 	filled atomic.Bool // the allow exceptions fill max: said in the log when it starts
 }
@@ -83,19 +85,17 @@ func newRPZZone(c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 }
 
 // configure gives the zone c's refresh and ttl, the triggers' TTL and the
-// SOA's minimum, after a reload that kept it. When they change, so does
-// the serial, and the journal is dropped: the differences it holds would
-// not carry the new TTL, so secondaries transfer the whole zone.
-func (z *rpzZone) configure(c rpzConfig, ttl uint32, now time.Time) {
+// SOA's minimum, after a reload that kept it. When they change, the next
+// update advances the serial and drops the journal: the differences it
+// holds would not carry the new TTL, so secondaries transfer the whole
+// zone.
+func (z *rpzZone) configure(c rpzConfig, ttl uint32) {
 	refresh := uint32(c.refresh / time.Second)
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	if z.ttl == ttl && z.refresh == refresh {
-		return
+	if z.ttl != ttl || z.refresh != refresh {
+		z.ttl, z.refresh, z.retimed = ttl, refresh, true
 	}
-	z.ttl, z.refresh = ttl, refresh
-	z.serial = max(z.serial+1, uint32(now.Unix()))
-	z.journal, z.changes = nil, 0
 }
 
 // rpzOwner reports whether owner can own a record: a name of at most 255
@@ -221,10 +221,13 @@ func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	second := uint32(now.Unix())
-	if second == z.serial || z.serial-second == 1 {
-		return false // next second; one ahead after a change of timers
-	}
-	if serialBefore(second, z.serial) {
+	switch {
+	case z.fresh:
+		second = max(z.serial+1, second)
+	case !serialBefore(z.serial, second): // the serial is the clock's second, or ahead
+		if z.serial-second <= 1 {
+			return false // the first content's serial may be one ahead
+		}
 		second = z.serial + 1 // the clock stepped back: the serial goes on
 	}
 	for owner, target := range z.records {
@@ -237,13 +240,14 @@ func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 			d.add[owner] = target
 		}
 	}
-	if len(d.del) == 0 && len(d.add) == 0 {
+	if len(d.del) == 0 && len(d.add) == 0 && !z.retimed {
 		return false
 	}
 	d.from, d.to = z.serial, second
 	z.serial, z.records = d.to, next
-	if z.fresh {
-		z.fresh = false
+	if z.fresh || z.retimed {
+		z.fresh, z.retimed = false, false
+		z.journal, z.changes = nil, 0
 		return true
 	}
 	z.journal = append(z.journal, d)

@@ -199,9 +199,9 @@ func rrStrings(rrs []dns.RR) []string {
 }
 
 // TestRPZUpdate checks that the serial advances on every change, and only
-// then, to the clock's second, a change waiting for the next second; that
-// the journal keeps each change but the first; and that a clock stepped
-// back does not stop the serial.
+// then, to the clock's second, a change waiting for the clock to pass the
+// serial, but the first, at once; that the journal keeps each change but
+// the first; and that a clock stepped back does not stop the serial.
 func TestRPZUpdate(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	z := newTestRPZ(t0)
@@ -213,9 +213,8 @@ func TestRPZUpdate(t *testing.T) {
 		serial  uint32
 	}{
 		{0, map[string]string{}, false, 1_800_000_000},
-		{0, map[string]string{a: "."}, false, 1_800_000_000},                   // the serial's second: next one
-		{time.Second, map[string]string{a: "."}, true, 1_800_000_001},          // the first content
-		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_001}, // again
+		{0, map[string]string{a: "."}, true, 1_800_000_001},                    // the first content, at once
+		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_001}, // the serial's second: the next one
 		{2 * time.Second, map[string]string{a: ".", b: "."}, true, 1_800_000_002},
 		{3 * time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002}, // no change, no new serial
 		{time.Minute, map[string]string{b: "."}, true, 1_800_000_060},              // the clock's seconds
@@ -250,7 +249,7 @@ func TestRPZTransfer(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	z := newTestRPZ(t0)
 	a, b, c := "a.tk."+testRPZ, "b.tk."+testRPZ, "c.tk."+testRPZ
-	z.update(map[string]string{a: "."}, t0.Add(time.Second))           // 1
+	z.update(map[string]string{a: "."}, t0)                            // 1
 	z.update(map[string]string{a: ".", b: "."}, t0.Add(2*time.Second)) // 2
 	z.update(map[string]string{b: ".", c: "."}, t0.Add(3*time.Second)) // 3
 	axfr := []string{"SOA 1800000003", "NS", b + ">.", c + ">.", "SOA 1800000003"}
@@ -649,7 +648,7 @@ func TestRPZAcrossReloads(t *testing.T) {
 			sec = &secondary{}
 		}
 		z = next
-		z.configure(s.cfg, s.ttl, now)
+		z.configure(s.cfg, s.ttl)
 		z.update(s.next, now.Add(time.Second))
 		sec.refresh(z)
 		whole := &secondary{}
@@ -690,5 +689,44 @@ func TestRPZRestart(t *testing.T) {
 		if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
 			t.Errorf("update %d: the secondary holds serial %d %v; the zone is serial %d %v", i, sec.serial, zoneOf(sec.records), whole.serial, zoneOf(whole.records))
 		}
+	}
+}
+
+// TestRPZFirstContentAtOnce checks that a zone's first update, in the
+// second the zone was made (runRPZ's first, at startup), brings its
+// content: the NOTIFY that follows must not hand the secondaries an empty
+// zone at a serial newer than theirs.
+func TestRPZFirstContentAtOnce(t *testing.T) {
+	// Just past a second's start: setup and the first update share it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	f, _ := newTestFluxguard(t, "fluxguard . {\n rpz rpz.example\n deny c2.evil.tk\n}")
+	// The predecessor's zone, as a secondary holds it.
+	sec := &secondary{serial: uint32(time.Now().Add(-time.Minute).Unix()), records: map[string]string{"c2.evil.tk.rpz.example.": "."}}
+	f.updateRPZ(time.Now())
+	sec.refresh(f.rpz)
+	if _, ok := sec.records["c2.evil.tk.rpz.example."]; !ok {
+		t.Errorf("after the first update the secondary holds serial %d with %v: the denied name is not blocked", sec.serial, zoneOf(sec.records))
+	}
+}
+
+// TestRPZRetimedThenRestart checks that new timers (a reload changing
+// sinkhole_ttl) do not put the serial ahead of the clock, where a process
+// restarted in that second would meet it with other content.
+func TestRPZRetimedThenRestart(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	a, x := "a.tk."+testRPZ, "x.tk."+testRPZ
+	old := newTestRPZ(t0.Add(-10 * time.Second))
+	old.update(map[string]string{a: ".", x: "."}, t0)
+	old.configure(rpzConfig{zone: testRPZ, max: 100, refresh: time.Minute}, 30) // a reload in that second
+	old.update(map[string]string{a: ".", x: "."}, t0)
+	sec := &secondary{}
+	sec.refresh(old)
+	z := newTestRPZ(t0) // restarted in the same second
+	z.update(map[string]string{a: "."}, t0)
+	sec.refresh(z)
+	whole := &secondary{}
+	whole.refresh(z)
+	if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
+		t.Errorf("the secondary holds serial %d %v; the zone is serial %d %v", sec.serial, zoneOf(sec.records), whole.serial, zoneOf(whole.records))
 	}
 }
