@@ -240,7 +240,7 @@ func (z *rpzZone) update(next map[string]string, now time.Time) bool {
 			d.add[owner] = target
 		}
 	}
-	if len(d.del) == 0 && len(d.add) == 0 && !z.retimed {
+	if len(d.del) == 0 && len(d.add) == 0 && !z.retimed && !z.fresh {
 		return false
 	}
 	d.from, d.to = z.serial, second

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	golog "log"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -212,11 +213,13 @@ func TestRPZUpdate(t *testing.T) {
 		changed bool
 		serial  uint32
 	}{
-		{0, map[string]string{}, false, 1_800_000_000},
-		{0, map[string]string{a: "."}, true, 1_800_000_001},                    // the first content, at once
-		{time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_001}, // the serial's second: the next one
-		{2 * time.Second, map[string]string{a: ".", b: "."}, true, 1_800_000_002},
-		{3 * time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002}, // no change, no new serial
+		{0, map[string]string{}, true, 1_800_000_001},                     // the first content, empty too, at once
+		{0, map[string]string{a: "."}, false, 1_800_000_001},              // a second ahead: the clock must pass it
+		{time.Second, map[string]string{a: "."}, false, 1_800_000_001},    // the serial's second
+		{2 * time.Second, map[string]string{a: "."}, true, 1_800_000_002}, // journaled from here
+		{2 * time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_002},
+		{3 * time.Second, map[string]string{a: ".", b: "."}, true, 1_800_000_003},
+		{4 * time.Second, map[string]string{a: ".", b: "."}, false, 1_800_000_003}, // no change, no new serial
 		{time.Minute, map[string]string{b: "."}, true, 1_800_000_060},              // the clock's seconds
 		{time.Minute + time.Second, map[string]string{b: "rpz-passthru."}, true, 1_800_000_061},
 		{0, map[string]string{a: ".", b: "rpz-passthru."}, true, 1_800_000_062}, // the clock stepped back
@@ -233,12 +236,12 @@ func TestRPZUpdate(t *testing.T) {
 			t.Fatalf("step %d: zone %v", i, zoneOf(z.records))
 		}
 	}
-	if len(z.journal) != 4 { // all but the first content
-		t.Fatalf("journal of %d differences, want 4", len(z.journal))
+	if len(z.journal) != 5 { // all but the first content
+		t.Fatalf("journal of %d differences, want 5", len(z.journal))
 	}
-	last := z.journal[2]
+	last := z.journal[3]
 	if last.from != 1_800_000_060 || last.to != 1_800_000_061 || !maps.Equal(last.del, map[string]string{b: "."}) || !maps.Equal(last.add, map[string]string{b: "rpz-passthru."}) {
-		t.Errorf("third difference %+v", last)
+		t.Errorf("fourth difference %+v", last)
 	}
 }
 
@@ -728,5 +731,168 @@ func TestRPZRetimedThenRestart(t *testing.T) {
 	whole.refresh(z)
 	if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
 		t.Errorf("the secondary holds serial %d %v; the zone is serial %d %v", sec.serial, zoneOf(sec.records), whole.serial, zoneOf(whole.records))
+	}
+}
+
+// TestRPZRestartNothingHeld checks that a process restarted in the second
+// of its predecessor's last change, with nothing to hold (no state file,
+// or the deny rule the restart came to remove), advances its empty zone
+// past the serial the secondaries hold with the predecessor's content.
+func TestRPZRestartNothingHeld(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	x := "c2.evil.tk." + testRPZ
+	old := newTestRPZ(t0.Add(-time.Hour))
+	old.update(map[string]string{x: "."}, t0) // its last change, at t0
+	sec := &secondary{}
+	sec.refresh(old)
+	z := newTestRPZ(t0.Add(300 * time.Millisecond)) // restarted within that second
+	for i := range 60 {                             // a minute of runRPZ's updates (and NOTIFYs), then the SOA refresh
+		z.update(map[string]string{}, t0.Add(300*time.Millisecond+time.Duration(i)*time.Second))
+	}
+	sec.refresh(z)
+	whole := &secondary{}
+	whole.refresh(z)
+	if sec.serial != whole.serial || !maps.Equal(sec.records, whole.records) {
+		t.Errorf("a minute after the restart the secondary holds serial %d %v; the zone is serial %d %v", sec.serial, zoneOf(sec.records), whole.serial, zoneOf(whole.records))
+	}
+}
+
+// realSecondary is a secondary as BIND runs one: it asks the SOA and
+// transfers only when the primary's serial is newer than its own (RFC
+// 1982), by IXFR from its serial; the transfer itself is secondary's.
+type realSecondary struct{ secondary }
+
+func (s *realSecondary) poll(z *rpzZone) {
+	serial, _ := z.size()
+	if s.serial == 0 && s.records == nil || serialBefore(s.serial, serial) {
+		s.secondary.refresh(z)
+	}
+}
+
+// TestRPZRandomTransfers replays random sequences of updates (the clock
+// going on by 0-3 s, stepping back now and then), reloads that change the
+// timers (configure), and restarts (a new zone at the clock's second,
+// never while the old serial is ahead of the clock: the documented
+// exception), with three secondaries polling at random. Invariants:
+// within a zone the serial never goes back; a serial, once advertised,
+// always names the same content (across restarts too); an IXFR from any
+// serial a zone advertised yields the zone's AXFR content; and after a
+// quiet spell of updates every secondary holds the zone's content.
+func TestRPZRandomTransfers(t *testing.T) {
+	names := []string{"a.tk." + testRPZ, "b.tk." + testRPZ, "c.tk." + testRPZ, "*.d.tk." + testRPZ}
+	random := func(r *rand.Rand) map[string]string {
+		m := map[string]string{}
+		for _, n := range names {
+			if r.IntN(2) == 0 {
+				m[n] = "."
+			}
+		}
+		return m
+	}
+	failures := 0
+	for seed := uint64(1); seed <= 3000 && failures < 3; seed++ {
+		r := rand.New(rand.NewPCG(seed, 7))
+		now := time.Unix(1_800_000_000, int64(r.IntN(1000))*int64(time.Millisecond))
+		z := newTestRPZ(now)
+		var log []string
+		fail := func(format string, args ...any) {
+			failures++
+			t.Errorf("seed %d: "+format+"\n  steps: %v", append(append([]any{seed}, args...), log)...)
+		}
+		secs := []*realSecondary{{}, {}, {}}
+		advertised := map[uint32]map[string]string{} // serial -> content, over every zone
+		advertise := func() bool {
+			serial, _ := z.size()
+			z.mu.RLock()
+			content := maps.Clone(z.records)
+			z.mu.RUnlock()
+			if c, ok := advertised[serial]; ok && !maps.Equal(c, content) {
+				fail("serial %d advertised with %v and later with %v", serial, zoneOf(c), zoneOf(content))
+				return false
+			}
+			advertised[serial] = content
+			return true
+		}
+		asked := map[uint32]bool{}
+		next := random(r)
+		stepped := false
+		ok := advertise()
+	steps:
+		for step := 0; step < 40 && ok; step++ {
+			switch op := r.IntN(20); {
+			case op < 1 && !stepped:
+				if s, _ := z.size(); serialBefore(uint32(now.Unix()), s) {
+					break // the documented exception: the old serial ahead of the clock
+				}
+				log = append(log, fmt.Sprintf("restart@%d.%03d", now.Unix(), now.Nanosecond()/1e6))
+				z = newTestRPZ(now)
+				asked = map[uint32]bool{}
+			case op < 2:
+				ttl := uint32(10 + 20*r.IntN(2))
+				log = append(log, fmt.Sprintf("configure(ttl %d)", ttl))
+				z.configure(rpzConfig{zone: testRPZ, max: 100, refresh: time.Minute}, ttl)
+			case op < 3:
+				back := time.Duration(1+r.IntN(4)) * time.Second
+				now = now.Add(-back)
+				stepped = true
+				log = append(log, fmt.Sprintf("back %v", back))
+			case op < 8:
+				next = random(r)
+				log = append(log, fmt.Sprintf("next %v", zoneOf(next)))
+			default:
+				d := time.Duration(r.IntN(3000)) * time.Millisecond
+				now = now.Add(d)
+				before, _ := z.size()
+				changed := z.update(next, now)
+				after, _ := z.size()
+				log = append(log, fmt.Sprintf("update@%d.%03d %v->%d", now.Unix(), now.Nanosecond()/1e6, changed, after))
+				if serialBefore(after, before) {
+					fail("the serial went back from %d to %d", before, after)
+					break steps
+				}
+				if ok = advertise(); !ok {
+					break steps
+				}
+				asked[after] = true
+				for s := range asked {
+					got := &secondary{serial: s, records: map[string]string{}}
+					if s != after {
+						// what a secondary at s held: the content advertised at s
+						got.records = maps.Clone(advertised[s])
+					}
+					got.refresh(z)
+					whole := &secondary{}
+					whole.refresh(z)
+					if s != after && (got.serial != whole.serial || !maps.Equal(got.records, whole.records)) {
+						fail("IXFR from %d gives serial %d %v; AXFR serial %d %v", s, got.serial, zoneOf(got.records), whole.serial, zoneOf(whole.records))
+						break steps
+					}
+				}
+				for _, s := range secs {
+					if r.IntN(2) == 0 {
+						s.poll(z)
+					}
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		// A quiet spell: the same content, an update a second, every secondary polling.
+		for range 5 {
+			now = now.Add(time.Second)
+			z.update(next, now)
+			for _, s := range secs {
+				s.poll(z)
+			}
+		}
+		whole := &secondary{}
+		whole.refresh(z)
+		for i, s := range secs {
+			if s.records != nil && (s.serial != whole.serial || !maps.Equal(s.records, whole.records)) {
+				fail("after a quiet spell secondary %d holds serial %d %v; the zone is serial %d %v", i, s.serial, zoneOf(s.records), whole.serial, zoneOf(whole.records))
+				break
+			}
+		}
 	}
 }

@@ -161,8 +161,16 @@ func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reaso
 	if e.cfg.Weights.TLD == 0 {
 		r &^= ReasonSuspiciousTLD
 	}
-	if r == 0 || v.UniqueIPs < e.cfg.ManyIPs || v.UniqueIPs < SeedRotation*en.largestAnswer() {
+	// A name whose answers another replica saw (largest 0) shows no
+	// rotation of its own.
+	largest := en.largestAnswer()
+	if r == 0 || largest == 0 || v.UniqueIPs < e.cfg.ManyIPs || v.UniqueIPs < SeedRotation*largest {
 		return 0
+	}
+	if r&ReasonShortSLD != 0 && !e.shortRegistrable(sh.name(en)) {
+		if r &^= ReasonShortSLD; r == 0 {
+			return 0
+		}
 	}
 	if e.cfg.FrontDoor != nil {
 		for _, s := range sh.seen.view(en.ips) {
@@ -172,6 +180,20 @@ func (e *Engine) seedAgrees(sh *shard, en *entry, v Verdict, since uint32) Reaso
 		}
 	}
 	return r | ReasonManyIPs | ReasonSeedRule
+}
+
+// shortRegistrable reports whether the label name's registered domain
+// starts with has at most ShortSLD characters: the seed rule reads the
+// label before the last, which under co.uk or com.au is the suffix's, as
+// short for every name there. A name without a registered domain keeps
+// the rule's reading.
+func (e *Engine) shortRegistrable(name string) bool {
+	d := registeredDomain(name)
+	if d == "" {
+		return true
+	}
+	label, _, _ := strings.Cut(d, ".")
+	return len(label) <= e.cfg.ShortSLD
 }
 
 // candidate reports whether v passes the rule's minimums (UniqueIPCount and QueryCount).

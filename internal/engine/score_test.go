@@ -558,3 +558,79 @@ func TestSettledNetworks(t *testing.T) {
 		t.Errorf("first answer of the next second: %v, networks %v; want flagged, %v", v.Level, v.Networks, fresh())
 	}
 }
+
+// TestSeedRuleMergedEvidence checks that a replica of a fleet that knows
+// a name only from the others' evidence, which carries no answer's size
+// (largest 0), does not corroborate it: a fixed round robin the replica
+// that saw the answers leaves alone must not be flagged there.
+func TestSeedRuleMergedEvidence(t *testing.T) {
+	tests := []struct {
+		name    string
+		host    string
+		answers [][]netip.Addr
+	}{
+		// A DNS round robin: the same 10 addresses in every answer, in 10 networks.
+		{"a fixed round robin of 10", "mirror.kde.ru", answers(12, 10, 10, 10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			mod := func(c *Config) {
+				c.Profile = ProfileDefault
+				c.FrontDoor = func(netip.Addr) bool { return false }
+			}
+			a, b := newSharingEngine(t, clk, mod), newSharingEngine(t, clk, mod)
+			var va, vb Verdict
+			for _, ans := range tt.answers {
+				clk.add(time.Minute)
+				for q := range 3 { // three queries a minute, answered alike, shared in one batch
+					va = a.Observe(&Observation{Name: tt.host, Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + q)}), Addrs: ans, MinTTL: 120})
+				}
+				for _, s := range a.Outgoing(100) {
+					v, err := b.Merge(&s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s.Name == tt.host && v.Skip == SkipNone && vb.Level != LevelFlagged {
+						vb = v
+					}
+				}
+			}
+			t.Logf("replica that saw the answers: level %v score %.2f reasons %s", va.Level, va.Score, va.Reasons)
+			t.Logf("replica that merged them:     level %v score %.2f reasons %s", vb.Level, vb.Score, vb.Reasons)
+			if va.Level == LevelFlagged {
+				t.Fatalf("the replica that saw the answers flags it: not the case under test")
+			}
+			if vb.Level == LevelFlagged {
+				t.Errorf("%s flagged by the replica that only merged its evidence: score %.2f, reasons %s", tt.host, vb.Score, vb.Reasons)
+			}
+		})
+	}
+}
+
+// TestSeedRuleSecondLevelSuffix checks that the corroboration reads the
+// short SLD from the registered domain: the seed rule's label before the
+// last is the suffix's under co.uk, com.au or com.br, short for every
+// name there.
+func TestSeedRuleSecondLevelSuffix(t *testing.T) {
+	pool := answers(40, 2, 12, 4) // 12 addresses, 2 an answer, in 4 networks
+	verdict := func(host string) Verdict {
+		clk := &fakeClock{t: at("10:00:00")}
+		e := newTestEngine(t, clk, func(c *Config) {
+			c.Profile = ProfileDefault
+			c.FrontDoor = func(netip.Addr) bool { return false }
+		})
+		var v Verdict
+		for _, a := range pool {
+			clk.add(time.Minute)
+			v = e.Observe(&Observation{Name: host, Client: netip.MustParseAddr("10.0.0.1"), Addrs: a, MinTTL: 60})
+		}
+		return v
+	}
+	com, uk := verdict("www.marksandspencer.com"), verdict("www.marksandspencer.co.uk")
+	t.Logf(".com:   level %v score %.2f reasons %s", com.Level, com.Score, com.Reasons)
+	t.Logf(".co.uk: level %v score %.2f reasons %s", uk.Level, uk.Score, uk.Reasons)
+	if com.Level != LevelFlagged && uk.Level == LevelFlagged {
+		t.Errorf("www.marksandspencer.co.uk flagged (score %.2f, %s); the same service under .com is not", uk.Score, uk.Reasons)
+	}
+}
