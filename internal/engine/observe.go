@@ -104,6 +104,9 @@ type answer struct {
 	// Merge), held until heldUntil; nil for the engine's own answers.
 	remote    *Shared
 	heldUntil uint32
+	// addressless: another replica's queries and clients without an
+	// address, for a name tracked here only: no entry is made for them.
+	addressless bool
 	// owner identifies the name the answer is for (a hash of its key,
 	// never 0) in the pool index (see poolIndex).
 	owner uint32
@@ -147,6 +150,9 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	created := en == nil
 	n := bits.OnesCount64(a.evidence)
 	if created {
+		if a.addressless {
+			return Verdict{Skip: SkipNoAddrs}, recorded{}
+		}
 		if names {
 			if s := e.skippedName(e.policy.Load(), key, unixTime(now)); s != SkipNone {
 				return Verdict{Skip: s}, recorded{}

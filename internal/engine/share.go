@@ -181,9 +181,10 @@ func (e *Engine) Merge(s *Shared) (Verdict, error) {
 			a.addrs = append(a.addrs, ip)
 		}
 	}
-	if a.evidence == 0 && until <= now {
-		return Verdict{Skip: SkipNoAddrs}, nil
-	}
+	// Without an address or a hold, the share still counts queries and
+	// clients: those of answers that brought no new address (a name's
+	// fixed set, or cache hits), for a name tracked here already.
+	a.addressless = a.evidence == 0 && until <= now
 	a.heldUntil = until
 	v, rec := e.record(e.nameScope(), name, &a, now)
 	if v.Skip != SkipNone || e.domains == nil || rec.domain == "" || a.evidence == 0 {

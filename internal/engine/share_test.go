@@ -292,3 +292,29 @@ func TestMergeDoesNotEcho(t *testing.T) {
 		t.Errorf("merged evidence shared again: %+v", out)
 	}
 }
+
+// TestFleetSharesQueriesAndClients checks that what a replica's answers
+// bring besides addresses reaches the others: a name's fixed answer asked
+// by new clients counts their queries and clients on every replica, as on
+// the one that answered.
+func TestFleetSharesQueriesAndClients(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	a, b := newSharingEngine(t, clk, nil), newSharingEngine(t, clk, nil)
+	answer := addrs("45.0.0.1", "46.0.0.1", "47.0.0.1", "48.0.0.1", "49.0.0.1", "50.0.0.1")
+	var va Verdict
+	for i := range 6 {
+		clk.add(time.Minute)
+		va = a.Observe(&Observation{Name: "c2.evil.tk", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}), Addrs: answer, MinTTL: 30})
+		exchange(t, a, b)
+	}
+	d, ok := b.Detail("c2.evil.tk")
+	if !ok || d.Verdict.Queries != va.Queries || d.Verdict.Clients != va.Clients {
+		t.Errorf("replica b counts %d queries and %d clients (found %v); a, which answered them, %d and %d",
+			d.Verdict.Queries, d.Verdict.Clients, ok, va.Queries, va.Clients)
+	}
+	// Without an address, a share makes no entry.
+	n := b.Len()
+	if v, err := b.Merge(&Shared{Name: "other.evil.tk", Clients: addrs("10.0.0.9"), Queries: 5}); err != nil || v.Skip != SkipNoAddrs || b.Len() != n {
+		t.Errorf("a share without an address for a name not tracked: %+v, %v, %d names (want %d)", v, err, b.Len(), n)
+	}
+}
