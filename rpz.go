@@ -1,7 +1,6 @@
 package fluxguard
 
 import (
-	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -119,7 +118,7 @@ func rpzOwner(owner string) bool {
 // get a popular address blocked by answering it. It also returns how many
 // entries max left out, each address once, addresses counted up to max.
 func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr) bool,
-	addrsOf func(buf []netip.Addr, name string, limit int) ([]netip.Addr, int)) (map[string]string, int) {
+	addrsOf func(buf []netip.Addr, name string) []netip.Addr) (map[string]string, int) {
 	out := make(map[string]string, min(len(held), c.max)*2)
 	n, leftOut := 0, 0
 	add := func(h engine.HeldName, target string) {
@@ -155,7 +154,7 @@ func rpzTriggers(held []engine.HeldName, c rpzConfig, frontDoor func(netip.Addr)
 		if h := held[i]; h.Subdomains || h.Allowed {
 			continue // their addresses are other names'
 		}
-		buf, _ = addrsOf(buf[:0], held[i].Name, math.MaxInt)
+		buf = addrsOf(buf[:0], held[i].Name)
 		for _, a := range buf {
 			a = a.Unmap()
 			if _, dup := seen[a]; dup || !engine.IsPublic(a) || frontDoor != nil && frontDoor(a) {

@@ -172,28 +172,22 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 }
 
 // AppendAddrs appends to buf the addresses the exact name answered within
-// the window, unmapped, at most limit of them, and returns it with how
-// many more there are.
-func (e *Engine) AppendAddrs(buf []netip.Addr, name string, limit int) ([]netip.Addr, int) {
+// the window, unmapped, and returns it.
+func (e *Engine) AppendAddrs(buf []netip.Addr, name string) []netip.Addr {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(k)
 	if en == nil {
-		return buf, 0
+		return buf
 	}
-	since, n, more := e.since(e.clock()), 0, 0
+	since := e.since(e.clock())
 	for _, s := range sh.seen.view(en.ips) {
-		switch {
-		case s.last <= since:
-		case n < limit:
+		if s.last > since {
 			buf = append(buf, netip.AddrFrom16(s.addr).Unmap())
-			n++
-		default:
-			more++
 		}
 	}
-	return buf, more
+	return buf
 }
 
 // inForce returns the names whose rule is in force at now, sorted.

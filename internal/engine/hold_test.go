@@ -83,8 +83,8 @@ func TestHeldNames(t *testing.T) {
 }
 
 // TestAppendAddrs checks the addresses AppendAddrs gives of the held
-// names: those of a held exact name within the window, unmapped, at most
-// the limit, the others counted; none for a registered domain or a rule.
+// names: those of a held exact name within the window, unmapped; none for
+// a registered domain or a rule.
 func TestAppendAddrs(t *testing.T) {
 	flagged := []string{"45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4", "45.0.0.5"}
 	// flag has e flag name with the seed profile's answers, after extra.
@@ -97,52 +97,46 @@ func TestAppendAddrs(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name  string
-		mod   func(*Config)
-		feed  func(e *Engine, clk *fakeClock)
-		limit int
-		want  map[string][]string // held name → its addresses, sorted
-		more  int                 // counted past the limit, in all
+		name string
+		mod  func(*Config)
+		feed func(e *Engine, clk *fakeClock)
+		want map[string][]string // held name → its addresses, sorted
 	}{
-		{"held name", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 100,
-			map[string][]string{"a.evil.tk": flagged}, 0},
+		{"held name", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") },
+			map[string][]string{"a.evil.tk": flagged}},
 		{"IPv4-mapped and IPv6", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "::ffff:45.0.0.9", "2a05:1::9")
-		}, 100, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}, 0},
+		}, map[string][]string{"a.evil.tk": append([]string{"2a05:1::9", "45.0.0.9"}, flagged...)}},
 		{"private address: never evidence", nil, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk", "10.1.2.3", "192.168.0.1")
-		}, 100, map[string][]string{"a.evil.tk": flagged}, 0},
+		}, map[string][]string{"a.evil.tk": flagged}},
 		{"address past the window left out", func(c *Config) { c.Window = time.Minute }, func(e *Engine, clk *fakeClock) {
 			e.Observe(&Observation{Name: "a.evil.tk", Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.9")})
 			clk.add(2 * time.Minute)
 			flag(e, clk, "a.evil.tk")
-		}, 100, map[string][]string{"a.evil.tk": flagged}, 0},
+		}, map[string][]string{"a.evil.tk": flagged}},
 		{"deny rule: none", func(c *Config) { c.Deny = []Rule{{Name: "bad.example"}} }, func(e *Engine, clk *fakeClock) {
 			flag(e, clk, "a.evil.tk")
-		}, 100, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}, 0},
+		}, map[string][]string{"a.evil.tk": flagged, "bad.example": nil}},
 		{"registered domain: none", func(c *Config) { c.Profile = ProfileDefault }, func(e *Engine, clk *fakeClock) {
 			for i, a := range answers(8, 2, 200, 200) {
 				clk.add(30 * time.Second)
 				e.Observe(&Observation{Name: fmt.Sprintf("x%d.evil-wild.com", i), Addrs: a, MinTTL: 30})
 			}
-		}, 100, map[string][]string{"evil-wild.com": nil}, 0},
-		{"limit", nil, func(e *Engine, clk *fakeClock) { flag(e, clk, "a.evil.tk") }, 2,
-			map[string][]string{"a.evil.tk": flagged[:2]}, 3},
+		}, map[string][]string{"evil-wild.com": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
 			e := newTestEngine(t, clk, tt.mod)
 			tt.feed(e, clk)
-			got, more := map[string][]string{}, 0
+			got := map[string][]string{}
 			for _, h := range e.HeldNames(false) {
 				var ss []string
 				if !h.Subdomains {
-					buf, n := e.AppendAddrs(nil, h.Name, tt.limit)
-					for _, a := range buf {
+					for _, a := range e.AppendAddrs(nil, h.Name) {
 						ss = append(ss, a.String())
 					}
-					more += n
 				}
 				slices.Sort(ss)
 				got[h.Name] = ss
@@ -153,8 +147,8 @@ func TestAppendAddrs(t *testing.T) {
 					t.Errorf("%s: addresses %q (held %v), want %q", name, g, ok, want)
 				}
 			}
-			if len(got) != len(tt.want) || more != tt.more {
-				t.Errorf("held %v, %d more; want %d names, %d more", got, more, len(tt.want), tt.more)
+			if len(got) != len(tt.want) {
+				t.Errorf("held %v; want %d names", got, len(tt.want))
 			}
 		})
 	}

@@ -42,9 +42,8 @@ const (
 // (IPv4) or /32 (IPv6) prefixes: the number of networks the answers really
 // spread over. A botnet's addresses sit in as many networks as there are
 // addresses; a CDN's in one or two. rotation is 1 when the name has shown
-// at least twice as many addresses as its largest answers (see
-// entry.largestAnswer) hold (the set rotates),
-// 0.5 otherwise (a fixed round robin or regional set). churn is
+// at least twice as many addresses as its largest answers hold (see
+// entry.largestAnswer: the set rotates), 0.5 otherwise (a fixed round robin or regional set). churn is
 // churnPoints, counted with short TTLs only. ttl is 1 for a mean
 // TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
 // never alone). extra_name_servers counts the name servers seen beyond the
@@ -94,7 +93,8 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregat
 	if eff >= DiverseNetworks {
 		r |= ReasonPrefixDiversity
 	}
-	if largest := en.largestAnswer(); largest > 0 && ips >= 2*largest {
+	largest := en.largestAnswer()
+	if largest > 0 && ips >= 2*largest {
 		r |= ReasonRotating
 	} else {
 		t.Rotation = 0.5
@@ -102,7 +102,7 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregat
 	// A registered domain's aggregate holds the sets of all its names:
 	// hosts each with a fixed address of their own, in a few networks,
 	// would pass for churn.
-	if churn := churnPoints(ips, en.largestAnswer(), eff); churn > 0 && en.meanTTL <= ShortTTL && !aggregate {
+	if churn := churnPoints(ips, largest, eff); churn > 0 && en.meanTTL <= ShortTTL && !aggregate {
 		t.Churn = w.Churn * churn
 		r |= ReasonChurn
 	}
