@@ -44,9 +44,9 @@ func (in *intelFile) read() error {
 			return nil
 		}
 		if !in.addrs {
-			name, ok := parseIntelName(fields)
-			if !ok {
-				return fmt.Errorf("%s:%d: want a domain name", in.path, line)
+			name, err := parseIntelName(fields)
+			if err != nil {
+				return fmt.Errorf("%s:%d: %v", in.path, line, err)
 			}
 			names = append(names, name)
 			return nil
@@ -66,17 +66,25 @@ func (in *intelFile) read() error {
 }
 
 // parseIntelName reads a line of a domain list: a domain name, which
-// covers its subdomains; a leading "*." says so too, and is dropped.
-func parseIntelName(fields []string) (string, bool) {
+// covers its subdomains; a leading "*." says so too, and is dropped. A
+// public suffix (com, co.uk, github.io) is refused, as addresses wider
+// than /8 are: a stray line of a feed would cover every domain under it.
+func parseIntelName(fields []string) (string, error) {
+	want := errors.New("want a domain name")
 	if len(fields) != 1 {
-		return "", false
+		return "", want
 	}
 	name := engine.Normalize(strings.TrimPrefix(fields[0], "*."))
 	if _, err := netip.ParseAddr(name); err == nil || name == "" || strings.ContainsAny(name, "*/:@") {
-		return "", false
+		return "", want
 	}
-	_, ok := dns.IsDomainName(name)
-	return name, ok
+	if _, ok := dns.IsDomainName(name); !ok {
+		return "", want
+	}
+	if engine.RegisteredDomain(name) == "" {
+		return "", fmt.Errorf("%s is a public suffix: it would cover every domain under it", name)
+	}
+	return name, nil
 }
 
 // mappedRange holds the IPv4-mapped IPv6 addresses.

@@ -155,10 +155,32 @@ func TestIntelFileBounded(t *testing.T) {
 }
 
 // TestIntelParseErrors checks that a bad list fails setup with an error
-// that names the option, the Corefile's line and the list's.
+// that names the option, the Corefile's line and the list's. A public
+// suffix is refused, as a prefix wider than /8 is: one stray line of a
+// feed would block every domain under it.
 func TestIntelParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		option, third, want string
+	}{
+		{"intel_domains", "198.51.100.0/24", ":3: want a domain name"},
+		{"intel_addrs", "198.51.100.0/24", ":2: want an IP address"},
+		{"intel_domains", "com", ":3: com is a public suffix"},
+		{"intel_domains", "*.com", ":3: com is a public suffix"},
+		{"intel_domains", "co.uk", ":3: co.uk is a public suffix"},
+		{"intel_domains", "github.io", ":3: github.io is a public suffix"},
+		{"intel_domains", "evil", ":3: evil is a public suffix"},
+	} {
+		t.Run(tc.option+" "+tc.third, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "list.txt")
+			writeList(t, path, "# feed\nevil.example\n"+tc.third+"\n")
+			testParseError(t, "fluxguard {\n\twindow 5m\n\t"+tc.option+" "+path+"\n}", tc.option, path+tc.want)
+		})
+	}
+	// A registered domain, or a name under a public suffix, is taken.
 	path := filepath.Join(t.TempDir(), "list.txt")
-	writeList(t, path, "# feed\nevil.example\n198.51.100.0/24\n")
-	testParseError(t, "fluxguard {\n\twindow 5m\n\tintel_domains "+path+"\n}", "intel_domains", path+":3: want a domain name")
-	testParseError(t, "fluxguard {\n\twindow 5m\n\tintel_addrs "+path+"\n}", "intel_addrs", path+":2: want an IP address")
+	writeList(t, path, "evil.tk\nc2.evil.co.uk\n*.user.github.io\n")
+	in := &intelFile{watchedFile: watchedFile{path: path}}
+	if err := in.read(); err != nil || len(in.names) != 3 {
+		t.Errorf("read: %v, names %v", err, in.names)
+	}
 }
