@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
-	"hash/maphash"
 	"math/bits"
 	"net/netip"
 )
@@ -307,7 +307,7 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 		}
 	}
 	for _, ns := range o.NS {
-		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(ns), now, maxNSPerDomain)
+		en.ns, _, _ = sh.addSeen(en.ns, nsKey(ns), now, maxNSPerDomain)
 	}
 	return added, indexes
 }
@@ -347,25 +347,34 @@ func (e *Engine) recordClients(sh *shard, en *entry, a *answer, repeat bool, now
 // for a window: all those of the window when it has just been flagged
 // (all), else those its answer a added.
 func (e *Engine) indexPool(sh *shard, en *entry, a *answer, added uint64, all bool, now uint32) {
-	until := now + e.window
-	add := func(addr [16]byte) {
-		if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
-			e.pools.add(addr, until, a.owner, now)
-		}
-	}
-	if !all {
-		for j, ip := range a.addrs {
-			if added&(1<<j) != 0 {
-				add(ip.Unmap().As16())
-			}
-		}
+	if all {
+		e.indexWindow(sh, en, a.owner, now)
 		return
 	}
+	for j, ip := range a.addrs {
+		if added&(1<<j) != 0 {
+			e.poolAdd(ip.Unmap().As16(), a.owner, now)
+		}
+	}
+}
+
+// indexWindow puts the addresses of en, the flagged name owner (see
+// answer.owner) in the locked shard sh, seen in the window, in the pool
+// index.
+func (e *Engine) indexWindow(sh *shard, en *entry, owner, now uint32) {
 	since := e.since(now)
 	for _, s := range sh.seen.view(en.ips) {
 		if s.last > since {
-			add(s.addr)
+			e.poolAdd(s.addr, owner, now)
 		}
+	}
+}
+
+// poolAdd puts addr, of the flagged name owner, in the pool index for a
+// window, unless it is a front door's.
+func (e *Engine) poolAdd(addr [16]byte, owner, now uint32) {
+	if e.cfg.FrontDoor == nil || !e.cfg.FrontDoor(netip.AddrFrom16(addr).Unmap()) {
+		e.pools.add(addr, now+e.window, owner, now)
 	}
 }
 
@@ -425,12 +434,11 @@ func (e *Engine) create(sc scope, sh *shard, k key, name string, n int, ttl, now
 const maxNSPerDomain = 32
 
 // nsKey hashes a name server name into the address-sized key kept for it.
-func (e *Engine) nsKey(ns string) (k [16]byte) {
-	h := maphash.String(e.st.seed, Normalize(ns))
-	for i := range 8 {
-		k[i] = byte(h >> (8 * i))
-	}
-	return k
+// The hash is the same in every process, so that a restart restores the
+// same name servers, and one no zone can make collide to hide its rotation.
+func nsKey(ns string) (k [16]byte) {
+	h := sha256.Sum256([]byte(Normalize(ns)))
+	return [16]byte(h[:16])
 }
 
 // maxAddrsPerObservation bounds the addresses taken from one answer; more
@@ -472,7 +480,7 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 		return
 	}
 	for _, n := range ns[:min(len(ns), maxNSPerDomain)] {
-		en.ns, _, _ = sh.addSeen(en.ns, e.nsKey(n), now, maxNSPerDomain)
+		en.ns, _, _ = sh.addSeen(en.ns, nsKey(n), now, maxNSPerDomain)
 	}
 	for _, a := range addrs[:min(len(addrs), maxNSPerDomain)] {
 		if e.evidence(a) {

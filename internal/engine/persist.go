@@ -21,10 +21,13 @@ import (
 const (
 	stateMagic = "fluxguard state\n"
 	// SnapshotVersion is the version of the state format Save writes;
-	// Load reads it and version 3, whose largest answers are IPv4's
-	// (version 4 adds IPv6's), and refuses any other.
-	SnapshotVersion = 4
+	// Load reads it and versions 3 and 4, and refuses any other. Version 3
+	// keeps IPv4's largest answers only (version 4 adds IPv6's); both keep
+	// name servers under a hash of the process that saved them, which Load
+	// drops (version 5's is the same in every process, see nsKey).
+	SnapshotVersion = 5
 	oldestVersion   = 3
+	stableNSVersion = 5
 	// maxRecordLen bounds an entry's record: a name and its capped lists
 	// fit, whatever the file claims.
 	maxRecordLen = 64 << 10
@@ -104,26 +107,33 @@ type savedEntry struct {
 }
 
 // Load reads state written by Save into e, which should be new, and
-// returns how many names it restored. It reads r twice: first to check
-// the whole file, then to restore it; a file that fails the check
-// restores nothing. Names past the caps are dropped, and so are the
-// addresses and clients past the per-name caps; state whose evidence has
-// expired is dropped at the next Sweep.
+// returns how many names it restored. It reads r first to check the
+// whole file, then to restore it; a file that fails the check restores
+// nothing. The held names are restored first, in a pass of their own, so
+// that a store smaller than the file's keeps them: the names past the
+// caps are dropped, and so are the addresses and clients past the
+// per-name caps; state whose evidence has expired is dropped at the next
+// Sweep.
 func (e *Engine) Load(r io.ReadSeeker) (int, error) {
 	window, err := e.readState(r, nil)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	n := 0
-	_, err = e.readState(r, func(se *savedEntry) {
-		if e.restore(se, window) {
-			n++
+	n, now := 0, e.clock()
+	for _, held := range []bool{true, false} {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return n, err
 		}
-	})
-	return n, err
+		_, err = e.readState(r, func(se *savedEntry) {
+			if (se.heldTil > now) == held && e.restore(se, window) {
+				n++
+			}
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // readState reads a state file, calling restore, when not nil, for each
@@ -135,8 +145,9 @@ func (e *Engine) readState(r io.Reader, restore func(*savedEntry)) (window uint3
 	if sr.err != nil || string(magic) != stateMagic {
 		return 0, fmt.Errorf("%w: not a fluxguard state file, or one older than version %d", ErrCorruptState, SnapshotVersion)
 	}
-	if v := sr.uvarint(1 << 16); sr.err == nil && (v < oldestVersion || v > SnapshotVersion) {
-		return 0, fmt.Errorf("%w %d, want %d to %d", ErrSnapshotVersion, v, oldestVersion, SnapshotVersion)
+	version := sr.uvarint(1 << 16)
+	if sr.err == nil && (version < oldestVersion || version > SnapshotVersion) {
+		return 0, fmt.Errorf("%w %d, want %d to %d", ErrSnapshotVersion, version, oldestVersion, SnapshotVersion)
 	}
 	window = uint32(sr.uvarint(1 << 32))
 	var se savedEntry
@@ -149,6 +160,9 @@ func (e *Engine) readState(r io.Reader, restore func(*savedEntry)) (window uint3
 		rec := sr.bytes(int(n))
 		if sr.err == nil {
 			sr.err = decodeEntry(rec, &se)
+		}
+		if version < stableNSVersion {
+			se.ns = se.ns[:0]
 		}
 		if sr.err == nil && restore != nil {
 			restore(&se)
@@ -351,6 +365,10 @@ func (e *Engine) restore(se *savedEntry, window uint32) bool {
 	}
 	en.networksOf = networksUnknown
 	st.holding(en.heldUntil)
+	if sc.names() && e.pools != nil && en.level == LevelFlagged {
+		// Its addresses corroborate other names, as before the restart.
+		e.indexWindow(sh, en, k.owner(), now)
+	}
 	if window == e.window && se.head <= now/e.width { // else the buckets are numbered in other units
 		en.counts, en.head, en.first = se.counts, se.head, se.first
 	}

@@ -339,3 +339,146 @@ func TestLoadClampsTimes(t *testing.T) {
 		t.Errorf("3h on: held %v, %d names tracked; want neither", held, restored.Len())
 	}
 }
+
+// restarted saves e and loads its state into a new engine of the same
+// configuration, as a restart with state_file does.
+func restarted(t *testing.T, e *Engine) *Engine {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := e.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(e.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Load(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRestartKeepsNameServers checks that a zone showing the same name
+// servers before and after a restart shows no NS churn: they are kept
+// under a hash that is the same in every process. State saved before
+// version 5, under the saving process's hash, loads without them.
+func TestRestartKeepsNameServers(t *testing.T) {
+	six := addrs("45.1.0.10", "46.1.0.10", "47.1.0.10", "48.1.0.10", "49.1.0.10", "50.1.0.10")
+	ns := []string{"ns1.brand.info", "ns2.brand.info", "ns3.brand.info", "ns4.brand.info"}
+	for _, tc := range []struct {
+		name    string
+		version byte // of the file the restart loads; 0 for none
+		wantNS  int  // name servers restored
+	}{
+		{"no restart", 0, 4},
+		{"restart", SnapshotVersion, 4},
+		{"restart from version 4", 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			var before Verdict
+			for range 4 {
+				clk.add(time.Minute)
+				before = e.Observe(&Observation{Name: "app.brand.info", Addrs: six, MinTTL: 60, NS: ns})
+			}
+			if tc.version != 0 {
+				var buf bytes.Buffer
+				if err := e.Save(&buf); err != nil {
+					t.Fatal(err)
+				}
+				data := buf.Bytes()[:buf.Len()-4]
+				data[len(stateMagic)] = tc.version
+				data = binary.BigEndian.AppendUint32(data, crc32.Checksum(data, crcTable))
+				e = newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+				if _, err := e.Load(bytes.NewReader(data)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sh, k := e.st.locate("app.brand.info")
+			if got := len(sh.seen.view(sh.lookup(k).ns)); got != tc.wantNS {
+				t.Errorf("name servers restored: %d, want %d", got, tc.wantNS)
+			}
+			clk.add(time.Minute)
+			after := e.Observe(&Observation{Name: "app.brand.info", Addrs: six, MinTTL: 60, NS: ns})
+			if after.Reasons&ReasonNSChurn != 0 || after.Score != before.Score {
+				t.Errorf("the same 4 name servers: before %s score %v; after %v %s score %v",
+					before.Reasons, before.Score, after.Level, after.Reasons, after.Score)
+			}
+		})
+	}
+}
+
+// TestRestartKeepsSharedPool checks that a name flagged before a restart
+// still corroborates, through the pool index, a name answered two of its
+// addresses after it: restored flagged names index their addresses.
+func TestRestartKeepsSharedPool(t *testing.T) {
+	bots := answers(6, 4, 200, 200)
+	own := [][]netip.Addr{addrs("61.1.0.1", "62.1.0.1"), addrs("63.1.0.1")}
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			clk := &fakeClock{t: at("10:00:00")}
+			e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
+			var v Verdict
+			for _, a := range bots {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "c2.flux-one.com", Addrs: a, MinTTL: 60})
+			}
+			if v.Level != LevelFlagged {
+				t.Fatalf("the first name is not flagged: %+v", v)
+			}
+			if restart {
+				e = restarted(t, e)
+			}
+			for _, a := range append([][]netip.Addr{{bots[0][0], bots[1][1]}}, own...) {
+				clk.add(time.Minute)
+				v = e.Observe(&Observation{Name: "login.other-name.net", Addrs: a, MinTTL: 60})
+			}
+			if v.Level != LevelFlagged || v.Reasons&ReasonSharedPool == 0 {
+				t.Errorf("a name on two of the flagged name's addresses: %v %s score %v; want flagged, shared_pool", v.Level, v.Reasons, v.Score)
+			}
+		})
+	}
+}
+
+// TestLoadKeepsHeldFirst checks that a state file of more names than the
+// store's cap (max_names lowered across a restart) keeps its held names,
+// whatever their place in the file.
+func TestLoadKeepsHeldFirst(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	big := newTestEngine(t, clk, nil)
+	for i := range 40 {
+		clk.add(time.Second)
+		big.Observe(&Observation{Name: fmt.Sprintf("www.benign%d.example", i), Addrs: addrs("93.184.215.14")})
+	}
+	var held []string
+	for i := range 5 {
+		name := fmt.Sprintf("c2-%d.evil.tk", i)
+		for j := range 3 {
+			clk.add(time.Second)
+			big.Observe(&Observation{Name: name, Addrs: addrs(fmt.Sprintf("45.%d.%d.1", i, j), fmt.Sprintf("45.%d.%d.2", i, j), fmt.Sprintf("46.%d.%d.1", i, j), fmt.Sprintf("47.%d.%d.1", i, j))})
+		}
+		if _, ok := big.Held(name); !ok {
+			t.Fatalf("%s not held", name)
+		}
+		held = append(held, name)
+	}
+	var buf bytes.Buffer
+	if err := big.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ max, want int }{{100, 45}, {20, 20}, {5, 5}} {
+		t.Run(fmt.Sprintf("max_names=%d", tc.max), func(t *testing.T) {
+			small := newTestEngine(t, clk, func(c *Config) { c.MaxNames = tc.max })
+			n, err := small.Load(bytes.NewReader(buf.Bytes()))
+			if err != nil || n != tc.want {
+				t.Fatalf("Load = %d, %v; want %d", n, err, tc.want)
+			}
+			for _, name := range held {
+				if _, ok := small.Held(name); !ok {
+					t.Errorf("%s not held after loading into max_names %d", name, tc.max)
+				}
+			}
+		})
+	}
+}
