@@ -231,7 +231,42 @@ func (a optionArgs) stateFile() (string, error) {
 	if fi, err := os.Stat(s); err == nil && !fi.Mode().IsRegular() {
 		return "", a.c.Errf("%s: %q is not a regular file", a.opt, s)
 	}
+	if other, ok := a.claim(stateFileClaims{}, filepath.Clean(s)); ok {
+		return "", a.c.Errf("%s: %s is already the state file of %s; give each its own", a.opt, s, other)
+	}
 	return s, nil
+}
+
+// stateFileClaims keys, in the caddy instance's storage, the state files
+// of its server blocks, each with the block's stateKey: two blocks saving
+// to one file would each overwrite the other's state.
+type stateFileClaims struct{}
+
+// claim records, under kind in the caddy instance's storage, that what
+// (an address, a file) is the server block's, or returns the block
+// that has it already.
+func (a optionArgs) claim(kind any, what string) (other string, taken bool) {
+	claims, _ := a.c.Get(kind).(map[string]string)
+	if claims == nil {
+		claims = map[string]string{}
+		a.c.Set(kind, claims)
+	}
+	key := stateKey(a.c)
+	if other, ok := claims[what]; ok && other != key {
+		return blockOf(other), true
+	}
+	claims[what] = key
+	return "", false
+}
+
+// blockOf names the server block of stateKey key for an error: its keys,
+// and which of the blocks of those keys it is when it is not the first.
+func blockOf(key string) string {
+	i := strings.LastIndexByte(key, '#')
+	if n, _ := strconv.Atoi(key[i+1:]); n > 0 {
+		return key[:i] + " (block " + strconv.Itoa(n+1) + " of those keys)"
+	}
+	return key[:i]
 }
 
 // rate reads resolve_ns's optional rate, defaultResolveRate without one.
@@ -272,16 +307,9 @@ func (a optionArgs) report() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	claims, _ := a.c.Get(reportClaims{}).(map[string]string)
-	if claims == nil {
-		claims = map[string]string{}
-		a.c.Set(reportClaims{}, claims)
-	}
-	key := stateKey(a.c)
-	if other, ok := claims[addr]; ok && other != key {
+	if other, ok := a.claim(reportClaims{}, addr); ok {
 		return "", a.c.Errf("%s: %s is already the report address of %s; give each its own", a.opt, addr, other)
 	}
-	claims[addr] = key
 	return addr, nil
 }
 

@@ -31,10 +31,35 @@ type blockState struct {
 	rpz *rpzZone // nil without the rpz option
 }
 
-// stateKey names the server block (and key within it) of c.
+// stateKey names the server block of c, for keeping its state across
+// reloads: its keys, and its place among the Corefile's blocks of the same
+// keys, which the view plugin tells apart, so that no two blocks of a
+// Corefile share a name.
 func stateKey(c *caddy.Controller) string {
-	return fmt.Sprintf("%s#%d", strings.Join(c.ServerBlockKeys, " "), c.ServerBlockKeyIndex)
+	bn, _ := c.Get(blockNamesKey{}).(*blockNames)
+	if bn == nil {
+		bn = &blockNames{byIndex: map[int]string{}, sameKeys: map[string]int{}}
+		c.Set(blockNamesKey{}, bn)
+	}
+	if key, ok := bn.byIndex[c.ServerBlockIndex]; ok {
+		return key
+	}
+	keys := strings.Join(c.ServerBlockKeys, " ")
+	key := fmt.Sprintf("%s#%d", keys, bn.sameKeys[keys])
+	bn.sameKeys[keys]++
+	bn.byIndex[c.ServerBlockIndex] = key
+	return key
 }
+
+// blockNames holds, in the caddy instance's storage under blockNamesKey,
+// the stateKey of each server block by its index in the Corefile, and how
+// many blocks have each set of keys.
+type blockNames struct {
+	byIndex  map[int]string
+	sameKeys map[string]int
+}
+
+type blockNamesKey struct{}
 
 // engineFor returns the engine for key: after a reload, the running one
 // reconfigured with cfg (reloaded), which takes the shared state over only
