@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
@@ -21,6 +23,9 @@ type nsResolver struct {
 	f     *Fluxguard
 	queue chan nsJob
 	limit *rate.Limiter
+
+	mu      sync.Mutex
+	pending map[string][]string // the domains queued, with the names that asked
 }
 
 // nsJob is one registered domain to resolve, with the context of the
@@ -31,23 +36,49 @@ type nsJob struct {
 }
 
 // nsQueueLen bounds the domains waiting for resolution; more are dropped.
-const nsQueueLen = 64
+// A domain waits once, however many of its names ask (at most
+// maxNamesPerDomain of them are recorded): a spray under one domain takes
+// one place.
+const (
+	nsQueueLen        = 64
+	maxNamesPerDomain = 8
+)
 
 func newNSResolver(f *Fluxguard, perSecond float64) *nsResolver {
-	return &nsResolver{f: f, queue: make(chan nsJob, nsQueueLen), limit: rate.NewLimiter(rate.Limit(perSecond), 1)}
+	return &nsResolver{f: f, queue: make(chan nsJob, nsQueueLen), limit: rate.NewLimiter(rate.Limit(perSecond), 1),
+		pending: map[string][]string{}}
 }
 
 // enqueue asks for name's registered domain to be resolved, unless the
-// queue is full.
+// queue is full; a domain queued already notes name among those that
+// asked.
 func (r *nsResolver) enqueue(ctx context.Context, name string) {
 	domain := engine.RegisteredDomain(name)
 	if domain == "" {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if names, queued := r.pending[domain]; queued {
+		if len(names) < maxNamesPerDomain && !slices.Contains(names, name) {
+			r.pending[domain] = append(names, name)
+		}
+		return
+	}
 	select {
 	case r.queue <- nsJob{ctx: context.WithoutCancel(ctx), domain: domain}:
+		r.pending[domain] = []string{name}
 	default:
 	}
+}
+
+// asked returns the names that asked for domain, which is no longer queued.
+func (r *nsResolver) asked(domain string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := r.pending[domain]
+	delete(r.pending, domain)
+	return names
 }
 
 // run resolves queued domains until done is closed.
@@ -73,8 +104,9 @@ const maxGlue = 4
 // resolve sends an NS query for job's domain down the chain, then A
 // queries for up to maxGlue of its name servers without glue in the
 // answer, each within the rate limit, and records the name servers and
-// their addresses.
+// their addresses for the domain and the names that asked.
 func (r *nsResolver) resolve(ctx context.Context, job nsJob) {
+	names := r.asked(job.domain)
 	m := r.ask(job.ctx, job.domain, dns.TypeNS)
 	if m == nil {
 		return
@@ -103,7 +135,7 @@ func (r *nsResolver) resolve(ctx context.Context, job nsJob) {
 			}
 		}
 	}
-	r.f.eng.ObserveNS(job.domain, ns, addrs)
+	r.f.eng.ObserveNS(job.domain, names, ns, addrs)
 }
 
 // ask sends one query down the chain and returns the answer, if any.

@@ -55,15 +55,20 @@ func TestResolveNS(t *testing.T) {
 		q.Id = id
 		serve(t, ctx, f, q)
 	}
+	// Each name is asked once its domain's last resolution is under way
+	// (a domain waits in the queue once), until the name servers' rotation
+	// flags a name at once, without its becoming suspicious first.
 	for i := range 8 {
+		before := nsQueries.Load()
 		for range 3 {
 			ask(fmt.Sprintf("h%d.dblflux.com.", i))
 		}
-	}
-	for deadline := time.Now().Add(5 * time.Second); nsQueries.Load() < 8; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d NS queries made, want 8", nsQueries.Load())
+		for deadline := time.Now().Add(time.Second); nsQueries.Load() == before && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
 		}
+	}
+	if n := nsQueries.Load(); n < 4 {
+		t.Fatalf("%d NS queries made, want one for each name made suspicious, at least 4", n)
 	}
 	// The resolver records the last name servers and their addresses in
 	// its own time; the next answer judged after that flags the domain.
@@ -81,5 +86,98 @@ func TestResolveNS(t *testing.T) {
 	}
 	if !held || v.Reasons&want != want {
 		t.Errorf("Held = %+v (%s), %v; want the registered domain flagged for NS churn", v, v.Reasons, held)
+	}
+}
+
+// TestResolveNSOneName checks that the name servers resolve_ns learns
+// count for the names that asked, not only for their registered domain's
+// aggregate, which needs two names under the domain and which a name that
+// is its registered domain has none of.
+func TestResolveNSOneName(t *testing.T) {
+	for _, tc := range []struct {
+		what  string
+		names []string // the flux names asked
+	}{
+		{"two names under the domain", []string{"h1.dblflux.com.", "h2.dblflux.com."}},
+		{"one name under the domain", []string{"login.dblflux.com."}},
+		{"the registered domain itself", []string{"dblflux.com."}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n resolve_ns 1000\n}")
+			var nsQueries atomic.Int64
+			f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				m := new(dns.Msg).SetReply(r)
+				q := r.Question[0]
+				switch q.Qtype {
+				case dns.TypeNS: // six name servers, glue in six networks
+					nsQueries.Add(1)
+					for i := range 6 {
+						ns := fmt.Sprintf("ns%d.dblflux.com.", i)
+						m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 30 IN NS %s", q.Name, ns)))
+						m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 30 IN A %d.7.0.1", ns, 30+i)))
+					}
+				case dns.TypeA: // two networks: the addresses alone never flag it
+					for i := range 2 {
+						m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 30 IN A 45.%d.0.%d", q.Name, i, 1+int(r.Id)%200)))
+					}
+				}
+				return dns.RcodeSuccess, w.WriteMsg(m)
+			})
+			if err := f.start(); err != nil {
+				t.Fatal(err)
+			}
+			defer f.stop()
+			ctx := newContext(serverLabel(t))
+			id := uint16(0)
+			ask := func(name string) {
+				id++
+				q := newQuery(name, dns.TypeA)
+				q.Id = id
+				serve(t, ctx, f, q)
+			}
+			for _, name := range tc.names {
+				for range 4 {
+					ask(name)
+				}
+			}
+			first := engine.Normalize(tc.names[0])
+			want := engine.ReasonNSChurn | engine.ReasonNSDiversity
+			var d engine.Detail
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				ask(tc.names[0]) // judged again after the resolution
+				if d, _ = f.eng.Detail(first); d.Verdict.Reasons&want == want {
+					break
+				}
+			}
+			if nsQueries.Load() == 0 {
+				t.Fatal("no NS query made")
+			}
+			if d.Verdict.Reasons&want != want {
+				t.Errorf("6 name servers in 6 networks resolved; %s shows %s, score %v", first, d.Verdict.Reasons, d.Verdict.Score)
+			}
+		})
+	}
+}
+
+// TestResolveNSQueueOncePerDomain checks that a domain waits for
+// resolution once, however many of its names become suspicious: a spray
+// of random subdomains under one domain must not crowd the others out.
+func TestResolveNSQueueOncePerDomain(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n resolve_ns\n}")
+	r := f.resolver // not started: nothing is taken off the queue
+	ctx := context.Background()
+	for i := range 200 {
+		r.enqueue(ctx, fmt.Sprintf("r%d.spray.example", i))
+	}
+	r.enqueue(ctx, "login.dblflux.com")
+	queued := map[string]int{}
+	for len(r.queue) > 0 {
+		queued[(<-r.queue).domain]++
+	}
+	if len(queued) != 2 || queued["dblflux.com"] != 1 || queued["spray.example"] != 1 {
+		t.Errorf("queued after 200 names of spray.example and one of dblflux.com: %v; want each domain once", queued)
+	}
+	if names := r.asked("spray.example"); len(names) != maxNamesPerDomain || names[0] != "r0.spray.example" {
+		t.Errorf("names that asked for spray.example: %v, want the first %d", names, maxNamesPerDomain)
 	}
 }

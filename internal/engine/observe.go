@@ -466,13 +466,26 @@ func RegisteredDomain(name string) string { return registeredDomain(name) }
 // ObserveNS records the name servers of a registered domain, and their
 // addresses, learnt outside an answer (by resolving its NS records and
 // their glue), for the NS churn and NS network diversity of the default
-// profile. It does nothing for a domain not tracked yet or not aggregated.
-func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
-	if e.domains == nil || len(ns)+len(addrs) == 0 {
+// profile: on the domain's aggregate, and on names, the exact names under
+// it that asked, whose next answers are judged in full. Entries not
+// tracked are left alone.
+func (e *Engine) ObserveNS(domain string, names, ns []string, addrs []netip.Addr) {
+	if len(ns)+len(addrs) == 0 {
 		return
 	}
 	now := e.clock()
-	sh, k := e.domains.locate(domain)
+	if e.domains != nil {
+		e.recordNS(e.domainScope(), domain, ns, addrs, now)
+	}
+	for _, name := range names {
+		e.recordNS(e.nameScope(), Normalize(name), ns, addrs, now)
+	}
+}
+
+// recordNS records name servers ns and their addresses addrs on the
+// entry of name in sc, if it is tracked.
+func (e *Engine) recordNS(sc scope, name string, ns []string, addrs []netip.Addr, now uint32) {
+	sh, k := sc.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	en := sh.lookup(k)
@@ -488,4 +501,5 @@ func (e *Engine) ObserveNS(domain string, ns []string, addrs []netip.Addr) {
 		}
 	}
 	en.networksOf = networksUnknown
+	sh.forget(k)
 }

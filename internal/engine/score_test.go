@@ -398,10 +398,10 @@ func TestObserveNS(t *testing.T) {
 		clk.add(time.Minute)
 		e.Observe(&Observation{Name: fmt.Sprintf("h%d.rotating-ns.com", i%2), Addrs: a, MinTTL: 30})
 	}
-	e.ObserveNS("unknown.example", []string{"ns1.unknown.example"}, nil) // not tracked: ignored
+	e.ObserveNS("unknown.example", nil, []string{"ns1.unknown.example"}, nil) // not tracked: ignored
 	for i := range 4 {
 		glue := addrs(fmt.Sprintf("%d.9.0.1", 60+i), fmt.Sprintf("%d.9.0.1", 70+i))
-		e.ObserveNS("rotating-ns.com", []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)}, glue)
+		e.ObserveNS("rotating-ns.com", nil, []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)}, glue)
 	}
 	if got := RegisteredDomain("h0.rotating-ns.com"); got != "rotating-ns.com" {
 		t.Fatalf("RegisteredDomain = %q", got)
