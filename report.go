@@ -1,6 +1,7 @@
 package fluxguard
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"net"
@@ -81,8 +82,8 @@ func newReportServer(addr string) *reportServer {
 // routes maps the report server's paths to their handlers.
 func (rs *reportServer) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/report", rs.limited(rs.serve))
-	mux.HandleFunc("/indicators", rs.limited(rs.serveIndicators))
+	mux.HandleFunc("GET /report", rs.limited(rs.serve))
+	mux.HandleFunc("GET /indicators", rs.limited(rs.serveIndicators))
 	mux.HandleFunc("GET /{$}", rs.limited(rs.servePage))
 	mux.HandleFunc("GET /name/{name}", rs.limited(rs.serveName))
 	return mux
@@ -114,16 +115,29 @@ func releaseReport(rs *reportServer) {
 	rs.srv.Close()
 }
 
-// serve writes the report rows as a JSON array.
+// serve writes the report rows as a JSON array, a row at a time (see
+// engine.EachDetail): the report of every name tracked is never built
+// whole.
 func (rs *reportServer) serve(w http.ResponseWriter, _ *http.Request) {
-	rows := rs.src.Load().eng.Report()
-	if rows == nil {
-		rows = []engine.Row{}
-	}
 	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(rows)
+	bw := bufio.NewWriter(w)
+	sep := "[\n  "
+	rs.src.Load().eng.EachDetail(func(d engine.Detail) bool {
+		row, err := json.MarshalIndent(d.Row, "  ", "  ")
+		if err != nil {
+			return false
+		}
+		bw.WriteString(sep)
+		_, err = bw.Write(row)
+		sep = ",\n  "
+		return err == nil
+	})
+	if sep == "[\n  " {
+		bw.WriteString("[]\n")
+	} else {
+		bw.WriteString("\n]\n")
+	}
+	bw.Flush()
 }
 
 // indicator is one line of the indicators feed: a held name, for a SIEM

@@ -1,13 +1,11 @@
 package fluxguard
 
 import (
-	"cmp"
 	_ "embed"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,21 +99,10 @@ func (f *Fluxguard) source() *reportSource {
 // servePage writes the report page: the flagged names, then the
 // suspicious ones, by score, at most pageNames of them.
 func (rs *reportServer) servePage(w http.ResponseWriter, _ *http.Request) {
-	details := rs.src.Load().eng.Details()
-	slices.SortStableFunc(details, func(a, b engine.Detail) int {
-		return cmp.Or(cmp.Compare(b.Verdict.Level, a.Verdict.Level), cmp.Compare(b.Verdict.Score, a.Verdict.Score),
-			b.DetectionTime.Compare(a.DetectionTime))
-	})
 	page := pageList{Now: time.Now()}
-	for _, d := range details {
-		if d.Verdict.Level == engine.LevelFlagged {
-			page.Flagged++
-		} else {
-			page.Suspicious++
-		}
-	}
-	shown := details[:min(len(details), pageNames)]
-	page.Omitted = len(details) - len(shown)
+	var shown []engine.Detail
+	shown, page.Flagged, page.Suspicious = rs.src.Load().eng.Top(pageNames)
+	page.Omitted = page.Flagged + page.Suspicious - len(shown)
 	for _, d := range shown {
 		page.Names = append(page.Names, newPageName(d, pageAddrs, pageClients))
 	}

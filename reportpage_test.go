@@ -1,11 +1,13 @@
 package fluxguard
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -192,6 +194,88 @@ func TestReportPageBounded(t *testing.T) {
 	// and their registered domain's aggregate, *.fluxy.top
 	if !strings.Contains(body, "8 more names, not listed here") {
 		t.Errorf("Expected the names left out counted, got:\n%s", body)
+	}
+}
+
+// TestReportPageMemory checks that the page's memory grows with what it
+// shows, not with the names tracked: it built the detail of every
+// suspicious name to show 200, 7 KB a name, over 1 GiB at max_names.
+func TestReportPageMemory(t *testing.T) {
+	for _, names := range []int{500, 20_000} {
+		t.Run(fmt.Sprint(names), func(t *testing.T) {
+			f, _ := newTestFluxguard(t, "fluxguard . {\n max_names 200000\n max_ips_per_name 100\n}")
+			for i := range names {
+				name := fmt.Sprintf("www.site%06d-example.com", i)
+				for j := range 3 {
+					var a []netip.Addr
+					for k := range 7 {
+						a = append(a, netip.AddrFrom4([4]byte{byte(45 + k), byte(i >> 8), byte(i), byte(1 + j*7 + k)}))
+					}
+					f.eng.Observe(&engine.Observation{Name: name, Client: netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), Addrs: a, MinTTL: 30})
+				}
+			}
+			h := pageHandler(f)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			runtime.ReadMemStats(&after)
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), fmt.Sprintf("%d suspicious", names)) {
+				t.Fatalf("page: %d, %.300s", rec.Code, rec.Body.String())
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d suspicious names: the page allocated %.2f MiB", names, float64(alloc)/(1<<20))
+			if alloc > 8<<20 {
+				t.Errorf("a page of %d names allocated %.1f MiB for %d names tracked", pageNames, float64(alloc)/(1<<20), names)
+			}
+		})
+	}
+}
+
+// TestReportStreamed checks that /report, written a row at a time, is the
+// JSON array of the report's rows, empty or not.
+func TestReportStreamed(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n}")
+	h := pageHandler(f)
+	for _, names := range []int{0, 1, 30} {
+		for i := range names {
+			flagFlux(t, f.eng, fmt.Sprintf("h%d.fluxy%d.top", i, i))
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/report", nil))
+		rows := f.eng.Report()
+		if rows == nil {
+			rows = []engine.Row{}
+		}
+		want, _ := json.MarshalIndent(rows, "", "  ")
+		if got := rec.Body.String(); got != string(want)+"\n" {
+			t.Errorf("%d names: /report is\n%.400s\nwant\n%.400s", len(rows), got, want)
+		}
+	}
+}
+
+// TestReportMethods checks that the report server answers GET (and HEAD)
+// only: a cross-site POST must not make it walk the state.
+func TestReportMethods(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n}")
+	h := pageHandler(f)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/report", http.StatusOK},
+		{http.MethodHead, "/indicators", http.StatusOK},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/report", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/indicators", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/name/x.example", http.StatusMethodNotAllowed},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader("x=1")))
+		if rec.Code != tc.want {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, rec.Code, tc.want)
+		}
 	}
 }
 

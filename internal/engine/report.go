@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"container/heap"
 	"math"
 	"net/netip"
 	"slices"
@@ -31,15 +33,106 @@ type Row struct {
 // Report returns the suspicious and flagged names (the rule's output rows),
 // sorted as the rule sorts: UniqueIPCount, then IPChurnRate, descending.
 func (e *Engine) Report() []Row {
-	details := e.Details()
-	if details == nil {
-		return nil
-	}
-	rows := make([]Row, len(details))
-	for i := range details {
-		rows[i] = details[i].Row
-	}
+	var rows []Row
+	e.EachDetail(func(d Detail) bool {
+		rows = append(rows, d.Row)
+		return true
+	})
 	return rows
+}
+
+// EachDetail calls f with the detail of each suspicious or flagged name,
+// in Report's order, until f returns false. It builds one detail at a
+// time: what it keeps of every name is a summary, whatever the addresses
+// and clients behind it.
+func (e *Engine) EachDetail(f func(Detail) bool) {
+	all, _, _ := e.summaries(0, func(a, b summary) int {
+		return cmp.Or(cmp.Compare(a.uniqueIPs, b.uniqueIPs), cmp.Compare(a.churnRate, b.churnRate), strings.Compare(b.name, a.name))
+	})
+	for _, s := range all {
+		if d, ok := e.Detail(s.name); ok && !f(d) {
+			return
+		}
+	}
+}
+
+// Top returns the details of the limit suspicious and flagged names that
+// come first by level, then score, then the time they were last seen,
+// and how many names of each level there are. Its memory grows with
+// limit, not with the names tracked.
+func (e *Engine) Top(limit int) (top []Detail, flagged, suspicious int) {
+	first, flagged, suspicious := e.summaries(limit, func(a, b summary) int {
+		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.score, b.score), cmp.Compare(a.last, b.last))
+	})
+	for _, s := range first {
+		if d, ok := e.Detail(s.name); ok {
+			top = append(top, d)
+		}
+	}
+	return top, flagged, suspicious
+}
+
+// summary is what summaries keeps of a suspicious or flagged name.
+type summary struct {
+	name      string // "*.domain" for a registered domain
+	level     Level
+	score     float64
+	last      uint32
+	uniqueIPs int
+	churnRate float64
+}
+
+// summaries judges every name and returns the summaries of the suspicious and
+// flagged ones, the greatest first by order, at most limit of them (0
+// for all), with how many names there are of each level.
+func (e *Engine) summaries(limit int, order func(a, b summary) int) (ranked []summary, flagged, suspicious int) {
+	now := e.clock()
+	least := &summaryHeap{order: order} // with limit, the greatest so far, least on top
+	e.each(func(sc scope, sh *shard, en *entry) bool {
+		e.tally(sh, en, now)
+		v := e.judge(sc, sh, en, now, false)
+		switch v.Level {
+		case LevelNone:
+			return true
+		case LevelFlagged:
+			flagged++
+		default:
+			suspicious++
+		}
+		s := summary{level: v.Level, score: v.Score, last: en.last, uniqueIPs: v.UniqueIPs}
+		_, s.churnRate = e.observation(v.UniqueIPs, en.firstSeen(now, e.width), en.last)
+		switch {
+		case limit == 0:
+			s.name = sc.prefix + sh.name(en)
+			least.s = append(least.s, s)
+		case least.Len() < limit:
+			s.name = sc.prefix + sh.name(en)
+			heap.Push(least, s)
+		case order(s, least.s[0]) > 0:
+			s.name = sc.prefix + sh.name(en)
+			least.s[0] = s
+			heap.Fix(least, 0)
+		}
+		return true
+	})
+	slices.SortFunc(least.s, func(a, b summary) int { return order(b, a) })
+	return least.s, flagged, suspicious
+}
+
+// summaryHeap is a container/heap of summaries, the least by order on top.
+type summaryHeap struct {
+	s     []summary
+	order func(a, b summary) int
+}
+
+func (h *summaryHeap) Len() int           { return len(h.s) }
+func (h *summaryHeap) Less(i, j int) bool { return h.order(h.s[i], h.s[j]) < 0 }
+func (h *summaryHeap) Swap(i, j int)      { h.s[i], h.s[j] = h.s[j], h.s[i] }
+func (h *summaryHeap) Push(x any)         { h.s = append(h.s, x.(summary)) }
+func (h *summaryHeap) Pop() any {
+	x := h.s[len(h.s)-1]
+	h.s = h.s[:len(h.s)-1]
+	return x
 }
 
 // Detail is a suspicious or flagged name's report row with the evidence
@@ -67,30 +160,6 @@ type Address struct {
 // NetworkOf).
 func (a Address) Network() string { return NetworkOf(a.Addr, a.ASN) }
 
-// Details returns the suspicious and flagged names with the evidence
-// behind their verdicts, sorted as Report sorts its rows.
-func (e *Engine) Details() []Detail {
-	now := e.clock()
-	var out []Detail
-	e.each(func(sc scope, sh *shard, en *entry) bool {
-		if d, ok := e.detail(sc, sh, en, now); ok {
-			out = append(out, d)
-		}
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Row, out[j].Row
-		if a.UniqueIPCount != b.UniqueIPCount {
-			return a.UniqueIPCount > b.UniqueIPCount
-		}
-		if a.IPChurnRate != b.IPChurnRate {
-			return a.IPChurnRate > b.IPChurnRate
-		}
-		return a.DomainName < b.DomainName
-	})
-	return out
-}
-
 // Detail returns the detail of name, an exact name or "*.domain" for a
 // registered domain's aggregate, when it is suspicious or flagged.
 func (e *Engine) Detail(name string) (Detail, bool) {
@@ -117,10 +186,7 @@ func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, boo
 	if v.Level == LevelNone {
 		return Detail{}, false
 	}
-	_, first := en.queries(now/e.width, e.width)
-	if first == 0 {
-		first = en.last
-	}
+	first := en.firstSeen(now, e.width)
 	name := sh.name(en)
 	r := Row{
 		DetectionTime:  e.time(en.last),
@@ -136,8 +202,7 @@ func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, boo
 		FirstSeen:      e.time(first),
 	}
 	r.TLD, _ = tldSLD(name)
-	r.ObservationMinutes = max(minutesBetween(r.FirstSeen, r.DetectionTime), 1)
-	r.IPChurnRate = math.Round(float64(r.UniqueIPCount)/float64(r.ObservationMinutes)*1e4) / 1e4
+	r.ObservationMinutes, r.IPChurnRate = e.observation(v.UniqueIPs, first, en.last)
 	v.HoldLeft = en.holdLeft(now)
 	if !sc.names() {
 		v.Reasons |= ReasonRegisteredDomain
@@ -164,6 +229,22 @@ func (e *Engine) detail(sc scope, sh *shard, en *entry, now uint32) (Detail, boo
 }
 
 func (e *Engine) time(s uint32) time.Time { return time.Unix(epoch+int64(s), 0).UTC() }
+
+// firstSeen returns when en's first query in the window came, or its
+// last one when the window has none.
+func (en *entry) firstSeen(now, width uint32) uint32 {
+	if _, first := en.queries(now/width, width); first != 0 {
+		return first
+	}
+	return en.last
+}
+
+// observation returns the rule's ObservationMinutes and IPChurnRate for
+// ips addresses seen from first to last.
+func (e *Engine) observation(ips int, first, last uint32) (minutes int, churnRate float64) {
+	minutes = max(minutesBetween(e.time(first), e.time(last)), 1)
+	return minutes, math.Round(float64(ips)/float64(minutes)*1e4) / 1e4
+}
 
 // minutesBetween is KQL's datetime_diff('minute', b, a): the number of
 // minute boundaries crossed from a to b.

@@ -156,14 +156,15 @@ func TestDetail(t *testing.T) {
 				t.Fatalf("Detail(%q) found %v, want %v: %+v", tt.ask, ok, tt.found, d)
 			}
 			var listed []Detail
-			for _, x := range e.Details() {
+			e.EachDetail(func(x Detail) bool {
 				if x.DomainName == tt.ask {
 					listed = append(listed, x)
 				}
-			}
+				return true
+			})
 			if !ok {
 				if len(listed) != 0 {
-					t.Errorf("Details lists %+v", listed)
+					t.Errorf("EachDetail gives %+v", listed)
 				}
 				return
 			}
