@@ -422,6 +422,32 @@ func TestMetadataWithoutPlugin(t *testing.T) {
 	}
 }
 
+// TestOtherOpcodesPass checks that only queries are answered for a held
+// name: a NOTIFY or an UPDATE for it goes down the chain, to the plugin
+// that handles it or to CoreDNS's NOTIMP, as the cache plugin lets them.
+func TestOtherOpcodesPass(t *testing.T) {
+	f, up := newTestFluxguard(t, "fluxguard . {\n action block\n deny evil.tk\n}")
+	for _, tc := range []struct {
+		opcode    int
+		answered  bool // by fluxguard, without going down the chain
+		wantRcode int
+	}{
+		{dns.OpcodeQuery, true, dns.RcodeNameError},
+		{dns.OpcodeNotify, false, dns.RcodeSuccess},
+		{dns.OpcodeUpdate, false, dns.RcodeSuccess},
+	} {
+		t.Run(dns.OpcodeToString[tc.opcode], func(t *testing.T) {
+			calls := up.callCount()
+			r := newQuery("evil.tk.", dns.TypeSOA)
+			r.Opcode = tc.opcode
+			rec, _ := serve(t, context.Background(), f, r)
+			if went := up.callCount() > calls; went == tc.answered || rec.Msg == nil || rec.Msg.Rcode != tc.wantRcode {
+				t.Errorf("went down the chain %v, reply:\n%v", went, rec.Msg)
+			}
+		})
+	}
+}
+
 func TestBlock(t *testing.T) {
 	tests := []struct {
 		name      string

@@ -87,41 +87,20 @@ func parseIntelName(fields []string) (string, error) {
 	return name, nil
 }
 
-// mappedRange holds the IPv4-mapped IPv6 addresses.
-var mappedRange = netip.MustParsePrefix("::ffff:0:0/96")
-
 // parseIntelPrefix reads a line of an address list: an IP address or a
-// CIDR prefix.
+// CIDR prefix, no wider than minIntelBits4 (IPv6 minIntelBits6).
 func parseIntelPrefix(fields []string) (netip.Prefix, error) {
-	want := errors.New("want an IP address or a CIDR prefix")
 	if len(fields) != 1 {
-		return netip.Prefix{}, want
+		return netip.Prefix{}, errors.New("want an IP address or a CIDR prefix")
 	}
-	s := fields[0]
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, want
-		}
-		a = a.Unmap().WithZone("")
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
+	p, err := parseNetwork(fields[0])
 	if err != nil {
-		return netip.Prefix{}, want
-	}
-	// IPv4 is matched IPv4-mapped: a mapped prefix is its IPv4 one, and an
-	// IPv6 prefix that spans the mapped range would span IPv4 unchecked.
-	switch a := p.Addr(); {
-	case a.Is4In6() && p.Bits() >= 96:
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	case a.Is6() && p.Overlaps(mappedRange):
-		return netip.Prefix{}, fmt.Errorf("%s spans the IPv4-mapped addresses; write IPv4 prefixes as such", s)
+		return netip.Prefix{}, err
 	}
 	if a := p.Addr(); a.Is4() && p.Bits() < minIntelBits4 || !a.Is4() && p.Bits() < minIntelBits6 {
 		return netip.Prefix{}, fmt.Errorf("%s is wider than /%d (IPv6 /%d)", p, minIntelBits4, minIntelBits6)
 	}
-	return p.Masked(), nil
+	return p, nil
 }
 
 // loaded describes what the file holds, for logs.

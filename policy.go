@@ -86,13 +86,45 @@ func parseUntil(s string) (time.Time, error) {
 func parsePrefixes(args []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(args))
 	for _, a := range args {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR prefix", a)
+		p, err := parseNetwork(a)
+		if err == nil && !strings.Contains(a, "/") || errors.Is(err, errNotNetwork) {
+			err = errors.New("not a CIDR prefix")
 		}
-		out = append(out, p.Masked())
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", a, err)
+		}
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// mappedRange holds the IPv4-mapped IPv6 addresses.
+var mappedRange = netip.MustParsePrefix("::ffff:0:0/96")
+
+// errNotNetwork is parseNetwork's error for what is neither an address
+// nor a prefix.
+var errNotNetwork = errors.New("want an IP address or a CIDR prefix")
+
+// parseNetwork reads an IP address, as its own network, or a CIDR prefix.
+// Answers' IPv4 addresses are matched as IPv4: an IPv4-mapped address or
+// prefix is read as its IPv4 one, and an IPv6 prefix that spans the
+// mapped addresses, which would never match them, is refused.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errNotNetwork
+	}
+	switch a := p.Addr(); {
+	case a.Is4In6() && p.Bits() >= 96:
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	case a.Is6() && p.Overlaps(mappedRange):
+		return netip.Prefix{}, fmt.Errorf("%s spans the IPv4-mapped addresses; write IPv4 prefixes as such", s)
+	}
+	return p.Masked(), nil
 }
 
 // watchedFile is a list file that is reloaded when it changes: one entry a
@@ -122,7 +154,8 @@ func (w *watchedFile) readLines(parse func(line int, fields []string) error) err
 		return err
 	}
 	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
 		text, _, _ := strings.Cut(sc.Text(), "#")
 		if fields := strings.Fields(text); len(fields) > 0 {
 			if err := parse(line, fields); err != nil {
@@ -130,8 +163,10 @@ func (w *watchedFile) readLines(parse func(line int, fields []string) error) err
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %v", w.path, err)
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("%s:%d: a line longer than %d bytes", w.path, line, bufio.MaxScanTokenSize)
+	} else if err != nil {
+		return fmt.Errorf("%s:%d: %v", w.path, line, err)
 	}
 	w.modTime, w.size = fi.ModTime(), fi.Size()
 	return nil
@@ -151,15 +186,15 @@ func (pf *policyFile) read() error {
 	var rules []engine.Rule
 	var nets []netip.Prefix
 	err := pf.readLines(func(line int, fields []string) error {
-		if a, err := netip.ParseAddr(fields[0]); err == nil {
-			fields[0] = netip.PrefixFrom(a, a.BitLen()).String() // one address: its own network
-		}
-		if p, err := netip.ParsePrefix(fields[0]); err == nil && len(fields) == 1 {
+		switch p, err := parseNetwork(fields[0]); {
+		case err == nil && len(fields) == 1:
 			if !pf.allow {
 				return fmt.Errorf("%s:%d: a CIDR prefix is only allowed, not denied; want 'NAME [until TIME]'", pf.path, line)
 			}
-			nets = append(nets, p.Masked())
+			nets = append(nets, p)
 			return nil
+		case err != nil && !errors.Is(err, errNotNetwork):
+			return fmt.Errorf("%s:%d: %v", pf.path, line, err)
 		}
 		r, err := parseRules(fields)
 		if err == nil && len(r) != 1 {

@@ -92,6 +92,8 @@ func TestPolicyFileErrors(t *testing.T) {
 		{"CIDR in a deny file", "bad.example\n# nets\n192.0.2.0/24\n", false, ":3: a CIDR prefix is only allowed, not denied"},
 		{"two names in a deny file", "bad.example worse.example\n", false, ":1: one name a line; want 'NAME [until TIME]'"},
 		{"wildcard in an allow file", "ok.example\n*.partner.example\n", true, `:2: "*.partner.example": a rule covers its name's subdomains already; write "partner.example"; want 'NAME [until TIME]' or a CIDR prefix`},
+		{"a prefix over the mapped addresses", "ok.example\n::/16\n", true, ":2: ::/16 spans the IPv4-mapped addresses"},
+		{"a line over 64 KiB", "ok.example\nok2.example\n" + strings.Repeat("a", 70_000) + ".example\n", true, ":3: a line longer than 65536 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +104,29 @@ func TestPolicyFileErrors(t *testing.T) {
 			pf := &policyFile{watchedFile: watchedFile{path: path}, allow: tc.allow}
 			if err := pf.read(); err == nil || !strings.Contains(err.Error(), path+tc.want) {
 				t.Errorf("Expected an error with %q, got %v", path+tc.want, err)
+			}
+		})
+	}
+}
+
+// TestAllowNetsMapped checks that an allowed network written IPv4-mapped,
+// in allow_nets or an allow file, is read as the IPv4 network it is:
+// answers' IPv4 addresses are matched as IPv4.
+func TestAllowNetsMapped(t *testing.T) {
+	for _, line := range []string{"93.184.215.0/24", "::ffff:93.184.215.0/120", "::ffff:93.184.215.14"} {
+		t.Run(line, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "allow.txt")
+			writeList(t, path, line+"\n")
+			options := []string{"allow_file " + path}
+			if strings.Contains(line, "/") {
+				options = append(options, "allow_nets "+line)
+			}
+			for _, opt := range options {
+				f, _ := newTestFluxguard(t, "fluxguard . {\n action block\n "+opt+"\n}")
+				v := f.eng.Observe(&engine.Observation{Name: "www.partner.example", Addrs: []netip.Addr{netip.MustParseAddr("93.184.215.14")}})
+				if v.Skip != engine.SkipAllowed {
+					t.Errorf("%s: an answer of 93.184.215.14 is %q, want allowed", opt, v.Skip)
+				}
 			}
 		})
 	}
