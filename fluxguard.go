@@ -57,7 +57,7 @@ func newFluxguard(cfg config, key string) (*Fluxguard, error) {
 	if !reloaded {
 		eng.SetPolicy(cfg.policy())
 	}
-	f := &Fluxguard{cfg: cfg, key: key, eng: eng, adopt: reloaded, stateSaved: saved, flagged: newFlaggedGauge(cfg.metricsDomains), detections: newDetectionLog()}
+	f := &Fluxguard{cfg: cfg, key: key, eng: eng, adopt: reloaded, stateSaved: saved, flagged: newFlaggedGauge(key, cfg.metricsDomains), detections: newDetectionLog()}
 	if cfg.resolveNS > 0 {
 		f.resolver = newNSResolver(f, cfg.resolveNS)
 	}

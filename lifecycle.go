@@ -102,6 +102,9 @@ func (f *Fluxguard) finalShutdown() error {
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}
 	forgetState(f.key)
+	for _, g := range []*blockSums{trackedNames, trackedNamesMax, flaggedDomains} {
+		g.forget(f.key)
+	}
 	f.cfg.close()
 	return nil
 }
@@ -184,8 +187,8 @@ func (f *Fluxguard) housekeep(done <-chan struct{}) {
 			continue // no query yet: the server label is not known
 		}
 		sm := (*all)[0] // the engine is shared: its gauges go to the first server
-		trackedNames.WithLabelValues(sm.server).Set(float64(f.eng.Len()))
-		trackedNamesMax.WithLabelValues(sm.server).Set(float64(f.eng.Capacity()))
+		trackedNames.set(sm.server, f.key, float64(f.eng.Len()))
+		trackedNamesMax.set(sm.server, f.key, float64(f.eng.Capacity()))
 		namesEvicted.WithLabelValues(sm.server).Add(float64(f.eng.TakeEvicted()))
 		f.flagged.refresh(sm.server, f.eng)
 	}

@@ -34,30 +34,30 @@ var (
 		Name:      "actions_total",
 		Help:      "Counter of answers replaced for flagged names, by action.",
 	}, []string{"server", "action"})
-	trackedNames = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	trackedNames = newBlockSums(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "tracked_names",
 		Help:      "Number of names whose state is kept.",
-	}, []string{"server"})
-	trackedNamesMax = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	})
+	trackedNamesMax = newBlockSums(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "tracked_names_max",
 		Help:      "Most names (and registered domains) whose state is kept: max_names, plus a quarter with the default profile.",
-	}, []string{"server"})
+	})
 	namesEvicted = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "names_evicted_total",
 		Help:      "Counter of names evicted to keep under the max_names cap.",
 	}, []string{"server"})
-	flaggedDomains = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	flaggedDomains = newBlockSums(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "flagged_domains",
 		Help:      "Number of currently flagged domains.",
-	}, []string{"server"})
+	})
 	stateSaveFailures = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
@@ -122,17 +122,76 @@ func newServerMetrics(server string, a action) *serverMetrics {
 	return sm
 }
 
+// blockSums is a gauge by server whose value is the sum of what each
+// server block listening there sets: the blocks of one address (zones,
+// views) each keep a state of their own.
+type blockSums struct {
+	*prometheus.GaugeVec
+	mu     sync.Mutex
+	values map[string]map[string]float64 // by server, by block (stateKey)
+}
+
+func newBlockSums(opts prometheus.GaugeOpts) *blockSums {
+	return &blockSums{GaugeVec: promauto.NewGaugeVec(opts, []string{"server"}), values: map[string]map[string]float64{}}
+}
+
+// set makes v block's value, under server only, and the gauge of each
+// server it changes the sum of its blocks' values.
+func (s *blockSums) set(server, block string, v float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(block, server)
+	if s.values[server] == nil {
+		s.values[server] = map[string]float64{}
+	}
+	s.values[server][block] = v
+	s.publish(server)
+}
+
+// forget drops block's values, when it shuts down for good.
+func (s *blockSums) forget(block string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(block, "")
+}
+
+// drop removes block's values but under server keep.
+func (s *blockSums) drop(block, keep string) {
+	for server, blocks := range s.values {
+		if _, ok := blocks[block]; ok && server != keep {
+			delete(blocks, block)
+			s.publish(server)
+		}
+	}
+}
+
+// publish sets server's gauge to the sum of its blocks' values, or
+// deletes it when none is left.
+func (s *blockSums) publish(server string) {
+	if len(s.values[server]) == 0 {
+		delete(s.values, server)
+		s.DeleteLabelValues(server)
+		return
+	}
+	sum := 0.0
+	for _, v := range s.values[server] {
+		sum += v
+	}
+	s.WithLabelValues(server).Set(sum)
+}
+
 // flaggedGauge keeps the flagged{domain} series in step with the engine,
 // never with more than max domains. They carry the block's first server,
 // as its other gauges do.
 type flaggedGauge struct {
+	block string // the server block's stateKey, for flagged_domains
 	max   int
 	mu    sync.Mutex
 	shown map[string]string // domains with a series, and its server label
 }
 
-func newFlaggedGauge(max int) *flaggedGauge {
-	return &flaggedGauge{max: max, shown: map[string]string{}}
+func newFlaggedGauge(block string, max int) *flaggedGauge {
+	return &flaggedGauge{block: block, max: max, shown: map[string]string{}}
 }
 
 // add shows a newly flagged domain at once, if there is room.
@@ -160,7 +219,7 @@ func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 	names, total := eng.Flagged(g.max)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	flaggedDomains.WithLabelValues(server).Set(float64(total))
+	flaggedDomains.set(server, g.block, float64(total))
 	current := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		current[n] = struct{}{}

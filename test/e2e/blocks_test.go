@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"testing"
 	"time"
 
@@ -50,6 +51,56 @@ func TestViewsKeepTheirOwnState(t *testing.T) {
 	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Fatalf("the default view answered, on the lab view's verdict:\n%s", r)
 	}
+}
+
+// TestGaugesOfBlocksOnOneAddress runs two server blocks for different
+// zones on one address, each with its own fluxguard: the state gauges of
+// that server show the sum of both blocks' values, not one or the other.
+func TestGaugesOfBlocksOnOneAddress(t *testing.T) {
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	startCoreDNS(t, fmt.Sprintf(`
+a.test:%[1]s {
+    bind 127.0.0.1
+    prometheus %[2]s
+    fluxguard
+    template IN A a.test {
+        answer "{{ .Name }} 60 IN A 44.1.2.3"
+    }
+}
+b.test:%[1]s {
+    bind 127.0.0.1
+    prometheus %[2]s
+    fluxguard
+    template IN A b.test {
+        answer "{{ .Name }} 60 IN A 44.1.2.3"
+    }
+}
+`, port, metricsAddr))
+	for i := range 40 {
+		query(t, "udp", addr, fmt.Sprintf("n%d.a.test.", i), dns.TypeA, false)
+	}
+	for i := range 5 {
+		query(t, "udp", addr, fmt.Sprintf("n%d.b.test.", i), dns.TypeA, false)
+	}
+	// 41 in a.test (its names and *.a.test), 6 in b.test, set by each
+	// block's housekeeping every 10 s.
+	series := `coredns_fluxguard_tracked_names{server="dns://` + addr + `"}`
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	var seen []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		m := re.FindStringSubmatch(httpGet(t, "http://"+metricsAddr+"/metrics"))
+		if m == nil {
+			continue
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != m[1] {
+			seen = append(seen, m[1])
+		}
+		if m[1] == "47" {
+			return
+		}
+	}
+	t.Errorf("%s never showed the 47 names of both blocks; it showed %v", series, seen)
 }
 
 // queryFrom is query over UDP from the loopback address src (all of
