@@ -14,6 +14,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
 
@@ -146,7 +147,7 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 	if m == nil {
 		return nil
 	}
-	if cw.read {
+	if cw.read && !truncates(cw.ResponseWriter, r, m) {
 		m, later = f.inspect(ctx, r, q, m, sent)
 	}
 	if !sent {
@@ -155,6 +156,26 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 		}
 	}
 	return later
+}
+
+// truncates reports whether the server is to truncate m, the answer to r,
+// to fit its UDP client's buffer: an answer the client does not get whole
+// is no evidence, as one truncated upstream is not; the client's retry
+// over TCP is.
+func truncates(w dns.ResponseWriter, r, m *dns.Msg) bool {
+	state := request.Request{W: w, Req: r}
+	if state.Proto() != "udp" {
+		return false
+	}
+	// As dns.Msg.Truncate, which the server's writer calls: an answer
+	// over the size is compressed first.
+	size := max(state.Size(), dns.MinMsgSize)
+	if n := m.Len(); n <= size || m.Compress {
+		return n > size
+	}
+	compressed := *m
+	compressed.Compress = true
+	return compressed.Len() > size
 }
 
 // observeLater has the engine observe the evidence inspect read from an

@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// TestTruncatedForTheClient asks, as a stub resolver without EDNS0 does,
+// for an answer too large for 512 bytes: the server truncates it over UDP
+// and the client asks again over TCP. Each lookup is one query: the
+// truncated answer counts for nothing.
+func TestTruncatedForTheClient(t *testing.T) {
+	addr, reportAddr := freeAddr(t), freeAddr(t)
+	var answers strings.Builder
+	for i := range 80 {
+		fmt.Fprintf(&answers, "        answer \"{{ .Name }} 60 IN A %d.1.2.3\"\n", 11+i)
+	}
+	startCoreDNS(t, fmt.Sprintf(`
+%[1]s {
+    bind 127.0.0.1
+    fluxguard {
+        report %[2]s
+    }
+    template IN A big.top {
+%[3]s    }
+}
+`, zoneAt(addr), reportAddr, answers.String()))
+	const lookups = 4
+	for range lookups {
+		r := query(t, "udp", addr, "x.big.top.", dns.TypeA, false)
+		if !r.Truncated {
+			t.Fatalf("want TC=1 over UDP:\n%s", r)
+		}
+		if r = query(t, "tcp", addr, "x.big.top.", dns.TypeA, false); r.Truncated || len(r.Answer) != 80 {
+			t.Fatalf("want the whole answer over TCP:\n%s", r)
+		}
+	}
+	var rows []struct {
+		DomainName string
+		QueryCount int
+	}
+	body := httpGet(t, "http://"+reportAddr+"/report")
+	if err := json.Unmarshal([]byte(body), &rows); err != nil {
+		t.Fatalf("report: %v\n%s", err, body)
+	}
+	for _, row := range rows {
+		if row.DomainName == "x.big.top" {
+			if row.QueryCount != lookups {
+				t.Errorf("x.big.top: %d queries counted for %d lookups, each a truncated UDP answer and its TCP retry", row.QueryCount, lookups)
+			}
+			return
+		}
+	}
+	t.Fatalf("x.big.top not in the report:\n%s", body)
+}
