@@ -6,6 +6,7 @@ package fluxguard
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,6 @@ import (
 	"github.com/coredns/coredns/plugin"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/plugin/transfer"
-	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
 
@@ -163,14 +163,21 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 // is no evidence, as one truncated upstream is not; the client's retry
 // over TCP is.
 func truncates(w dns.ResponseWriter, r, m *dns.Msg) bool {
-	state := request.Request{W: w, Req: r}
-	if state.Proto() != "udp" {
+	n := m.Len()
+	if n <= dns.MinMsgSize {
+		return false // fits any client's buffer
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); !udp {
 		return false
 	}
-	// As dns.Msg.Truncate, which the server's writer calls: an answer
-	// over the size is compressed first.
-	size := max(state.Size(), dns.MinMsgSize)
-	if n := m.Len(); n <= size || m.Compress {
+	// As the server's writer does (request.Request.Scrub): the client's
+	// buffer, at least 512 bytes, and dns.Msg.Truncate, which compresses
+	// an answer over it first.
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil {
+		size = max(int(opt.UDPSize()), size)
+	}
+	if n <= size || m.Compress {
 		return n > size
 	}
 	compressed := *m
