@@ -138,7 +138,8 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregat
 // several networks only, with more addresses than such a set holds, or
 // with as many answers' worth, times the networks, as no fixed set shows.
 const (
-	churnMinIPs      = 12 // addresses in the window, at least;
+	churnMinIPs      = 12 // addresses in the window, at least,
+	churnMinRotation = 2  // at this many per address of the largest answer, at least (the set rotates);
 	churnManyIPs     = 25 // more than a fixed set of regional endpoints holds...
 	churnMinRatio    = 4  // ...at this many per address of the largest answer;
 	churnLongRun     = 48 // or that ratio times the effective networks, whatever their number
@@ -155,7 +156,7 @@ func churnPoints(ips, maxAnswer int, eff float64) float64 {
 		return 0
 	}
 	ratio := float64(ips) / float64(maxAnswer)
-	if ratio*eff < churnLongRun && (ips < churnManyIPs || ratio < churnMinRatio) {
+	if ratio < churnMinRotation || ratio*eff < churnLongRun && (ips < churnManyIPs || ratio < churnMinRatio) {
 		return 0
 	}
 	return min(ratio, churnMaxPoints)

@@ -488,6 +488,31 @@ func TestChurn(t *testing.T) {
 	}
 }
 
+// TestChurnPoints checks the churn term's arms: many addresses at many
+// answers' worth, or answers' worth times the networks; and that a set
+// that does not rotate, whatever its networks, does not churn.
+func TestChurnPoints(t *testing.T) {
+	for _, tc := range []struct {
+		ips, maxAnswer int
+		eff            float64
+		want           float64
+	}{
+		{40, 2, 3, 8},    // 20 answers' worth, in 3 networks: capped
+		{30, 6, 3, 5},    // many addresses at 5 answers' worth
+		{24, 12, 30, 2},  // 2 answers' worth in 30 networks: the long run
+		{11, 1, 10, 0},   // too few addresses
+		{40, 2, 2.5, 0},  // too few networks
+		{20, 8, 4, 0},    // neither arm
+		{64, 64, 55, 0},  // a fixed set of 64 in 55 networks: no rotation
+		{90, 64, 60, 0},  // 80 in fixed order, 64 of them an answer
+		{128, 64, 60, 2}, // rotated twice over
+	} {
+		if got := churnPoints(tc.ips, tc.maxAnswer, tc.eff); got != tc.want {
+			t.Errorf("churnPoints(%d, %d, %v) = %v, want %v", tc.ips, tc.maxAnswer, tc.eff, got, tc.want)
+		}
+	}
+}
+
 // TestKnownPools checks that the default profile never tracks the public
 // pools, the seed profile does (as the rule), and pool_suffixes replaces
 // the list.
