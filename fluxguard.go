@@ -327,11 +327,11 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 		return v, false
 	}
 	sm.verdicts[v.Level].Inc()
+	if v.Level == engine.LevelSuspicious && f.resolver != nil {
+		f.resolver.enqueue(ctx, obs.Name)
+	}
 	if v.Changed() {
 		f.detections.levelChanged(obs.Name, v)
-		if v.Level == engine.LevelSuspicious && f.resolver != nil {
-			f.resolver.enqueue(ctx, obs.Name)
-		}
 		if v.Level == engine.LevelFlagged {
 			f.flagged.add(f.server(), obs.Name)
 		}

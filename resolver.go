@@ -2,10 +2,12 @@ package fluxguard
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
@@ -24,8 +26,14 @@ type nsResolver struct {
 	queue chan nsJob
 	limit *rate.Limiter
 
+	// How soon a domain is resolved again, its NS records' TTL within
+	// these bounds: double flux shows as a set of name servers that changes
+	// from one resolution to the next.
+	minRecheck, maxRecheck time.Duration
+
 	mu      sync.Mutex
-	pending map[string][]string // the domains queued, with the names that asked
+	pending map[string][]string  // the domains queued, with the names that asked
+	again   map[string]time.Time // when domains resolved may be again, for at most maxResolved of them
 }
 
 // nsJob is one registered domain to resolve, with the context of the
@@ -38,20 +46,25 @@ type nsJob struct {
 // nsQueueLen bounds the domains waiting for resolution; more are dropped.
 // A domain waits once, however many of its names ask (at most
 // maxNamesPerDomain of them are recorded): a spray under one domain takes
-// one place.
+// one place. A domain resolved is resolved again, when a name under it is
+// still suspicious, once its NS records' TTL has passed (the cache would
+// answer the same set before), within nsRecheckMin and nsRecheckMax.
 const (
 	nsQueueLen        = 64
 	maxNamesPerDomain = 8
+	nsRecheckMin      = 5 * time.Second
+	nsRecheckMax      = 10 * time.Minute
+	maxResolved       = 4096
 )
 
 func newNSResolver(f *Fluxguard, perSecond float64) *nsResolver {
 	return &nsResolver{f: f, queue: make(chan nsJob, nsQueueLen), limit: rate.NewLimiter(rate.Limit(perSecond), 1),
-		pending: map[string][]string{}}
+		minRecheck: nsRecheckMin, maxRecheck: nsRecheckMax, pending: map[string][]string{}, again: map[string]time.Time{}}
 }
 
-// enqueue asks for name's registered domain to be resolved, unless the
-// queue is full; a domain queued already notes name among those that
-// asked.
+// enqueue asks for the registered domain of name, a suspicious name, to be
+// resolved, unless it is too soon to resolve it again or the queue is
+// full; a domain queued already notes name among those that asked.
 func (r *nsResolver) enqueue(ctx context.Context, name string) {
 	domain := engine.RegisteredDomain(name)
 	if domain == "" {
@@ -65,11 +78,35 @@ func (r *nsResolver) enqueue(ctx context.Context, name string) {
 		}
 		return
 	}
+	if at, ok := r.again[domain]; ok && time.Now().Before(at) {
+		return
+	}
 	select {
 	case r.queue <- nsJob{ctx: context.WithoutCancel(ctx), domain: domain}:
 		r.pending[domain] = []string{name}
 	default:
 	}
+}
+
+// resolved notes that domain, just resolved, may be resolved again once
+// ttl has passed (within the bounds), unless maxResolved domains are
+// noted already, those whose time has come forgotten first: a flood of
+// suspicious domains is then bounded by the queue and the rate alone.
+func (r *nsResolver) resolved(domain string, ttl time.Duration) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.again) >= maxResolved {
+		for d, at := range r.again {
+			if !now.Before(at) {
+				delete(r.again, d)
+			}
+		}
+		if len(r.again) >= maxResolved {
+			return
+		}
+	}
+	r.again[domain] = now.Add(min(max(ttl, r.minRecheck), r.maxRecheck))
 }
 
 // asked returns the names that asked for domain, which is no longer queued.
@@ -109,14 +146,18 @@ func (r *nsResolver) resolve(ctx context.Context, job nsJob) {
 	names := r.asked(job.domain)
 	m := r.ask(job.ctx, job.domain, dns.TypeNS)
 	if m == nil {
+		r.resolved(job.domain, 0)
 		return
 	}
 	var ns []string
+	ttl := uint32(math.MaxUint32)
 	for _, rr := range m.Answer {
 		if rec, ok := rr.(*dns.NS); ok && dns.IsSubDomain(rec.Hdr.Name, dns.Fqdn(job.domain)) {
 			ns = append(ns, engine.Normalize(rec.Ns))
+			ttl = min(ttl, rec.Hdr.Ttl)
 		}
 	}
+	r.resolved(job.domain, time.Duration(ttl)*time.Second)
 	var addrs []netip.Addr
 	for _, rr := range m.Extra {
 		if a := rrAddr(rr); a.IsValid() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
@@ -43,6 +44,7 @@ func TestResolveNS(t *testing.T) {
 		}
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	})
+	f.resolver.minRecheck, f.resolver.maxRecheck = 0, 0
 	if err := f.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,8 @@ func TestResolveNS(t *testing.T) {
 // TestResolveNSOneName checks that the name servers resolve_ns learns
 // count for the names that asked, not only for their registered domain's
 // aggregate, which needs two names under the domain and which a name that
-// is its registered domain has none of.
+// is its registered domain has none of; a suspicious name's domain is
+// resolved again (after recheck), so that one name shows the rotation.
 func TestResolveNSOneName(t *testing.T) {
 	for _, tc := range []struct {
 		what  string
@@ -109,12 +112,12 @@ func TestResolveNSOneName(t *testing.T) {
 				m := new(dns.Msg).SetReply(r)
 				q := r.Question[0]
 				switch q.Qtype {
-				case dns.TypeNS: // six name servers, glue in six networks
-					nsQueries.Add(1)
-					for i := range 6 {
-						ns := fmt.Sprintf("ns%d.dblflux.com.", i)
-						m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 30 IN NS %s", q.Name, ns)))
-						m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 30 IN A %d.7.0.1", ns, 30+i)))
+				case dns.TypeNS: // two name servers at a time, rotating, glue in their own networks
+					n := int(nsQueries.Add(1))
+					for i := range 2 {
+						ns := fmt.Sprintf("ns%d.dblflux.com.", 2*n+i)
+						m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 1 IN NS %s", q.Name, ns)))
+						m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 30 IN A %d.7.0.1", ns, 30+2*n+i)))
 					}
 				case dns.TypeA: // two networks: the addresses alone never flag it
 					for i := range 2 {
@@ -123,6 +126,7 @@ func TestResolveNSOneName(t *testing.T) {
 				}
 				return dns.RcodeSuccess, w.WriteMsg(m)
 			})
+			f.resolver.minRecheck = 0 // each suspicious answer asks again once the TTL (1 s) has passed
 			if err := f.start(); err != nil {
 				t.Fatal(err)
 			}
@@ -143,8 +147,8 @@ func TestResolveNSOneName(t *testing.T) {
 			first := engine.Normalize(tc.names[0])
 			want := engine.ReasonNSChurn | engine.ReasonNSDiversity
 			var d engine.Detail
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				ask(tc.names[0]) // judged again after the resolution
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				ask(tc.names[0]) // judged again after the resolutions, a second or more apart
 				if d, _ = f.eng.Detail(first); d.Verdict.Reasons&want == want {
 					break
 				}
@@ -153,7 +157,7 @@ func TestResolveNSOneName(t *testing.T) {
 				t.Fatal("no NS query made")
 			}
 			if d.Verdict.Reasons&want != want {
-				t.Errorf("6 name servers in 6 networks resolved; %s shows %s, score %v", first, d.Verdict.Reasons, d.Verdict.Score)
+				t.Errorf("%d resolutions of rotating name servers; %s shows %s, score %v", nsQueries.Load(), first, d.Verdict.Reasons, d.Verdict.Score)
 			}
 		})
 	}
@@ -179,5 +183,78 @@ func TestResolveNSQueueOncePerDomain(t *testing.T) {
 	}
 	if names := r.asked("spray.example"); len(names) != maxNamesPerDomain || names[0] != "r0.spray.example" {
 		t.Errorf("names that asked for spray.example: %v, want the first %d", names, maxNamesPerDomain)
+	}
+	// Resolved, spray.example waits for its NS records' TTL, within the
+	// bounds, before it is queued again.
+	for _, tc := range []struct {
+		ttl, wait time.Duration
+	}{{30 * time.Second, 30 * time.Second}, {0, nsRecheckMin}, {time.Hour, nsRecheckMax}} {
+		r.resolved("spray.example", tc.ttl)
+		if r.enqueue(ctx, "r1.spray.example"); len(r.queue) != 0 {
+			t.Fatalf("TTL %v: spray.example queued again at once", tc.ttl)
+		}
+		if wait := time.Until(r.again["spray.example"]); wait < tc.wait-time.Second || wait > tc.wait {
+			t.Errorf("TTL %v: resolved again in %v, want %v", tc.ttl, wait, tc.wait)
+		}
+	}
+	r.again["spray.example"] = time.Now()
+	if r.enqueue(ctx, "r1.spray.example"); len(r.queue) != 1 {
+		t.Errorf("spray.example not queued again once its time came")
+	}
+}
+
+// TestResolveNSStableZone checks that the name servers resolve_ns records
+// on a name count only when they rotate: a zone served by a stable set of
+// 8 name servers in 8 networks (a large DNS provider, or two at once) must
+// not get a benign name flagged.
+func TestResolveNSStableZone(t *testing.T) {
+	for _, servers := range []int{4, 8} {
+		t.Run(fmt.Sprintf("%d stable name servers", servers), func(t *testing.T) {
+			f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n action block\n resolve_ns 1000\n}")
+			var nsQueries atomic.Int64
+			f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+				m := new(dns.Msg).SetReply(r)
+				q := r.Question[0]
+				switch q.Qtype {
+				case dns.TypeNS: // the same servers every time, their addresses with them
+					nsQueries.Add(1)
+					for i := range servers {
+						ns := fmt.Sprintf("a%d-64.akam.net.", i+1)
+						m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 3600 IN NS %s", q.Name, ns)))
+						m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 3600 IN A %d.%d.0.64", ns, 23+i*10, 61+i)))
+					}
+				case dns.TypeA: // a fixed set of 6 addresses in 2 networks, TTL 300
+					for i := range 6 {
+						m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 300 IN A 104.%d.0.%d", q.Name, 64+i%2, 10+i)))
+					}
+				}
+				return dns.RcodeSuccess, w.WriteMsg(m)
+			})
+			f.resolver.minRecheck, f.resolver.maxRecheck = 0, 0 // resolved again and again: the same set each time
+			if err := f.start(); err != nil {
+				t.Fatal(err)
+			}
+			defer f.stop()
+			ctx := newContext(serverLabel(t))
+			var rec *dnstest.Recorder
+			for range 4 { // a candidate: its domain is queued for resolve_ns
+				rec, _ = serve(t, ctx, f, newQuery("www.bigbank.com.", dns.TypeA))
+			}
+			for deadline := time.Now().Add(3 * time.Second); nsQueries.Load() == 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // the resolver records the servers
+			for range 3 {
+				rec, _ = serve(t, ctx, f, newQuery("www.bigbank.com.", dns.TypeA))
+			}
+			d, _ := f.eng.Detail("www.bigbank.com")
+			if nsQueries.Load() == 0 {
+				t.Fatal("no NS query made")
+			}
+			if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeSuccess || d.Verdict.Level == engine.LevelFlagged {
+				t.Errorf("a fixed set of 6 addresses in 2 networks, TTL 300, under a zone with %d stable name servers: %v %s score %v, answer rcode %s",
+					servers, d.Verdict.Level, d.Verdict.Reasons, d.Verdict.Score, dns.RcodeToString[rec.Msg.Rcode])
+			}
+		})
 	}
 }

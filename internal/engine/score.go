@@ -47,7 +47,8 @@ const (
 // churnPoints, counted with short TTLs only. ttl is 1 for a mean
 // TTL up to 5 minutes, 0.75 up to 3 hours and 0 above (TTL weighs evidence,
 // never alone). extra_name_servers counts the name servers seen beyond the
-// four a zone commonly has (double flux), and extra_ns_networks the
+// four a zone commonly has and the set it showed last (see nsRotation: double
+// flux rotates them), and extra_ns_networks, while they rotate, the
 // effective networks of their resolved addresses beyond two.
 //
 // The networks are computed again when the addresses have changed, unless
@@ -114,14 +115,14 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregat
 	default:
 		t.TTL = 0
 	}
-	if extra := countSince(sh.seen.view(en.ns), since) - UsualNS; extra > 0 {
+	if extra := nsRotation(sh.seen.view(en.ns), since); extra > 0 {
 		t.NS = w.NS * float64(extra)
 		r |= ReasonNSChurn
-	}
-	if en.nsIPs.len > 0 {
-		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - UsualNSNetworks; extra > 0 {
-			t.NSNetworks = w.NS * extra
-			r |= ReasonNSDiversity
+		if en.nsIPs.len > 0 {
+			if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - UsualNSNetworks; extra > 0 {
+				t.NSNetworks = w.NS * extra
+				r |= ReasonNSDiversity
+			}
 		}
 	}
 	if r&ReasonSuspiciousTLD != 0 {
@@ -293,4 +294,26 @@ func prefixKey(a [16]byte) uint64 {
 
 func isV4Mapped(a [16]byte) bool {
 	return a[10] == 0xff && a[11] == 0xff && a[0]|a[1]|a[2]|a[3]|a[4]|a[5]|a[6]|a[7]|a[8]|a[9] == 0
+}
+
+// nsRotation returns how many of the name servers of list seen after since
+// lie beyond both UsualNS and the set seen last: an NS record set comes
+// whole, so those seen in the latest second are the zone's set then. A
+// zone whose set does not change never counts, however many servers (and
+// networks) it has; one whose set rotates counts what it has shown besides.
+func nsRotation(list []seen, since uint32) int {
+	seen, latest, current := 0, uint32(0), 0
+	for _, s := range list {
+		switch {
+		case s.last <= since:
+			continue
+		case s.last > latest:
+			latest, current = s.last, 0
+		}
+		seen++
+		if s.last == latest {
+			current++
+		}
+	}
+	return seen - max(UsualNS, current)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -399,7 +400,8 @@ func TestObserveNS(t *testing.T) {
 		e.Observe(&Observation{Name: fmt.Sprintf("h%d.rotating-ns.com", i%2), Addrs: a, MinTTL: 30})
 	}
 	e.ObserveNS("unknown.example", nil, []string{"ns1.unknown.example"}, nil) // not tracked: ignored
-	for i := range 4 {
+	for i := range 4 {                                                        // a set of two at each resolution, rotating
+		clk.add(time.Minute)
 		glue := addrs(fmt.Sprintf("%d.9.0.1", 60+i), fmt.Sprintf("%d.9.0.1", 70+i))
 		e.ObserveNS("rotating-ns.com", nil, []string{fmt.Sprintf("ns%d.rotating-ns.com", 2*i), fmt.Sprintf("ns%d.rotating-ns.com", 2*i+1)}, glue)
 	}
@@ -426,6 +428,41 @@ func TestObserveNS(t *testing.T) {
 		if r.DomainName == "*.rotating-ns.com" && r.SuspicionScore < 10 {
 			t.Errorf("NS churn (4) and NS networks (6) not scored: %+v", r)
 		}
+	}
+}
+
+// TestNSRotation checks that name servers count when the zone's set
+// rotates, not for how many a set holds: a set of 8 in 8 networks that
+// does not change (a large DNS provider, or two) counts nothing.
+func TestNSRotation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets [][]int // the name servers of each observation, a second apart
+		want int
+	}{
+		{"a set of 8, once", [][]int{{1, 2, 3, 4, 5, 6, 7, 8}}, 0},
+		{"a set of 8, again and again", [][]int{{1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8}}, 0},
+		{"a set grown from 4 to 8", [][]int{{1, 2, 3, 4}, {1, 2, 3, 4, 5, 6, 7, 8}}, 0},
+		{"two at a time, rotating", [][]int{{1, 2}, {3, 4}, {5, 6}, {7, 8}}, 4},
+		{"six at a time, rotating", [][]int{{1, 2, 3, 4, 5, 6}, {7, 8, 9, 10, 11, 12}}, 6},
+		{"a set of 4, then another", [][]int{{1, 2, 3, 4}, {5, 6, 7, 8}}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var list []seen
+			for i, set := range tc.sets {
+				for _, ns := range set {
+					k := nsKey(fmt.Sprintf("ns%d.example.com", ns))
+					if j := slices.IndexFunc(list, func(s seen) bool { return s.addr == k }); j >= 0 {
+						list[j].last = uint32(10 + i)
+					} else {
+						list = append(list, seen{addr: k, last: uint32(10 + i)})
+					}
+				}
+			}
+			if got := nsRotation(list, 0); got != tc.want {
+				t.Errorf("nsRotation = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
 
