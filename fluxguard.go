@@ -29,6 +29,7 @@ type Fluxguard struct {
 
 	cfg          config
 	key          string // server block, for state kept across reloads
+	view         string // the server block's view, "" for none; known at start
 	eng          *engine.Engine
 	adopt        bool      // eng is a reload's, to take the shared state over at start (see engine.Adopt)
 	stateSaved   time.Time // when the state eng restored was saved; zero for none

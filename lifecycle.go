@@ -10,8 +10,14 @@ import (
 
 // start runs the report listener, the link to the fleet, the periodic
 // housekeeping and the rpz zone's updates. After a reload, the engine
-// takes the state over first: every plugin's setup has succeeded.
+// takes the state over first, every plugin's setup having succeeded,
+// unless it was another view's.
 func (f *Fluxguard) start() error {
+	if previous := keepView(f); f.adopt && previous != f.view {
+		if err := f.freshState(previous); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+	}
 	if f.adopt {
 		f.adoptState()
 	}
@@ -80,6 +86,10 @@ func (f *Fluxguard) stop() error {
 		f.done = nil
 	}
 	f.background.Wait()
+	if stillRunning(f) { // no new instance took the block over: a reload removed it, or CoreDNS exits
+		setRunning(f.key, nil)
+		f.forgetBlock()
+	}
 	if f.report != nil {
 		releaseReport(f.report)
 		f.report = nil
@@ -101,12 +111,18 @@ func (f *Fluxguard) finalShutdown() error {
 	if f.cfg.stateFile != "" {
 		(&stateSaver{path: f.cfg.stateFile}).save(f.eng, f.server())
 	}
+	f.forgetBlock()
+	f.cfg.close()
+	return nil
+}
+
+// forgetBlock drops what is kept of f's block across reloads, and its
+// share of the gauges it adds to.
+func (f *Fluxguard) forgetBlock() {
 	forgetState(f.key)
 	for _, g := range []*blockSums{trackedNames, trackedNamesMax, flaggedDomains} {
 		g.forget(f.key)
 	}
-	f.cfg.close()
-	return nil
 }
 
 // persist saves the state every state_interval until done is closed.
@@ -166,6 +182,13 @@ func setRunning(key string, f *Fluxguard) (previous *Fluxguard) {
 		running[key] = f
 	}
 	return previous
+}
+
+// stillRunning reports whether f is its block's started instance.
+func stillRunning(f *Fluxguard) bool {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	return f.key != "" && running[f.key] == f
 }
 
 // housekeepEvery is how often expired names are swept and gauges refreshed.

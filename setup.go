@@ -34,10 +34,12 @@ func setup(c *caddy.Controller) error {
 		return plugin.Error(pluginName, err)
 	}
 	c.OnStartup(func() error {
-		// The transfer plugin of the server block sends the rpz zone's NOTIFY.
+		// The transfer plugin of the server block sends the rpz zone's
+		// NOTIFY; the view is known once the servers are made.
 		if t, ok := dnsserver.GetConfig(c).Handler("transfer").(*transfer.Transfer); ok {
 			f.xfer = t
 		}
+		f.view = dnsserver.GetConfig(c).ViewName
 		return nil
 	})
 	c.OnStartup(f.start)

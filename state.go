@@ -27,8 +27,9 @@ var (
 
 // blockState is what a server block keeps across reloads.
 type blockState struct {
-	eng *engine.Engine
-	rpz *rpzZone // nil without the rpz option
+	eng  *engine.Engine
+	rpz  *rpzZone // nil without the rpz option
+	view string   // the view of the block it is, known once started ("" for none)
 }
 
 // stateKey names the server block of c, for keeping its state across
@@ -66,27 +67,74 @@ type blockNamesKey struct{}
 // when adopted (see start); else a new one, loaded from cfg's state file
 // if any, with the time that state was saved (zero for none).
 func engineFor(key string, cfg config) (eng *engine.Engine, saved time.Time, reloaded bool, err error) {
-	ec := cfg.engine
-	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
 	keptMu.Lock()
 	defer keptMu.Unlock()
 	if old, ok := kept[key]; ok {
-		if eng, err = old.eng.Reconfigured(ec); err != nil {
+		if eng, err = old.eng.Reconfigured(cfg.engineConfig()); err != nil {
 			return nil, saved, false, err
 		}
-		kept[key] = blockState{eng: eng, rpz: old.rpz}
+		kept[key] = blockState{eng: eng, rpz: old.rpz, view: old.view}
 		return eng, saved, true, nil
 	}
-	if eng, err = engine.New(ec); err != nil {
+	if eng, saved, err = newEngine(cfg); err != nil {
 		return nil, saved, false, err
-	}
-	if cfg.stateFile != "" {
-		saved = loadState(eng, cfg.stateFile)
 	}
 	if key != "" {
 		kept[key] = blockState{eng: eng}
 	}
 	return eng, saved, false, nil
+}
+
+// newEngine returns a new engine for cfg, loaded from its state file if
+// any, with the time that state was saved (zero for none).
+func newEngine(cfg config) (eng *engine.Engine, saved time.Time, err error) {
+	if eng, err = engine.New(cfg.engineConfig()); err != nil {
+		return nil, saved, err
+	}
+	if cfg.stateFile != "" {
+		saved = loadState(eng, cfg.stateFile)
+	}
+	return eng, saved, nil
+}
+
+// engineConfig is cfg's engine configuration, with the network owners.
+func (cfg config) engineConfig() engine.Config {
+	ec := cfg.engine
+	ec.ASN, ec.FrontDoor = cfg.owners(ec.ASN), owner.FrontDoor
+	return ec
+}
+
+// keepView records f's view with the state kept under its key, and
+// returns the view of the block that kept it before.
+func keepView(f *Fluxguard) (previous string) {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	bs, ok := kept[f.key]
+	if !ok {
+		return f.view
+	}
+	previous, bs.view = bs.view, f.view
+	kept[f.key] = bs
+	return previous
+}
+
+// freshState gives f a state of its own, and keeps it under its key, when
+// the one kept there after a reload was another view's: blocks told apart
+// by view are named by their place among the blocks of the same keys (see
+// stateKey), which a reload that adds, removes or moves one changes.
+func (f *Fluxguard) freshState(other string) error {
+	eng, saved, err := newEngine(f.cfg)
+	if err != nil {
+		return err
+	}
+	log.Warningf("the state kept for %s was view %q's, not %q's: the view blocks changed places; starting afresh", f.key, other, f.view)
+	eng.SetPolicy(f.cfg.policy())
+	f.eng, f.stateSaved, f.adopt = eng, saved, false
+	if f.rpz != nil {
+		f.rpz = newRPZZone(*f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
+	}
+	keepState(f)
+	return nil
 }
 
 // rpzZoneFor returns the rpz zone for key's block: the one kept across
@@ -113,7 +161,7 @@ func keepState(f *Fluxguard) {
 	}
 	keptMu.Lock()
 	defer keptMu.Unlock()
-	kept[f.key] = blockState{eng: f.eng, rpz: f.rpz}
+	kept[f.key] = blockState{eng: f.eng, rpz: f.rpz, view: f.view}
 }
 
 // forgetState drops key's engine and zone at the final shutdown.

@@ -3,7 +3,11 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,6 +54,63 @@ func TestViewsKeepTheirOwnState(t *testing.T) {
 	// profile flag one static address.
 	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Fatalf("the default view answered, on the lab view's verdict:\n%s", r)
+	}
+}
+
+// TestReloadRemovesAView runs two view blocks on one address, then
+// reloads without the first: the blocks of the same keys are named by
+// their place, and the unchanged default view, now first, must not take
+// the removed lab view's state (a benign name its strict rule flagged).
+func TestReloadRemovesAView(t *testing.T) {
+	sim := startSim(t)
+	addr := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	lab := fmt.Sprintf(`
+%[1]s {
+    bind 127.0.0.1
+    view lab {
+        expr incidr(client_ip(), '127.0.0.2/32')
+    }
+    fluxguard {
+        profile seed
+        threshold 1
+        min_ips 1
+        min_queries 1
+    }
+    forward . %[2]s
+}`, zoneAt(addr), sim.Addr())
+	def := fmt.Sprintf(`
+%[1]s {
+    bind 127.0.0.1
+    fluxguard {
+        action block
+    }
+    forward . %[2]s
+}
+`, zoneAt(addr), sim.Addr())
+	if err := os.WriteFile(conf, []byte(lab+def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core := startCoreDNSBin(t, buildBinary(t), conf)
+	for range 3 { // the lab view only monitors
+		queryFrom(t, "127.0.0.2", addr, "www.stable.example.", dns.TypeA)
+	}
+	core.waitLog(t, "domain=www.stable.example level=flagged")
+	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("before the reload, the default view blocked:\n%s", r)
+	}
+	// The lab view is taken out; the default view's block is unchanged.
+	if err := os.WriteFile(conf, []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core.cmd.Process.Signal(syscall.SIGUSR1)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(core.String(), "Reloading complete"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", core)
+		}
+	}
+	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("after the lab view was removed, the unchanged default view (action block, default profile) blocks a benign name on the lab's verdict:\n%s\nlog:\n%s", r, core)
 	}
 }
 
@@ -101,6 +162,60 @@ b.test:%[1]s {
 		}
 	}
 	t.Errorf("%s never showed the 47 names of both blocks; it showed %v", series, seen)
+}
+
+// TestReloadRemovesABlock runs two server blocks on one address, then
+// reloads without one: its names leave the sum of the state gauges, and
+// what was kept of it for reloads is dropped.
+func TestReloadRemovesABlock(t *testing.T) {
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	block := func(zone string) string {
+		return fmt.Sprintf(`
+%[1]s:%[2]s {
+    bind 127.0.0.1
+    prometheus %[3]s
+    fluxguard
+    template IN A %[1]s {
+        answer "{{ .Name }} 60 IN A 44.1.2.3"
+    }
+}
+`, zone, port, metricsAddr)
+	}
+	conf := filepath.Join(t.TempDir(), "Corefile")
+	if err := os.WriteFile(conf, []byte(block("a.test")+block("b.test")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core := startCoreDNSBin(t, buildBinary(t), conf)
+	for i := range 5 {
+		query(t, "udp", addr, fmt.Sprintf("n%d.a.test.", i), dns.TypeA, false)
+	}
+	for i := range 40 {
+		query(t, "udp", addr, fmt.Sprintf("n%d.b.test.", i), dns.TypeA, false)
+	}
+	series := `coredns_fluxguard_tracked_names{server="dns://` + addr + `"}`
+	wait := func(want float64, within time.Duration) float64 {
+		var v float64
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if v = metricValue(t, metricsAddr, series); v == want {
+				break
+			}
+		}
+		return v
+	}
+	if v := wait(47, 25*time.Second); v != 47 { // 6 in a.test, 41 in b.test
+		t.Fatalf("%s = %v before the reload, want 47", series, v)
+	}
+	// b.test's block is removed; a.test's is unchanged.
+	if err := os.WriteFile(conf, []byte(block("a.test")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core.cmd.Process.Signal(syscall.SIGUSR1)
+	core.waitLog(t, "Reloading complete")
+	query(t, "udp", addr, "n0.a.test.", dns.TypeA, false)
+	if v := wait(6, 25*time.Second); v != 6 {
+		t.Errorf("%s = %v 25 s after b.test's block was removed by a reload, want a.test's 6 names", series, v)
+	}
 }
 
 // queryFrom is query over UDP from the loopback address src (all of
