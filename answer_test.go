@@ -3,12 +3,15 @@ package fluxguard
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/pkg/proxyproto"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 )
 
@@ -66,6 +69,78 @@ func TestTruncatedForTheClient(t *testing.T) {
 			}
 			if got := int(toFloat64(responsesInspected.WithLabelValues(server))); got != tc.want {
 				t.Errorf("%d addresses, buffer %d, tcp %v: %d answers inspected, want %d", tc.addrs, tc.edns, tc.tcp, got, tc.want)
+			}
+		})
+	}
+}
+
+// scrubbed reports whether CoreDNS's ScrubWriter (request.ScrubWriter:
+// SizeAndDo, then Scrub) truncates m, the answer to r, on its way to w's
+// client: the outcome truncates must predict.
+func scrubbed(w dns.ResponseWriter, r, m *dns.Msg) bool {
+	c := m.Copy()
+	rc := r.Copy()
+	state := request.Request{Req: rc, W: w}
+	state.SizeAndDo(c)
+	state.Scrub(c)
+	return c.Truncated && !m.Truncated
+}
+
+// TestTruncatesPredictsScrub compares truncates with what the server's
+// ScrubWriter does, for 1 to 120 addresses an answer: clients without
+// EDNS0 and with it (a cookie, which CoreDNS does not copy), over UDP, TCP
+// and the PROXY protocol, signed (TSIG) or not.
+func TestTruncatesPredictsScrub(t *testing.T) {
+	udp := &test.ResponseWriter{}
+	cookie := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"} // dig's client cookie
+	for _, tc := range []struct {
+		what string
+		w    dns.ResponseWriter
+		req  func() *dns.Msg
+		tsig bool // a writer above fluxguard (the tsig plugin's) adds a TSIG record to the answer
+	}{
+		{"EDNS 1232, no options, answer without OPT", udp, func() *dns.Msg { return newQueryEDNS("x.big.top.", dns.TypeA, 1232, false) }, false},
+		{"EDNS 1232 with a client cookie (dig), answer without OPT", udp, func() *dns.Msg {
+			r := newQueryEDNS("x.big.top.", dns.TypeA, 1232, false)
+			o := r.IsEdns0()
+			o.Option = append(o.Option, cookie)
+			return r
+		}, false},
+		{"PROXY protocol v2 over UDP (proxyproto Addr)", &addrWriter{addr: proxyproto.NewAddr(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}, &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5353}, nil)},
+			func() *dns.Msg { return newQuery("x.big.top.", dns.TypeA) }, false},
+		{"TSIG-signed query (tsig plugin signs the answer)", udp, func() *dns.Msg {
+			r := newQuery("x.big.top.", dns.TypeA)
+			r.SetTsig("key.", dns.HmacSHA256, 300, 0)
+			return r
+		}, true},
+		{"TCP", &test.ResponseWriter{TCP: true}, func() *dns.Msg { return newQuery("x.big.top.", dns.TypeA) }, false},
+		{"EDNS 512", udp, func() *dns.Msg { return newQueryEDNS("x.big.top.", dns.TypeA, 512, false) }, false},
+		{"EDNS 100 (read as 512)", udp, func() *dns.Msg { return newQueryEDNS("x.big.top.", dns.TypeA, 100, false) }, false},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			var wrong []string
+			for n := 1; n <= 120; n++ {
+				r := tc.req()
+				m := new(dns.Msg).SetReply(r)
+				m.Extra = nil
+				for i := range n {
+					m.Answer = append(m.Answer, test.A(fmt.Sprintf("x.big.top. 60 IN A %d.%d.2.3", 11+i%200, i/200)))
+				}
+				got := truncates(tc.w, r, m)
+				sm := m
+				if tc.tsig {
+					sm = m.Copy()
+					sm.SetTsig("key.", dns.HmacSHA256, 300, 0)
+				}
+				if want := scrubbed(tc.w, r, sm); got != want {
+					wrong = append(wrong, fmt.Sprintf("%d A (%d bytes uncompressed): truncates=%v, server truncates=%v", n, m.Len(), got, want))
+				}
+			}
+			if len(wrong) > 0 {
+				t.Errorf("%d of 120 answer sizes mispredicted, e.g.:\n%s", len(wrong), wrong[0])
+				if len(wrong) > 1 {
+					t.Errorf("%s", wrong[len(wrong)-1])
+				}
 			}
 		})
 	}

@@ -6,15 +6,16 @@ package fluxguard
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/edns"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
 
@@ -162,28 +163,44 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 // truncates reports whether the server is to truncate m, the answer to r,
 // to fit its UDP client's buffer: an answer the client does not get whole
 // is no evidence, as one truncated upstream is not; the client's retry
-// over TCP is.
+// over TCP is. It predicts the server's writer (request.ScrubWriter),
+// which adds r's OPT record to an answer without one, then truncates
+// (dns.Msg.Truncate) what is over the buffer once compressed, unless the
+// answer is signed (TSIG).
 func truncates(w dns.ResponseWriter, r, m *dns.Msg) bool {
-	n := m.Len()
+	opt := optAdded(r, m)
+	n := m.Len() + opt
 	if n <= dns.MinMsgSize {
 		return false // fits any client's buffer
 	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); !udp {
+	state := request.Request{W: w, Req: r}
+	if r.IsTsig() != nil || state.Proto() != "udp" {
 		return false
 	}
-	// As the server's writer does (request.Request.Scrub): the client's
-	// buffer, at least 512 bytes, and dns.Msg.Truncate, which compresses
-	// an answer over it first.
-	size := dns.MinMsgSize
-	if opt := r.IsEdns0(); opt != nil {
-		size = max(int(opt.UDPSize()), size)
-	}
+	size := state.Size()
 	if n <= size || m.Compress {
 		return n > size
 	}
 	compressed := *m
 	compressed.Compress = true
-	return compressed.Len() > size
+	return compressed.Len()+opt > size
+}
+
+// optAdded is the length of the OPT record the server's writer adds to m,
+// the answer to r, when r has one and m not (request.Request.SizeAndDo):
+// r's, with the options CoreDNS may copy only.
+func optAdded(r, m *dns.Msg) int {
+	o := r.IsEdns0()
+	if o == nil || m.IsEdns0() != nil {
+		return 0
+	}
+	var copied []dns.EDNS0
+	for _, e := range o.Option {
+		if edns.SupportedOption(e.Option()) {
+			copied = append(copied, e)
+		}
+	}
+	return dns.Len(&dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}, Option: copied})
 }
 
 // observeLater has the engine observe the evidence inspect read from an
