@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/coredns/caddy"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // validate sets up every server block of corefile, as one caddy instance
@@ -53,4 +55,41 @@ func TestBlocksOfOneAddress(t *testing.T) {
 			t.Errorf("error %v, want state_file at line 8 already a.test:15302's", err)
 		}
 	})
+}
+
+// TestStateFileClaimByPath checks that the same state file, written
+// relative to the working directory in one block and absolute in another,
+// is refused too.
+func TestStateFileClaimByPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	abs := filepath.Join(dir, "fluxguard.state")
+	err := validate(t, "a.test:15311 {\n fluxguard {\n  state_file fluxguard.state\n }\n}\nb.test:15311 {\n fluxguard {\n  state_file "+abs+"\n }\n}\n")
+	if err == nil {
+		t.Errorf("blocks a.test and b.test both save to %s (once as fluxguard.state, once as %s): accepted", abs, abs)
+	}
+}
+
+// TestFlaggedSeriesOfTwoViews checks that a view that no longer flags a
+// domain leaves the flagged{server,domain} series another view on the same
+// address still shows.
+func TestFlaggedSeriesOfTwoViews(t *testing.T) {
+	server := serverLabel(t)
+	lab, def := newFlaggedGauge("dns://.:53#0", 10), newFlaggedGauge("dns://.:53#1", 10)
+	lab.add(server, "x.evil.tk")
+	def.add(server, "x.evil.tk") // both views flag it
+	// The lab view's engine no longer flags it (its hold ended, or an allow).
+	eng, err := engine.New(engine.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.refresh(server, eng)
+	// The default view still flags it and shows it in its gauge.
+	if _, shown := def.shown["x.evil.tk"]; !shown {
+		t.Fatal("setup: the default view does not show it")
+	}
+	if !flaggedDomain.DeleteLabelValues(server, "x.evil.tk") {
+		t.Errorf("coredns_fluxguard_flagged{server=%q,domain=\"x.evil.tk\"} is gone, though the default view flags it and shows it", server)
+	}
+	def.clear()
 }

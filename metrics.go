@@ -206,11 +206,43 @@ func (g *flaggedGauge) add(server, name string) {
 
 // show sets name's series under server, dropping one it had under another.
 func (g *flaggedGauge) show(server, name string) {
-	if old, ok := g.shown[name]; ok && old != server {
-		flaggedDomain.DeleteLabelValues(old, name)
+	switch old, ok := g.shown[name]; {
+	case ok && old == server:
+		return
+	case ok:
+		hideFlagged(old, name)
 	}
 	g.shown[name] = server
+	showFlagged(server, name)
+}
+
+// flaggedShown counts the gauges that show each flagged{server, domain}
+// series: blocks on one address (views) may flag the same domain, and one
+// that no longer does must not take the series from another, nor a
+// reload's old instance from its new one.
+var (
+	flaggedShownMu sync.Mutex
+	flaggedShown   = map[[2]string]int{}
+)
+
+// showFlagged counts one more gauge showing name's series under server.
+func showFlagged(server, name string) {
+	flaggedShownMu.Lock()
+	defer flaggedShownMu.Unlock()
+	flaggedShown[[2]string{server, name}]++
 	flaggedDomain.WithLabelValues(server, name).Set(1)
+}
+
+// hideFlagged counts one gauge fewer showing name's series under server,
+// and deletes the series with the last.
+func hideFlagged(server, name string) {
+	flaggedShownMu.Lock()
+	defer flaggedShownMu.Unlock()
+	k := [2]string{server, name}
+	if flaggedShown[k]--; flaggedShown[k] <= 0 {
+		delete(flaggedShown, k)
+		flaggedDomain.DeleteLabelValues(server, name)
+	}
 }
 
 // refresh drops the series of domains no longer flagged, (re)sets those
@@ -226,7 +258,7 @@ func (g *flaggedGauge) refresh(server string, eng *engine.Engine) {
 	}
 	for n, label := range g.shown {
 		if _, ok := current[n]; !ok {
-			flaggedDomain.DeleteLabelValues(label, n)
+			hideFlagged(label, n)
 			delete(g.shown, n)
 		}
 	}
@@ -243,7 +275,7 @@ func (g *flaggedGauge) clear() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for n, label := range g.shown {
-		flaggedDomain.DeleteLabelValues(label, n)
+		hideFlagged(label, n)
 	}
 	g.shown = map[string]string{}
 }

@@ -231,7 +231,11 @@ func (a optionArgs) stateFile() (string, error) {
 	if fi, err := os.Stat(s); err == nil && !fi.Mode().IsRegular() {
 		return "", a.c.Errf("%s: %q is not a regular file", a.opt, s)
 	}
-	if other, ok := a.claim(stateFileClaims{}, filepath.Clean(s)); ok {
+	abs, err := filepath.Abs(s)
+	if err != nil {
+		return "", a.c.Errf("%s: %v", a.opt, err)
+	}
+	if other, ok := a.claim(stateFileClaims{}, abs); ok {
 		return "", a.c.Errf("%s: %s is already the state file of %s; give each its own", a.opt, s, other)
 	}
 	return s, nil

@@ -57,12 +57,13 @@ func (e *Engine) EachDetail(f func(Detail) bool) {
 }
 
 // Top returns the details of the limit suspicious and flagged names that
-// come first by level, then score, then the time they were last seen,
-// and how many names of each level there are. Its memory grows with
+// come first by level, then score, then the time they were last seen (then
+// name), and how many names of each level there are. Its memory grows with
 // limit, not with the names tracked.
 func (e *Engine) Top(limit int) (top []Detail, flagged, suspicious int) {
 	first, flagged, suspicious := e.summaries(limit, func(a, b summary) int {
-		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.score, b.score), cmp.Compare(a.last, b.last))
+		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.score, b.score), cmp.Compare(a.last, b.last),
+			strings.Compare(b.name, a.name))
 	})
 	for _, s := range first {
 		if d, ok := e.Detail(s.name); ok {
@@ -99,17 +100,14 @@ func (e *Engine) summaries(limit int, order func(a, b summary) int) (ranked []su
 		default:
 			suspicious++
 		}
-		s := summary{level: v.Level, score: v.Score, last: en.last, uniqueIPs: v.UniqueIPs}
+		s := summary{name: sc.prefix + sh.name(en), level: v.Level, score: v.Score, last: en.last, uniqueIPs: v.UniqueIPs}
 		_, s.churnRate = e.observation(v.UniqueIPs, en.firstSeen(now, e.width), en.last)
 		switch {
 		case limit == 0:
-			s.name = sc.prefix + sh.name(en)
 			least.s = append(least.s, s)
 		case least.Len() < limit:
-			s.name = sc.prefix + sh.name(en)
 			heap.Push(least, s)
 		case order(s, least.s[0]) > 0:
-			s.name = sc.prefix + sh.name(en)
 			least.s[0] = s
 			heap.Fix(least, 0)
 		}

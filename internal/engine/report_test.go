@@ -200,3 +200,41 @@ func TestNetworkOf(t *testing.T) {
 		}
 	}
 }
+
+// TestTopTiesInReportOrder checks that names of one level, score and
+// second come in the report's order on the page (Top), and that a limit
+// cuts the report's last of them, whatever the heap's order.
+func TestTopTiesInReportOrder(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.MinIPs, c.MinQueries = 1, 1 }) // seed profile: the score is the name's
+	for i := range 12 {
+		var set []string
+		for j := range 5 { // the same evidence for each name
+			set = append(set, fmt.Sprintf("45.%d.0.%d", i, j+1))
+		}
+		e.Observe(&Observation{Name: fmt.Sprintf("n%02d.evil.tk", i), Addrs: addrs(set...)})
+	}
+	var report []string
+	for _, r := range e.Report() {
+		report = append(report, r.DomainName)
+	}
+	top, _, _ := e.Top(len(report))
+	var page []string
+	for _, d := range top {
+		page = append(page, d.DomainName)
+		if d.Verdict.Score != top[0].Verdict.Score || d.Verdict.Level != top[0].Verdict.Level || !d.DetectionTime.Equal(top[0].DetectionTime) {
+			t.Fatalf("setup: not all tied: %s %v %v %v", d.DomainName, d.Verdict.Level, d.Verdict.Score, d.DetectionTime)
+		}
+	}
+	if !slices.Equal(page, report) {
+		t.Errorf("tied names:\nreport %v\npage   %v", report, page)
+	}
+	five, _, _ := e.Top(5)
+	var first []string
+	for _, d := range five {
+		first = append(first, d.DomainName)
+	}
+	if !slices.Equal(first, report[:5]) {
+		t.Errorf("Top(5) shows %v, the report's first five are %v", first, report[:5])
+	}
+}
