@@ -127,7 +127,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
-	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name) {
+	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name, inspected) {
 		return nil, true, false
 	}
 	if !inspected {
@@ -301,10 +301,12 @@ func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 	return engine.Normalize(q.Name), inspected, true
 }
 
-// replyHeld answers r without going upstream when name is held.
-func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
+// replyHeld answers r without going upstream when name is held, unless
+// its answer is to be read this once (see engine.Engine.Recheck): inspected,
+// r's answer would be.
+func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string, inspected bool) bool {
 	v, held := f.eng.HeldAsked(name)
-	if !held {
+	if !held || inspected && f.eng.Recheck(name) {
 		return false
 	}
 	f.setMetadata(ctx, v)

@@ -131,3 +131,47 @@ func TestAllowNetsMapped(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldChainAllowed checks that an allow of a name on a held name's
+// CNAME chain releases it: a held name is answered without going upstream,
+// so after the allows change its next answer is read once.
+func TestHeldChainAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		allow    string
+		released bool
+	}{
+		{"evil.tk", true},            // the name's own parent: released at once
+		{"evil-cdn.tk", true},        // the chain's targets, hop.evil-cdn.tk and edge.evil-cdn.tk
+		{"45.0.0.0/16", true},        // the networks of its addresses
+		{"unrelated.example", false}, // still flagged: its answer read once, replaced
+	} {
+		t.Run(tc.allow, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "allow.txt")
+			writeList(t, path, "# nothing yet\n")
+			f, up := newTestFluxguard(t, "fluxguard . {\n action block\n allow_file "+path+"\n}")
+			ctx := newContext(serverLabel(t))
+			for range 3 {
+				serve(t, ctx, f, newQuery("cname.evil.tk.", dns.TypeA))
+			}
+			if _, held := f.eng.Held("cname.evil.tk"); !held {
+				t.Fatal("cname.evil.tk not held")
+			}
+			writeList(t, path, tc.allow+"\n")
+			f.reloadPolicy()
+			calls := up.callCount()
+			want := dns.RcodeNameError
+			if tc.released {
+				want = dns.RcodeSuccess
+			}
+			for i := range 3 {
+				rec, _ := serve(t, ctx, f, newQuery("cname.evil.tk.", dns.TypeA))
+				if rec.Msg.Rcode != want {
+					t.Errorf("query %d after allowing %s: %s, want %s", i, tc.allow, dns.RcodeToString[rec.Msg.Rcode], dns.RcodeToString[want])
+				}
+			}
+			if upstream := up.callCount() - calls; !tc.released && upstream != 1 {
+				t.Errorf("%d queries went upstream while the name stayed held, want the one read", upstream)
+			}
+		})
+	}
+}
