@@ -15,6 +15,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/edns"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/plugin/transfer"
+	"github.com/coredns/coredns/plugin/tsig"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 	ot "github.com/opentracing/opentracing-go"
@@ -149,7 +150,7 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 	if m == nil {
 		return nil
 	}
-	if cw.read && !truncates(cw.ResponseWriter, r, m) {
+	if cw.read && !truncates(ctx, cw.ResponseWriter, r, m) {
 		m, later = f.inspect(ctx, r, q, m, sent)
 	}
 	if !sent {
@@ -166,15 +167,17 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 // over TCP is. It predicts the server's writer (request.ScrubWriter),
 // which adds r's OPT record to an answer without one, then truncates
 // (dns.Msg.Truncate) what is over the buffer once compressed, unless the
-// answer is signed (TSIG).
-func truncates(w dns.ResponseWriter, r, m *dns.Msg) bool {
+// answer is signed: the tsig plugin, which takes the TSIG record off the
+// request before the rest of the chain, signs the answers to the requests
+// it validated.
+func truncates(ctx context.Context, w dns.ResponseWriter, r, m *dns.Msg) bool {
 	opt := optAdded(r, m)
 	n := m.Len() + opt
 	if n <= dns.MinMsgSize {
 		return false // fits any client's buffer
 	}
 	state := request.Request{W: w, Req: r}
-	if r.IsTsig() != nil || state.Proto() != "udp" {
+	if _, signed := tsig.ValidatedKeyName(ctx); signed || state.Proto() != "udp" {
 		return false
 	}
 	size := state.Size()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -56,4 +57,62 @@ func TestTruncatedForTheClient(t *testing.T) {
 		}
 	}
 	t.Fatalf("x.big.top not in the report:\n%s", body)
+}
+
+// TestTruncatedButSigned asks for an answer over 512 bytes with TSIG: the
+// tsig plugin takes the TSIG record off the request before the rest of the
+// chain and signs the answer, which the server never truncates; the client
+// gets it whole over UDP, and each lookup counts.
+func TestTruncatedButSigned(t *testing.T) {
+	addr, reportAddr := freeAddr(t), freeAddr(t)
+	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+	var answers strings.Builder
+	for i := range 80 {
+		fmt.Fprintf(&answers, "        answer \"{{ .Name }} 60 IN A %d.1.2.3\"\n", 11+i)
+	}
+	startCoreDNS(t, fmt.Sprintf(`
+%[1]s {
+    bind 127.0.0.1
+    tsig {
+        secret key. %[4]s
+        require all
+    }
+    fluxguard {
+        report %[2]s
+    }
+    template IN A big.top {
+%[3]s    }
+}
+`, zoneAt(addr), reportAddr, answers.String(), secret))
+	const lookups = 4
+	for range lookups {
+		m := new(dns.Msg)
+		m.SetQuestion("x.big.top.", dns.TypeA)
+		m.SetTsig("key.", dns.HmacSHA256, 300, time.Now().Unix())
+		c := &dns.Client{Net: "udp", UDPSize: dns.MaxMsgSize, Timeout: 3 * time.Second, TsigSecret: map[string]string{"key.": secret}}
+		r, _, err := c.Exchange(m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Truncated || len(r.Answer) != 80 || r.IsTsig() == nil {
+			t.Fatalf("setup: want the whole signed answer over UDP:\n%s", r)
+		}
+	}
+	var rows []struct {
+		DomainName string
+		QueryCount int
+	}
+	body := httpGet(t, "http://"+reportAddr+"/report")
+	if err := json.Unmarshal([]byte(body), &rows); err != nil {
+		t.Fatalf("report: %v\n%s", err, body)
+	}
+	for _, row := range rows {
+		if row.DomainName == "x.big.top" {
+			if row.QueryCount != lookups {
+				t.Errorf("x.big.top: %d queries counted for %d whole signed answers", row.QueryCount, lookups)
+			}
+			return
+		}
+	}
+	t.Errorf("x.big.top: 80 addresses in %d whole TSIG-signed UDP answers (TC=0) the client got, not tracked at all; report: %s", lookups, body)
 }
