@@ -30,8 +30,9 @@ type Fluxguard struct {
 	Next plugin.Handler
 
 	cfg          config
-	key          string // server block, for state kept across reloads
-	view         string // the server block's view, "" for none; known at start
+	key          string                // server block, for state kept across reloads
+	view         string                // the server block's view, "" for none; known at start
+	before       map[string]blockState // the states kept before this instance's setup, by stateKey
 	eng          *engine.Engine
 	adopt        bool      // eng is a reload's, to take the shared state over at start (see engine.Adopt)
 	stateSaved   time.Time // when the state eng restored was saved; zero for none

@@ -10,14 +10,15 @@ import (
 
 // start runs the report listener, the link to the fleet, the periodic
 // housekeeping and the rpz zone's updates. After a reload, the engine
-// takes the state over first, every plugin's setup having succeeded,
-// unless it was another view's.
+// takes the state over first, every plugin's setup having succeeded: its
+// view's (see ownState).
 func (f *Fluxguard) start() error {
 	if previous := keepView(f); f.adopt && previous != f.view {
-		if err := f.freshState(previous); err != nil {
+		if err := f.ownState(previous); err != nil {
 			return plugin.Error(pluginName, err)
 		}
 	}
+	f.before = nil // the old states, whose memory is theirs
 	if f.adopt {
 		f.adoptState()
 	}

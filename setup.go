@@ -33,6 +33,7 @@ func setup(c *caddy.Controller) error {
 		cfg.close()
 		return plugin.Error(pluginName, err)
 	}
+	f.before = blockNamesOf(c).before
 	c.OnStartup(func() error {
 		// The transfer plugin of the server block sends the rpz zone's
 		// NOTIFY; the view is known once the servers are made.
@@ -40,6 +41,7 @@ func setup(c *caddy.Controller) error {
 			f.xfer = t
 		}
 		f.view = dnsserver.GetConfig(c).ViewName
+		blockNamesOf(c).before = nil // every block has it: see ownState
 		return nil
 	})
 	c.OnStartup(f.start)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,11 +38,7 @@ type blockState struct {
 // keys, which the view plugin tells apart, so that no two blocks of a
 // Corefile share a name.
 func stateKey(c *caddy.Controller) string {
-	bn, _ := c.Get(blockNamesKey{}).(*blockNames)
-	if bn == nil {
-		bn = &blockNames{byIndex: map[int]string{}, sameKeys: map[string]int{}}
-		c.Set(blockNamesKey{}, bn)
-	}
+	bn := blockNamesOf(c)
 	if key, ok := bn.byIndex[c.ServerBlockIndex]; ok {
 		return key
 	}
@@ -53,14 +50,29 @@ func stateKey(c *caddy.Controller) string {
 }
 
 // blockNames holds, in the caddy instance's storage under blockNamesKey,
-// the stateKey of each server block by its index in the Corefile, and how
-// many blocks have each set of keys.
+// the stateKey of each server block by its index in the Corefile, how
+// many blocks have each set of keys, and the states kept before the
+// instance's first block was set up (see ownState).
 type blockNames struct {
 	byIndex  map[int]string
 	sameKeys map[string]int
+	before   map[string]blockState
 }
 
 type blockNamesKey struct{}
+
+// blockNamesOf returns the blockNames of c's caddy instance, made by its
+// first server block.
+func blockNamesOf(c *caddy.Controller) *blockNames {
+	if bn, ok := c.Get(blockNamesKey{}).(*blockNames); ok {
+		return bn
+	}
+	keptMu.Lock()
+	bn := &blockNames{byIndex: map[int]string{}, sameKeys: map[string]int{}, before: maps.Clone(kept)}
+	keptMu.Unlock()
+	c.Set(blockNamesKey{}, bn)
+	return bn
+}
 
 // engineFor returns the engine for key: after a reload, the running one
 // reconfigured with cfg (reloaded), which takes the shared state over only
@@ -118,11 +130,29 @@ func keepView(f *Fluxguard) (previous string) {
 	return previous
 }
 
-// freshState gives f a state of its own, and keeps it under its key, when
-// the one kept there after a reload was another view's: blocks told apart
-// by view are named by their place among the blocks of the same keys (see
-// stateKey), which a reload that adds, removes or moves one changes.
-func (f *Fluxguard) freshState(other string) error {
+// ownState gives f its view's state, when the one kept under its key
+// after a reload was another view's: blocks told apart by view are named
+// by their place among the blocks of the same keys (see stateKey), which a
+// reload that adds, removes or moves one changes. It takes the state its
+// view kept before the reload under another name, if any, else starts
+// afresh (from its state file, if any).
+func (f *Fluxguard) ownState(other string) error {
+	keys := f.key[:strings.LastIndexByte(f.key, '#')+1]
+	for key, bs := range f.before {
+		if !strings.HasPrefix(key, keys) || strings.Contains(key[len(keys):], "#") || bs.view != f.view || bs.eng == nil {
+			continue
+		}
+		eng, err := bs.eng.Reconfigured(f.cfg.engineConfig())
+		if err != nil {
+			return err
+		}
+		f.eng = eng
+		if f.rpz != nil {
+			f.rpz = rpzZoneOf(bs, *f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
+		}
+		keepState(f)
+		return nil
+	}
 	eng, saved, err := newEngine(f.cfg)
 	if err != nil {
 		return err
@@ -144,11 +174,17 @@ func rpzZoneFor(key string, c rpzConfig, ttl uint32, now time.Time) *rpzZone {
 	keptMu.Lock()
 	defer keptMu.Unlock()
 	bs := kept[key]
-	if bs.rpz == nil || bs.rpz.origin != c.zone {
-		bs.rpz = newRPZZone(c, ttl, now)
-	}
+	bs.rpz = rpzZoneOf(bs, c, ttl, now)
 	if key != "" && bs.eng != nil {
 		kept[key] = bs
+	}
+	return bs.rpz
+}
+
+// rpzZoneOf returns bs's rpz zone when it has c's origin, else a new one.
+func rpzZoneOf(bs blockState, c rpzConfig, ttl uint32, now time.Time) *rpzZone {
+	if bs.rpz == nil || bs.rpz.origin != c.zone {
+		return newRPZZone(c, ttl, now)
 	}
 	return bs.rpz
 }

@@ -114,6 +114,91 @@ func TestReloadRemovesAView(t *testing.T) {
 	}
 }
 
+// TestReloadMovesViews runs two view blocks on one address, before the
+// default one, each holding a name it flagged (a strict rule, action
+// block), then reloads with the first view removed, or with the two
+// swapped: each remaining view keeps its own holds, found under its old
+// name, and takes none of the other's.
+func TestReloadMovesViews(t *testing.T) {
+	sim := startSim(t)
+	for _, tc := range []struct {
+		name   string
+		reload []string // the views, in their new order
+	}{
+		{"first removed", []string{"b"}},
+		{"swapped", []string{"b", "a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			clients := map[string]string{"a": "127.0.0.2", "b": "127.0.0.3"}
+			held := map[string]string{"a": "www.rr-shop.example.", "b": "www.stable.example."}
+			corefile := func(views ...string) string {
+				var b strings.Builder
+				for _, v := range append(views, "") {
+					view := ""
+					if v != "" {
+						view = fmt.Sprintf("view %s {\n        expr incidr(client_ip(), '%s/32')\n    }", v, clients[v])
+					}
+					fmt.Fprintf(&b, `
+%[1]s {
+    bind 127.0.0.1
+    %[3]s
+    fluxguard {
+        action block
+        profile seed
+        threshold 1
+        min_ips 1
+        min_queries 3
+        query_count answers
+        hold 1h
+    }
+    forward . %[2]s
+}
+`, zoneAt(addr), sim.Addr(), view)
+				}
+				return b.String()
+			}
+			conf := filepath.Join(t.TempDir(), "Corefile")
+			if err := os.WriteFile(conf, []byte(corefile("a", "b")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			core := startCoreDNSBin(t, buildBinary(t), conf)
+			ask := func(view, name string) int { return queryFrom(t, clients[view], addr, name, dns.TypeA).Rcode }
+			check := func(when string, views []string) {
+				for _, v := range views {
+					for w, name := range held {
+						want := dns.RcodeSuccess // asked once: not flagged in another view
+						if w == v {
+							want = dns.RcodeNameError
+						}
+						if rc := ask(v, name); rc != want {
+							t.Errorf("%s, view %s answers %s %s, want %s", when, v, name, dns.RcodeToString[rc], dns.RcodeToString[want])
+						}
+					}
+				}
+			}
+			for range 4 {
+				ask("a", held["a"])
+				ask("b", held["b"])
+			}
+			check("before the reload", []string{"a", "b"})
+			if err := os.WriteFile(conf, []byte(corefile(tc.reload...)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			core.cmd.Process.Signal(syscall.SIGUSR1)
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(core.String(), "Reloading complete"); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no reload:\n%s", core)
+				}
+			}
+			check("after the reload", tc.reload)
+			if t.Failed() {
+				t.Logf("log:\n%s", core)
+			}
+		})
+	}
+}
+
 // TestGaugesOfBlocksOnOneAddress runs two server blocks for different
 // zones on one address, each with its own fluxguard: the state gauges of
 // that server show the sum of both blocks' values, not one or the other.
