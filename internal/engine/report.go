@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Row is one line of the report, with exactly the seed rule's projected
@@ -47,10 +48,10 @@ func (e *Engine) Report() []Row {
 // and clients behind it.
 func (e *Engine) EachDetail(f func(Detail) bool) {
 	all, _, _ := e.summaries(0, func(a, b summary) int {
-		return cmp.Or(cmp.Compare(a.uniqueIPs, b.uniqueIPs), cmp.Compare(a.churnRate, b.churnRate), strings.Compare(b.name, a.name))
+		return cmp.Or(cmp.Compare(a.uniqueIPs, b.uniqueIPs), cmp.Compare(a.churnRate, b.churnRate), byName(b, a))
 	})
 	for _, s := range all {
-		if d, ok := e.Detail(s.name); ok && !f(d) {
+		if d, ok := e.Detail(s.prefix + s.rest); ok && !f(d) {
 			return
 		}
 	}
@@ -62,11 +63,10 @@ func (e *Engine) EachDetail(f func(Detail) bool) {
 // limit, not with the names tracked.
 func (e *Engine) Top(limit int) (top []Detail, flagged, suspicious int) {
 	first, flagged, suspicious := e.summaries(limit, func(a, b summary) int {
-		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.score, b.score), cmp.Compare(a.last, b.last),
-			strings.Compare(b.name, a.name))
+		return cmp.Or(cmp.Compare(a.level, b.level), cmp.Compare(a.score, b.score), cmp.Compare(a.last, b.last), byName(b, a))
 	})
 	for _, s := range first {
-		if d, ok := e.Detail(s.name); ok {
+		if d, ok := e.Detail(s.prefix + s.rest); ok {
 			top = append(top, d)
 		}
 	}
@@ -75,17 +75,51 @@ func (e *Engine) Top(limit int) (top []Detail, flagged, suspicious int) {
 
 // summary is what summaries keeps of a suspicious or flagged name.
 type summary struct {
-	name      string // "*.domain" for a registered domain
-	level     Level
-	score     float64
-	last      uint32
-	uniqueIPs int
-	churnRate float64
+	prefix, rest string // the name, prefix+rest: "*." and the domain for a registered domain
+	level        Level
+	score        float64
+	last         uint32
+	uniqueIPs    int
+	churnRate    float64
+}
+
+// byName compares the names of a and b as strings.Compare would.
+func byName(a, b summary) int {
+	for i := 0; ; i++ {
+		ac, aok := nameByte(a, i)
+		bc, bok := nameByte(b, i)
+		switch {
+		case !aok || !bok:
+			return cmp.Compare(btoi(aok), btoi(bok))
+		case ac != bc:
+			return cmp.Compare(ac, bc)
+		}
+	}
+}
+
+// nameByte returns the i-th byte of s's name, and whether it has one.
+func nameByte(s summary, i int) (byte, bool) {
+	if i < len(s.prefix) {
+		return s.prefix[i], true
+	}
+	if i -= len(s.prefix); i < len(s.rest) {
+		return s.rest[i], true
+	}
+	return 0, false
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // summaries judges every name and returns the summaries of the suspicious and
 // flagged ones, the greatest first by order, at most limit of them (0
-// for all), with how many names there are of each level.
+// for all), with how many names there are of each level. A name is copied
+// only for a summary kept: the others are compared with a view of the
+// shard's bytes, valid while it is locked.
 func (e *Engine) summaries(limit int, order func(a, b summary) int) (ranked []summary, flagged, suspicious int) {
 	now := e.clock()
 	least := &summaryHeap{order: order} // with limit, the greatest so far, least on top
@@ -100,21 +134,29 @@ func (e *Engine) summaries(limit int, order func(a, b summary) int) (ranked []su
 		default:
 			suspicious++
 		}
-		s := summary{name: sc.prefix + sh.name(en), level: v.Level, score: v.Score, last: en.last, uniqueIPs: v.UniqueIPs}
+		b := sh.names.view(en.name)
+		s := summary{prefix: sc.prefix, rest: unsafe.String(unsafe.SliceData(b), len(b)), level: v.Level, score: v.Score,
+			last: en.last, uniqueIPs: v.UniqueIPs}
 		_, s.churnRate = e.observation(v.UniqueIPs, en.firstSeen(now, e.width), en.last)
 		switch {
 		case limit == 0:
-			least.s = append(least.s, s)
+			least.s = append(least.s, s.kept())
 		case least.Len() < limit:
-			heap.Push(least, s)
+			heap.Push(least, s.kept())
 		case order(s, least.s[0]) > 0:
-			least.s[0] = s
+			least.s[0] = s.kept()
 			heap.Fix(least, 0)
 		}
 		return true
 	})
 	slices.SortFunc(least.s, func(a, b summary) int { return order(b, a) })
 	return least.s, flagged, suspicious
+}
+
+// kept returns s with its name copied out of the shard.
+func (s summary) kept() summary {
+	s.rest = strings.Clone(s.rest)
+	return s
 }
 
 // summaryHeap is a container/heap of summaries, the least by order on top.

@@ -238,3 +238,22 @@ func TestTopTiesInReportOrder(t *testing.T) {
 		t.Errorf("Top(5) shows %v, the report's first five are %v", first, report[:5])
 	}
 }
+
+// TestTopMemory checks that Top, the report page's ranking, allocates
+// with its limit, not with the names tracked: a name is copied out of its
+// shard only for a summary kept, even when every name ties.
+func TestTopMemory(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.MinIPs, c.MinQueries = 1, 1 })
+	const names = 4000
+	for i := range names {
+		e.Observe(&Observation{Name: fmt.Sprintf("n%05d.evil.tk", i), Addrs: addrs(fmt.Sprintf("45.%d.%d.1", i/250, i%250))})
+	}
+	if _, flagged, suspicious := e.Top(5); flagged+suspicious != names {
+		t.Fatalf("setup: %d flagged, %d suspicious", flagged, suspicious)
+	}
+	allocs := testing.AllocsPerRun(3, func() { e.Top(5) })
+	if allocs > names/4 {
+		t.Errorf("Top(5) over %d suspicious names: %.0f allocations a call", names, allocs)
+	}
+}

@@ -115,14 +115,17 @@ func (e *Engine) fluxTerms(sh *shard, en *entry, ips int, since uint32, aggregat
 	default:
 		t.TTL = 0
 	}
-	if extra := nsRotation(sh.seen.view(en.ns), since); extra > 0 {
-		t.NS = w.NS * float64(extra)
+	names := nsRotation(sh.seen.view(en.ns), since)
+	if names > 0 {
+		t.NS = w.NS * float64(names)
 		r |= ReasonNSChurn
-		if en.nsIPs.len > 0 {
-			if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - UsualNSNetworks; extra > 0 {
-				t.NSNetworks = w.NS * extra
-				r |= ReasonNSDiversity
-			}
+	}
+	// The name servers' networks count while they rotate: their names, or
+	// (classic double flux) the addresses behind the same names.
+	if en.nsIPs.len > 0 && (names > 0 || nsRotation(sh.seen.view(en.nsIPs), since) > 0) {
+		if extra := effectiveNetworks(sh.seen.view(en.nsIPs), nil, since) - UsualNSNetworks; extra > 0 {
+			t.NSNetworks = w.NS * extra
+			r |= ReasonNSDiversity
 		}
 	}
 	if r&ReasonSuspiciousTLD != 0 {
@@ -296,11 +299,14 @@ func isV4Mapped(a [16]byte) bool {
 	return a[10] == 0xff && a[11] == 0xff && a[0]|a[1]|a[2]|a[3]|a[4]|a[5]|a[6]|a[7]|a[8]|a[9] == 0
 }
 
-// nsRotation returns how many of the name servers of list seen after since
-// lie beyond both UsualNS and the set seen last: an NS record set comes
-// whole, so those seen in the latest second are the zone's set then. A
-// zone whose set does not change never counts, however many servers (and
-// networks) it has; one whose set rotates counts what it has shown besides.
+// nsRotation returns how many of the name servers (or their addresses)
+// of list seen after since lie beyond both UsualNS and the set seen last,
+// once the set has changed twice: an NS record set comes whole, so those
+// seen in the same second are one set. A zone whose set does not change
+// never counts, however many servers (and networks) it has, nor one that
+// moved to another provider once, nor a name whose answers show its own
+// zone's set and resolve_ns its registered domain's; one whose set
+// rotates counts what it has shown besides.
 func nsRotation(list []seen, since uint32) int {
 	seen, latest, current := 0, uint32(0), 0
 	for _, s := range list {
@@ -314,6 +320,18 @@ func nsRotation(list []seen, since uint32) int {
 		if s.last == latest {
 			current++
 		}
+	}
+	// The sets seen before the last: two at least.
+	var earlier [2]uint32
+	sets := 0
+	for _, s := range list {
+		if s.last > since && s.last != latest && sets < 2 && (sets == 0 || s.last != earlier[0]) {
+			earlier[sets] = s.last
+			sets++
+		}
+	}
+	if sets < 2 {
+		return 0
 	}
 	return seen - max(UsualNS, current)
 }

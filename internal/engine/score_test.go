@@ -433,7 +433,9 @@ func TestObserveNS(t *testing.T) {
 
 // TestNSRotation checks that name servers count when the zone's set
 // rotates, not for how many a set holds: a set of 8 in 8 networks that
-// does not change (a large DNS provider, or two) counts nothing.
+// does not change (a large DNS provider, or two) counts nothing, nor a
+// move to another provider, nor two stable sets seen in turn (a subzone's
+// in the answers, its registered domain's from resolve_ns).
 func TestNSRotation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -444,8 +446,10 @@ func TestNSRotation(t *testing.T) {
 		{"a set of 8, again and again", [][]int{{1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8}}, 0},
 		{"a set grown from 4 to 8", [][]int{{1, 2, 3, 4}, {1, 2, 3, 4, 5, 6, 7, 8}}, 0},
 		{"two at a time, rotating", [][]int{{1, 2}, {3, 4}, {5, 6}, {7, 8}}, 4},
-		{"six at a time, rotating", [][]int{{1, 2, 3, 4, 5, 6}, {7, 8, 9, 10, 11, 12}}, 6},
-		{"a set of 4, then another", [][]int{{1, 2, 3, 4}, {5, 6, 7, 8}}, 4},
+		{"six at a time, rotating", [][]int{{1, 2, 3, 4, 5, 6}, {7, 8, 9, 10, 11, 12}, {13, 14, 15, 16, 17, 18}}, 12},
+		{"six at a time, changed once", [][]int{{1, 2, 3, 4, 5, 6}, {7, 8, 9, 10, 11, 12}}, 0},
+		{"a set of 4, then another (a move)", [][]int{{1, 2, 3, 4}, {5, 6, 7, 8}, {5, 6, 7, 8}}, 0},
+		{"a subzone's 4 and its domain's 8, in turn", [][]int{{1, 2, 3, 4}, {5, 6, 7, 8, 9, 10, 11, 12}, {1, 2, 3, 4}, {5, 6, 7, 8, 9, 10, 11, 12}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var list []seen
