@@ -129,7 +129,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	sm := f.metricsFor(ctx)
-	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name, inspected) {
+	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name) {
 		return nil, true, false
 	}
 	if !inspected {
@@ -151,8 +151,8 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 	if m == nil {
 		return nil
 	}
-	if cw.read && !truncates(ctx, cw.ResponseWriter, r, m) {
-		m, later = f.inspect(ctx, r, q, m, sent)
+	if cw.read {
+		m, later = f.inspect(ctx, cw.ResponseWriter, r, q, m, sent)
 	}
 	if !sent {
 		if err := cw.ResponseWriter.WriteMsg(m); err != nil {
@@ -226,9 +226,12 @@ type query struct {
 // the name, m otherwise. In monitor mode the verdict changes nothing the
 // client gets: unless labels are wanted, inspect returns the evidence
 // for ServeDNS to observe once m has gone out (later), read first, since
-// writing may truncate m. An answer sent already (see flush) is observed.
-func (f *Fluxguard) inspect(ctx context.Context, r *dns.Msg, q *query, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
+// writing may truncate m. An answer sent already (see flush) is observed;
+// one the server is to truncate for w's client is not (see truncates).
+func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
 	switch {
+	case !sent && truncates(ctx, w, r, m):
+		// No evidence: the client's retry over TCP is.
 	case sent:
 		f.observeAnswer(ctx, q, m)
 	case f.cfg.action == actionLog && !f.labelsWanted.Load():
@@ -306,11 +309,11 @@ func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 }
 
 // replyHeld answers r without going upstream when name is held, unless
-// its answer is to be read this once (see engine.Engine.Recheck): inspected,
-// r's answer would be.
-func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string, inspected bool) bool {
+// its answer, an A or AAAA one, is to be read this once (see
+// engine.Engine.Recheck).
+func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
 	v, held := f.eng.HeldAsked(name)
-	if !held || inspected && f.eng.Recheck(name) {
+	if qtype := r.Question[0].Qtype; !held || (qtype == dns.TypeA || qtype == dns.TypeAAAA) && f.eng.Recheck(name) {
 		return false
 	}
 	f.setMetadata(ctx, v)

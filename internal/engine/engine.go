@@ -30,11 +30,12 @@ type Engine struct {
 	pools   *poolIndex    // addresses of flagged names (default profile), or nil
 	fpSeed  uint64        // of the answers' fingerprints (see addrSum)
 	holds   chan struct{} // signals a hold to share (see Holds); nil when not sharing
-	recheck rechecks      // held names to let through once, the allows having changed
 
 	outgoingFrom atomic.Uint32 // the shard Outgoing starts at
 
 	threshold float64
+
+	recheck rechecks // held names to let through once, the allows having changed
 }
 
 // New returns an engine for cfg, or an error when cfg cannot work.
