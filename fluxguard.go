@@ -308,12 +308,10 @@ func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 	return engine.Normalize(q.Name), inspected, true
 }
 
-// replyHeld answers r without going upstream when name is held, unless
-// its answer, an A or AAAA one, is to be read this once (see
-// engine.Engine.Recheck).
+// replyHeld answers r without going upstream when name is held.
 func (f *Fluxguard) replyHeld(ctx context.Context, sm *serverMetrics, w dns.ResponseWriter, r *dns.Msg, name string) bool {
 	v, held := f.eng.HeldAsked(name)
-	if qtype := r.Question[0].Qtype; !held || (qtype == dns.TypeA || qtype == dns.TypeAAAA) && f.eng.Recheck(name) {
+	if !held {
 		return false
 	}
 	f.setMetadata(ctx, v)

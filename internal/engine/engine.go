@@ -34,8 +34,6 @@ type Engine struct {
 	outgoingFrom atomic.Uint32 // the shard Outgoing starts at
 
 	threshold float64
-
-	recheck rechecks // held names to let through once, the allows having changed
 }
 
 // New returns an engine for cfg, or an error when cfg cannot work.
@@ -175,18 +173,12 @@ func (e *Engine) Config() Config { return e.cfg }
 // SetPolicy replaces the allow and deny policy and the threat
 // intelligence, for example when a policy or intel file changes. Names it
 // allows are forgotten at once; when the intel address list changes, the
-// addresses of the names tracked are counted against it again; when the
-// allows change, the names held are let through once (see Recheck).
+// addresses of the names tracked are counted against it again.
 func (e *Engine) SetPolicy(p *Policy) {
 	old := e.policy.Swap(p)
 	unix := e.now().Unix()
-	now := internalTime(unix)
-	remark, since := old == nil || old.bad != p.bad, e.since(now)
+	remark, since := old == nil || old.bad != p.bad, e.since(internalTime(unix))
 	allowed := map[uint32]bool{} // owners in the pool index of names allowed now
-	var recheck map[string]struct{}
-	if allowsChanged(old, p) {
-		recheck = map[string]struct{}{}
-	}
 	e.each(func(sc scope, sh *shard, en *entry) bool {
 		if name := sh.name(en); p.allowed(name, nil, unix) {
 			if sc.names() {
@@ -198,16 +190,10 @@ func (e *Engine) SetPolicy(p *Policy) {
 		if remark && sc.names() {
 			e.remarkBad(sh, en, p.bad, since)
 		}
-		if recheck != nil && sc.names() && en.heldUntil > now {
-			recheck[sh.name(en)] = struct{}{}
-		}
 		return true
 	})
 	if e.pools != nil && len(allowed) > 0 {
 		e.pools.drop(allowed)
-	}
-	if recheck != nil {
-		e.recheck.set(recheck)
 	}
 	e.forgetRecent()
 }

@@ -38,11 +38,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	p, unix := e.policy.Load(), e.now().Unix()
 	if e.skippedChain(p, o.Chain, o.Addrs, unix) != SkipNone {
 		// Why, in the usual order: the name's own allow wins.
-		v := Verdict{Skip: e.skipped(p, o.Name, o.Chain, o.Addrs, unix)}
-		if v.Skip == SkipAllowed {
-			e.release(o.Name, internalTime(unix))
-		}
-		return v
+		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, o.Addrs, unix)}
 	}
 	if deny := p.deny.match(o.Name, unix); deny || p.intel.match(o.Name, unix) {
 		switch {
@@ -54,7 +50,6 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		return listed
 	}
 	if p.netsAllowed(o.Addrs, e.evidence) {
-		e.release(o.Name, internalTime(unix))
 		return Verdict{Skip: SkipAllowed}
 	}
 	// The evidence is marked in a bit set rather than copied: a big array
