@@ -13,10 +13,15 @@ import (
 // takes the state over first, every plugin's setup having succeeded: its
 // view's (see ownState).
 func (f *Fluxguard) start() error {
-	if previous := keepView(f); f.adopt && previous != f.view {
-		if err := f.ownState(previous); err != nil {
-			return plugin.Error(pluginName, err)
-		}
+	var err error
+	switch previous := keepView(f); {
+	case f.adopt && previous != f.view: // another view's state under its name
+		err = f.ownState(previous)
+	case !f.adopt: // a block at a place no block of its keys had: a view block moved?
+		_, err = f.viewState()
+	}
+	if err != nil {
+		return plugin.Error(pluginName, err)
 	}
 	f.before = nil // the old states, whose memory is theirs
 	if f.adopt {

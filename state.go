@@ -131,27 +131,14 @@ func keepView(f *Fluxguard) (previous string) {
 }
 
 // ownState gives f its view's state, when the one kept under its key
-// after a reload was another view's: blocks told apart by view are named
-// by their place among the blocks of the same keys (see stateKey), which a
-// reload that adds, removes or moves one changes. It takes the state its
-// view kept before the reload under another name, if any, else starts
-// afresh (from its state file, if any).
+// after a reload was another view's (other's): blocks told apart by view
+// are named by their place among the blocks of the same keys (see
+// stateKey), which a reload that adds, removes or moves one changes. It
+// takes the state its view kept under another name (see viewState), if
+// any, else starts afresh (from its state file, if any).
 func (f *Fluxguard) ownState(other string) error {
-	keys := f.key[:strings.LastIndexByte(f.key, '#')+1]
-	for key, bs := range f.before {
-		if !strings.HasPrefix(key, keys) || strings.Contains(key[len(keys):], "#") || bs.view != f.view || bs.eng == nil {
-			continue
-		}
-		eng, err := bs.eng.Reconfigured(f.cfg.engineConfig())
-		if err != nil {
-			return err
-		}
-		f.eng = eng
-		if f.rpz != nil {
-			f.rpz = rpzZoneOf(bs, *f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
-		}
-		keepState(f)
-		return nil
+	if found, err := f.viewState(); found || err != nil {
+		return err
 	}
 	eng, saved, err := newEngine(f.cfg)
 	if err != nil {
@@ -165,6 +152,30 @@ func (f *Fluxguard) ownState(other string) error {
 	}
 	keepState(f)
 	return nil
+}
+
+// viewState takes, for f, the state its view kept before the reload under
+// another name among the blocks of the same keys (see blockNames.before),
+// to be adopted, and reports whether there was one: a view block that a
+// reload moved, to a place another block had or none had.
+func (f *Fluxguard) viewState() (bool, error) {
+	keys := f.key[:strings.LastIndexByte(f.key, '#')+1]
+	for key, bs := range f.before {
+		if !strings.HasPrefix(key, keys) || strings.Contains(key[len(keys):], "#") || bs.view != f.view || bs.eng == nil {
+			continue
+		}
+		eng, err := bs.eng.Reconfigured(f.cfg.engineConfig())
+		if err != nil {
+			return false, err
+		}
+		f.eng, f.adopt = eng, true
+		if f.rpz != nil {
+			f.rpz = rpzZoneOf(bs, *f.cfg.rpz, f.cfg.sinkholeTTL, time.Now())
+		}
+		keepState(f)
+		return true, nil
+	}
+	return false, nil
 }
 
 // rpzZoneFor returns the rpz zone for key's block: the one kept across

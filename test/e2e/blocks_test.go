@@ -114,11 +114,11 @@ func TestReloadRemovesAView(t *testing.T) {
 	}
 }
 
-// TestReloadMovesViews runs two view blocks on one address, before the
-// default one, each holding a name it flagged (a strict rule, action
-// block), then reloads with the first view removed, or with the two
-// swapped: each remaining view keeps its own holds, found under its old
-// name, and takes none of the other's.
+// TestReloadMovesViews runs two view blocks on one address before the
+// default one, each of the three holding a name it flagged (a strict rule,
+// action block), then reloads with the first view removed, the two
+// swapped, or a third added in front: each view keeps its own holds,
+// found under its old name, and takes none of the others'.
 func TestReloadMovesViews(t *testing.T) {
 	sim := startSim(t)
 	for _, tc := range []struct {
@@ -127,11 +127,12 @@ func TestReloadMovesViews(t *testing.T) {
 	}{
 		{"first removed", []string{"b"}},
 		{"swapped", []string{"b", "a"}},
+		{"one added in front", []string{"c", "a", "b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
-			clients := map[string]string{"a": "127.0.0.2", "b": "127.0.0.3"}
-			held := map[string]string{"a": "www.rr-shop.example.", "b": "www.stable.example."}
+			clients := map[string]string{"": "127.0.0.1", "a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4"}
+			held := map[string]string{"": "login.fluxy.top.", "a": "www.rr-shop.example.", "b": "www.stable.example."}
 			corefile := func(views ...string) string {
 				var b strings.Builder
 				for _, v := range append(views, "") {
@@ -178,10 +179,11 @@ func TestReloadMovesViews(t *testing.T) {
 				}
 			}
 			for range 4 {
-				ask("a", held["a"])
-				ask("b", held["b"])
+				for v, name := range held {
+					ask(v, name)
+				}
 			}
-			check("before the reload", []string{"a", "b"})
+			check("before the reload", []string{"a", "b", ""})
 			if err := os.WriteFile(conf, []byte(corefile(tc.reload...)), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +193,7 @@ func TestReloadMovesViews(t *testing.T) {
 					t.Fatalf("no reload:\n%s", core)
 				}
 			}
-			check("after the reload", tc.reload)
+			check("after the reload", append(tc.reload, ""))
 			if t.Failed() {
 				t.Logf("log:\n%s", core)
 			}
