@@ -45,18 +45,7 @@ func TestResolveNS(t *testing.T) {
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	})
 	f.resolver.minRecheck = 0 // resolved again as the TTL (1 s) passes: a set a second
-	if err := f.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer f.stop()
-	ctx := newContext(serverLabel(t))
-	id := uint16(0)
-	ask := func(name string) {
-		id++
-		q := newQuery(name, dns.TypeA)
-		q.Id = id
-		serve(t, ctx, f, q)
-	}
+	ask := startAsking(t, f)
 	// Each name is asked once its domain's last resolution is under way
 	// (a domain waits in the queue once), until the name servers' rotation
 	// flags a name at once, without its becoming suspicious first.
@@ -127,18 +116,7 @@ func TestResolveNSOneName(t *testing.T) {
 				return dns.RcodeSuccess, w.WriteMsg(m)
 			})
 			f.resolver.minRecheck = 0 // each suspicious answer asks again once the TTL (1 s) has passed
-			if err := f.start(); err != nil {
-				t.Fatal(err)
-			}
-			defer f.stop()
-			ctx := newContext(serverLabel(t))
-			id := uint16(0)
-			ask := func(name string) {
-				id++
-				q := newQuery(name, dns.TypeA)
-				q.Id = id
-				serve(t, ctx, f, q)
-			}
+			ask := startAsking(t, f)
 			for _, name := range tc.names {
 				for range 4 {
 					ask(name)
@@ -312,5 +290,23 @@ func TestResolveNSDelegatedSubzone(t *testing.T) {
 		t.Errorf("stable name under a delegated subzone (4 stable NS) of a domain with 8 stable NS: before resolve_ns %v %s score %v; after %v %s score %v, answer rcode %s",
 			before.Verdict.Level, before.Verdict.Reasons, before.Verdict.Score,
 			d.Verdict.Level, d.Verdict.Reasons, d.Verdict.Score, dns.RcodeToString[rec.Msg.Rcode])
+	}
+}
+
+// startAsking starts f, and returns a function asking it for a name's A
+// records, each query with a new id (the upstreams above answer by it).
+func startAsking(t *testing.T, f *Fluxguard) (ask func(name string)) {
+	t.Helper()
+	if err := f.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.stop() })
+	ctx := newContext(serverLabel(t))
+	id := uint16(0)
+	return func(name string) {
+		id++
+		q := newQuery(name, dns.TypeA)
+		q.Id = id
+		serve(t, ctx, f, q)
 	}
 }
