@@ -289,9 +289,10 @@ func (f *Fluxguard) tracked(ctx context.Context, w dns.ResponseWriter) bool {
 
 // zoneName returns the normalized question name of a query in
 // fluxguard's zones, and whether its answer is inspected: that of an A or
-// AAAA query. Other opcodes (NOTIFY, UPDATE) are not fluxguard's. A held name is answered for every type, as NXDOMAIN means
-// (RFC 8020) and as the rpz zone has resolvers do: an HTTPS record's
-// address hints, say, must not reach the flux hosts either.
+// AAAA query. Other opcodes (NOTIFY, UPDATE) are not fluxguard's. A held
+// name is answered for every type, as NXDOMAIN means (RFC 8020) and as the
+// rpz zone has resolvers do: an HTTPS record's address hints, say, must
+// not reach the flux hosts either.
 func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
 		return "", false, false

@@ -266,11 +266,11 @@ func (a optionArgs) claim(kind any, what string) (other string, taken bool) {
 // blockOf names the server block of stateKey key for an error: its keys,
 // and which of the blocks of those keys it is when it is not the first.
 func blockOf(key string) string {
-	i := strings.LastIndexByte(key, '#')
-	if n, _ := strconv.Atoi(key[i+1:]); n > 0 {
-		return key[:i] + " (block " + strconv.Itoa(n+1) + " of those keys)"
+	keys := keysOf(key)
+	if n, _ := strconv.Atoi(key[len(keys)+1:]); n > 0 {
+		return keys + " (block " + strconv.Itoa(n+1) + " of those keys)"
 	}
-	return key[:i]
+	return keys
 }
 
 // rate reads resolve_ns's optional rate, defaultResolveRate without one.

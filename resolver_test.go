@@ -213,22 +213,7 @@ func TestResolveNSStableZone(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.stop()
-			ctx := newContext(serverLabel(t))
-			var rec *dnstest.Recorder
-			for range 4 { // a candidate: its domain is queued for resolve_ns
-				rec, _ = serve(t, ctx, f, newQuery("www.bigbank.com.", dns.TypeA))
-			}
-			for deadline := time.Now().Add(3 * time.Second); nsQueries.Load() == 0 && time.Now().Before(deadline); {
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(100 * time.Millisecond) // the resolver records the servers
-			for range 3 {
-				rec, _ = serve(t, ctx, f, newQuery("www.bigbank.com.", dns.TypeA))
-			}
-			d, _ := f.eng.Detail("www.bigbank.com")
-			if nsQueries.Load() == 0 {
-				t.Fatal("no NS query made")
-			}
+			_, rec, d := askAroundResolution(t, f, "www.bigbank.com.", &nsQueries, 100*time.Millisecond)
 			if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeSuccess || d.Verdict.Level == engine.LevelFlagged {
 				t.Errorf("a fixed set of 6 addresses in 2 networks, TTL 300, under a zone with %d stable name servers: %v %s score %v, answer rcode %s",
 					servers, d.Verdict.Level, d.Verdict.Reasons, d.Verdict.Score, dns.RcodeToString[rec.Msg.Rcode])
@@ -269,23 +254,8 @@ func TestResolveNSDelegatedSubzone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.stop()
-	ctx := newContext(serverLabel(t))
-	var rec *dnstest.Recorder
-	for range 4 { // a candidate: its domain is queued for resolve_ns
-		rec, _ = serve(t, ctx, f, newQuery("www.shop.bigbank.com.", dns.TypeA))
-	}
-	before, _ := f.eng.Detail("www.shop.bigbank.com")
-	for deadline := time.Now().Add(3 * time.Second); nsQueries.Load() == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(1100 * time.Millisecond) // the resolver records the servers; the next answers come a second later
-	for range 3 {
-		rec, _ = serve(t, ctx, f, newQuery("www.shop.bigbank.com.", dns.TypeA))
-	}
-	d, _ := f.eng.Detail("www.shop.bigbank.com")
-	if nsQueries.Load() == 0 {
-		t.Fatal("no NS query made")
-	}
+	// The next answers come a second after the resolution: another set.
+	before, rec, d := askAroundResolution(t, f, "www.shop.bigbank.com.", &nsQueries, 1100*time.Millisecond)
 	if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeSuccess || d.Verdict.Level == engine.LevelFlagged {
 		t.Errorf("stable name under a delegated subzone (4 stable NS) of a domain with 8 stable NS: before resolve_ns %v %s score %v; after %v %s score %v, answer rcode %s",
 			before.Verdict.Level, before.Verdict.Reasons, before.Verdict.Score,
@@ -309,4 +279,29 @@ func startAsking(t *testing.T, f *Fluxguard) (ask func(name string)) {
 		q.Id = id
 		serve(t, ctx, f, q)
 	}
+}
+
+// askAroundResolution asks f, started, for name until it is a candidate,
+// whose domain resolve_ns resolves, waits for the NS query (nsQueries
+// counts them) and pause more for the resolver to record it, asks again,
+// and returns the name's detail before and after, and the last answer.
+func askAroundResolution(t *testing.T, f *Fluxguard, name string, nsQueries *atomic.Int64, pause time.Duration) (before engine.Detail, rec *dnstest.Recorder, after engine.Detail) {
+	t.Helper()
+	ctx := newContext(serverLabel(t))
+	for range 4 {
+		serve(t, ctx, f, newQuery(name, dns.TypeA))
+	}
+	before, _ = f.eng.Detail(engine.Normalize(name))
+	for deadline := time.Now().Add(3 * time.Second); nsQueries.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(pause)
+	for range 3 {
+		rec, _ = serve(t, ctx, f, newQuery(name, dns.TypeA))
+	}
+	if nsQueries.Load() == 0 {
+		t.Fatal("no NS query made")
+	}
+	after, _ = f.eng.Detail(engine.Normalize(name))
+	return before, rec, after
 }

@@ -49,6 +49,9 @@ func stateKey(c *caddy.Controller) string {
 	return key
 }
 
+// keysOf returns the server block keys of stateKey key.
+func keysOf(key string) string { return key[:strings.LastIndexByte(key, '#')] }
+
 // blockNames holds, in the caddy instance's storage under blockNamesKey,
 // the stateKey of each server block by its index in the Corefile, how
 // many blocks have each set of keys, and the states kept before the
@@ -159,9 +162,8 @@ func (f *Fluxguard) ownState(other string) error {
 // to be adopted, and reports whether there was one: a view block that a
 // reload moved, to a place another block had or none had.
 func (f *Fluxguard) viewState() (bool, error) {
-	keys := f.key[:strings.LastIndexByte(f.key, '#')+1]
 	for key, bs := range f.before {
-		if !strings.HasPrefix(key, keys) || strings.Contains(key[len(keys):], "#") || bs.view != f.view || bs.eng == nil {
+		if keysOf(key) != keysOf(f.key) || bs.view != f.view || bs.eng == nil {
 			continue
 		}
 		eng, err := bs.eng.Reconfigured(f.cfg.engineConfig())

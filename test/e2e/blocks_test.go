@@ -18,50 +18,10 @@ import (
 // apart by the view plugin: a lab view that only monitors, with a rule
 // strict enough to flag one static address, and the default view that
 // blocks. Each block keeps its own state: the lab's verdict must not get a
-// benign name blocked for the default view's clients.
+// benign name blocked for the default view's clients, neither before nor
+// after a reload without the lab view, which makes the unchanged default
+// view the first of its keys (the blocks are named by their place).
 func TestViewsKeepTheirOwnState(t *testing.T) {
-	sim := startSim(t)
-	addr := freeAddr(t)
-	core := startCoreDNS(t, fmt.Sprintf(`
-%[1]s {
-    bind 127.0.0.1
-    view lab {
-        expr incidr(client_ip(), '127.0.0.2/32')
-    }
-    fluxguard {
-        profile seed
-        threshold 1
-        min_ips 1
-        min_queries 1
-    }
-    forward . %[2]s
-}
-%[1]s {
-    bind 127.0.0.1
-    fluxguard {
-        action block
-    }
-    forward . %[2]s
-}
-`, zoneAt(addr), sim.Addr()))
-	for range 3 { // the lab view: monitor mode, never changes an answer
-		if r := queryFrom(t, "127.0.0.2", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
-			t.Fatalf("the lab view changed the answer:\n%s", r)
-		}
-	}
-	core.waitLog(t, "domain=www.stable.example level=flagged")
-	// The default view has never seen the name, nor would its default
-	// profile flag one static address.
-	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-		t.Fatalf("the default view answered, on the lab view's verdict:\n%s", r)
-	}
-}
-
-// TestReloadRemovesAView runs two view blocks on one address, then
-// reloads without the first: the blocks of the same keys are named by
-// their place, and the unchanged default view, now first, must not take
-// the removed lab view's state (a benign name its strict rule flagged).
-func TestReloadRemovesAView(t *testing.T) {
 	sim := startSim(t)
 	addr := freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "Corefile")
@@ -92,26 +52,32 @@ func TestReloadRemovesAView(t *testing.T) {
 		t.Fatal(err)
 	}
 	core := startCoreDNSBin(t, buildBinary(t), conf)
-	for range 3 { // the lab view only monitors
-		queryFrom(t, "127.0.0.2", addr, "www.stable.example.", dns.TypeA)
-	}
-	core.waitLog(t, "domain=www.stable.example level=flagged")
-	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-		t.Fatalf("before the reload, the default view blocked:\n%s", r)
-	}
-	// The lab view is taken out; the default view's block is unchanged.
-	if err := os.WriteFile(conf, []byte(def), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	core.cmd.Process.Signal(syscall.SIGUSR1)
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(core.String(), "Reloading complete"); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", core)
+	for range 3 { // the lab view: monitor mode, never changes an answer
+		if r := queryFrom(t, "127.0.0.2", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
+			t.Fatalf("the lab view changed the answer:\n%s", r)
 		}
 	}
+	core.waitLog(t, "domain=www.stable.example level=flagged")
+	// The default view has never seen the name, nor would its default
+	// profile flag one static address.
+	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("the default view answered, on the lab view's verdict:\n%s", r)
+	}
+	// The lab view is taken out; the default view's block is unchanged.
+	reloadWith(t, core, conf, def)
 	if r := queryFrom(t, "127.0.0.1", addr, "www.stable.example.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("after the lab view was removed, the unchanged default view (action block, default profile) blocks a benign name on the lab's verdict:\n%s\nlog:\n%s", r, core)
 	}
+}
+
+// reloadWith writes corefile to conf and has core reload it (SIGUSR1).
+func reloadWith(t *testing.T, core *coreDNS, conf, corefile string) {
+	t.Helper()
+	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	core.cmd.Process.Signal(syscall.SIGUSR1)
+	core.waitLog(t, "Reloading complete")
 }
 
 // TestReloadMovesViews runs two view blocks on one address before the
@@ -184,15 +150,7 @@ func TestReloadMovesViews(t *testing.T) {
 				}
 			}
 			check("before the reload", []string{"a", "b", ""})
-			if err := os.WriteFile(conf, []byte(corefile(tc.reload...)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			core.cmd.Process.Signal(syscall.SIGUSR1)
-			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(core.String(), "Reloading complete"); time.Sleep(50 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no reload:\n%s", core)
-				}
-			}
+			reloadWith(t, core, conf, corefile(tc.reload...))
 			check("after the reload", append(tc.reload, ""))
 			if t.Failed() {
 				t.Logf("log:\n%s", core)
@@ -294,11 +252,7 @@ func TestReloadRemovesABlock(t *testing.T) {
 		t.Fatalf("%s = %v before the reload, want 47", series, v)
 	}
 	// b.test's block is removed; a.test's is unchanged.
-	if err := os.WriteFile(conf, []byte(block("a.test")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	core.cmd.Process.Signal(syscall.SIGUSR1)
-	core.waitLog(t, "Reloading complete")
+	reloadWith(t, core, conf, block("a.test"))
 	query(t, "udp", addr, "n0.a.test.", dns.TypeA, false)
 	if v := wait(6, 25*time.Second); v != 6 {
 		t.Errorf("%s = %v 25 s after b.test's block was removed by a reload, want a.test's 6 names", series, v)

@@ -16,10 +16,6 @@ import (
 // truncated answer counts for nothing.
 func TestTruncatedForTheClient(t *testing.T) {
 	addr, reportAddr := freeAddr(t), freeAddr(t)
-	var answers strings.Builder
-	for i := range 80 {
-		fmt.Fprintf(&answers, "        answer \"{{ .Name }} 60 IN A %d.1.2.3\"\n", 11+i)
-	}
 	startCoreDNS(t, fmt.Sprintf(`
 %[1]s {
     bind 127.0.0.1
@@ -29,7 +25,7 @@ func TestTruncatedForTheClient(t *testing.T) {
     template IN A big.top {
 %[3]s    }
 }
-`, zoneAt(addr), reportAddr, answers.String()))
+`, zoneAt(addr), reportAddr, bigAnswers()))
 	const lookups = 4
 	for range lookups {
 		r := query(t, "udp", addr, "x.big.top.", dns.TypeA, false)
@@ -72,10 +68,6 @@ func reportedQueries(t *testing.T, reportAddr, name string) int {
 func TestTruncatedButSigned(t *testing.T) {
 	addr, reportAddr := freeAddr(t), freeAddr(t)
 	const secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
-	var answers strings.Builder
-	for i := range 80 {
-		fmt.Fprintf(&answers, "        answer \"{{ .Name }} 60 IN A %d.1.2.3\"\n", 11+i)
-	}
 	startCoreDNS(t, fmt.Sprintf(`
 %[1]s {
     bind 127.0.0.1
@@ -89,7 +81,7 @@ func TestTruncatedButSigned(t *testing.T) {
     template IN A big.top {
 %[3]s    }
 }
-`, zoneAt(addr), reportAddr, answers.String(), secret))
+`, zoneAt(addr), reportAddr, bigAnswers(), secret))
 	const lookups = 4
 	for range lookups {
 		m := new(dns.Msg)
@@ -107,4 +99,14 @@ func TestTruncatedButSigned(t *testing.T) {
 	if n := reportedQueries(t, reportAddr, "x.big.top"); n != lookups {
 		t.Errorf("x.big.top: %d queries counted (-1: not reported) for %d whole signed answers", n, lookups)
 	}
+}
+
+// bigAnswers are the template plugin's answer lines for 80 addresses, over
+// 512 bytes: x.big.top's answer in the tests above.
+func bigAnswers() string {
+	var answers strings.Builder
+	for i := range 80 {
+		fmt.Fprintf(&answers, "        answer \"{{ .Name }} 60 IN A %d.1.2.3\"\n", 11+i)
+	}
+	return answers.String()
 }
