@@ -19,7 +19,7 @@ func (e *Engine) rank(en *entry, now uint32) uint64 {
 	if en.heldUntil > now {
 		lvl = LevelFlagged
 	}
-	return uint64(lvl)<<32 | 1<<31 | uint64(en.last)>>1
+	return uint64(lvl)<<33 | 1<<32 | uint64(en.last)
 }
 
 // Held reports whether name is flagged and within its hold time, or

@@ -203,14 +203,16 @@ func TestHeldAskedNotEvicted(t *testing.T) {
 	for _, asked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("asked=%v", asked), func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
-			e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = 640 })
+			// 100 names a shard: none so small that the decoys of one
+			// second fill it.
+			e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = 6400 })
 			flag := func(name string, net byte) {
 				for i := range 3 {
 					e.Observe(&Observation{Name: name, Addrs: addrs(fmt.Sprintf("45.%d.%d.1", net, i), fmt.Sprintf("46.%d.%d.1", net, i)), MinTTL: 60})
 				}
 			}
 			flag("c2.evil.tk", 0)
-			for i := range 2000 {
+			for i := range 20000 {
 				if i%100 == 0 {
 					clk.add(time.Second)
 					if asked {
@@ -220,7 +222,7 @@ func TestHeldAskedNotEvicted(t *testing.T) {
 				flag(fmt.Sprintf("d%d.decoy.tk", i), byte(i))
 			}
 			if _, held := e.Held("c2.evil.tk"); held != asked {
-				t.Errorf("held %v after 2,000 names flagged, want %v", held, asked)
+				t.Errorf("held %v after 20,000 names flagged, want %v", held, asked)
 			}
 		})
 	}

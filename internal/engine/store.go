@@ -20,7 +20,7 @@ const evictSample = 8
 // rankFlagged is the lowest eviction rank of a flagged entry: rank orders
 // entries by level first, so a flagged name is evicted only when the shard
 // holds nothing else.
-const rankFlagged = uint64(LevelFlagged) << 32
+const rankFlagged = uint64(LevelFlagged) << 33
 
 // store maps names to entries in shards, each with its own lock. The cap
 // is global: an insert into a full store evicts from the inserting shard.
