@@ -89,9 +89,7 @@ func TestLinkSharesHolds(t *testing.T) {
 
 	srv.Stop()
 	flag(t, a, "login-verify.top")
-	for deadline := time.Now().Add(5 * time.Second); la.Stats().Up && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUp(la, false)
 	if st := la.Stats(); st.Up || st.Errors == 0 {
 		t.Errorf("with Redis stopped: %+v", st)
 	}
@@ -100,8 +98,18 @@ func TestLinkSharesHolds(t *testing.T) {
 	}
 	srv.Start()
 	t.Logf("held after Redis came back in %v", waitHeld(t, b, "login-verify.top", 10*time.Second))
+	// b may merge the batch before a has read Redis's reply to it, which
+	// is when a's link is up again.
+	waitUp(la, true)
 	if st := la.Stats(); !st.Up {
 		t.Errorf("after Redis came back: %+v", st)
+	}
+}
+
+// waitUp waits up to 5 seconds for l to be up, or down.
+func waitUp(l *Link, up bool) {
+	for deadline := time.Now().Add(5 * time.Second); l.Stats().Up != up && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
