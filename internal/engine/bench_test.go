@@ -128,42 +128,45 @@ func BenchmarkObserveNew(b *testing.B) {
 // same, as a cache serves it; the registered domain's aggregate still
 // gets new addresses at every answer. rotating: every answer brings new
 // addresses, as when each query goes upstream; the names are flagged too.
+// rotating-10/s: the same, each name answered ten times a second.
 func BenchmarkObserveStorm(b *testing.B) {
 	const names = 1000
-	for _, rotating := range []bool{false, true} {
-		b.Run(map[bool]string{false: "cached", true: "rotating"}[rotating], func(b *testing.B) {
+	for _, tc := range []struct {
+		name      string
+		rotating  bool
+		perSecond int // answers a name a second
+	}{
+		{"cached", false, 1},
+		{"rotating", true, 1},
+		{"rotating-10/s", true, 10},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			clk := &fakeClock{t: at("00:00:00")}
 			cfg := DefaultConfig()
 			cfg.Now = clk.now
 			e, _ := New(cfg)
 			obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: make([]netip.Addr, 2), MinTTL: 300}
-			stormAnswer := func(i, id int) {
+			answer := func(i int) {
+				if i%(names*tc.perSecond) == 0 {
+					clk.add(time.Second)
+				}
+				id := (i % names) * 7919
+				if tc.rotating {
+					id = i * 7919
+				}
 				obs.Name = "s" + strconv.Itoa(i%names) + ".storm.top"
 				o, p := byte(128+id%96), byte(id/96)
 				obs.Addrs[0] = netip.AddrFrom4([4]byte{o, 1, p, 1})
 				obs.Addrs[1] = netip.AddrFrom4([4]byte{o, 2, p, 2})
-			}
-			ids := func(i int) int {
-				if rotating {
-					return i * 7919
-				}
-				return (i % names) * 7919
-			}
-			for i := range 10 * names { // ten seconds of the storm first
-				if i%names == 0 {
-					clk.add(time.Second)
-				}
-				stormAnswer(i, ids(i))
 				e.Observe(&obs)
+			}
+			for i := range 10 * names * tc.perSecond { // ten seconds of the storm first
+				answer(i)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if i%names == 0 {
-					clk.add(time.Second)
-				}
-				stormAnswer(i, ids(i))
-				e.Observe(&obs)
+				answer(i)
 			}
 		})
 	}

@@ -190,7 +190,10 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	}
 	if !tallied {
 		e.tally(sh, en, now)
-		if names && en.shared|en.bad != 0 {
+		// Marks leave with time, by the second: the first answer of a
+		// second (never tallied) counts them again; new addresses were
+		// marked as they came.
+		if names && en.shared|en.bad != 0 && !again {
 			e.remark(sh, en, a.owner, now)
 		}
 	}
