@@ -198,15 +198,9 @@ func TestResolveNSStableZone(t *testing.T) {
 				switch q.Qtype {
 				case dns.TypeNS: // the same servers every time, their addresses with them
 					nsQueries.Add(1)
-					for i := range servers {
-						ns := fmt.Sprintf("a%d-64.akam.net.", i+1)
-						m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 3600 IN NS %s", q.Name, ns)))
-						m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 3600 IN A %d.%d.0.64", ns, 23+i*10, 61+i)))
-					}
-				case dns.TypeA: // a fixed set of 6 addresses in 2 networks, TTL 300
-					for i := range 6 {
-						m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 300 IN A 104.%d.0.%d", q.Name, 64+i%2, 10+i)))
-					}
+					stableNS(m, q.Name, servers)
+				case dns.TypeA:
+					stableA(m, q.Name)
 				}
 				return dns.RcodeSuccess, w.WriteMsg(m)
 			})
@@ -237,15 +231,9 @@ func TestResolveNSDelegatedSubzone(t *testing.T) {
 		switch q.Qtype {
 		case dns.TypeNS: // bigbank.com: the same 8 servers every time, with glue
 			nsQueries.Add(1)
-			for i := range 8 {
-				ns := fmt.Sprintf("a%d-64.akam.net.", i+1)
-				m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 3600 IN NS %s", q.Name, ns)))
-				m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 3600 IN A %d.%d.0.64", ns, 23+i*10, 61+i)))
-			}
-		case dns.TypeA: // a fixed set of 6 addresses in 2 networks, TTL 300, the subzone's NS in authority
-			for i := range 6 {
-				m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 300 IN A 104.%d.0.%d", q.Name, 64+i%2, 10+i)))
-			}
+			stableNS(m, q.Name, 8)
+		case dns.TypeA: // the subzone's NS in authority
+			stableA(m, q.Name)
 			for _, ns := range []string{"ns-1.awsdns-01.org.", "ns-2.awsdns-02.co.uk.", "ns-3.awsdns-03.com.", "ns-4.awsdns-04.net."} {
 				m.Ns = append(m.Ns, test.NS("shop.bigbank.com. 3600 IN NS "+ns))
 			}
@@ -262,6 +250,24 @@ func TestResolveNSDelegatedSubzone(t *testing.T) {
 		t.Errorf("stable name under a delegated subzone (4 stable NS) of a domain with 8 stable NS: before resolve_ns %v %s score %v; after %v %s score %v, answer rcode %s",
 			before.Verdict.Level, before.Verdict.Reasons, before.Verdict.Score,
 			d.Verdict.Level, d.Verdict.Reasons, d.Verdict.Score, dns.RcodeToString[rec.Msg.Rcode])
+	}
+}
+
+// stableNS answers m, for zone, with a stable set of n name servers in n
+// networks (Akamai's), their addresses as glue.
+func stableNS(m *dns.Msg, zone string, n int) {
+	for i := range n {
+		ns := fmt.Sprintf("a%d-64.akam.net.", i+1)
+		m.Answer = append(m.Answer, test.NS(fmt.Sprintf("%s 3600 IN NS %s", zone, ns)))
+		m.Extra = append(m.Extra, test.A(fmt.Sprintf("%s 3600 IN A %d.%d.0.64", ns, 23+i*10, 61+i)))
+	}
+}
+
+// stableA answers m, for name, with a benign multi-address set: a fixed
+// 6 addresses in 2 networks, TTL 300.
+func stableA(m *dns.Msg, name string) {
+	for i := range 6 {
+		m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 300 IN A 104.%d.0.%d", name, 64+i%2, 10+i)))
 	}
 }
 

@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// observeStable observes name's stable answer (see stableAnswer) three
+// times, a second apart: a candidate without name servers yet.
+func observeStable(e *Engine, clk *fakeClock, name string) {
+	for range 3 {
+		clk.add(time.Second)
+		e.Observe(&Observation{Name: name, Addrs: stableAnswer(), MinTTL: 300})
+	}
+}
+
 // stableAnswer is a benign multi-address name's answer: a fixed set of 6
 // addresses in 2 networks (a candidate: 5 addresses or more).
 func stableAnswer() []netip.Addr {
@@ -25,10 +34,7 @@ func TestClassicDoubleFlux(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
 	const name = "login.evil-pay.com"
-	for range 3 {
-		clk.add(time.Second)
-		e.Observe(&Observation{Name: name, Addrs: stableAnswer(), MinTTL: 300})
-	}
+	observeStable(e, clk, name)
 	for i := range 6 { // the NS TTL passes: the same two names, new addresses
 		clk.add(time.Minute)
 		glue := addrs(fmt.Sprintf("%d.%d.0.1", 60+i, 10+i), fmt.Sprintf("%d.%d.0.1", 120+i, 20+i))
@@ -52,10 +58,7 @@ func TestNSMoveIsNotRotation(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Profile = ProfileDefault })
 	const name = "www.bigshop.com"
-	for range 3 {
-		clk.add(time.Second)
-		e.Observe(&Observation{Name: name, Addrs: stableAnswer(), MinTTL: 300})
-	}
+	observeStable(e, clk, name)
 	provider := func(p int) (ns []string, glue []netip.Addr) {
 		for i := range 4 {
 			ns = append(ns, fmt.Sprintf("ns%d.provider%d.net", i+1, p))
