@@ -121,9 +121,10 @@ func (e *Engine) remarkBad(sh *shard, en *entry, bad *addrSet, since uint32) {
 	if bad == nil {
 		return
 	}
-	sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) {
+	sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) bool {
 		if e.knownBad(bad, addr) {
 			markAddr(&en.badNet, &en.bad, netHash8(networkKey(addr, asn)))
 		}
+		return marksSpread(en.bad)
 	})
 }

@@ -302,10 +302,11 @@ func (e *Engine) recordEvidence(sh *shard, en *entry, o *Observation, a *answer,
 			}
 			sh.asns.view(en.asns)[i] = asn
 		}
-		if names && e.pools != nil && e.pools.other(addr, a.owner, now) {
+		// Spread marks are all the count is for (see marksSpread).
+		if names && e.pools != nil && !marksSpread(en.shared) && e.pools.other(addr, a.owner, now) {
 			markAddr(&en.sharedNet, &en.shared, netHash(networkKey(addr, asn)))
 		}
-		if e.knownBad(bad, addr) {
+		if !marksSpread(en.bad) && e.knownBad(bad, addr) {
 			markAddr(&en.badNet, &en.bad, netHash8(networkKey(addr, asn)))
 		}
 	}

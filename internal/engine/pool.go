@@ -124,10 +124,11 @@ func (e *Engine) remark(sh *shard, en *entry, owner, now uint32) {
 	if en.shared != 0 {
 		en.sharedNet, en.shared = 0, 0
 		if e.pools != nil {
-			sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) {
+			sh.eachAddrSince(en, since, func(addr [16]byte, asn uint32) bool {
 				if e.pools.other(addr, owner, now) {
 					markAddr(&en.sharedNet, &en.shared, netHash(networkKey(addr, asn)))
 				}
+				return marksSpread(en.shared)
 			})
 		}
 	}
@@ -137,8 +138,10 @@ func (e *Engine) remark(sh *shard, en *entry, owner, now uint32) {
 }
 
 // eachAddrSince calls f with each address of en, in the locked shard sh,
-// seen after since, and its ASN (0 when unknown).
-func (sh *shard) eachAddrSince(en *entry, since uint32, f func(addr [16]byte, asn uint32)) {
+// seen after since, and its ASN (0 when unknown), until f returns true:
+// marks count only until they are spread (see marksSpread), so a count
+// stops there.
+func (sh *shard) eachAddrSince(en *entry, since uint32, f func(addr [16]byte, asn uint32) (done bool)) {
 	asns := sh.asns.view(en.asns)
 	for i, s := range sh.seen.view(en.ips) {
 		if s.last <= since {
@@ -148,7 +151,9 @@ func (sh *shard) eachAddrSince(en *entry, since uint32, f func(addr [16]byte, as
 		if i < len(asns) {
 			asn = asns[i]
 		}
-		f(s.addr, asn)
+		if f(s.addr, asn) {
+			return
+		}
 	}
 }
 
@@ -182,7 +187,8 @@ func netHash8(net uint64) uint8 {
 const marksMultiNet = 0x80
 
 // marksSpread reports whether n, of markAddr, counts at least
-// sharedMinAddrs addresses in several networks.
+// sharedMinAddrs addresses in several networks. That is all a count is
+// read for, so marks are no longer looked up once it holds.
 func marksSpread(n uint8) bool {
 	return int(n&^marksMultiNet) >= sharedMinAddrs && n&marksMultiNet != 0
 }
