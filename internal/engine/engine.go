@@ -26,10 +26,11 @@ type Engine struct {
 	rows    bool // the query count counts rows, one per address, as the seed rule does
 	susTLD  suffixSet
 	st      *store
-	domains *store        // registered-domain aggregates (default profile), or nil
-	pools   *poolIndex    // addresses of flagged names (default profile), or nil
-	fpSeed  uint64        // of the answers' fingerprints (see addrSum)
-	holds   chan struct{} // signals a hold to share (see Holds); nil when not sharing
+	domains *store                   // registered-domain aggregates (default profile), or nil
+	pools   *poolIndex               // addresses of flagged names (default profile), or nil
+	fpSeed  uint64                   // of the answers' fingerprints (see addrSum)
+	holds   chan struct{}            // signals a hold to share (see Holds); nil when not sharing
+	recheck atomic.Pointer[rechecks] // nil when no held name waits for one
 
 	outgoingFrom atomic.Uint32 // the shard Outgoing starts at
 
@@ -98,6 +99,9 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The allows the state was judged under, for Adopt's SetPolicy.
+	n.policy.Store(e.policy.Load())
+	n.recheck.Store(e.recheck.Load())
 	n.st = e.st
 	if n.pools != nil && e.pools != nil {
 		n.pools = e.pools
@@ -173,19 +177,29 @@ func (e *Engine) Config() Config { return e.cfg }
 // SetPolicy replaces the allow and deny policy and the threat
 // intelligence, for example when a policy or intel file changes. Names it
 // allows are forgotten at once; when the intel address list changes, the
-// addresses of the names tracked are counted against it again.
+// addresses of the names tracked are counted against it again. When the
+// allows change, the names held have their next answer read (see
+// rechecks).
 func (e *Engine) SetPolicy(p *Policy) {
 	old := e.policy.Swap(p)
 	unix := e.now().Unix()
-	remark, since := old == nil || old.bad != p.bad, e.since(internalTime(unix))
+	now := internalTime(unix)
+	remark, since := old == nil || old.bad != p.bad, e.since(now)
+	recheck := old != nil && !p.sameAllows(old)
 	allowed := map[uint32]bool{} // owners in the pool index of names allowed now
+	held := map[key]struct{}{}
 	e.each(func(sc scope, sh *shard, en *entry) bool {
-		if name := sh.name(en); p.allowed(name, nil, unix) {
+		name := sh.name(en)
+		if p.allowed(name, nil, unix) {
 			if sc.names() {
 				_, k := sc.st.locate(name)
 				allowed[k.owner()] = true
 			}
 			return false
+		}
+		if recheck && sc.names() && en.heldUntil > now {
+			_, k := sc.st.locate(name)
+			held[k] = struct{}{}
 		}
 		if remark && sc.names() {
 			e.remarkBad(sh, en, p.bad, since)
@@ -194,6 +208,13 @@ func (e *Engine) SetPolicy(p *Policy) {
 	})
 	if e.pools != nil && len(allowed) > 0 {
 		e.pools.drop(allowed)
+	}
+	if recheck {
+		var r *rechecks
+		if len(held) > 0 {
+			r = &rechecks{names: held}
+		}
+		e.recheck.Store(r)
 	}
 	e.forgetRecent()
 }

@@ -36,9 +36,14 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// when record meets it first; the chain, which answers may change,
 	// every time.
 	p, unix := e.policy.Load(), e.now().Unix()
+	rechecked := e.rechecking(o.Name, true)
 	if e.skippedChain(p, o.Chain, o.Addrs, unix) != SkipNone {
 		// Why, in the usual order: the name's own allow wins.
-		return Verdict{Skip: e.skipped(p, o.Name, o.Chain, o.Addrs, unix)}
+		skip := e.skipped(p, o.Name, o.Chain, o.Addrs, unix)
+		if skip == SkipAllowed && rechecked {
+			e.release(o.Name)
+		}
+		return Verdict{Skip: skip}
 	}
 	if deny := p.deny.match(o.Name, unix); deny || p.intel.match(o.Name, unix) {
 		switch {
@@ -50,6 +55,9 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		return listed
 	}
 	if p.netsAllowed(o.Addrs, e.evidence) {
+		if rechecked {
+			e.release(o.Name)
+		}
 		return Verdict{Skip: SkipAllowed}
 	}
 	// The evidence is marked in a bit set rather than copied: a big array

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -69,6 +71,11 @@ func (s ruleSet) match(name string, now int64) bool {
 		}
 		name = name[i+1:]
 	}
+}
+
+// sameAllows reports whether p allows the same names and networks as old.
+func (p *Policy) sameAllows(old *Policy) bool {
+	return maps.Equal(p.allow, old.allow) && slices.Equal(p.allowNets, old.allowNets)
 }
 
 // allowed reports whether name, or any name on its CNAME chain, is allowed.

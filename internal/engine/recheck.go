@@ -1,0 +1,61 @@
+package engine
+
+import "sync"
+
+// rechecks are the names held when the allows changed (see SetPolicy),
+// whose next answer is read rather than replaced by the hold. An allow of
+// a name on a held name's CNAME chain, or of its networks, applies to the
+// answers read, and a held name has none read until its hold ends: the
+// first answer read after the change releases the name when the allows
+// cover it now (see Observe), and ends its recheck either way.
+type rechecks struct {
+	mu    sync.Mutex
+	names map[key]struct{}
+}
+
+// pending reports whether the name of key k waits for its recheck.
+func (r *rechecks) pending(k key) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.names[k]
+	return ok
+}
+
+// take ends the recheck of the name of key k and reports whether it was
+// pending.
+func (r *rechecks) take(k key) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.names[k]
+	delete(r.names, k)
+	return ok
+}
+
+// rechecking reports whether name waits for its recheck; end ends it.
+// With no recheck pending, the common case, it costs an atomic load.
+func (e *Engine) rechecking(name string, end bool) bool {
+	r := e.recheck.Load()
+	if r == nil {
+		return false
+	}
+	_, k := e.st.locate(name)
+	if end {
+		return r.take(k)
+	}
+	return r.pending(k)
+}
+
+// release forgets name, held when an allow came to cover its CNAME chain
+// or its networks, and its addresses in the pool index, as SetPolicy
+// forgets the names it allows.
+func (e *Engine) release(name string) {
+	sh, k := e.st.locate(name)
+	sh.mu.Lock()
+	if s := sh.index.get(k); s != nil {
+		e.st.remove(sh, s.ref-1)
+	}
+	sh.mu.Unlock()
+	if e.pools != nil {
+		e.pools.drop(map[uint32]bool{k.owner(): true})
+	}
+}
