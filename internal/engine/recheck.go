@@ -13,36 +13,31 @@ type rechecks struct {
 	names map[key]struct{}
 }
 
-// pending reports whether the name of key k waits for its recheck.
+// pending reports whether the name of key k waits for its recheck; of
+// nil rechecks, none does.
 func (r *rechecks) pending(k key) bool {
+	if r == nil {
+		return false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.names[k]
 	return ok
 }
 
-// take ends the recheck of the name of key k and reports whether it was
-// pending.
-func (r *rechecks) take(k key) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.names[k]
-	delete(r.names, k)
-	return ok
-}
-
-// rechecking reports whether name waits for its recheck; end ends it.
-// With no recheck pending, the common case, it costs an atomic load.
-func (e *Engine) rechecking(name string, end bool) bool {
+// endRecheck ends name's recheck and reports whether it was pending. With
+// no recheck pending, the common case, it costs an atomic load.
+func (e *Engine) endRecheck(name string) bool {
 	r := e.recheck.Load()
 	if r == nil {
 		return false
 	}
 	_, k := e.st.locate(name)
-	if end {
-		return r.take(k)
-	}
-	return r.pending(k)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.names[k]
+	delete(r.names, k)
+	return ok
 }
 
 // release forgets name, held when an allow came to cover its CNAME chain
