@@ -187,7 +187,7 @@ func (e *Engine) SetPolicy(p *Policy) {
 	remark, since := old == nil || old.bad != p.bad, e.since(now)
 	recheck := old != nil && !p.sameAllows(old)
 	allowed := map[uint32]bool{} // owners in the pool index of names allowed now
-	held := map[key]struct{}{}
+	held, heldUntil := map[key]struct{}{}, uint32(0)
 	e.each(func(sc scope, sh *shard, en *entry) bool {
 		name := sh.name(en)
 		if p.allowed(name, nil, unix) {
@@ -199,7 +199,7 @@ func (e *Engine) SetPolicy(p *Policy) {
 		}
 		if recheck && sc.names() && en.heldUntil > now {
 			_, k := sc.st.locate(name)
-			held[k] = struct{}{}
+			held[k], heldUntil = struct{}{}, max(heldUntil, en.heldUntil)
 		}
 		if remark && sc.names() {
 			e.remarkBad(sh, en, p.bad, since)
@@ -212,7 +212,7 @@ func (e *Engine) SetPolicy(p *Policy) {
 	if recheck {
 		var r *rechecks
 		if len(held) > 0 {
-			r = &rechecks{names: held}
+			r = &rechecks{names: held, until: heldUntil}
 		}
 		e.recheck.Store(r)
 	}

@@ -76,7 +76,7 @@ func (e *Engine) held(sc scope, key string, now uint32, asked bool) (Verdict, bo
 	if en.heldUntil <= now {
 		return Verdict{}, false, en.domain(key)
 	}
-	if asked && sc.names() && e.recheck.Load().pending(k) {
+	if asked && sc.names() && e.recheck.Load().pending(k, now) {
 		// Its answer is read, whatever holds its registered domain.
 		return Verdict{}, false, ""
 	}

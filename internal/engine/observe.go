@@ -36,7 +36,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	// when record meets it first; the chain, which answers may change,
 	// every time.
 	p, unix := e.policy.Load(), e.now().Unix()
-	rechecked := e.endRecheck(o.Name)
+	rechecked := e.endRecheck(o.Name, internalTime(unix))
 	if e.skippedChain(p, o.Chain, o.Addrs, unix) != SkipNone {
 		// Why, in the usual order: the name's own allow wins.
 		skip := e.skipped(p, o.Name, o.Chain, o.Addrs, unix)

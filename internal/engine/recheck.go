@@ -11,12 +11,13 @@ import "sync"
 type rechecks struct {
 	mu    sync.Mutex
 	names map[key]struct{}
+	until uint32 // the last of their holds ends then, and their rechecks with it
 }
 
-// pending reports whether the name of key k waits for its recheck; of
-// nil rechecks, none does.
-func (r *rechecks) pending(k key) bool {
-	if r == nil {
+// pending reports whether the name of key k waits for its recheck at
+// now; of nil rechecks, none does.
+func (r *rechecks) pending(k key, now uint32) bool {
+	if r == nil || now >= r.until {
 		return false
 	}
 	r.mu.Lock()
@@ -25,9 +26,10 @@ func (r *rechecks) pending(k key) bool {
 	return ok
 }
 
-// endRecheck ends name's recheck and reports whether it was pending. With
-// no recheck pending, the common case, it costs an atomic load.
-func (e *Engine) endRecheck(name string) bool {
+// endRecheck ends name's recheck at now and reports whether it was
+// pending. With no recheck pending, the common case, it costs an atomic
+// load: the rechecks go once all have ended, or all their holds have.
+func (e *Engine) endRecheck(name string, now uint32) bool {
 	r := e.recheck.Load()
 	if r == nil {
 		return false
@@ -37,6 +39,10 @@ func (e *Engine) endRecheck(name string) bool {
 	defer r.mu.Unlock()
 	_, ok := r.names[k]
 	delete(r.names, k)
+	if len(r.names) == 0 || now >= r.until {
+		e.recheck.CompareAndSwap(r, nil)
+		return ok && now < r.until
+	}
 	return ok
 }
 

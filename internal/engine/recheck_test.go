@@ -56,6 +56,9 @@ func TestRecheckAfterAllowChange(t *testing.T) {
 			if v.Skip != tt.skip || tt.skip == SkipNone && v.Level != LevelFlagged {
 				t.Errorf("the answer read: skip %v, level %v; want skip %v, flagged unless skipped", v.Skip, v.Level, tt.skip)
 			}
+			if e.recheck.Load() != nil {
+				t.Error("the rechecks stay after the only one ended: every answer read looks them up")
+			}
 			_, held := e.HeldAsked(name)
 			if held == tt.released {
 				t.Errorf("held after its answer was read: %v, want %v", held, !tt.released)
