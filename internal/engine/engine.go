@@ -113,11 +113,12 @@ func (e *Engine) Reconfigured(cfg Config) (*Engine, error) {
 }
 
 // Adopt makes the state e shares its own configuration's (see
-// Reconfigured): its caps, what each entry holds of the configuration,
-// and the names it excludes, forgotten, as SetPolicy forgets the names it
-// allows. A new window restarts the query counts at the next answer (see
-// entry.advance). A failed reload's engine is never adopted; the one a
-// reload fails back to is adopted again.
+// Reconfigured): its caps, which a store over them comes back to as new
+// names come (see store.insert), what each entry holds of the
+// configuration, and the names it excludes, forgotten, as SetPolicy
+// forgets the names it allows. A new window restarts the query counts at
+// the next answer (see entry.advance). A failed reload's engine is never
+// adopted; the one a reload fails back to is adopted again.
 func (e *Engine) Adopt() {
 	e.st.max.Store(int64(e.cfg.MaxNames))
 	if e.domains != nil {

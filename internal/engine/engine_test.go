@@ -389,6 +389,47 @@ func TestEvictionSparesFlagged(t *testing.T) {
 	}
 }
 
+// TestLoweredCap brings the names tracked down to a lowered max_names as
+// new names come, sparing the flagged names; a reload that fails after
+// its engine was adopted has lost none (see TestFailedReloadKeepsState).
+func TestLoweredCap(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, func(c *Config) { c.MaxNames = 2000 })
+	for i := range 10 {
+		for q := range 5 {
+			e.Observe(&Observation{Name: fmt.Sprintf("f%d.evil.tk", i), Addrs: addrs(fmt.Sprintf("45.0.%d.%d", i, q+1), fmt.Sprintf("45.1.%d.%d", i, q+1))})
+		}
+	}
+	observe := func(e *Engine, prefix string) {
+		for i := range 1990 {
+			clk.add(time.Millisecond)
+			e.Observe(&Observation{Name: fmt.Sprintf("%s%d.example.com", prefix, i), Addrs: addrs("45.9.9.9")})
+		}
+	}
+	observe(e, "a")
+	cfg := e.cfg
+	cfg.MaxNames = shards * 10
+	n, err := e.Reconfigured(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Adopt()
+	if got := n.Len(); got != 2000 {
+		t.Errorf("Len = %d as the lowered cap is adopted, want 2000", got)
+	}
+	for round := 0; n.Len() > shards*10; round++ {
+		if round == 10 {
+			t.Fatalf("Len = %d after %d new names, over the lowered cap %d", n.Len(), round*1990, shards*10)
+		}
+		observe(n, fmt.Sprintf("b%d-", round))
+	}
+	for i := range 10 {
+		if _, held := n.Held(fmt.Sprintf("f%d.evil.tk", i)); !held {
+			t.Errorf("f%d.evil.tk evicted or unflagged under the lowered cap", i)
+		}
+	}
+}
+
 func TestWindowExpiry(t *testing.T) {
 	clk := &fakeClock{t: at("10:00:00")}
 	e := newTestEngine(t, clk, func(c *Config) { c.Threshold = 4 }) // never flags: only suspicious

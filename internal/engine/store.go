@@ -23,7 +23,8 @@ const evictSample = 8
 const rankFlagged = uint64(LevelFlagged) << 33
 
 // store maps names to entries in shards, each with its own lock. The cap
-// is global: an insert into a full store evicts from the inserting shard.
+// is global: an insert into a full store evicts from the inserting shard,
+// or from another when it has none.
 type store struct {
 	mem     *arena       // of the shards' slabs and indexes
 	seed    maphash.Seed // of the names' hashes
@@ -126,28 +127,25 @@ func (sh *shard) at(i uint32) *entry { return &sh.entries.view(block{off: i, len
 func (sh *shard) name(en *entry) string { return string(sh.names.view(en.name)) }
 
 // insert adds a new, empty entry for name of key k to the locked shard
-// sh, evicting the least valuable entry of the shard first when the store
-// is full (rank orders them, lowest first), and returns it. Any entry
-// under the same hash, another name, is replaced.
+// sh, evicting first, when the store is full, the least valuable of a few
+// entries (see evict), and returns it. Any entry under the same hash,
+// another name, is replaced.
 func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) *entry {
-	victim, evict := sh.index.at(k.hash)
-	if !evict && s.count.Load() >= s.max.Load() && sh.index.n > 0 {
-		best, n := ^uint64(0), 0
-		// The sample starts at a slot picked by the new name's check,
-		// as good as random.
-		sh.index.scan(uint64(k.check), func(i uint32) bool {
-			if r := rank(sh.at(i)); r < best {
-				victim, best = i, r
-			}
-			// Sample a few; look further only to spare a flagged name.
-			n++
-			return n < evictSample || best >= rankFlagged
-		})
-		evict = true
-	}
-	if evict {
+	if victim, taken := sh.index.at(k.hash); taken {
 		s.remove(sh, victim)
 		s.evicted.Add(1)
+	}
+	// Over the cap (lowered by a reload, or passed by concurrent inserts
+	// into other shards), an insert into a shard above its share of the
+	// cap evicts one more than it adds: the shards come back evenly.
+	evictions := 1
+	if int64(sh.index.n) > s.max.Load()/shards {
+		evictions = 2
+	}
+	for n := range evictions {
+		if s.count.Load() < s.max.Load() || !s.evict(sh, k.check+uint32(n), rank) {
+			break
+		}
 	}
 	i := sh.entries.alloc(1).off
 	nb := sh.names.alloc(len(name))
@@ -158,6 +156,50 @@ func (s *store) insert(sh *shard, k key, name string, rank func(*entry) uint64) 
 	sh.index.put(k, i)
 	s.count.Add(1)
 	return en
+}
+
+// evict removes the least valuable of a few entries (rank orders them,
+// lowest first) of the locked shard sh or, when sh has none (a cap below
+// the number of shards), of another shard whose lock is free: waiting
+// for one while holding sh's could deadlock with an insert there. It
+// reports whether it removed one; start, as good as random, picks where
+// the sample starts, and the shard tried first.
+func (s *store) evict(sh *shard, start uint32, rank func(*entry) uint64) bool {
+	if sh.index.n > 0 {
+		s.evictFrom(sh, start, rank)
+		return true
+	}
+	for i := range uint32(shards) {
+		other := &s.shards[(start+i)%shards]
+		if other == sh || !other.mu.TryLock() {
+			continue
+		}
+		found := other.index.n > 0
+		if found {
+			s.evictFrom(other, start, rank)
+		}
+		other.mu.Unlock()
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// evictFrom removes the least valuable of a few entries of the locked
+// shard sh, which has some, sampled from the slot start picks on.
+func (s *store) evictFrom(sh *shard, start uint32, rank func(*entry) uint64) {
+	victim, best, n := uint32(0), ^uint64(0), 0
+	sh.index.scan(uint64(start), func(i uint32) bool {
+		if r := rank(sh.at(i)); r < best {
+			victim, best = i, r
+		}
+		// Sample a few; look further only to spare a flagged name.
+		n++
+		return n < evictSample || best >= rankFlagged
+	})
+	s.remove(sh, victim)
+	s.evicted.Add(1)
 }
 
 // settle counts the repeats held by the slots of the locked shard sh into

@@ -137,6 +137,60 @@ func TestStoreHashCollision(t *testing.T) {
 	}
 }
 
+// TestStoreCap keeps the store within its cap whatever it is: below the
+// number of shards, when an insert's shard has nothing to evict, and
+// after the cap is lowered, when each insert evicts one more than it adds.
+func TestStoreCap(t *testing.T) {
+	tests := []struct {
+		name         string
+		max, lowered int
+		names        int
+	}{
+		{"one", 1, 1, 500},
+		{"below the shards", 5, 5, 500},
+		{"above the shards", 300, 300, 2000},
+		{"lowered", 1000, 100, 1000},
+		{"lowered below the shards", 1000, 30, 1000},
+		{"lowered to one", 1000, 1, 1000},
+	}
+	rank := func(en *entry) uint64 { return uint64(en.last) }
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(tc.max)
+			insert := func(name string) {
+				sh, k := st.locate(name)
+				sh.mu.Lock()
+				st.insert(sh, k, name, rank)
+				sh.mu.Unlock()
+			}
+			for i := range tc.names {
+				if insert(fmt.Sprintf("n%d.example", i)); st.len() > tc.max {
+					t.Fatalf("%d names held after %d inserts, above the cap %d", st.len(), i+1, tc.max)
+				}
+			}
+			st.max.Store(int64(tc.lowered))
+			inserted := tc.names
+			for ; st.len() > tc.lowered; inserted++ {
+				before := st.len()
+				if insert(fmt.Sprintf("m%d.example", inserted)); st.len() > before {
+					t.Fatalf("%d names held after an insert into %d, over the cap %d", st.len(), before, tc.lowered)
+				}
+				if inserted > 20*tc.names {
+					t.Fatalf("%d names held after %d inserts over the cap %d", st.len(), inserted-tc.names, tc.lowered)
+				}
+			}
+			kept := 0
+			st.each(func(*shard, *entry) bool {
+				kept++
+				return true
+			})
+			if kept != st.len() || st.evicted.Load() != uint64(inserted-kept) {
+				t.Errorf("%d entries found, %d evictions counted; the count says %d held", kept, st.evicted.Load(), st.len())
+			}
+		})
+	}
+}
+
 // TestNamesAtTheLimits tracks the root's empty name, names of 255 bytes
 // (the most the DNS allows) and escaped names of up to 1,024 characters,
 // and ignores longer ones.
