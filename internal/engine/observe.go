@@ -39,11 +39,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 	rechecked := e.endRecheck(o.Name, internalTime(unix))
 	if e.skippedChain(p, o.Chain, o.Addrs, unix) != SkipNone {
 		// Why, in the usual order: the name's own allow wins.
-		skip := e.skipped(p, o.Name, o.Chain, o.Addrs, unix)
-		if skip == SkipAllowed && rechecked {
-			e.release(o.Name)
-		}
-		return Verdict{Skip: skip}
+		return e.skip(o.Name, e.skipped(p, o.Name, o.Chain, o.Addrs, unix), rechecked)
 	}
 	if deny := p.deny.match(o.Name, unix); deny || p.intel.match(o.Name, unix) {
 		switch {
@@ -55,10 +51,7 @@ func (e *Engine) Observe(o *Observation) Verdict {
 		return listed
 	}
 	if p.netsAllowed(o.Addrs, e.evidence) {
-		if rechecked {
-			e.release(o.Name)
-		}
-		return Verdict{Skip: SkipAllowed}
+		return e.skip(o.Name, SkipAllowed, rechecked)
 	}
 	// The evidence is marked in a bit set rather than copied: a big array
 	// on the stack would make every query's goroutine grow its stack.

@@ -46,6 +46,15 @@ func (e *Engine) endRecheck(name string, now uint32) bool {
 	return ok
 }
 
+// skip returns the verdict of an answer for name that is skipped, and
+// releases name when allowed and rechecked (see rechecks).
+func (e *Engine) skip(name string, skip Skip, rechecked bool) Verdict {
+	if skip == SkipAllowed && rechecked {
+		e.release(name)
+	}
+	return Verdict{Skip: skip}
+}
+
 // release forgets name, held when an allow came to cover its CNAME chain
 // or its networks, and its addresses in the pool index, as SetPolicy
 // forgets the names it allows.
