@@ -57,6 +57,26 @@ func TestArena(t *testing.T) {
 	a.freeAll() // again: nothing to do
 }
 
+// TestMapMemory maps pieces of every kind: a mapping of a huge page or
+// more starts at a huge page's boundary (see mapMemory), and each is
+// written whole and unmapped.
+func TestMapMemory(t *testing.T) {
+	for _, size := range []int{pageSize, ownMapping, 2 << 20, regionSize, regionSize + pageSize} {
+		p := mapMemory(size)
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+		if len(p) != size || start%uintptr(pageSize) != 0 {
+			t.Errorf("mapMemory(%d): %d bytes at %#x", size, len(p), start)
+		}
+		if runtime.GOOS == "linux" && size >= 2<<20 && start%(2<<20) != 0 {
+			t.Errorf("mapMemory(%d) at %#x: not at a huge page's boundary", size, start)
+		}
+		for i := range p {
+			p[i] = 0xa5
+		}
+		unmapMemory(p)
+	}
+}
+
 // TestStateOffHeap checks that the names' state is outside the Go heap,
 // where the collector's goal would double it in resident memory.
 func TestStateOffHeap(t *testing.T) {
