@@ -41,9 +41,8 @@ func (e *Engine) endRecheck(name string, now uint32) bool {
 	delete(r.names, k)
 	if len(r.names) == 0 || now >= r.until {
 		e.recheck.CompareAndSwap(r, nil)
-		return ok && now < r.until
 	}
-	return ok
+	return ok && now < r.until
 }
 
 // skip returns the verdict of an answer for name that is skipped, and
