@@ -178,9 +178,14 @@ type recorder struct {
 func (r recorder) WriteMsg(m *dns.Msg) error { *r.msg = m; return nil }
 
 // BenchmarkCacheHit is a complete query answered from cache by a real
-// CoreDNS server over loopback UDP, without and with fluxguard.
+// CoreDNS server over loopback UDP, without and with fluxguard, on the
+// shortest chain and with errors and prometheus before it.
 func BenchmarkCacheHit(b *testing.B) {
-	for _, tc := range []struct{ name, plugins string }{{"coredns", ""}, {"fluxguard", "fluxguard"}} {
+	const full = "errors\n    prometheus 127.0.0.1:0\n    "
+	for _, tc := range []struct{ name, plugins string }{
+		{"coredns", ""}, {"fluxguard", "fluxguard"},
+		{"full/coredns", full}, {"full/fluxguard", full + "fluxguard"},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			exchange := startCacheHitServer(b, tc.plugins)
 			for i := 0; b.Loop(); i++ {

@@ -48,6 +48,8 @@ func setup(c *caddy.Controller) error {
 	c.OnShutdown(f.stop)
 	c.OnFinalShutdown(f.finalShutdown)
 	c.OnRestartFailed(f.restartFailed)
+	// The plugins set up so far come before fluxguard in the chain.
+	f.onWorkers = len(dnsserver.GetConfig(c).Plugin) > 0
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		f.Next = next
 		return f

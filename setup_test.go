@@ -53,6 +53,26 @@ func TestSetup(t *testing.T) {
 	}
 }
 
+// TestSetupOnWorkers checks that queries go to stack workers when other
+// plugins come before fluxguard in the chain, and only then.
+func TestSetupOnWorkers(t *testing.T) {
+	for _, before := range []int{0, 1, 3} {
+		c := caddy.NewTestController("dns", `fluxguard`)
+		for range before {
+			dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler { return next })
+		}
+		if err := setup(c); err != nil {
+			t.Fatalf("Expected no errors, but got: %v", err)
+		}
+		plugins := dnsserver.GetConfig(c).Plugin
+		f := plugins[len(plugins)-1](nil).(*Fluxguard)
+		f.finalShutdown()
+		if want := before > 0; f.onWorkers != want {
+			t.Errorf("Expected onWorkers %t with %d plugins before fluxguard, got %t", want, before, f.onWorkers)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c := caddy.NewTestController("dns", `fluxguard`)
 	cfg, err := parse(c)
