@@ -50,7 +50,7 @@ type Fluxguard struct {
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
 	adding       sync.Mutex                       // serializes additions to metrics
 	labelsWanted atomic.Bool                      // the metadata plugin asks for fluxguard's labels
-	onWorkers    bool                             // other plugins come first: serve on stack workers (see serveOnWorker)
+	onWorkers    bool                             // other plugins come first: serve on stack workers (see handOff)
 }
 
 // newFluxguard returns the handler for cfg; key names its server block for
@@ -84,11 +84,11 @@ func (f *Fluxguard) Name() string { return pluginName }
 // shows it to the engine, unless the query was counted as a repeat of the
 // name's last answer, and writes it, or the action's reply in its place.
 // With other plugins before it, it does so on a stack worker when one is
-// free (see serveOnWorker).
+// free (see handOff).
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if f.onWorkers {
-		if rc, err, ok := f.serveOnWorker(ctx, w, r); ok {
-			return rc, err
+		if c := f.handOff(ctx, w, r); c != nil {
+			return c.wait()
 		}
 	}
 	return f.serveQuery(ctx, w, r)

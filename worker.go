@@ -34,7 +34,7 @@ type call struct {
 type callEnd uint8
 
 const (
-	callReturned callEnd = iota
+	callReturned callEnd = iota // the zero value: a call's end until it is known otherwise
 	callPanicked
 	callExited // the chain ended the worker's goroutine (runtime.Goexit)
 )
@@ -51,11 +51,9 @@ var (
 // enough for cache hits, which do not wait.
 func maxWorkers() int32 { return int32(4 * runtime.GOMAXPROCS(0)) }
 
-// serveOnWorker serves r on a stack worker, and reports false when none
-// is free and none may be started. The worker's panic is the caller's,
-// as is its goroutine's end, so that the server's handling of both is
-// what it would be without workers.
-func (f *Fluxguard) serveOnWorker(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (rc int, err error, ok bool) {
+// handOff hands r to a stack worker, and returns the call to wait for, or
+// nil when none is free and none may be started.
+func (f *Fluxguard) handOff(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) *call {
 	c := calls.Get().(*call)
 	c.f, c.ctx, c.w, c.r = f, ctx, w, r
 	select {
@@ -63,9 +61,17 @@ func (f *Fluxguard) serveOnWorker(ctx context.Context, w dns.ResponseWriter, r *
 	default:
 		if !startWorker(c) {
 			c.release()
-			return 0, nil, false
+			return nil
 		}
 	}
+	return c
+}
+
+// wait waits for c's worker to serve it, and ends as the worker's run of
+// the query did: it returns what that returned, panics with its panic,
+// or ends the goroutine, so that the server handles each as it would
+// without workers.
+func (c *call) wait() (int, error) {
 	<-c.done
 	rc, err, end, fail := c.rc, c.err, c.end, c.fail
 	c.release()
@@ -75,7 +81,7 @@ func (f *Fluxguard) serveOnWorker(ctx context.Context, w dns.ResponseWriter, r *
 	case callExited:
 		runtime.Goexit()
 	}
-	return rc, err, true
+	return rc, err
 }
 
 // release returns c to the pool, holding nothing of its query.
@@ -110,9 +116,9 @@ func work(c *call) {
 // serve serves c and reports whether it returned; when it did not, its
 // worker ends.
 func (c *call) serve() (returned bool) {
-	c.end = callExited
 	defer func() {
 		if !returned {
+			c.end = callExited
 			if c.fail = recover(); c.fail != nil {
 				c.end = callPanicked
 			}
@@ -121,6 +127,5 @@ func (c *call) serve() (returned bool) {
 		c.done <- struct{}{}
 	}()
 	c.rc, c.err = c.f.serveQuery(c.ctx, c.w, c.r)
-	c.end = callReturned
 	return true
 }
