@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
@@ -72,54 +73,41 @@ func TestServeOnWorker(t *testing.T) {
 		f, _ := newTestFluxguard(t, "fluxguard .")
 		f.onWorkers = true
 		release := make(chan struct{})
-		var busy sync.WaitGroup
+		entered := make(chan uint64) // the goroutine a waiting query's chain runs on
+		var ranOn atomic.Uint64
 		f.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 			if r.Question[0].Name == "wait.example.org." {
-				busy.Done()
+				entered <- goroutineID()
 				<-release
+			} else {
+				ranOn.Store(goroutineID())
 			}
 			return dns.RcodeSuccess, nil
 		})
+		// Queries that wait until every worker serves one: each worker
+		// serves one at a time, and one that finds none free waits on its
+		// own goroutine.
 		var queries sync.WaitGroup
-		for n := workers.Load(); n < maxWorkers(); n++ {
-			busy.Add(1)
+		defer queries.Wait()
+		defer close(release)
+		for onWorkers := int32(0); onWorkers < maxWorkers(); {
+			query := make(chan uint64, 1)
 			queries.Add(1)
 			go func() {
 				defer queries.Done()
+				query <- goroutineID()
 				f.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("wait.example.org.", dns.TypeA))
 			}()
-		}
-		busy.Wait()
-		// Idle workers would take it: keep them busy too.
-		idle := 0
-		for {
-			c := &call{f: f, ctx: context.Background(), w: dnstest.NewRecorder(&test.ResponseWriter{}), r: newQuery("wait.example.org.", dns.TypeA), done: make(chan struct{}, 1)}
-			busy.Add(1)
-			select {
-			case idleWorkers <- c:
-				idle++
-				busy.Wait()
-				defer func() { <-c.done }()
-				continue
-			default:
-				busy.Done()
+			if <-entered != <-query {
+				onWorkers++
 			}
-			break
 		}
-		t.Logf("%d workers, %d of them idle", workers.Load(), idle)
-		var ranOn uint64
-		f.Next = plugin.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-			ranOn = goroutineID()
-			return dns.RcodeSuccess, nil
-		})
 		if rc, err := f.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), newQuery("www.example.org.", dns.TypeA)); rc != dns.RcodeSuccess || err != nil {
 			t.Errorf("Expected the query answered, got %d, %v", rc, err)
 		}
-		if id := goroutineID(); ranOn != id {
-			t.Errorf("Expected the chain to run on the query's goroutine %d with every worker busy, ran on %d", id, ranOn)
+		if id := goroutineID(); ranOn.Load() != id {
+			t.Errorf("Expected the chain to run on the query's goroutine %d with every worker busy, ran on %d", id, ranOn.Load())
 		}
-		close(release)
-		queries.Wait()
 	})
 }
 
