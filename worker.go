@@ -48,8 +48,10 @@ var (
 )
 
 // maxWorkers is the number of stack workers there may be: a few per CPU,
-// enough for cache hits, which do not wait.
-func maxWorkers() int32 { return int32(4 * runtime.GOMAXPROCS(0)) }
+// enough for cache hits, which do not wait. It is read once: reading
+// GOMAXPROCS takes the scheduler's lock, and it is read as every worker
+// is busy, on the way to serving the query inline.
+var maxWorkers = sync.OnceValue(func() int32 { return int32(4 * runtime.GOMAXPROCS(0)) })
 
 // handOff hands r to a stack worker, and returns the call to wait for, or
 // nil when none is free and none may be started.
