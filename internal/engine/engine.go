@@ -165,6 +165,12 @@ func (e *Engine) scopes() []scope {
 	return s
 }
 
+// holdsAny reports whether an entry of any scope may be held at now: when
+// none may, what looks for held entries need not pass over every entry.
+func (e *Engine) holdsAny(now uint32) bool {
+	return e.st.holds(now) || e.domains != nil && e.domains.holds(now)
+}
+
 // each calls f for every entry of every scope (see store.each).
 func (e *Engine) each(f func(sc scope, sh *shard, en *entry) bool) {
 	for _, sc := range e.scopes() {

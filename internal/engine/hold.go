@@ -36,7 +36,7 @@ func (e *Engine) HeldAsked(name string) (Verdict, bool) { return e.holdOf(name, 
 func (e *Engine) holdOf(name string, asked bool) (Verdict, bool) {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
-	if len(p.deny) == 0 && len(p.intel) == 0 && !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
+	if len(p.deny) == 0 && len(p.intel) == 0 && !e.holdsAny(now) {
 		return Verdict{}, false // nothing is held: the common case, kept cheap
 	}
 	if p.allowed(name, nil, unix) {
@@ -93,6 +93,9 @@ func (e *Engine) held(sc scope, key string, now uint32, asked bool) (Verdict, bo
 // first, and how many there are in all.
 func (e *Engine) Flagged(limit int) (names []string, total int) {
 	now := e.clock()
+	if !e.holdsAny(now) {
+		return nil, 0 // nothing to look for: no pass over every entry
+	}
 	type item struct {
 		name string
 		last uint32
@@ -134,7 +137,7 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 	p, unix := e.policy.Load(), e.now().Unix()
 	now := internalTime(unix)
 	var out []HeldName
-	if e.st.holds(now) || e.domains != nil && e.domains.holds(now) {
+	if e.holdsAny(now) {
 		e.each(func(sc scope, sh *shard, en *entry) bool {
 			if en.heldUntil <= now {
 				return true

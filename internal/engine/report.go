@@ -308,7 +308,7 @@ type Indicator struct {
 // are the operator's, not indicators, and are left out.
 func (e *Engine) Indicators() []Indicator {
 	now := e.clock()
-	if !e.st.holds(now) && (e.domains == nil || !e.domains.holds(now)) {
+	if !e.holdsAny(now) {
 		return nil
 	}
 	p, unix := e.policy.Load(), unixTime(now)
