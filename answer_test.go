@@ -49,28 +49,33 @@ func TestTruncatedForTheClient(t *testing.T) {
 		{"truncated for the EDNS buffer", 90, 1232, false, 0},
 		{"over TCP", 90, 0, true, 1},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n}")
-			f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-				m := new(dns.Msg).SetReply(r)
-				for i := range tc.addrs {
-					m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 60 IN A %d.1.2.3", r.Question[0].Name, 11+i)))
+		// Monitor mode judges the answer once written, by what the
+		// server's writer did to it; block mode before writing it.
+		for _, action := range []string{"log", "block"} {
+			t.Run(tc.name+"/"+action, func(t *testing.T) {
+				f, _ := newTestFluxguard(t, "fluxguard . {\n profile default\n action "+action+"\n}")
+				f.Next = plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+					m := new(dns.Msg).SetReply(r)
+					for i := range tc.addrs {
+						m.Answer = append(m.Answer, test.A(fmt.Sprintf("%s 60 IN A %d.1.2.3", r.Question[0].Name, 11+i)))
+					}
+					return dns.RcodeSuccess, w.WriteMsg(m)
+				})
+				r := newQuery("big.example.com.", dns.TypeA)
+				if tc.edns != 0 {
+					r = newQueryEDNS("big.example.com.", dns.TypeA, tc.edns, false)
 				}
-				return dns.RcodeSuccess, w.WriteMsg(m)
+				server := serverLabel(t)
+				// As the server does (dnsserver.Server.ServeDNS).
+				w := request.NewScrubWriter(r, dnstest.NewRecorder(&test.ResponseWriter{TCP: tc.tcp}))
+				if _, err := f.ServeDNS(newContext(server), w, r); err != nil {
+					t.Fatal(err)
+				}
+				if got := int(toFloat64(responsesInspected.WithLabelValues(server))); got != tc.want {
+					t.Errorf("%d addresses, buffer %d, tcp %v: %d answers inspected, want %d", tc.addrs, tc.edns, tc.tcp, got, tc.want)
+				}
 			})
-			r := newQuery("big.example.com.", dns.TypeA)
-			if tc.edns != 0 {
-				r = newQueryEDNS("big.example.com.", dns.TypeA, tc.edns, false)
-			}
-			server := serverLabel(t)
-			rec := dnstest.NewRecorder(&test.ResponseWriter{TCP: tc.tcp})
-			if _, err := f.ServeDNS(newContext(server), rec, r); err != nil {
-				t.Fatal(err)
-			}
-			if got := int(toFloat64(responsesInspected.WithLabelValues(server))); got != tc.want {
-				t.Errorf("%d addresses, buffer %d, tcp %v: %d answers inspected, want %d", tc.addrs, tc.edns, tc.tcp, got, tc.want)
-			}
-		})
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ func benchmarkServeDNS(b *testing.B, action action, metadata, held, eachSecond b
 	if err != nil {
 		b.Fatal(err)
 	}
-	f.cfg.zones, f.cfg.action = []string{"."}, action
+	f.cfg.zones, f.cfg.rootZone, f.cfg.action = []string{"."}, true, action
 	f.labelsWanted.Store(metadata)
 	// Answers are precomputed so that only fluxguard's work is measured.
 	reqs, answers := make([]*dns.Msg, benchNames), make([]*dns.Msg, benchNames)
@@ -135,7 +135,7 @@ func BenchmarkHeld(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f.cfg.zones, f.cfg.action = []string{"."}, actionBlock
+		f.cfg.zones, f.cfg.rootZone, f.cfg.action = []string{"."}, true, actionBlock
 		f.Next = plugin.HandlerFunc(func(context.Context, dns.ResponseWriter, *dns.Msg) (int, error) {
 			b.Fatal("a held name went down the chain")
 			return dns.RcodeServerFailure, nil

@@ -172,6 +172,12 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
 		}
 	}
+	if later != nil && m.Truncated {
+		// The server's writer truncated m for its client: no evidence
+		// (see truncates).
+		buffers.Put(later)
+		return nil
+	}
 	return later
 }
 
@@ -239,16 +245,17 @@ type query struct {
 // the name, m otherwise. In monitor mode the verdict changes nothing the
 // client gets: unless labels are wanted, inspect returns the evidence
 // for ServeDNS to observe once m has gone out (later), read first, since
-// writing may truncate m. An answer sent already (see flush) is observed;
-// one the server is to truncate for w's client is not (see truncates).
+// writing may truncate m, and kept only if it did not (see answer). An
+// answer sent already (see flush) is observed; one the server is to
+// truncate for w's client is not (see truncates).
 func (f *Fluxguard) inspect(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query, m *dns.Msg, sent bool) (out *dns.Msg, later *answerBuffers) {
 	switch {
-	case !sent && truncates(ctx, w, r, m):
-		// No evidence: the client's retry over TCP is.
 	case sent:
 		f.observeAnswer(ctx, q, m)
 	case f.cfg.action == actionLog && !f.labelsWanted.Load():
 		return m, readAnswer(m, q.name, q.client)
+	case truncates(ctx, w, r, m):
+		// No evidence: the client's retry over TCP is.
 	default:
 		if v, flagged := f.flagging(ctx, q, m); flagged && f.cfg.action != actionLog {
 			q.metrics.action.Inc()
@@ -316,7 +323,7 @@ func (f *Fluxguard) zoneName(r *dns.Msg) (name string, inspected, ok bool) {
 		return "", false, false
 	}
 	// Zones match case-insensitively; Normalize lower-cases.
-	if plugin.Zones(f.cfg.zones).Matches(q.Name) == "" {
+	if !f.cfg.rootZone && plugin.Zones(f.cfg.zones).Matches(q.Name) == "" {
 		return "", false, false
 	}
 	return engine.Normalize(q.Name), inspected, true

@@ -3,6 +3,7 @@ package fluxguard
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/coredns/caddy"
@@ -77,6 +78,7 @@ type config struct {
 	zones          []string
 	engine         engine.Config
 	action         action
+	rootZone       bool // zones hold the root: every name is in them (read beside action, on the query path)
 	blockRcode     int
 	sinkhole       []netip.Addr
 	sinkholeTTL    uint32 // of the answers downstreams cache (sinkhole addresses, the negative SOA), cut to the hold
@@ -125,6 +127,7 @@ func parse(c *caddy.Controller) (config, error) {
 			return cfg, c.Err(plugin.ErrOnce.Error())
 		}
 		cfg.zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
+		cfg.rootZone = slices.Contains(cfg.zones, ".")
 		given := map[string]int{} // option (weight: with its term) → its line
 		for c.NextBlock() {
 			if err := parseOption(c, &cfg, given); err != nil {

@@ -123,6 +123,7 @@ func TestParseZones(t *testing.T) {
 			action log
 		}`, []string{"dns://.:53"}, []string{"."}},
 		{"root from args", `fluxguard .`, nil, []string{"."}},
+		{"root among others", `fluxguard example.org .`, nil, []string{"example.org.", "."}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +135,9 @@ func TestParseZones(t *testing.T) {
 			}
 			if !slices.Equal(cfg.zones, tc.want) {
 				t.Errorf("Expected zones %v, got %v", tc.want, cfg.zones)
+			}
+			if root := slices.Contains(tc.want, "."); cfg.rootZone != root {
+				t.Errorf("Expected rootZone %v for zones %v, got %v", root, tc.want, cfg.rootZone)
 			}
 		})
 	}
