@@ -36,6 +36,9 @@
 #      by default
 #      STATE=1: BASE is fluxguard alone, FG fluxguard saving its state to a state_file every STATE_INTERVAL (1s, the
 #      least it takes) (written to bench/results/state-latest.md); CHAINS=full TRAFFIC=sites WORKLOADS=distinct by default
+#      TOGETHER=1: each slice runs every configuration at once, a dnsperf each, so that they share CPU 0 and its drift
+#      (qps ratio = ratio of CPU per query; the processes share the core's caches too). Use long slices, e.g.
+#      DURATION=20 SLICE=20 WORKLOADS=distinct: a 200,000-name row's GC cycles come seconds apart
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
@@ -52,7 +55,7 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 PLUGIN=${PLUGIN:-} BINPKG=./cmd/coredns-fluxguard
 [ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
@@ -191,6 +194,16 @@ gostats() {
     $1 == "go_memstats_mallocs_total" {m = $2} $1 == "go_gc_duration_seconds_count" {g = $2} END {printf "%.0f %.0f %.0f\n", a, m, g}'
 }
 
+# count_slice CONF T0 OUT: adds a throughput slice, dnsperf's OUT begun at CONF's CPU ticks T0, to row's totals.
+count_slice() {
+  local c=$1 out=$3
+  ticks[$c]=$((ticks[$c] + $(cpu_ticks "$c") - $2))
+  completed[$c]=$((completed[$c] + $(field 'Queries completed' <<<"$out")))
+  secs[$c]=$(awk -v a="${secs[$c]}" -v b="$(field 'Run time' <<<"$out")" 'BEGIN {print a + b}')
+  LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
+  if [ "$c" = FG ]; then rcodes=$(awk '/Response codes:/ {sub(/.*codes: */, ""); print}' <<<"$out"); fi
+}
+
 # row TRAFFIC CHAIN WORKLOAD: ROUNDS rounds, each with fresh processes of every configuration (BASE, FG and, with
 # FLOOR=1, AA), warmed up, then measured in turn: two processes of the same binary and configuration differ by
 # several percent in throughput, so one set per row would measure their luck. Appends to the tables.
@@ -198,7 +211,7 @@ row() {
   local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=${PLUGIN:-fluxguard} bl="" cache=cache file cmds tracked rcodes
   local -a confs=(BASE FG) order warm
   local -A port=() prom=() qps=() ticks=() nq=() rss=() hwm=() q=() rate=() lticks=() p99r=() gostart=() goper=() gorun=()
-  local -A completed=() secs=() ratios=() pair99=()
+  local -A completed=() secs=() ratios=() pair99=() t0s=() runs=()
   [ "$FLOOR" = 1 ] && confs+=(AA)
   [ "$traffic" = held ] && names=storm fl="fluxguard {
         action block
@@ -245,15 +258,17 @@ row() {
     for c in "${confs[@]}"; do completed[$c]=0 secs[$c]=0; [ "$chain" = full ] && gostart[$c]=$(gostats "${prom[$c]}"); done
     [ "$SHARED" = 1 ] && cmds=$(redis_commands)
     for i in $(seq 0 $((slices - 1))); do
-      for c in "${order[@]}"; do
-        t0=$(cpu_ticks "$c")
-        out=$(perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")
-        ticks[$c]=$((ticks[$c] + $(cpu_ticks "$c") - t0))
-        completed[$c]=$((completed[$c] + $(field 'Queries completed' <<<"$out")))
-        secs[$c]=$(awk -v a="${secs[$c]}" -v b="$(field 'Run time' <<<"$out")" 'BEGIN {print a + b}')
-        LOST=$((LOST + $(field 'Queries lost' <<<"$out")))
-        [ "$c" = FG ] && rcodes=$(awk '/Response codes:/ {sub(/.*codes: */, ""); print}' <<<"$out")
-      done
+      if [ "$TOGETHER" = 1 ]; then  # all at once, a dnsperf each: they share the core, and its drift
+        for c in "${order[@]}"; do t0s[$c]=$(cpu_ticks "$c"); done
+        for c in "${order[@]}"; do perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE" >"$TMP/out.$c" & runs[$c]=$!; done
+        for c in "${order[@]}"; do wait "${runs[$c]}" || die "dnsperf against $c failed"; done
+        for c in "${order[@]}"; do count_slice "$c" "${t0s[$c]}" "$(cat "$TMP/out.$c")"; done
+      else
+        for c in "${order[@]}"; do
+          t0=$(cpu_ticks "$c")
+          count_slice "$c" "$t0" "$(perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")"
+        done
+      fi
       order=("${order[@]:1}" "${order[0]}")
     done
     for c in "${confs[@]}"; do
@@ -378,7 +393,7 @@ compare() {
     done
   done
   {
-    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
+    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices $([ "$TOGETHER" = 1 ] && echo 'all configurations at once' || echo 'taken in turn') (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
     [ "$STATE" = 1 ] && echo && echo "**STATE=1: BASE is fluxguard alone, FG fluxguard with \`state_file\` saved every $STATE_INTERVAL.**" \
       "Failed saves / the state file's bytes at the end of each round: $SAVES"
