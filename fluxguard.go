@@ -184,7 +184,9 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 // truncates reports whether the server is to truncate m, the answer to r,
 // to fit its UDP client's buffer: an answer the client does not get whole
 // is no evidence, as one truncated upstream is not; the client's retry
-// over TCP is. It predicts the server's writer (request.ScrubWriter),
+// over TCP is. It serves the verdicts made before the write (block,
+// sinkhole, labels); monitor mode looks at m once written (see answer).
+// It predicts the server's writer (request.ScrubWriter),
 // which adds r's OPT record to an answer without one, then truncates
 // (dns.Msg.Truncate) what is over the buffer once compressed, unless the
 // answer is signed: the tsig plugin, which takes the TSIG record off the
