@@ -239,15 +239,10 @@ func (e *Engine) forgetRecent() {
 // query path.
 func (e *Engine) Sweep() int {
 	now := e.clock()
-	since := e.since(now)
 	n := 0
-	e.each(func(_ scope, _ *shard, en *entry) bool {
-		if en.last <= since && en.heldUntil <= now {
-			n++
-			return false
-		}
-		return true
-	})
+	for _, sc := range e.scopes() {
+		n += sc.st.sweep(e.since(now), now)
+	}
 	return n
 }
 

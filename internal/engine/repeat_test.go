@@ -109,7 +109,7 @@ func TestLevelOnlyRepeats(t *testing.T) {
 			t.Errorf("%s: %d queries, the full engine %d, want %d", s.name, q, want, s.queries)
 		}
 	}
-	// A report counts the repeats in, as a sweep does.
+	// A report counts the repeats in.
 	if got, want := brief.Report(), full.Report(); len(got) == 0 || !reflect.DeepEqual(got, want) {
 		t.Errorf("reports differ:\nbrief %+v\nfull  %+v", got, want)
 	}

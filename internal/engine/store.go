@@ -228,6 +228,42 @@ func (s *store) forgetRecent() {
 	}
 }
 
+// sweep removes the entries last seen at or before since and not held at
+// now, and returns how many it removed.
+func (s *store) sweep(since, now uint32) int {
+	var stale []uint32
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		stale = sh.stale(stale[:0], since, now)
+		for _, off := range stale {
+			s.remove(sh, off)
+		}
+		sh.mu.Unlock()
+		n += len(stale)
+	}
+	return n
+}
+
+// stale appends to dst the offsets of the locked shard's entries last seen
+// at or before since and not held at now. It goes through the index rather
+// than the entries: a slot whose last answer (see recent) came after since
+// shows its entry live unread, and on a busy resolver most do, where
+// reading every entry would be a cache miss each.
+func (sh *shard) stale(dst []uint32, since, now uint32) []uint32 {
+	for i := range sh.index.slots {
+		s := &sh.index.slots[i]
+		if s.ref == 0 || s.recent.at > since {
+			continue
+		}
+		if en := sh.at(s.ref - 1); en.last <= since && en.heldUntil <= now {
+			dst = append(dst, s.ref-1)
+		}
+	}
+	return dst
+}
+
 // remove deletes the entry at offset i of the locked shard sh.
 func (s *store) remove(sh *shard, i uint32) {
 	en := sh.at(i)

@@ -114,6 +114,63 @@ func TestStoreReuse(t *testing.T) {
 	}
 }
 
+// TestStoreSweep checks which entries a sweep removes: those last seen at
+// or before since and not held at now, the last answer their slots hold
+// (see recent) counting as seen.
+func TestStoreSweep(t *testing.T) {
+	const since, now = 1000, 4600
+	tests := []struct {
+		name      string
+		last      uint32
+		recent    uint32 // when the slot's last answer came, with repeats; 0 for none
+		heldUntil uint32
+		removed   bool
+	}{
+		{"seen after since", since + 1, 0, 0, false},
+		{"seen last at since", since, 0, 0, true},
+		{"seen long before", 1, 0, 0, true},
+		{"answered after since", since - 100, since + 1, 0, false},
+		{"answered at since", since - 100, since, 0, true},
+		{"held", since - 100, 0, now + 1, false},
+		{"held until now", since, 0, now, true},
+		{"answered, held until now", since - 100, since, now, true},
+	}
+	st := newStore(100)
+	rank := func(*entry) uint64 { return 0 }
+	// All in one shard: removing some moves the index slots of others.
+	sh, _ := st.locate("x")
+	keys := make([]key, len(tests))
+	removed := 0
+	for i, tt := range tests {
+		_, keys[i] = st.locate(tt.name)
+		en := st.insert(sh, keys[i], tt.name, rank)
+		en.last, en.heldUntil = tt.last, tt.heldUntil
+		if tt.recent != 0 {
+			sh.index.get(keys[i]).recent = recent{repeats: 3, at: tt.recent}
+		}
+		if tt.removed {
+			removed++
+		}
+	}
+	if n := st.sweep(since, now); n != removed || st.len() != len(tests)-removed {
+		t.Fatalf("sweep removed %d, %d left; want %d removed", n, st.len(), removed)
+	}
+	for i, tt := range tests {
+		s := sh.index.get(keys[i])
+		if gone := s == nil; gone != tt.removed {
+			t.Errorf("%s: removed %v, want %v", tt.name, gone, tt.removed)
+			continue
+		}
+		if s == nil {
+			continue
+		}
+		// What is kept is left as it was: the repeats stay in the slot.
+		if name := sh.name(sh.at(s.ref - 1)); name != tt.name || (s.recent.repeats != 0) != (tt.recent != 0) {
+			t.Errorf("%s: the slot after the sweep names %q and holds %d repeats", tt.name, name, s.recent.repeats)
+		}
+	}
+}
+
 func TestStoreHashCollision(t *testing.T) {
 	st := newStore(10)
 	rank := func(*entry) uint64 { return 0 }
