@@ -1,6 +1,9 @@
 package engine
 
-import "net/netip"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // IsPublic reports whether a is a public unicast address: not in any of
 // the special-purpose ranges (RFC 6890 and successors) listed in nonPublic
@@ -42,4 +45,18 @@ func isPublic4(b [4]byte) bool {
 		return !(b[1] == 0 && b[2] == 113)
 	}
 	return b[0] < 224
+}
+
+// addrWords returns the 16-byte form of an address (netip.Addr.As16) as
+// two little-endian words, for hashing. An IPv4 address's are made from
+// its 4 bytes: the copy of the array As16 returns is written as two words
+// and read back as one 16-byte load, which the CPU cannot forward from
+// the stores, and most answers are IPv4.
+func addrWords(a netip.Addr) (uint64, uint64) {
+	if a.Is4() {
+		b := a.As4()
+		return 0, 0xffff<<16 | uint64(binary.LittleEndian.Uint32(b[:]))<<32
+	}
+	b := a.As16()
+	return binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 )
@@ -78,4 +79,17 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// TestAddrWords checks addrWords against the 16-byte form of addresses of
+// both families.
+func TestAddrWords(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "45.1.2.3", "255.255.255.255", "::ffff:45.1.2.3", "::", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		a := netip.MustParseAddr(s)
+		b := a.As16()
+		w0, w1 := addrWords(a)
+		if want0, want1 := binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:]); w0 != want0 || w1 != want1 {
+			t.Errorf("addrWords(%s) = %#x %#x, want %#x %#x", s, w0, w1, want0, want1)
+		}
+	}
 }

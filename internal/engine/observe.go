@@ -2,7 +2,6 @@ package engine
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"math/bits"
 	"net/netip"
 )
@@ -335,11 +334,11 @@ func (e *Engine) recordClients(sh *shard, en *entry, a *answer, repeat bool, now
 	if !a.obs.Client.IsValid() {
 		return 0, false
 	}
-	client := a.obs.Client.Unmap().As16()
-	c := e.clientHash(client)
+	c := e.clientHash(a.obs.Client)
 	if repeat && c == en.lastClient {
 		return 0, false
 	}
+	client := a.obs.Client.Unmap().As16()
 	list, i, isNew := sh.addSeen(en.clients, client, now, e.cfg.MaxClientsPerName)
 	en.clients, en.lastClient = list, c
 	if isNew {
@@ -385,19 +384,22 @@ func (e *Engine) poolAdd(addr [16]byte, owner, now uint32) {
 
 // hashAddr hashes an address with the engine's seed; salt tells apart
 // the uses.
-func (e *Engine) hashAddr(a [16]byte, salt uint64) uint64 {
-	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(a[:8])^e.fpSeed, binary.LittleEndian.Uint64(a[8:])^salt)
+func (e *Engine) hashAddr(ip netip.Addr, salt uint64) uint64 {
+	w0, w1 := addrWords(ip)
+	hi, lo := bits.Mul64(w0^e.fpSeed, w1^salt)
 	return hi ^ lo
 }
 
 // clientHash hashes a client's address for entry.lastClient. Two clients
 // of the same hash answered in turn in the same second would count as
 // one until either is seen again.
-func (e *Engine) clientHash(a [16]byte) uint32 { return uint32(e.hashAddr(a, 0x8ebc6af09c88c6e3)) }
+func (e *Engine) clientHash(client netip.Addr) uint32 {
+	return uint32(e.hashAddr(client.Unmap(), 0x8ebc6af09c88c6e3))
+}
 
 // addrSum hashes an address for an answer's fingerprint, a sum, so that
 // the order of the addresses does not matter.
-func (e *Engine) addrSum(ip netip.Addr) uint64 { return e.hashAddr(ip.As16(), 0xe7037ed1a0b428db) }
+func (e *Engine) addrSum(ip netip.Addr) uint64 { return e.hashAddr(ip, 0xe7037ed1a0b428db) }
 
 // fingerprint folds an answer's sum of addrSum into the 32 bits kept per
 // entry, or returns 0, which never matches, for an answer with name

@@ -55,7 +55,7 @@ func (e *Engine) repeat(sh *shard, k key, a *answer, now uint32) (Verdict, bool)
 func (e *Engine) repeats(r *recent, client netip.Addr, now uint32) bool {
 	return r.flags&recentSteady != 0 && r.repeats != ^uint16(0) &&
 		(r.at == now || r.level != LevelFlagged && r.flags&recentMixed == 0 && r.at/e.width == now/e.width) &&
-		(!client.IsValid() || e.clientHash(client.Unmap().As16()) == r.client)
+		(!client.IsValid() || e.clientHash(client) == r.client)
 }
 
 // Precheck is what the engine recalls of a name when a query for it comes,
