@@ -245,16 +245,18 @@ row() {
         state_file $TMP/state.$r
         state_interval $STATE_INTERVAL
     }"
-    for c in "${confs[@]}"; do
+    # The order rotates at each round (and below, at each slice), so that the machine's drift falls on all
+    # alike; started first, a server runs a few % slower than those started after it (docs/performance.md).
+    order=("${confs[@]}"); for i in $(seq $((r % ${#confs[@]}))); do order=("${order[@]:1}" "${order[0]}"); done
+    for c in "${order[@]}"; do
       alloc_port "port[$c]"; alloc_port "prom[$c]"
       if [ "$c" = FG ]; then k=$fl; else k=$bl; fi
       server_conf "$c" "${port[$c]}" "${prom[$c]}" "$UPPORT" "$k" "$cache" "$chain"
       start "$c" CUT
     done
-    for c in "${confs[@]}"; do perf "$c" "${port[$c]}" "$file" "${warm[@]}" >/dev/null; done
-    # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn, the order
-    # rotating at each slice and round, so that the machine's drift falls on all alike; qps: completed / run time.
-    order=("${confs[@]}"); for i in $(seq $((r % ${#confs[@]}))); do order=("${order[@]:1}" "${order[0]}"); done
+    for c in "${order[@]}"; do perf "$c" "${port[$c]}" "$file" "${warm[@]}" >/dev/null; done
+    # Throughput, at saturation: DURATION s per configuration in slices of SLICE s taken in turn (or together);
+    # qps: completed / run time.
     for c in "${confs[@]}"; do completed[$c]=0 secs[$c]=0; [ "$chain" = full ] && gostart[$c]=$(gostats "${prom[$c]}"); done
     [ "$SHARED" = 1 ] && cmds=$(redis_commands)
     for i in $(seq 0 $((slices - 1))); do
