@@ -49,9 +49,7 @@ func BenchmarkObserveTrackedCold(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for x := uint64(1); b.Loop(); {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
+		x = xorshift(x)
 		obs.Name = names[x&(n-1)]
 		e.Observe(&obs)
 	}
@@ -77,25 +75,39 @@ func track(e *Engine, obs *Observation, n int) []string {
 // answers are seconds apart and its state out of the CPU's caches.
 func BenchmarkObserveCacheHits(b *testing.B) {
 	const n = 1 << 18
-	clk := &fakeClock{t: at("00:00:00")}
-	cfg := DefaultConfig()
-	cfg.MaxNames, cfg.Now = n, clk.now
-	e, _ := New(cfg)
-	defer freeEngine(e)
-	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60, LevelOnly: true}
-	names := track(e, &obs, n)
+	e, clk, obs, names := cachedNames(b, n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i, x := 0, uint64(1); b.Loop(); i++ {
 		if i%10_000 == 0 {
 			clk.add(time.Second)
 		}
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
+		x = xorshift(x)
 		obs.Name = names[x&(n-1)]
-		e.Observe(&obs)
+		e.Observe(obs)
 	}
+}
+
+// cachedNames returns an engine on a fake clock tracking n names,
+// host0.example.com and on, and the observation of their answers as a
+// cache serves them: 4 addresses, the same from one client each time, for
+// a brief verdict (Observation.LevelOnly).
+func cachedNames(b *testing.B, n int) (*Engine, *fakeClock, *Observation, []string) {
+	clk := &fakeClock{t: at("00:00:00")}
+	cfg := DefaultConfig()
+	cfg.MaxNames, cfg.Now = n, clk.now
+	e, _ := New(cfg)
+	b.Cleanup(func() { freeEngine(e) })
+	obs := &Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60, LevelOnly: true}
+	return e, clk, obs, track(e, obs, n)
+}
+
+// xorshift returns the number after x in a pseudo-random sequence: names
+// taken in its order are out of the CPU's caches.
+func xorshift(x uint64) uint64 {
+	x ^= x << 13
+	x ^= x >> 7
+	return x ^ x<<17
 }
 
 // BenchmarkSweep is the housekeeping's sweep over 262,144 names served
@@ -104,13 +116,7 @@ func BenchmarkObserveCacheHits(b *testing.B) {
 // that the sweep finds the names' state out of the CPU's caches.
 func BenchmarkSweep(b *testing.B) {
 	const n = 1 << 18
-	clk := &fakeClock{t: at("00:00:00")}
-	cfg := DefaultConfig()
-	cfg.MaxNames, cfg.Now = n, clk.now
-	e, _ := New(cfg)
-	defer freeEngine(e)
-	obs := Observation{Client: netip.MustParseAddr("10.0.0.1"), Addrs: addrs("45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"), MinTTL: 60, LevelOnly: true}
-	names := track(e, &obs, n)
+	e, clk, obs, names := cachedNames(b, n)
 	b.ReportAllocs()
 	b.ResetTimer()
 	x := uint64(1)
@@ -118,11 +124,9 @@ func BenchmarkSweep(b *testing.B) {
 		b.StopTimer()
 		clk.add(time.Second)
 		for range n {
-			x ^= x << 13
-			x ^= x >> 7
-			x ^= x << 17
+			x = xorshift(x)
 			obs.Name = names[x&(n-1)]
-			e.Observe(&obs)
+			e.Observe(obs)
 		}
 		b.StartTimer()
 		if dropped := e.Sweep(); dropped != 0 {
@@ -226,9 +230,7 @@ func BenchmarkObserveParallel(b *testing.B) {
 		// clients do: in lockstep they would queue on the same shard.
 		x := seed.Add(0x9e3779b97f4a7c15)
 		for pb.Next() {
-			x ^= x << 13
-			x ^= x >> 7
-			x ^= x << 17
+			x = xorshift(x)
 			o.Name = names[x&(1<<16-1)]
 			e.Observe(&o)
 		}
