@@ -38,7 +38,8 @@
 #      least it takes) (written to bench/results/state-latest.md); CHAINS=full TRAFFIC=sites WORKLOADS=distinct by default
 #      TOGETHER=1: each slice runs every configuration at once, a dnsperf each, so that they share CPU 0 and its drift
 #      (qps ratio = ratio of CPU per query; the processes share the core's caches too). Use long slices, e.g.
-#      DURATION=20 SLICE=20 WORKLOADS=distinct: a 200,000-name row's GC cycles come seconds apart
+#      DURATION=20 SLICE=20 WORKLOADS=distinct: a 200,000-name row's GC cycles come seconds apart. The start order
+#      rotates with the round (the first started runs slower): take ROUNDS a multiple of 3
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
