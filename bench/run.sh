@@ -206,8 +206,9 @@ count_slice() {
 }
 
 # row TRAFFIC CHAIN WORKLOAD: ROUNDS rounds, each with fresh processes of every configuration (BASE, FG and, with
-# FLOOR=1, AA), warmed up, then measured in turn: two processes of the same binary and configuration differ by
-# several percent in throughput, so one set per row would measure their luck. Appends to the tables.
+# FLOOR=1, AA), started and warmed up, then measured in turn (or together, TOGETHER=1): two processes of the same
+# binary and configuration differ by several percent in throughput, so one set per row would measure their luck.
+# Appends to the tables.
 row() {
   local traffic=$1 chain=$2 wl=$3 names=$1 r c i k out t0 L fl=${PLUGIN:-fluxguard} bl="" cache=cache file cmds tracked rcodes
   local -a confs=(BASE FG) order warm
