@@ -239,9 +239,9 @@ func (e *Engine) forgetRecent() {
 // query path.
 func (e *Engine) Sweep() int {
 	now := e.clock()
-	n := 0
+	since, n := e.since(now), 0
 	for _, sc := range e.scopes() {
-		n += sc.st.sweep(e.since(now), now)
+		n += sc.st.sweep(since, now)
 	}
 	return n
 }
