@@ -50,6 +50,7 @@ type Fluxguard struct {
 	metrics      atomic.Pointer[[]*serverMetrics] // of each server met so far, the first first
 	adding       sync.Mutex                       // serializes additions to metrics
 	labelsWanted atomic.Bool                      // the metadata plugin asks for fluxguard's labels
+	queue        *observeQueue                    // monitor mode's, from start; nil otherwise
 	onWorkers    bool                             // other plugins come first: serve on stack workers (see handOff)
 }
 
@@ -82,7 +83,8 @@ func (f *Fluxguard) Name() string { return pluginName }
 // otherwise the rest of the chain answers it through a captureWriter,
 // which holds the answer until the chain has returned. fluxguard then
 // shows it to the engine, unless the query was counted as a repeat of the
-// name's last answer, and writes it, or the action's reply in its place.
+// name's last answer, and writes it, or the action's reply in its place;
+// in monitor mode it writes it first and queues it for the engine.
 // With other plugins before it, it does so on a stack worker when one is
 // free (see handOff).
 func (f *Fluxguard) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
@@ -149,6 +151,12 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	*q = query{metrics: sm, name: name, client: clientAddr(w)}
+	if f.queue != nil && !f.labelsWanted.Load() {
+		// Its answer is read and queued, to be observed in a batch: the
+		// name's lookup here would wait on the miss that the batch
+		// overlaps with others (see observeQueue).
+		return &captureWriter{ResponseWriter: w, read: true}, false, false
+	}
 	repeat, upstream := f.precheck(q, r)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
@@ -229,8 +237,12 @@ func optAdded(r, m *dns.Msg) int {
 }
 
 // observeLater has the engine observe the evidence inspect read from an
-// answer that has gone out, and returns its buffers to the pool.
+// answer that has gone out, in a batch when the queue takes it, and
+// returns its buffers to the pool.
 func (f *Fluxguard) observeLater(ctx context.Context, sm *serverMetrics, b *answerBuffers) {
+	if f.queue != nil && f.queue.push(ctx, sm, b) {
+		return
+	}
 	f.observe(ctx, sm, &b.obs)
 	buffers.Put(b)
 }

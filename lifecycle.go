@@ -45,6 +45,10 @@ func (f *Fluxguard) start() error {
 	done := make(chan struct{})
 	f.done = done
 	f.inBackground(func() { f.housekeep(done) })
+	if f.cfg.action == actionLog {
+		f.queue = newObserveQueue()
+		f.inBackground(func() { f.queue.run(f, done) })
+	}
 	if f.cfg.stateFile != "" {
 		f.inBackground(func() { f.persist(done) })
 	}
@@ -92,6 +96,9 @@ func (f *Fluxguard) stop() error {
 		f.done = nil
 	}
 	f.background.Wait()
+	if f.queue != nil {
+		f.queue.close(f)
+	}
 	if stillRunning(f) { // no new instance took the block over: a reload removed it, or CoreDNS exits
 		setRunning(f.key, nil)
 		f.forgetBlock()

@@ -1,5 +1,10 @@
 package engine
 
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
 // index maps the hashes of a shard's names to their entries: open
 // addressing with linear probing over one flat, pointer-free array. A
 // lookup reads the one slot that holds the hash and the check, where a Go
@@ -9,6 +14,10 @@ type index struct {
 	mem   *arena
 	slots []slot // a power of two of them, at most 3/4 used, in mem
 	n     int
+
+	// The slots' address and their number less one, set as slots is, for
+	// prefetchSlot, which reads them without the shard's lock.
+	base, mask atomic.Uintptr
 }
 
 // slot is one position of an index: a name's hash and check, its entry's
@@ -103,6 +112,19 @@ func (x *index) grow() {
 		}
 	}
 	releaseOf(x.mem, old)
+	x.base.Store(uintptr(unsafe.Pointer(unsafe.SliceData(x.slots))))
+	x.mask.Store(uintptr(len(x.slots) - 1))
+}
+
+// slotAddr returns the address of the home slot of hash h, or 0 before
+// the index has any, without the shard's lock: the slots may be given back
+// by a grow meanwhile, which only a prefetch, that never faults, may read.
+func (x *index) slotAddr(h uint64) uintptr {
+	base := x.base.Load()
+	if base == 0 {
+		return 0
+	}
+	return base + (uintptr(h>>shardBits)&x.mask.Load())*unsafe.Sizeof(slot{})
 }
 
 // delete removes hash h, moving back the slots after it that would no

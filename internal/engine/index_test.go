@@ -3,6 +3,7 @@ package engine
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestIndex puts, finds and deletes keys against a Go map, with hashes
@@ -62,5 +63,22 @@ func TestIndex(t *testing.T) {
 				t.Errorf("scan met %d entries, want %d", seen, len(want))
 			}
 		})
+	}
+}
+
+// TestSlotAddr checks the address Preload prefetches: none before the
+// index has slots, then each key's home slot, through the grows that
+// move the slots.
+func TestSlotAddr(t *testing.T) {
+	x := index{mem: newArena()}
+	if got := x.slotAddr(rand.Uint64()); got != 0 {
+		t.Fatalf("Expected no address before the first key, got %#x", got)
+	}
+	for i := range 5000 {
+		h := rand.Uint64()
+		x.put(key{hash: h, check: uint32(i)}, uint32(i))
+		if got, want := x.slotAddr(h), uintptr(unsafe.Pointer(&x.slots[x.home(h)])); got != want {
+			t.Fatalf("Key %d of %d slots: address %#x, want its home slot's %#x", i, len(x.slots), got, want)
+		}
 	}
 }

@@ -1,0 +1,119 @@
+package fluxguard
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// observeQueue holds the evidence monitor mode has read from answers that
+// have gone out, for a goroutine of its own to observe in batches. Over
+// many names, each name's state is a miss to memory; observed on its query's
+// path the misses are waited for one by one, while a batch preloads its
+// names' slots together (engine.Preload) and waits on them at once. An
+// answer is observed within about batchDelay; one the queue has no room
+// for, or that comes once it is closed, is observed on its query's path.
+type observeQueue struct {
+	mu      sync.Mutex
+	pending []queued
+	spare   []queued      // pending's last backing array, for reuse
+	closed  bool          // stop flushed it: the queue takes no more
+	wake    chan struct{} // a batch has started to gather
+}
+
+// queued is one answer's evidence, with its query's context and server.
+type queued struct {
+	ctx context.Context
+	sm  *serverMetrics
+	b   *answerBuffers
+}
+
+const (
+	// batchDelay is how long a batch gathers before it is observed.
+	batchDelay = time.Millisecond
+	// maxQueued bounds the answers waiting, and the pooled buffers they
+	// hold (see answerBuffers): a tenth of a second of a busy core's
+	// queries.
+	maxQueued = 4096
+	// preloadBatch is how many names are preloaded at once: enough for
+	// their misses to overlap, few enough for their lines to stay cached
+	// until observed.
+	preloadBatch = 64
+)
+
+func newObserveQueue() *observeQueue { return &observeQueue{wake: make(chan struct{}, 1)} }
+
+// push queues b's evidence for the query of ctx, served by sm. It reports
+// false, and keeps nothing, when the queue is full or closed.
+func (q *observeQueue) push(ctx context.Context, sm *serverMetrics, b *answerBuffers) bool {
+	q.mu.Lock()
+	ok := !q.closed && len(q.pending) < maxQueued
+	if ok {
+		q.pending = append(q.pending, queued{ctx, sm, b})
+	}
+	first := len(q.pending) == 1
+	q.mu.Unlock()
+	if ok && first {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}
+
+// run observes the queued answers for f in batches until done is closed.
+func (q *observeQueue) run(f *Fluxguard, done <-chan struct{}) {
+	gather := time.NewTimer(batchDelay)
+	gather.Stop()
+	for {
+		select {
+		case <-q.wake:
+		case <-done:
+			return
+		}
+		gather.Reset(batchDelay)
+		select {
+		case <-gather.C:
+		case <-done:
+			gather.Stop()
+			return
+		}
+		q.observe(f)
+	}
+}
+
+// observe has f observe every answer queued so far, preloadBatch at a time.
+func (q *observeQueue) observe(f *Fluxguard) {
+	q.mu.Lock()
+	batch := q.pending
+	q.pending, q.spare = q.spare[:0], nil
+	q.mu.Unlock()
+	var names [preloadBatch]string
+	for i := 0; i < len(batch); i += preloadBatch {
+		part := batch[i:min(i+preloadBatch, len(batch))]
+		for j, a := range part {
+			names[j] = a.b.obs.Name
+		}
+		f.eng.Preload(names[:len(part)])
+		for _, a := range part {
+			f.observe(a.ctx, a.sm, &a.b.obs)
+			buffers.Put(a.b)
+		}
+	}
+	clear(batch)
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = batch[:0]
+	}
+	q.mu.Unlock()
+}
+
+// close observes what is queued and has later answers observed on their
+// queries' paths: run has returned, or f is stopping.
+func (q *observeQueue) close(f *Fluxguard) {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.observe(f)
+}

@@ -1,0 +1,85 @@
+package fluxguard
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/miekg/dns"
+
+	"github.com/fluxguard/fluxguard/internal/engine"
+)
+
+// TestObserveQueue serves TestMonitor's queries in monitor mode without
+// labels, so that their answers are observed in batches, and expects the
+// same verdicts, once the batch has been observed, and every answer
+// passed through as it came.
+func TestObserveQueue(t *testing.T) {
+	f, up := newTestFluxguard(t, "fluxguard . {\n action log\n}")
+	f.queue = newObserveQueue()
+	done := make(chan struct{})
+	f.inBackground(func() { f.queue.run(f, done) })
+	server := serverLabel(t)
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
+	for i, name := range []string{"c2.evil.tk.", "C2.Evil.TK.", "c2.evil.tk.", "c2.EVIL.tk.", "c2.evil.tk.", "c2.evil.tk."} {
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := f.ServeDNS(ctx, rec, newQueryEDNS(name, dns.TypeA, 1232, true)); err != nil {
+			t.Fatalf("Query %d: expected no error, got %v", i, err)
+		}
+		checkPassedThrough(t, rec, up)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for toFloat64(responsesInspected.WithLabelValues(server)) < 6 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(done)
+	f.background.Wait()
+	for level, want := range map[string]float64{"none": 2, "flagged": 4} {
+		if got := toFloat64(verdicts.WithLabelValues(server, level)); got != want {
+			t.Errorf("Expected %v %s verdicts, got %v", want, level, got)
+		}
+	}
+	if got := toFloat64(flaggedDomain.WithLabelValues(server, "c2.evil.tk")); got != 1 {
+		t.Errorf("Expected flagged{domain=c2.evil.tk} 1, got %v", got)
+	}
+}
+
+// TestObserveQueueBounds fills the queue without a goroutine observing it:
+// what it has no room for, and what comes once it is closed, is refused,
+// for the caller to observe at once, and closing it observes what it held.
+func TestObserveQueueBounds(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
+	q := newObserveQueue()
+	sm := newServerMetrics(serverLabel(t), actionLog)
+	evidence := func(name string) *answerBuffers {
+		m := new(dns.Msg).SetReply(newQuery(name, dns.TypeA))
+		m.Answer = flux(name, dns.TypeA, 0)
+		b := readAnswer(m, engine.Normalize(name), netip.MustParseAddr("192.0.2.53"))
+		if b == nil {
+			t.Fatalf("Expected evidence in %s", m)
+		}
+		return b
+	}
+	for i := range maxQueued {
+		if !q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+			t.Fatalf("Push %d: expected room for %d answers", i, maxQueued)
+		}
+	}
+	if q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+		t.Errorf("Expected a full queue to refuse an answer")
+	}
+	q.close(f)
+	if got := toFloat64(sm.inspected); got != maxQueued {
+		t.Errorf("Expected closing to observe the %d queued answers, got %v", maxQueued, got)
+	}
+	if q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+		t.Errorf("Expected a closed queue to refuse an answer")
+	}
+	if f.eng.Len() != 1 {
+		t.Errorf("Expected 1 tracked name, got %d", f.eng.Len())
+	}
+}
