@@ -150,21 +150,22 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if !inspected {
 		return nil, false, false
 	}
-	*q = query{metrics: sm, name: name, client: clientAddr(w)}
+	*q = query{metrics: sm, name: name, client: clientAddr(w), v6: r.Question[0].Qtype == dns.TypeAAAA}
 	if f.queue != nil && !f.labelsWanted.Load() {
-		// Its answer is read and queued, to be observed in a batch: the
-		// name's lookup here would wait on the miss that the batch
-		// overlaps with others (see observeQueue).
-		return &captureWriter{ResponseWriter: w, read: true}, false, false
+		// Its answer is queued, to be observed in a batch: the name's
+		// lookup here would wait on the miss that the batch overlaps
+		// with others (see observeQueue).
+		return &captureWriter{ResponseWriter: w, queued: true}, false, false
 	}
-	repeat, upstream := f.precheck(q, r)
+	repeat, upstream := f.precheck(q)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
 
 // answer writes the chain's answer to r, which cw holds, unless flush
 // sent it already, or the action's reply in its place, and has the engine
 // observe it for q, unless the query was counted as a repeat; in monitor
-// mode, it returns the evidence for observeLater instead. The write runs
+// mode, it queues the answer once written, or returns the evidence for
+// observeLater when there is no queue or it is full. The write runs
 // deepest of all (see captureWriter): it is made from this small frame,
 // the answer read in a frame of its own (inspect).
 func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q *query) (later *answerBuffers) {
@@ -180,11 +181,16 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
 		}
 	}
-	if later != nil && m.Truncated {
+	switch {
+	case m.Truncated:
 		// The server's writer truncated m for its client: no evidence
 		// (see truncates).
-		buffers.Put(later)
+		if later != nil {
+			buffers.Put(later)
+		}
 		return nil
+	case cw.queued && !f.queue.push(ctx, q, m):
+		return readAnswer(m, q.name, q.client)
 	}
 	return later
 }
@@ -237,12 +243,8 @@ func optAdded(r, m *dns.Msg) int {
 }
 
 // observeLater has the engine observe the evidence inspect read from an
-// answer that has gone out, in a batch when the queue takes it, and
-// returns its buffers to the pool.
+// answer that has gone out, and returns its buffers to the pool.
 func (f *Fluxguard) observeLater(ctx context.Context, sm *serverMetrics, b *answerBuffers) {
-	if f.queue != nil && f.queue.push(ctx, sm, b) {
-		return
-	}
 	f.observe(ctx, sm, &b.obs)
 	buffers.Put(b)
 }
@@ -252,6 +254,7 @@ type query struct {
 	metrics *serverMetrics
 	name    string
 	client  netip.Addr // the querying client's address, invalid when unknown
+	v6      bool       // an AAAA query; A otherwise
 }
 
 // inspect has the engine observe m, the chain's answer to r, for q,
@@ -296,16 +299,17 @@ func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.
 	return v, true
 }
 
-// precheck looks q's name up before the chain answers r. It reports a
-// query counted as a repeat of the name's last answer to this client in
-// this second (cache hits, typically), whose answer is not to be read,
-// and a name not seen before, whose answer most likely comes from
-// upstream. With the labels wanted, every answer is read.
-func (f *Fluxguard) precheck(q *query, r *dns.Msg) (repeat, upstream bool) {
+// precheck looks q's name up before its answer is read: before the chain
+// answers, or in the batch it is queued in. It reports a query counted as
+// a repeat of the name's last answer to this client in this second (cache
+// hits, typically), whose answer is not to be read, and a name not seen
+// before, whose answer most likely comes from upstream. With the labels
+// wanted, every answer is read.
+func (f *Fluxguard) precheck(q *query) (repeat, upstream bool) {
 	if f.labelsWanted.Load() {
 		return false, false
 	}
-	pc := f.eng.Precheck(q.name, r.Question[0].Qtype == dns.TypeAAAA, q.client)
+	pc := f.eng.Precheck(q.name, q.v6, q.client)
 	if pc.Repeat {
 		q.metrics.inspected.Inc()
 		q.metrics.verdicts[pc.Level].Inc()
@@ -411,9 +415,10 @@ func (f *Fluxguard) observe(ctx context.Context, sm *serverMetrics, obs *engine.
 // comes after take, goes out at once and is no evidence.
 type captureWriter struct {
 	dns.ResponseWriter
-	state atomic.Uint32 // answerNone, then answerTaken, answerHeld, answerSent, answerDone
-	read  bool          // the answer is evidence: the query was not counted as a repeat
-	held  *dns.Msg      // the first answer, with answerHeld and answerSent
+	state  atomic.Uint32 // answerNone, then answerTaken, answerHeld, answerSent, answerDone
+	read   bool          // the answer is evidence: the query was not counted as a repeat
+	queued bool          // the answer is to be queued once written (see observeQueue)
+	held   *dns.Msg      // the first answer, with answerHeld and answerSent
 }
 
 // The states of a captureWriter. Only the first answer is held, and is

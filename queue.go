@@ -4,15 +4,19 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
-// observeQueue holds the evidence monitor mode has read from answers that
-// have gone out, for a goroutine of its own to observe in batches. Over
-// many names, each name's state is a miss to memory; observed on its query's
-// path the misses are waited for one by one, while a batch preloads its
-// names' slots together (engine.Preload) and waits on them at once. An
-// answer is observed within about batchDelay; one the queue has no room
-// for, or that comes once it is closed, is observed on its query's path.
+// observeQueue holds the answers monitor mode has written, for a
+// goroutine of its own to observe in batches. Over many names, each name's
+// state is a miss to memory; looked up on its query's path the misses are
+// waited for one by one, while a batch preloads its names' slots together
+// (engine.Preload) and waits on them at once. A batch then counts the
+// answers that repeat their name's last one (see precheck), and reads and
+// observes the rest. An answer is observed within about batchDelay; one
+// the queue has no room for, or that comes once it is closed, is observed
+// on its query's path.
 type observeQueue struct {
 	mu      sync.Mutex
 	pending []queued
@@ -21,19 +25,18 @@ type observeQueue struct {
 	wake    chan struct{} // a batch has started to gather
 }
 
-// queued is one answer's evidence, with its query's context and server.
+// queued is an answer, m, to observe for q, with its query's context.
 type queued struct {
 	ctx context.Context
-	sm  *serverMetrics
-	b   *answerBuffers
+	q   query
+	m   *dns.Msg
 }
 
 const (
 	// batchDelay is how long a batch gathers before it is observed.
 	batchDelay = time.Millisecond
-	// maxQueued bounds the answers waiting, and the pooled buffers they
-	// hold (see answerBuffers): a tenth of a second of a busy core's
-	// queries.
+	// maxQueued bounds the answers waiting: a tenth of a second of a
+	// busy core's queries.
 	maxQueued = 4096
 	// preloadBatch is how many names are preloaded at once: enough for
 	// their misses to overlap, few enough for their lines to stay cached
@@ -43,13 +46,13 @@ const (
 
 func newObserveQueue() *observeQueue { return &observeQueue{wake: make(chan struct{}, 1)} }
 
-// push queues b's evidence for the query of ctx, served by sm. It reports
-// false, and keeps nothing, when the queue is full or closed.
-func (q *observeQueue) push(ctx context.Context, sm *serverMetrics, b *answerBuffers) bool {
+// push queues m, the answer for q, the query of ctx. It reports false,
+// and keeps nothing, when the queue is full or closed.
+func (q *observeQueue) push(ctx context.Context, query *query, m *dns.Msg) bool {
 	q.mu.Lock()
 	ok := !q.closed && len(q.pending) < maxQueued
 	if ok {
-		q.pending = append(q.pending, queued{ctx, sm, b})
+		q.pending = append(q.pending, queued{ctx, *query, m})
 	}
 	first := len(q.pending) == 1
 	q.mu.Unlock()
@@ -93,12 +96,17 @@ func (q *observeQueue) observe(f *Fluxguard) {
 	for i := 0; i < len(batch); i += preloadBatch {
 		part := batch[i:min(i+preloadBatch, len(batch))]
 		for j, a := range part {
-			names[j] = a.b.obs.Name
+			names[j] = a.q.name
 		}
 		f.eng.Preload(names[:len(part)])
-		for _, a := range part {
-			f.observe(a.ctx, a.sm, &a.b.obs)
-			buffers.Put(a.b)
+		for j := range part {
+			a := &part[j]
+			if repeat, _ := f.precheck(&a.q); repeat {
+				continue
+			}
+			if b := readAnswer(a.m, a.q.name, a.q.client); b != nil {
+				f.observeLater(a.ctx, a.q.metrics, b)
+			}
 		}
 	}
 	clear(batch)

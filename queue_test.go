@@ -10,8 +10,6 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
-
-	"github.com/fluxguard/fluxguard/internal/engine"
 )
 
 // TestObserveQueue serves TestMonitor's queries in monitor mode without
@@ -55,28 +53,22 @@ func TestObserveQueueBounds(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	q := newObserveQueue()
 	sm := newServerMetrics(serverLabel(t), actionLog)
-	evidence := func(name string) *answerBuffers {
-		m := new(dns.Msg).SetReply(newQuery(name, dns.TypeA))
-		m.Answer = flux(name, dns.TypeA, 0)
-		b := readAnswer(m, engine.Normalize(name), netip.MustParseAddr("192.0.2.53"))
-		if b == nil {
-			t.Fatalf("Expected evidence in %s", m)
-		}
-		return b
-	}
+	query := &query{metrics: sm, name: "c2.evil.tk", client: netip.MustParseAddr("192.0.2.53")}
+	answer := new(dns.Msg).SetReply(newQuery("c2.evil.tk.", dns.TypeA))
+	answer.Answer = flux("c2.evil.tk.", dns.TypeA, 0)
 	for i := range maxQueued {
-		if !q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+		if !q.push(context.Background(), query, answer) {
 			t.Fatalf("Push %d: expected room for %d answers", i, maxQueued)
 		}
 	}
-	if q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+	if q.push(context.Background(), query, answer) {
 		t.Errorf("Expected a full queue to refuse an answer")
 	}
 	q.close(f)
 	if got := toFloat64(sm.inspected); got != maxQueued {
 		t.Errorf("Expected closing to observe the %d queued answers, got %v", maxQueued, got)
 	}
-	if q.push(context.Background(), sm, evidence("c2.evil.tk.")) {
+	if q.push(context.Background(), query, answer) {
 		t.Errorf("Expected a closed queue to refuse an answer")
 	}
 	if f.eng.Len() != 1 {

@@ -16,7 +16,7 @@ type index struct {
 	n     int
 
 	// The slots' address and their number less one, set as slots is, for
-	// prefetchSlot, which reads them without the shard's lock.
+	// slotAddr, which reads them without the shard's lock.
 	base, mask atomic.Uintptr
 }
 
