@@ -1,12 +1,14 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,9 +62,27 @@ exporters:
 `
 
 // StartJaeger starts Jaeger (built by scripts/test.sh from test/tools) on
-// free loopback ports, and stops it when the test ends.
+// free loopback ports, and stops it when the test ends. A port found free
+// may be taken by another test's server before Jaeger binds it: Jaeger
+// then exits, and is started again on other ports.
 func StartJaeger(t testing.TB) *Jaeger {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		j, err := startJaeger(t)
+		if err == nil {
+			return j
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// errPortTaken tells that Jaeger exited as a port it was given was taken.
+var errPortTaken = errors.New("a port was taken")
+
+// startJaeger is one attempt of StartJaeger.
+func startJaeger(t testing.TB) (*Jaeger, error) {
 	bin := Tool(t, "jaeger")
 	query, grpc, zipkin := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
@@ -80,10 +100,12 @@ func StartJaeger(t testing.TB) *Jaeger {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	output := func() string { b, _ := os.ReadFile(log); return string(b) }
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("jaeger's output:\n%s", output())
 		}
@@ -91,10 +113,18 @@ func StartJaeger(t testing.TB) *Jaeger {
 	j := &Jaeger{ZipkinURL: "http://" + zipkin + "/api/v2/spans", QueryURL: "http://" + query}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if err = j.ready(zipkin); err == nil {
-			return j
+			return j, nil
+		}
+		select {
+		case <-exited:
+			if strings.Contains(output(), "address already in use") {
+				return nil, fmt.Errorf("jaeger: %w:\n%s", errPortTaken, output())
+			}
+			return nil, fmt.Errorf("jaeger exited:\n%s", output())
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jaeger did not start: %v\n%s", err, output())
+			return nil, fmt.Errorf("jaeger did not start: %v\n%s", err, output())
 		}
 	}
 }
