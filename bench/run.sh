@@ -36,10 +36,13 @@
 #      by default
 #      STATE=1: BASE is fluxguard alone, FG fluxguard saving its state to a state_file every STATE_INTERVAL (1s, the
 #      least it takes) (written to bench/results/state-latest.md); CHAINS=full TRAFFIC=sites WORKLOADS=distinct by default
-#      TOGETHER=1: each slice runs every configuration at once, a dnsperf each, so that they share CPU 0 and its drift
-#      (qps ratio = ratio of CPU per query; the processes share the core's caches too). Use long slices, e.g.
-#      DURATION=20 SLICE=20 WORKLOADS=distinct: a 200,000-name row's GC cycles come seconds apart. The start order
-#      rotates with the round (the first started runs slower): take ROUNDS a multiple of 3
+#      TOGETHER=distinct (the workloads measured together: all configurations at once, a dnsperf each, for
+#      TOGETHER_DURATION=20 s in one slice, so that they share CPU 0 and its drift; qps ratio = ratio of CPU per query,
+#      and the processes share the core's caches too). Over 200,000 cached names, a GC cycle takes about 0.4 s of CPU
+#      every 60,000-90,000 queries: taken in turn, a 1 s slice with one runs at 2/3 the rate of one without, and part
+#      of a cycle runs in the idle time between slices, which spreads the rounds' A/A over 0.6-1.5
+#      (docs/performance.md). TOGETHER=1: every workload so; TOGETHER=0: none. The start order rotates with the round
+#      (the first started runs slower): take ROUNDS a multiple of 3
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
@@ -56,7 +59,7 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-0} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-distinct} TOGETHER_DURATION=${TOGETHER_DURATION:-20} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 PLUGIN=${PLUGIN:-} BINPKG=./cmd/coredns-fluxguard
 [ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
@@ -206,7 +209,7 @@ count_slice() {
 }
 
 # row TRAFFIC CHAIN WORKLOAD: ROUNDS rounds, each with fresh processes of every configuration (BASE, FG and, with
-# FLOOR=1, AA), started and warmed up, then measured in turn (or together, TOGETHER=1): two processes of the same
+# FLOOR=1, AA), started and warmed up, then measured in turn (or together, see TOGETHER): two processes of the same
 # binary and configuration differ by several percent in throughput, so one set per row would measure their luck.
 # Appends to the tables.
 row() {
@@ -230,9 +233,10 @@ row() {
   esac
   for c in "${confs[@]}"; do ticks[$c]=0 nq[$c]=0 gorun[$c]="0 0 0" ratios[$c]="" pair99[$c]=""; done
   rm -f "$TMP"/pair.*
-  # dnsperf reads its file from the start at each run: slice i starts i/SLICES of the way into it, so that
-  # the slices of a round go on through the names rather than repeat the first ones.
-  local slices=$((DURATION / SLICE)) lines; lines=$(wc -l <"$file")
+  # Together: one slice of TOGETHER_DURATION s. dnsperf reads its file from the start at each run: slice i starts
+  # i/SLICES of the way into it, so that the slices of a round go on through the names rather than repeat the first ones.
+  local together=0 slice=$SLICE slices=$((DURATION / SLICE)) lines; lines=$(wc -l <"$file")
+  if [ "$TOGETHER" = 1 ] || [[ " $TOGETHER " == *" $wl "* ]]; then together=1 slice=$TOGETHER_DURATION slices=1; fi
   for i in $(seq 0 $((slices - 1))); do
     awk -v off=$((i * lines / slices)) 'NR > off' "$file" >"$TMP/slice.$i"
     awk -v off=$((i * lines / slices)) 'NR <= off' "$file" >>"$TMP/slice.$i"
@@ -262,15 +266,15 @@ row() {
     for c in "${confs[@]}"; do completed[$c]=0 secs[$c]=0; [ "$chain" = full ] && gostart[$c]=$(gostats "${prom[$c]}"); done
     [ "$SHARED" = 1 ] && cmds=$(redis_commands)
     for i in $(seq 0 $((slices - 1))); do
-      if [ "$TOGETHER" = 1 ]; then  # all at once, a dnsperf each: they share the core, and its drift
+      if [ "$together" = 1 ]; then  # all at once, a dnsperf each: they share the core, and its drift
         for c in "${order[@]}"; do t0s[$c]=$(cpu_ticks "$c"); done
-        for c in "${order[@]}"; do perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE" >"$TMP/out.$c" & runs[$c]=$!; done
+        for c in "${order[@]}"; do perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$slice" >"$TMP/out.$c" & runs[$c]=$!; done
         for c in "${order[@]}"; do wait "${runs[$c]}" || die "dnsperf against $c failed"; done
         for c in "${order[@]}"; do count_slice "$c" "${t0s[$c]}" "$(cat "$TMP/out.$c")"; done
       else
         for c in "${order[@]}"; do
           t0=$(cpu_ticks "$c")
-          count_slice "$c" "$t0" "$(perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$SLICE")"
+          count_slice "$c" "$t0" "$(perf "$c" "${port[$c]}" "$TMP/slice.$i" -l "$slice")"
         done
       fi
       order=("${order[@]:1}" "${order[0]}")
@@ -320,7 +324,7 @@ row() {
   for c in "${confs[@]}"; do
     qps[$c]=$(median ${qps[$c]}) rss[$c]=$(median ${rss[$c]}) hwm[$c]=$(median ${hwm[$c]})
     # CPU time of the CoreDNS under test per completed query (10 ms tick resolution)
-    ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * DURATION))" \
+    ticks[$c]=$(awk -v t="${ticks[$c]}" -v n="${nq[$c]}" -v hz="$(getconf CLK_TCK)" -v s="$((ROUNDS * slices * slice))" \
       'BEGIN {printf "%.1f (%d%%)", t / hz * 1e6 / n, 100 * t / hz / s}')
     goper[$c]=$(awk -v g="${gorun[$c]}" -v n="${nq[$c]}" 'BEGIN {split(g, x); printf "%.0f %.2f %.0f", x[1] / n, x[2] / n, x[3] ? n / x[3] : 0}')
   done
@@ -397,7 +401,7 @@ compare() {
     done
   done
   {
-    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices $([ "$TOGETHER" = 1 ] && echo 'all configurations at once' || echo 'taken in turn') (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
+    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn$([ "$TOGETHER" != 0 ] && echo "; TOGETHER=$TOGETHER: ${TOGETHER_DURATION}s with all configurations at once instead") (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
     [ "$STATE" = 1 ] && echo && echo "**STATE=1: BASE is fluxguard alone, FG fluxguard with \`state_file\` saved every $STATE_INTERVAL.**" \
       "Failed saves / the state file's bytes at the end of each round: $SAVES"
