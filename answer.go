@@ -147,8 +147,8 @@ func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]s
 
 // clientAddr returns the client's address, invalid when there is none
 // (for example a request made by a plugin rather than a client).
-func clientAddr(w dns.ResponseWriter) netip.Addr {
-	switch a := w.RemoteAddr().(type) {
+func clientAddr(remote net.Addr) netip.Addr {
+	switch a := remote.(type) {
 	case *net.UDPAddr:
 		return a.AddrPort().Addr().Unmap()
 	case *net.TCPAddr:

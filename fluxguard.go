@@ -6,6 +6,7 @@ package fluxguard
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -134,7 +135,7 @@ func (f *Fluxguard) serveQuery(ctx context.Context, w dns.ResponseWriter, r *dns
 // (answered), or returns the captureWriter the chain is to write the
 // answer to, nil when r is not inspected, and whether the answer most
 // likely comes from upstream (see growStack). It fills in q for an
-// inspected query.
+// inspected query, but for what complete adds when the answer is queued.
 func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query) (cw *captureWriter, answered, upstream bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
 		return nil, true, false
@@ -143,6 +144,15 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if !ok {
 		return nil, false, false
 	}
+	v6 := r.Question[0].Qtype == dns.TypeAAAA
+	if inspected && f.queue != nil && !f.labelsWanted.Load() {
+		// Its answer is queued, to be observed in a batch: the name's
+		// lookup here would wait on the miss that the batch overlaps
+		// with others (see observeQueue), which finds the server's
+		// counters and the client's address too (see complete).
+		*q = query{name: name, v6: v6}
+		return &captureWriter{ResponseWriter: w, queued: true}, false, false
+	}
 	sm := f.metricsFor(ctx)
 	if f.cfg.action != actionLog && f.replyHeld(ctx, sm, w, r, name) {
 		return nil, true, false
@@ -150,13 +160,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if !inspected {
 		return nil, false, false
 	}
-	*q = query{metrics: sm, name: name, client: clientAddr(w), v6: r.Question[0].Qtype == dns.TypeAAAA}
-	if f.queue != nil && !f.labelsWanted.Load() {
-		// Its answer is queued, to be observed in a batch: the name's
-		// lookup here would wait on the miss that the batch overlaps
-		// with others (see observeQueue).
-		return &captureWriter{ResponseWriter: w, queued: true}, false, false
-	}
+	*q = query{metrics: sm, name: name, client: clientAddr(w.RemoteAddr()), v6: v6}
 	repeat, upstream := f.precheck(q)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
@@ -189,7 +193,8 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 			buffers.Put(later)
 		}
 		return nil
-	case cw.queued && !f.queue.push(ctx, q, m):
+	case cw.queued && !f.queue.push(ctx, q, cw.RemoteAddr(), m):
+		f.complete(ctx, q, cw.RemoteAddr())
 		return readAnswer(m, q.name, q.client)
 	}
 	return later
@@ -255,6 +260,13 @@ type query struct {
 	name    string
 	client  netip.Addr // the querying client's address, invalid when unknown
 	v6      bool       // an AAAA query; A otherwise
+}
+
+// complete fills in what capture leaves out of a query whose answer is
+// queued: the server's counters, from ctx, and the client's address, from
+// remote. Done in a batch, these run on cached code and lines.
+func (f *Fluxguard) complete(ctx context.Context, q *query, remote net.Addr) {
+	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
 }
 
 // inspect has the engine observe m, the chain's answer to r, for q,

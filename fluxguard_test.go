@@ -1169,7 +1169,7 @@ func TestClientAddr(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := clientAddr(tc.w); got != tc.want {
+			if got := clientAddr(tc.w.RemoteAddr()); got != tc.want {
 				t.Errorf("Expected %v, got %v", tc.want, got)
 			}
 		})

@@ -2,6 +2,7 @@ package fluxguard
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -25,11 +26,13 @@ type observeQueue struct {
 	wake    chan struct{} // a batch has started to gather
 }
 
-// queued is an answer, m, to observe for q, with its query's context.
+// queued is an answer, m, to observe for q, with its query's context and
+// client (see complete).
 type queued struct {
-	ctx context.Context
-	q   query
-	m   *dns.Msg
+	ctx    context.Context
+	q      query
+	remote net.Addr
+	m      *dns.Msg
 }
 
 const (
@@ -46,13 +49,13 @@ const (
 
 func newObserveQueue() *observeQueue { return &observeQueue{wake: make(chan struct{}, 1)} }
 
-// push queues m, the answer for q, the query of ctx. It reports false,
-// and keeps nothing, when the queue is full or closed.
-func (q *observeQueue) push(ctx context.Context, query *query, m *dns.Msg) bool {
+// push queues m, the answer for q, the query of ctx from remote. It
+// reports false, and keeps nothing, when the queue is full or closed.
+func (q *observeQueue) push(ctx context.Context, query *query, remote net.Addr, m *dns.Msg) bool {
 	q.mu.Lock()
 	ok := !q.closed && len(q.pending) < maxQueued
 	if ok {
-		q.pending = append(q.pending, queued{ctx, *query, m})
+		q.pending = append(q.pending, queued{ctx, *query, remote, m})
 	}
 	first := len(q.pending) == 1
 	q.mu.Unlock()
@@ -101,6 +104,7 @@ func (q *observeQueue) observe(f *Fluxguard) {
 		f.eng.Preload(names[:len(part)])
 		for j := range part {
 			a := &part[j]
+			f.complete(a.ctx, &a.q, a.remote)
 			if repeat, _ := f.precheck(&a.q); repeat {
 				continue
 			}

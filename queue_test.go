@@ -2,7 +2,7 @@ package fluxguard
 
 import (
 	"context"
-	"net/netip"
+	"net"
 	"testing"
 	"time"
 
@@ -52,23 +52,30 @@ func TestObserveQueue(t *testing.T) {
 func TestObserveQueueBounds(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	q := newObserveQueue()
-	sm := newServerMetrics(serverLabel(t), actionLog)
-	query := &query{metrics: sm, name: "c2.evil.tk", client: netip.MustParseAddr("192.0.2.53")}
+	server := serverLabel(t)
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
+	query := &query{name: "c2.evil.tk"}
+	client := &net.UDPAddr{IP: net.ParseIP("192.0.2.53"), Port: 53}
 	answer := new(dns.Msg).SetReply(newQuery("c2.evil.tk.", dns.TypeA))
-	answer.Answer = flux("c2.evil.tk.", dns.TypeA, 0)
+	for n := range 4 { // enough addresses for a detail to report
+		answer.Answer = append(answer.Answer, flux("c2.evil.tk.", dns.TypeA, n)...)
+	}
 	for i := range maxQueued {
-		if !q.push(context.Background(), query, answer) {
+		if !q.push(ctx, query, client, answer) {
 			t.Fatalf("Push %d: expected room for %d answers", i, maxQueued)
 		}
 	}
-	if q.push(context.Background(), query, answer) {
+	if q.push(ctx, query, client, answer) {
 		t.Errorf("Expected a full queue to refuse an answer")
 	}
 	q.close(f)
-	if got := toFloat64(sm.inspected); got != maxQueued {
+	if got := toFloat64(responsesInspected.WithLabelValues(server)); got != maxQueued {
 		t.Errorf("Expected closing to observe the %d queued answers, got %v", maxQueued, got)
 	}
-	if q.push(context.Background(), query, answer) {
+	if d, ok := f.eng.Detail("c2.evil.tk"); !ok || d.QueryCount != maxQueued || d.UniqueClients != 1 {
+		t.Errorf("Expected c2.evil.tk's %d queries from its one client, got %+v", maxQueued, d.Row)
+	}
+	if q.push(ctx, query, client, answer) {
 		t.Errorf("Expected a closed queue to refuse an answer")
 	}
 	if f.eng.Len() != 1 {
