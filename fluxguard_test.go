@@ -36,6 +36,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fluxguard/fluxguard/internal/engine"
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // upstream stands for the rest of the plugin chain. Unless a name below says
@@ -1388,17 +1389,9 @@ func toFloat64(m prometheus.Metric) float64 {
 	return pb.GetGauge().GetValue()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// freeAddr returns a loopback address with a port that was free a moment
+// ago (see testenv.FreeAddr).
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
 
 var reportClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 

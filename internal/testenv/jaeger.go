@@ -84,7 +84,7 @@ var errPortTaken = errors.New("a port was taken")
 // startJaeger is one attempt of StartJaeger.
 func startJaeger(t testing.TB) (*Jaeger, error) {
 	bin := Tool(t, "jaeger")
-	query, grpc, zipkin := freePort(t), freePort(t), freePort(t)
+	query, grpc, zipkin := FreeAddr(t), FreeAddr(t), FreeAddr(t)
 	dir := t.TempDir()
 	conf, log := filepath.Join(dir, "jaeger.yaml"), filepath.Join(dir, "jaeger.log")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, jaegerConfig, query, grpc, zipkin), 0o644); err != nil {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,7 +73,7 @@ type Redis struct {
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
 	Tool(t, "redis-server")
-	addr := freePort(t)
+	addr := FreeAddr(t)
 	r := &Redis{Addr: addr, t: t, dir: t.TempDir(), args: extra}
 	r.Start()
 	t.Cleanup(r.Stop)
@@ -89,7 +90,7 @@ func StartRedisSentinel(t testing.TB, master *Redis) *Redis {
 	if err := os.WriteFile(conf, []byte("sentinel monitor mymaster "+host+" "+port+" 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Redis{Addr: freePort(t), conf: conf, t: t, dir: dir}
+	r := &Redis{Addr: FreeAddr(t), conf: conf, t: t, dir: dir}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -121,16 +122,42 @@ func StartRedisCluster(t testing.TB) []*Redis {
 	}
 }
 
-// freePort returns a loopback address whose TCP port is free.
-func freePort(t testing.TB) string {
+// FreeAddr returns a loopback address whose port is free for TCP and UDP,
+// and that no earlier call in this test process returned. CoreDNS binds
+// with SO_REUSEPORT, so two of its listeners given one port (the DNS
+// server's and the prometheus plugin's, say) share it silently rather
+// than fail, and connections go to either; the kernel may pick a port
+// again as soon as its probe is closed, before the server binds it.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		givenMu.Lock()
+		seen := given[addr]
+		given[addr] = true
+		givenMu.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port")
+	return ""
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{} // the addresses FreeAddr returned
+)
 
 // StartRedisTLS is StartRedis with TLS only, under a certificate for
 // 127.0.0.1 from a certificate authority of the test's own (Redis.CA).
@@ -138,7 +165,7 @@ func StartRedisTLS(t testing.TB) *Redis {
 	t.Helper()
 	dir := t.TempDir()
 	ca, pool := writeCertificates(t, dir)
-	addr := freePort(t)
+	addr := FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	r := &Redis{Addr: addr, CA: ca, t: t, dir: dir, tls: &tls.Config{RootCAs: pool},
 		args: []string{"--port", "0", "--tls-port", port, "--tls-auth-clients", "no",

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fluxguard/fluxguard/internal/engine"
 	"github.com/fluxguard/fluxguard/internal/fluxsim"
+	"github.com/fluxguard/fluxguard/internal/testenv"
 )
 
 // TestEndToEnd builds the real CoreDNS binary with fluxguard, starts it in
@@ -309,25 +310,9 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// freeAddr returns a loopback address whose port is free for UDP and TCP.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		p, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			p.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
+// freeAddr returns a loopback address whose port is free for UDP and TCP
+// (see testenv.FreeAddr).
+func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
 
 // coreDNS is a running fluxguard binary and its output.
 type coreDNS struct {
