@@ -193,8 +193,15 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 			buffers.Put(later)
 		}
 		return nil
-	case cw.queued && !f.queue.push(ctx, q, cw.RemoteAddr(), m):
+	case cw.queued:
+		if !f.queue.quiet() && f.queue.push(ctx, q, cw.RemoteAddr(), m) {
+			return nil
+		}
+		// Observed on the query's path, as a batch would (see observe).
 		f.complete(ctx, q, cw.RemoteAddr())
+		if repeat, _ := f.precheck(q); repeat {
+			return nil
+		}
 		return readAnswer(m, q.name, q.client)
 	}
 	return later

@@ -17,9 +17,15 @@ import (
 // answers that repeat their name's last one (see precheck), and reads and
 // observes the rest. An answer is observed within about batchDelay; one
 // the queue has no room for, or that comes once it is closed, is observed
-// on its query's path.
+// on its query's path. So is an answer that finds the queue empty and
+// comes quietGap or more after the last: answers that far apart have no
+// misses to overlap, and one observed on its query's path, once written,
+// is done before the next comes, where a batch would wake a millisecond
+// later and hold up whichever query is being answered then.
 type observeQueue struct {
+	clock   func() time.Duration // monotonic, for quiet
 	mu      sync.Mutex
+	last    time.Duration // when the last answer came, on clock
 	pending []queued
 	spare   []queued      // pending's last backing array, for reuse
 	closed  bool          // stop flushed it: the queue takes no more
@@ -38,6 +44,9 @@ type queued struct {
 const (
 	// batchDelay is how long a batch gathers before it is observed.
 	batchDelay = time.Millisecond
+	// quietGap is the time between answers from which they are observed
+	// on their queries' paths (see quiet): 10,000 answers a second.
+	quietGap = 100 * time.Microsecond
 	// maxQueued bounds the answers waiting: a tenth of a second of a
 	// busy core's queries.
 	maxQueued = 4096
@@ -47,7 +56,22 @@ const (
 	preloadBatch = 64
 )
 
-func newObserveQueue() *observeQueue { return &observeQueue{wake: make(chan struct{}, 1)} }
+func newObserveQueue() *observeQueue {
+	start := time.Now()
+	return &observeQueue{wake: make(chan struct{}, 1), clock: func() time.Duration { return time.Since(start) }}
+}
+
+// quiet reports whether an answer that comes now finds nothing queued,
+// and the last answer quietGap or more before it: it is then observed on
+// its query's path rather than queued.
+func (q *observeQueue) quiet() bool {
+	now := q.clock()
+	q.mu.Lock()
+	quiet := len(q.pending) == 0 && now-q.last >= quietGap
+	q.last = now
+	q.mu.Unlock()
+	return quiet
+}
 
 // push queues m, the answer for q, the query of ctx from remote. It
 // reports false, and keeps nothing, when the queue is full or closed.

@@ -19,6 +19,7 @@ import (
 func TestObserveQueue(t *testing.T) {
 	f, up := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	f.queue = newObserveQueue()
+	f.queue.clock = func() time.Duration { return 0 } // never quiet: every answer is queued
 	done := make(chan struct{})
 	f.inBackground(func() { f.queue.run(f, done) })
 	server := serverLabel(t)
@@ -43,6 +44,48 @@ func TestObserveQueue(t *testing.T) {
 	}
 	if got := toFloat64(flaggedDomain.WithLabelValues(server, "c2.evil.tk")); got != 1 {
 		t.Errorf("Expected flagged{domain=c2.evil.tk} 1, got %v", got)
+	}
+}
+
+// TestObserveQueueQuiet checks which answers are observed on their
+// queries' paths: those that find the queue empty, quietGap or more after
+// the last answer; the others are queued, in order.
+func TestObserveQueueQuiet(t *testing.T) {
+	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
+	f.queue = newObserveQueue()
+	var now time.Duration
+	f.queue.clock = func() time.Duration { return now }
+	server := serverLabel(t)
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
+	for i, tc := range []struct {
+		after      time.Duration // since the last answer
+		observe    bool          // a batch observes the queue first
+		inline     bool          // observed on its query's path
+		wantQueued int
+	}{
+		{after: time.Second, inline: true},             // the first answer
+		{after: quietGap - 1, wantQueued: 1},           // too soon after
+		{after: 2 * quietGap, wantQueued: 2},           // the queue holds one
+		{after: quietGap, observe: true, inline: true}, // the queue observed first
+		{after: quietGap - 1, wantQueued: 1},           // too soon again
+	} {
+		if tc.observe {
+			f.queue.observe(f)
+		}
+		now += tc.after
+		before := toFloat64(responsesInspected.WithLabelValues(server))
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := f.ServeDNS(ctx, rec, newQueryEDNS("c2.evil.tk.", dns.TypeA, 1232, true)); err != nil {
+			t.Fatalf("Query %d: expected no error, got %v", i, err)
+		}
+		f.queue.mu.Lock()
+		queued := len(f.queue.pending)
+		f.queue.mu.Unlock()
+		inline := toFloat64(responsesInspected.WithLabelValues(server)) - before
+		if queued != tc.wantQueued || (inline == 1) != tc.inline {
+			t.Errorf("Query %d: expected %d queued and observed on its path %v, got %d and %v answers observed",
+				i, tc.wantQueued, tc.inline, queued, inline)
+		}
 	}
 }
 
