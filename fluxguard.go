@@ -194,7 +194,7 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 		}
 		return nil
 	case cw.queued:
-		if !f.queue.quiet() && f.queue.push(ctx, q, cw.RemoteAddr(), m) {
+		if f.queue.push(ctx, q, cw.RemoteAddr(), m) {
 			return nil
 		}
 		// Observed on the query's path, as a batch would (see observe).

@@ -17,15 +17,15 @@ import (
 // answers that repeat their name's last one (see precheck), and reads and
 // observes the rest. An answer is observed within about batchDelay; one
 // the queue has no room for, or that comes once it is closed, is observed
-// on its query's path. So is an answer that finds the queue empty and
-// comes quietGap or more after the last: answers that far apart have no
+// on its query's path. So is an answer that finds the queue empty
+// quietGap or more after the last answer: answers that far apart have no
 // misses to overlap, and one observed on its query's path, once written,
 // is done before the next comes, where a batch would wake a millisecond
 // later and hold up whichever query is being answered then.
 type observeQueue struct {
-	clock   func() time.Duration // monotonic, for quiet
+	clock   func() time.Duration // monotonic, for push
 	mu      sync.Mutex
-	last    time.Duration // when the last answer came, on clock
+	last    time.Duration // when the last answer found pending empty, or a batch took it, on clock
 	pending []queued
 	spare   []queued      // pending's last backing array, for reuse
 	closed  bool          // stop flushed it: the queue takes no more
@@ -45,7 +45,7 @@ const (
 	// batchDelay is how long a batch gathers before it is observed.
 	batchDelay = time.Millisecond
 	// quietGap is the time between answers from which they are observed
-	// on their queries' paths (see quiet): 10,000 answers a second.
+	// on their queries' paths (see push): 10,000 answers a second.
 	quietGap = 100 * time.Microsecond
 	// maxQueued bounds the answers waiting: a tenth of a second of a
 	// busy core's queries.
@@ -61,27 +61,24 @@ func newObserveQueue() *observeQueue {
 	return &observeQueue{wake: make(chan struct{}, 1), clock: func() time.Duration { return time.Since(start) }}
 }
 
-// quiet reports whether an answer that comes now finds nothing queued,
-// and the last answer quietGap or more before it: it is then observed on
-// its query's path rather than queued.
-func (q *observeQueue) quiet() bool {
-	now := q.clock()
-	q.mu.Lock()
-	quiet := len(q.pending) == 0 && now-q.last >= quietGap
-	q.last = now
-	q.mu.Unlock()
-	return quiet
-}
-
 // push queues m, the answer for q, the query of ctx from remote. It
-// reports false, and keeps nothing, when the queue is full or closed.
+// reports false, and keeps nothing, when the answer is to be observed on
+// its query's path: the queue is closed or full, or the answer is quiet,
+// finding the queue empty quietGap or more after the last answer queued
+// or taken. The clock is read only for an answer that finds the queue
+// empty, and for each batch: under load, twice a batchDelay.
 func (q *observeQueue) push(ctx context.Context, query *query, remote net.Addr, m *dns.Msg) bool {
 	q.mu.Lock()
+	first := len(q.pending) == 0
 	ok := !q.closed && len(q.pending) < maxQueued
+	if ok && first {
+		now := q.clock()
+		ok = now-q.last < quietGap
+		q.last = now
+	}
 	if ok {
 		q.pending = append(q.pending, queued{ctx, *query, remote, m})
 	}
-	first := len(q.pending) == 1
 	q.mu.Unlock()
 	if ok && first {
 		select {
@@ -118,6 +115,7 @@ func (q *observeQueue) observe(f *Fluxguard) {
 	q.mu.Lock()
 	batch := q.pending
 	q.pending, q.spare = q.spare[:0], nil
+	q.last = q.clock()
 	q.mu.Unlock()
 	var names [preloadBatch]string
 	for i := 0; i < len(batch); i += preloadBatch {

@@ -49,7 +49,8 @@ func TestObserveQueue(t *testing.T) {
 
 // TestObserveQueueQuiet checks which answers are observed on their
 // queries' paths: those that find the queue empty, quietGap or more after
-// the last answer; the others are queued, in order.
+// the last answer queued or the last batch taken; the others are queued,
+// in order.
 func TestObserveQueueQuiet(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	f.queue = newObserveQueue()
@@ -58,18 +59,20 @@ func TestObserveQueueQuiet(t *testing.T) {
 	server := serverLabel(t)
 	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
 	for i, tc := range []struct {
-		after      time.Duration // since the last answer
-		observe    bool          // a batch observes the queue first
+		batchAfter time.Duration // when positive, a batch takes the queue this long after the last answer
+		after      time.Duration // since the last answer, or the batch
 		inline     bool          // observed on its query's path
 		wantQueued int
 	}{
-		{after: time.Second, inline: true},             // the first answer
-		{after: quietGap - 1, wantQueued: 1},           // too soon after
-		{after: 2 * quietGap, wantQueued: 2},           // the queue holds one
-		{after: quietGap, observe: true, inline: true}, // the queue observed first
-		{after: quietGap - 1, wantQueued: 1},           // too soon again
+		{after: time.Second, inline: true},                            // the first answer
+		{after: quietGap - 1, wantQueued: 1},                          // too soon after
+		{after: 2 * quietGap, wantQueued: 2},                          // the queue holds one
+		{batchAfter: 1, after: quietGap, inline: true},                // the queue taken first
+		{after: quietGap - 1, wantQueued: 1},                          // too soon again
+		{batchAfter: time.Second, after: quietGap - 1, wantQueued: 1}, // too soon after the batch
 	} {
-		if tc.observe {
+		if tc.batchAfter > 0 {
+			now += tc.batchAfter
 			f.queue.observe(f)
 		}
 		now += tc.after
@@ -95,6 +98,7 @@ func TestObserveQueueQuiet(t *testing.T) {
 func TestObserveQueueBounds(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	q := newObserveQueue()
+	q.clock = func() time.Duration { return 0 } // never quiet
 	server := serverLabel(t)
 	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
 	query := &query{name: "c2.evil.tk"}
