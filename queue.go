@@ -25,7 +25,7 @@ import (
 type observeQueue struct {
 	clock   func() time.Duration // monotonic, for push
 	mu      sync.Mutex
-	last    time.Duration // when the last answer found pending empty, or a batch took it, on clock
+	last    time.Duration // when the last answer found pending empty, or a batch took it or ended, on clock
 	pending []queued
 	spare   []queued      // pending's last backing array, for reuse
 	closed  bool          // stop flushed it: the queue takes no more
@@ -65,8 +65,9 @@ func newObserveQueue() *observeQueue {
 // reports false, and keeps nothing, when the answer is to be observed on
 // its query's path: the queue is closed or full, or the answer is quiet,
 // finding the queue empty quietGap or more after the last answer queued
-// or taken. The clock is read only for an answer that finds the queue
-// empty, and for each batch: under load, twice a batchDelay.
+// or the last batch. The clock is read only for an answer that finds the
+// queue empty, and as a batch takes the queue and ends: under load, three
+// times a batchDelay.
 func (q *observeQueue) push(ctx context.Context, query *query, remote net.Addr, m *dns.Msg) bool {
 	q.mu.Lock()
 	first := len(q.pending) == 0
@@ -137,6 +138,7 @@ func (q *observeQueue) observe(f *Fluxguard) {
 	}
 	clear(batch)
 	q.mu.Lock()
+	q.last = q.clock() // a long batch held up the answers that come next
 	if q.spare == nil {
 		q.spare = batch[:0]
 	}

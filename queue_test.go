@@ -49,8 +49,8 @@ func TestObserveQueue(t *testing.T) {
 
 // TestObserveQueueQuiet checks which answers are observed on their
 // queries' paths: those that find the queue empty, quietGap or more after
-// the last answer queued or the last batch taken; the others are queued,
-// in order.
+// the last answer queued or the last batch; the others are queued, in
+// order.
 func TestObserveQueueQuiet(t *testing.T) {
 	f, _ := newTestFluxguard(t, "fluxguard . {\n action log\n}")
 	f.queue = newObserveQueue()
@@ -60,20 +60,30 @@ func TestObserveQueueQuiet(t *testing.T) {
 	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
 	for i, tc := range []struct {
 		batchAfter time.Duration // when positive, a batch takes the queue this long after the last answer
-		after      time.Duration // since the last answer, or the batch
+		batchTakes time.Duration // how long that batch runs
+		after      time.Duration // since the last answer, or the batch's end
 		inline     bool          // observed on its query's path
 		wantQueued int
 	}{
-		{after: time.Second, inline: true},                            // the first answer
-		{after: quietGap - 1, wantQueued: 1},                          // too soon after
-		{after: 2 * quietGap, wantQueued: 2},                          // the queue holds one
-		{batchAfter: 1, after: quietGap, inline: true},                // the queue taken first
-		{after: quietGap - 1, wantQueued: 1},                          // too soon again
-		{batchAfter: time.Second, after: quietGap - 1, wantQueued: 1}, // too soon after the batch
+		{after: time.Second, inline: true},                             // the first answer
+		{after: quietGap - 1, wantQueued: 1},                           // too soon after
+		{after: 2 * quietGap, wantQueued: 2},                           // the queue holds one
+		{batchAfter: 1, after: quietGap, inline: true},                 // the queue taken first
+		{after: quietGap - 1, wantQueued: 1},                           // too soon again
+		{batchAfter: time.Second, after: quietGap - 1, wantQueued: 1},  // too soon after the batch
+		{batchAfter: 1, batchTakes: quietGap, after: 1, wantQueued: 1}, // too soon after a long batch
 	} {
 		if tc.batchAfter > 0 {
 			now += tc.batchAfter
+			readings := 0
+			f.queue.clock = func() time.Duration { // read as the batch takes the queue, then as it ends
+				if readings++; readings == 2 {
+					now += tc.batchTakes
+				}
+				return now
+			}
 			f.queue.observe(f)
+			f.queue.clock = func() time.Duration { return now }
 		}
 		now += tc.after
 		before := toFloat64(responsesInspected.WithLabelValues(server))
