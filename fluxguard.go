@@ -149,7 +149,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		// Its answer is queued, to be observed in a batch: the name's
 		// lookup here would wait on the miss that the batch overlaps
 		// with others (see observeQueue), which finds the server's
-		// counters and the client's address too (see complete).
+		// counters and the client's address too (see readQueued).
 		*q = query{name: name, v6: v6}
 		return &captureWriter{ResponseWriter: w, queued: true}, false, false
 	}
@@ -197,12 +197,8 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 		if f.queue.push(ctx, q, cw.RemoteAddr(), m) {
 			return nil
 		}
-		// Observed on the query's path, as a batch would (see observe).
-		f.complete(ctx, q, cw.RemoteAddr())
-		if repeat, _ := f.precheck(q); repeat {
-			return nil
-		}
-		return readAnswer(m, q.name, q.client)
+		// Observed on the query's path, as a batch would.
+		return f.readQueued(ctx, q, cw.RemoteAddr(), m)
 	}
 	return later
 }
@@ -269,11 +265,18 @@ type query struct {
 	v6      bool       // an AAAA query; A otherwise
 }
 
-// complete fills in what capture leaves out of a query whose answer is
-// queued: the server's counters, from ctx, and the client's address, from
-// remote. Done in a batch, these run on cached code and lines.
-func (f *Fluxguard) complete(ctx context.Context, q *query, remote net.Addr) {
+// readQueued starts observing m, the answer to q, a query from remote
+// whose answer was to be queued, in a batch or on the query's path: it
+// completes q with what capture leaves out, the server's counters, from
+// ctx, and the client's address, from remote (done in a batch, these run
+// on cached code and lines); counts the answer if it repeats the name's
+// last; and returns the evidence to observe, nil for none.
+func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg) *answerBuffers {
 	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
+	if repeat, _ := f.precheck(q); repeat {
+		return nil
+	}
+	return readAnswer(m, q.name, q.client)
 }
 
 // inspect has the engine observe m, the chain's answer to r, for q,

@@ -33,7 +33,7 @@ type observeQueue struct {
 }
 
 // queued is an answer, m, to observe for q, with its query's context and
-// client (see complete).
+// client (see readQueued).
 type queued struct {
 	ctx    context.Context
 	q      query
@@ -127,11 +127,7 @@ func (q *observeQueue) observe(f *Fluxguard) {
 		f.eng.Preload(names[:len(part)])
 		for j := range part {
 			a := &part[j]
-			f.complete(a.ctx, &a.q, a.remote)
-			if repeat, _ := f.precheck(&a.q); repeat {
-				continue
-			}
-			if b := readAnswer(a.m, a.q.name, a.q.client); b != nil {
+			if b := f.readQueued(a.ctx, &a.q, a.remote, a.m); b != nil {
 				f.observeLater(a.ctx, a.q.metrics, b)
 			}
 		}
