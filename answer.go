@@ -1,6 +1,10 @@
 package fluxguard
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -143,6 +147,78 @@ func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]s
 		hops++
 	}
 	return buf[:n], minTTL, chain[:hops], found
+}
+
+// answerPrint hashes the records of m that readAnswer reads, in order,
+// TTLs left out (a cache counts them down): two answers of the same print
+// make the same observation, and an answer can be told to repeat the
+// name's last before it is read (engine.Observation.Print). It returns 0,
+// no print, for an answer that is not evidence or that holds name
+// servers, which the engine reads in every answer. Its keys are the
+// process's own: an upstream cannot aim two answers at one print.
+func answerPrint(m *dns.Msg) uint32 {
+	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
+		return 0
+	}
+	for _, rr := range m.Ns {
+		if _, ok := rr.(*dns.NS); ok {
+			return 0
+		}
+	}
+	qname := m.Question[0].Name
+	h, owner := printKey, ""
+	for _, rr := range m.Answer {
+		hdr := rr.Header()
+		if hdr.Name != owner {
+			// Owners change seldom, and are mostly the question's name,
+			// whose hash is not needed: 1 stands for it.
+			owner = hdr.Name
+			x := uint64(1)
+			if owner != qname {
+				x = maphash.String(printSeed, owner)
+			}
+			h = printMix(h, x)
+		}
+		switch rr := rr.(type) {
+		case *dns.A:
+			h = printIP(h, hdr.Rrtype, rr.A.To4())
+		case *dns.AAAA:
+			h = printIP(h, hdr.Rrtype, rr.AAAA.To16())
+		case *dns.CNAME:
+			h = printMix(h, maphash.String(printSeed, rr.Target)^uint64(hdr.Rrtype))
+		case *dns.NS:
+			return 0
+		}
+	}
+	return max(uint32(h^h>>32), 1)
+}
+
+// printSeed and printKey key answerPrint.
+var (
+	printSeed = maphash.MakeSeed()
+	printKey  = rand.Uint64() | 1
+)
+
+// printMix mixes x into h, an answer's print so far.
+func printMix(h, x uint64) uint64 {
+	hi, lo := bits.Mul64(h^x, printKey)
+	return hi ^ lo
+}
+
+// printIP mixes an address record's type and address, as rrAddr reads
+// it (4 bytes, 16, or none), into h: a word of the type and a 4-byte
+// address, or a word of the type then the 16 bytes' two.
+func printIP(h uint64, rrtype uint16, ip net.IP) uint64 {
+	tag := uint64(len(ip))<<48 | uint64(rrtype)<<32
+	if len(ip) != net.IPv6len {
+		if len(ip) == net.IPv4len {
+			tag |= uint64(binary.BigEndian.Uint32(ip))
+		}
+		return printMix(h, tag)
+	}
+	h = printMix(h, tag)
+	h = printMix(h, binary.BigEndian.Uint64(ip[:8]))
+	return printMix(h, binary.BigEndian.Uint64(ip[8:]))
 }
 
 // clientAddr returns the client's address, invalid when there is none

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -29,6 +30,63 @@ func TestNameServers(t *testing.T) {
 	}
 	if got := nameServers(nil, new([maxNS]string)); got != nil {
 		t.Errorf("nameServers(nil) = %v", got)
+	}
+}
+
+// TestAnswerPrint checks that answers of the same print read the same,
+// TTLs aside, and that what changes the reading changes the print.
+func TestAnswerPrint(t *testing.T) {
+	base := func() *dns.Msg {
+		m := new(dns.Msg).SetQuestion("x.example.com.", dns.TypeA)
+		m.Response = true
+		m.Answer = []dns.RR{
+			test.CNAME("x.example.com. 300 IN CNAME y.example.net."),
+			test.A("y.example.net. 60 IN A 45.0.0.1"),
+			test.A("y.example.net. 60 IN A 45.0.0.2"),
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(m *dns.Msg)
+		same   bool // the same print as base's
+		none   bool // no print
+	}{
+		{"the same records", func(*dns.Msg) {}, true, false},
+		{"TTLs counted down", func(m *dns.Msg) { m.Answer[1].Header().Ttl, m.Answer[2].Header().Ttl = 3, 3 }, true, false},
+		{"a signature after its records", func(m *dns.Msg) {
+			m.Answer = append(m.Answer, test.RRSIG("y.example.net. 60 IN RRSIG A 8 3 60 20261231000000 20261201000000 1 example.net. AAAA"))
+		}, true, false},
+		{"an address changed", func(m *dns.Msg) { m.Answer[2] = test.A("y.example.net. 60 IN A 45.0.0.3") }, false, false},
+		{"an address added", func(m *dns.Msg) { m.Answer = append(m.Answer, test.A("y.example.net. 60 IN A 45.0.0.3")) }, false, false},
+		{"addresses in another order", func(m *dns.Msg) { m.Answer[1], m.Answer[2] = m.Answer[2], m.Answer[1] }, false, false},
+		{"another owner", func(m *dns.Msg) { m.Answer[2] = test.A("z.example.net. 60 IN A 45.0.0.2") }, false, false},
+		{"another CNAME target", func(m *dns.Msg) { m.Answer[0] = test.CNAME("x.example.com. 300 IN CNAME z.example.net.") }, false, false},
+		{"an AAAA record of the address", func(m *dns.Msg) { m.Answer[2] = test.AAAA("y.example.net. 60 IN AAAA ::ffff:45.0.0.2") }, false, false},
+		{"name servers", func(m *dns.Msg) { m.Ns = []dns.RR{test.NS("example.com. 60 IN NS ns1.example.com.")} }, false, true},
+		{"name servers in the answer", func(m *dns.Msg) { m.Answer = append(m.Answer, test.NS("x.example.com. 60 IN NS ns1.example.com.")) }, false, true},
+		{"NXDOMAIN", func(m *dns.Msg) { m.Rcode = dns.RcodeNameError }, false, true},
+		{"truncated", func(m *dns.Msg) { m.Truncated = true }, false, true},
+		{"a query", func(m *dns.Msg) { m.Response = false }, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base()
+			tc.change(m)
+			want, got := answerPrint(base()), answerPrint(m)
+			if want == 0 || (got == want) != tc.same || (got == 0) != tc.none {
+				t.Fatalf("print %#x, base's %#x: want the same %t, none %t", got, want, tc.same, tc.none)
+			}
+			if !tc.same {
+				return
+			}
+			a, b := readAnswer(base(), "x.example.com", netip.Addr{}), readAnswer(m, "x.example.com", netip.Addr{})
+			if !slices.Equal(a.obs.Addrs, b.obs.Addrs) || !slices.Equal(a.obs.Chain, b.obs.Chain) || !slices.Equal(a.obs.NS, b.obs.NS) {
+				t.Errorf("the same print, read otherwise: %+v, base %+v", b.obs, a.obs)
+			}
+		})
+	}
+	if answerPrint(nil) != 0 {
+		t.Error("a print of nil")
 	}
 }
 
@@ -138,5 +196,18 @@ func TestTruncatesPredictsScrub(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAnswerPrint is answerPrint on a cache hit's answer of 4
+// addresses.
+func BenchmarkAnswerPrint(b *testing.B) {
+	m := new(dns.Msg).SetQuestion("h1.example.com.", dns.TypeA)
+	m.Response = true
+	for i := range 4 {
+		m.Answer = append(m.Answer, test.A(fmt.Sprintf("h1.example.com. 60 IN A 45.0.0.%d", i+1)))
+	}
+	for b.Loop() {
+		answerPrint(m)
 	}
 }

@@ -102,6 +102,47 @@ func benchmarkServeDNS(b *testing.B, action action, metadata, held, eachSecond b
 	}
 }
 
+// BenchmarkReadQueued is what a batch does with a queued answer in
+// monitor mode (readQueued, then observeLater when it is to be read), on
+// tracked names' 4-address answers, each the same as the name's last:
+// each the first of its second, as over many names, or all in one second,
+// as over a few hot names.
+func BenchmarkReadQueued(b *testing.B) {
+	b.Run("each second", func(b *testing.B) { benchmarkReadQueued(b, true) })
+	b.Run("same second", func(b *testing.B) { benchmarkReadQueued(b, false) })
+}
+
+func benchmarkReadQueued(b *testing.B, eachSecond bool) {
+	var i int
+	cfg := defaultConfig()
+	start := time.Now()
+	cfg.engine.Now = func() time.Time {
+		if !eachSecond {
+			return start
+		}
+		return start.Add(time.Duration(i/benchNames) * time.Second)
+	}
+	f, err := newFluxguard(cfg, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answers := make([]*dns.Msg, benchNames)
+	for i := range answers {
+		r := new(dns.Msg).SetQuestion(fmt.Sprintf("h%d.example.com.", i), dns.TypeA)
+		benchAnswer.ServeDNS(context.Background(), recorder{&test.ResponseWriter{}, &answers[i]}, r)
+	}
+	remote := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 53}
+	ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: "dns://:53"})
+	b.ReportAllocs()
+	for i = 0; b.Loop(); i++ {
+		m := answers[i&(benchNames-1)]
+		q := query{name: engine.Normalize(m.Question[0].Name)}
+		if later := f.readQueued(ctx, &q, remote, m); later != nil {
+			f.observeLater(ctx, q.metrics, later)
+		}
+	}
+}
+
 // flagFlux has eng observe three fast-flux answers for name, of four
 // addresses each in networks of their own, which flag it.
 func flagFlux(t testing.TB, eng *engine.Engine, name string) {

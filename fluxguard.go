@@ -161,7 +161,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	*q = query{metrics: sm, name: name, client: clientAddr(w.RemoteAddr()), v6: v6}
-	repeat, upstream := f.precheck(q)
+	repeat, upstream := f.precheck(q, nil)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
 
@@ -270,13 +270,27 @@ type query struct {
 // completes q with what capture leaves out, the server's counters, from
 // ctx, and the client's address, from remote (done in a batch, these run
 // on cached code and lines); counts the answer if it repeats the name's
-// last; and returns the evidence to observe, nil for none.
+// last, which its print tells when the name's answer was not seen
+// repeated in this second (see answerPrint); and returns the evidence to
+// observe, with its print, nil for none.
 func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg) *answerBuffers {
 	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
-	if repeat, _ := f.precheck(q); repeat {
+	var pr uint32 // m's print, once taken
+	printOf := func() uint32 {
+		pr = answerPrint(m)
+		return pr
+	}
+	if repeat, _ := f.precheck(q, printOf); repeat {
 		return nil
 	}
-	return readAnswer(m, q.name, q.client)
+	b := readAnswer(m, q.name, q.client)
+	if b != nil {
+		if pr == 0 {
+			pr = answerPrint(m)
+		}
+		b.obs.Print = pr
+	}
+	return b
 }
 
 // inspect has the engine observe m, the chain's answer to r, for q,
@@ -322,16 +336,17 @@ func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.
 }
 
 // precheck looks q's name up before its answer is read: before the chain
-// answers, or in the batch it is queued in. It reports a query counted as
-// a repeat of the name's last answer to this client in this second (cache
-// hits, typically), whose answer is not to be read, and a name not seen
-// before, whose answer most likely comes from upstream. With the labels
-// wanted, every answer is read.
-func (f *Fluxguard) precheck(q *query) (repeat, upstream bool) {
+// answers (printOf nil), or, with the answer's printOf, in the batch it
+// is queued in. It reports a query counted as a repeat of the name's last
+// answer to this client (cache hits, typically), whose answer is not to
+// be read, and a name not seen before, whose answer most likely comes from
+// upstream (see engine.Precheck). With the labels wanted, every answer is
+// read.
+func (f *Fluxguard) precheck(q *query, printOf func() uint32) (repeat, upstream bool) {
 	if f.labelsWanted.Load() {
 		return false, false
 	}
-	pc := f.eng.Precheck(q.name, q.v6, q.client)
+	pc := f.eng.Precheck(q.name, q.v6, q.client, printOf)
 	if pc.Repeat {
 		q.metrics.inspected.Inc()
 		q.metrics.verdicts[pc.Level].Inc()

@@ -1112,6 +1112,66 @@ func testRepeatsCountedUnread(t *testing.T, cfg config) {
 	}
 }
 
+// TestQueuedRepeatsByPrint checks that in monitor mode a queued answer
+// whose print repeats the name's last answer to the same client, in the
+// same query-count bucket (5 minutes), is counted without being read, as
+// is one in a second that saw a repeat (see engine.Precheck), and that
+// every other is read: another client, an answer that rotates or rotates
+// back, the next bucket, and every answer when the metadata plugin wants
+// labels. The counted ones reach the name's state.
+func TestQueuedRepeatsByPrint(t *testing.T) {
+	cfg, err := parse(caddy.NewTestController("dns", "fluxguard . {\n threshold 100\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	f := newSeedFluxguard(t, cfg, &now)
+	answer := func(ttl, first int) *dns.Msg { // 3 addresses, from 45.0.0.first
+		m := new(dns.Msg).SetReply(newQuery("c2.evil.tk.", dns.TypeA))
+		for n := first; n < first+3; n++ {
+			m.Answer = append(m.Answer, test.A(fmt.Sprintf("c2.evil.tk. %d IN A 45.0.0.%d", ttl, n)))
+		}
+		return m
+	}
+	first, other := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 1)}, &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2)}
+	steps := []struct {
+		name   string
+		after  time.Duration
+		client net.Addr
+		answer *dns.Msg
+		labels bool // the metadata plugin wants fluxguard's labels
+		read   bool
+	}{
+		{"first answer: read", 0, first, answer(60, 1), false, true},
+		{"the same, a second on: counted", time.Second, first, answer(60, 1), false, false},
+		{"TTLs counted down, a minute on: counted", time.Minute, first, answer(1, 1), false, false},
+		{"another client: read", 0, other, answer(60, 1), false, true},
+		{"the same to that client: counted", 0, other, answer(60, 1), false, false},
+		{"rotated after a repeat, same second: counted, not read", 0, other, answer(60, 4), false, false},
+		{"rotated, a second on: read", time.Second, other, answer(60, 4), false, true},
+		{"rotated back: read", time.Second, other, answer(60, 1), false, true},
+		{"the next bucket: read", 5 * time.Minute, other, answer(60, 1), false, true},
+		{"labels wanted: read", time.Second, other, answer(60, 1), true, true},
+	}
+	ctx := newContext(serverLabel(t))
+	for _, s := range steps {
+		now = now.Add(s.after)
+		f.labelsWanted.Store(s.labels)
+		q := query{name: "c2.evil.tk"}
+		b := f.readQueued(ctx, &q, s.client, s.answer)
+		if (b != nil) != s.read {
+			t.Fatalf("%s: read %t, want %t", s.name, b != nil, s.read)
+		}
+		if b != nil {
+			f.observeLater(ctx, q.metrics, b)
+		}
+	}
+	rows := f.eng.Report()
+	if len(rows) != 1 || len(rows[0].IPAddressList) != 6 || rows[0].QueryCount != len(steps) {
+		t.Errorf("Expected 6 addresses and %d queries, got %+v", len(steps), rows)
+	}
+}
+
 // TestWriteAfterReturn checks that an answer written once ServeDNS has
 // returned, as from a goroutine the chain left running, is passed on but
 // not observed, and that one racing ServeDNS's return is observed at most

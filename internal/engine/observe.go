@@ -14,6 +14,11 @@ type Observation struct {
 	MinTTL uint32       // lowest TTL of the answer's address records
 	Chain  []string     // the CNAME targets from Name to the addresses, normalized
 	NS     []string     // name servers of the name's zone seen in the answer
+	// Print hashes the records the observation was read from, TTLs
+	// aside, 0 for none: answers of the same print make the same
+	// observation, so that one repeating the name's last can be counted
+	// before it is read (see Precheck).
+	Print uint32
 
 	// LevelOnly tells that the caller reads only the verdict's Level, Prev
 	// and Skip: an answer repeating the name's last one is then counted
@@ -215,7 +220,7 @@ func (e *Engine) record(sc scope, key string, a *answer, now uint32) (Verdict, r
 	case a.remote != nil:
 		sh.forget(k) // the next answer is judged in full
 	default:
-		e.remember(sh, k, en, v, a.addrs[0].Is6(), again, now)
+		e.remember(sh, k, en, a, v, again, now)
 	}
 	if e.Sharing() && a.remote == nil && (news.hold || names && (news.addrs != 0 || int(en.ipsSeen) >= e.cfg.MinIPs)) {
 		e.share(sh, k, en, news)

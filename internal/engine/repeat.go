@@ -13,7 +13,7 @@ import "net/netip"
 // addresses and clients are seen again then (see settle); its registered
 // domain hears nothing of them.
 type recent struct {
-	fingerprint uint32 // of the answer's evidence (see fingerprint); 0 for none
+	fingerprint uint32 // what tells a repeat of the answer (see answer.print); 0 for none
 	at          uint32 // when it was judged, or last repeated
 	client      uint32 // the entry's lastClient then
 	repeats     uint16 // answers repeating it since, not counted in the entry yet
@@ -25,9 +25,10 @@ type recent struct {
 type recentFlags uint8
 
 const (
-	recentSteady recentFlags = 1 << iota // more queries in its bucket cannot change the verdict's level
-	recentV6                             // its addresses are IPv6: an AAAA answer
-	recentMixed                          // other answers were recorded in its second (see settle)
+	recentSteady  recentFlags = 1 << iota // more queries in its bucket cannot change the verdict's level
+	recentV6                              // its addresses are IPv6: an AAAA answer
+	recentMixed                           // other answers were recorded in its second (see settle)
+	recentPrinted                         // its fingerprint is the answer's print (see Observation.Print)
 )
 
 // repeat counts o, an answer with evidence a, as a repeat of the last one
@@ -40,12 +41,24 @@ func (e *Engine) repeat(sh *shard, k key, a *answer, now uint32) (Verdict, bool)
 		return Verdict{}, false
 	}
 	r := &s.recent
-	if a.fingerprint == 0 || r.fingerprint != a.fingerprint || !e.repeats(r, a.obs.Client, now) {
+	fp, printed := a.print()
+	if fp == 0 || r.fingerprint != fp || r.flags&recentPrinted != printed || !e.repeats(r, a.obs.Client, now) {
 		return Verdict{}, false
 	}
 	r.repeats++
 	r.at = now
 	return Verdict{Level: r.level, Prev: r.level}, true
+}
+
+// print returns what a slot keeps of a to tell its repeats (see recent):
+// its print when it has one (recentPrinted), else its fingerprint. An
+// answer with name servers, whose fingerprint is 0, never repeats: its
+// name servers are seen in every answer.
+func (a *answer) print() (uint32, recentFlags) {
+	if a.fingerprint == 0 || a.obs.Print == 0 {
+		return a.fingerprint, 0
+	}
+	return a.obs.Print, recentPrinted
 }
 
 // repeats reports whether an answer to client at now that repeats r's
@@ -72,18 +85,22 @@ type Precheck struct {
 }
 
 // Precheck looks name up as a query for it from client (invalid for none)
-// comes, before it is answered. It tells a name neither tracked nor
-// skipped (Precheck.New), and counts a query whose answer is taken to
-// repeat the name's last one (Precheck.Repeat): an answer to that client
-// of the same family (AAAA if v6, A otherwise) was judged, steady (see
-// recent), and in this second another was seen to repeat it.
-// Answers that rotate are all read; one that changes after a repeat in
-// the same second (a cache entry renewed then) is not, and the first
-// query of a later second reads the name's answer again. A flagged name's
-// answers are all read, for a caller that replaces them. The caller must
-// need no more than a brief verdict (Observation.LevelOnly).
-func (e *Engine) Precheck(name string, v6 bool, client netip.Addr) Precheck {
-	rc, tracked := e.precheck(name, v6, client)
+// comes, or as its answer is to be read; printOf, nil before the answer,
+// returns the answer's print (Observation.Print). It tells a name neither
+// tracked nor skipped (Precheck.New), and counts a query whose answer is
+// taken to repeat the name's last one (Precheck.Repeat): an answer to that
+// client of the same family (AAAA if v6, A otherwise) was judged, steady
+// (see recent), and either in this second another was seen to repeat it,
+// or it had the answer's print, as repeat would count it: printOf is
+// called only then. Answers that rotate are all read; one that changes
+// after a repeat in the same second (a cache entry renewed then) is not,
+// and the first query of a later second reads the name's answer again,
+// unless its print tells it repeats. A flagged name's answers are all
+// read, for a caller that replaces them and for a recheck (see rechecks).
+// The caller must need no more than a brief verdict
+// (Observation.LevelOnly).
+func (e *Engine) Precheck(name string, v6 bool, client netip.Addr, printOf func() uint32) Precheck {
+	rc, tracked := e.precheck(name, v6, client, printOf)
 	if !tracked {
 		rc.New = e.Skipped(name, nil) == SkipNone
 	}
@@ -92,7 +109,7 @@ func (e *Engine) Precheck(name string, v6 bool, client netip.Addr) Precheck {
 
 // precheck is Precheck's part under the shard's lock; it also reports whether
 // name is tracked.
-func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bool) {
+func (e *Engine) precheck(name string, v6 bool, client netip.Addr, printOf func() uint32) (Precheck, bool) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -101,29 +118,35 @@ func (e *Engine) precheck(name string, v6 bool, client netip.Addr) (Precheck, bo
 		return Precheck{}, false
 	}
 	r, now := &s.recent, e.clock()
-	if r.repeats == 0 || r.at != now || r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, now) {
+	if r.level == LevelFlagged || r.flags&recentV6 != 0 != v6 || !e.repeats(r, client, now) {
+		return Precheck{}, true
+	}
+	seen := r.repeats != 0 && r.at == now
+	if !seen && (printOf == nil || r.flags&recentPrinted == 0 || r.fingerprint != printOf()) {
 		return Precheck{}, true
 	}
 	r.repeats++
+	r.at = now
 	return Precheck{Repeat: true, Level: r.level}, true
 }
 
-// remember keeps en's last answer, judged v at now, in its slot, of key k
+// remember keeps en's last answer, a, judged v at now, in its slot, of key k
 // in sh; again tells that other answers were recorded in the same second.
 // Only more queries change a verdict within its bucket, and only by
 // making the name a candidate (see candidate), or time, taking its oldest
 // addresses out of the window: the verdict is steady unless more queries
 // can still change it.
-func (e *Engine) remember(sh *shard, k key, en *entry, v Verdict, v6, again bool, now uint32) {
+func (e *Engine) remember(sh *shard, k key, en *entry, a *answer, v Verdict, again bool, now uint32) {
 	s := sh.index.get(k)
 	if s == nil {
 		return
 	}
-	s.recent = recent{fingerprint: en.fingerprint, at: now, client: en.lastClient, level: v.Level}
+	fp, printed := a.print()
+	s.recent = recent{fingerprint: fp, at: now, client: en.lastClient, level: v.Level, flags: printed}
 	if v.UniqueIPs < e.cfg.MinIPs || v.Queries >= e.cfg.MinQueries {
 		s.recent.flags |= recentSteady
 	}
-	if v6 {
+	if a.addrs[0].Is6() {
 		s.recent.flags |= recentV6
 	}
 	if again {

@@ -39,7 +39,16 @@ func queriesOf(t *testing.T, e *Engine, name string) int {
 // last one in its slot, without judging them again, only when that
 // cannot change the level: from the same client, in the same second for a
 // flagged name, in the same query-count bucket (5 minutes here) for others.
+// Answers with a print (Observation.Print) repeat alike.
 func TestLevelOnlyRepeats(t *testing.T) {
+	for _, printed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fingerprints", true: "prints"}[printed], func(t *testing.T) {
+			testLevelOnlyRepeats(t, printed)
+		})
+	}
+}
+
+func testLevelOnlyRepeats(t *testing.T, printed bool) {
 	clk := &fakeClock{t: at("10:00:00")}
 	full, brief := newTestEngine(t, clk, nil), newTestEngine(t, clk, nil)
 	setA := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
@@ -85,9 +94,13 @@ func TestLevelOnlyRepeats(t *testing.T) {
 		if s.client != "" {
 			client = netip.MustParseAddr(s.client)
 		}
+		var print uint32
+		if printed {
+			print = uint32(s.addrs[0].As4()[0]) // one per set of addresses
+		}
 		var v Verdict
 		for i := range s.answers {
-			o := Observation{Name: s.domain, Client: client, Addrs: s.addrs, NS: s.ns, MinTTL: 30}
+			o := Observation{Name: s.domain, Client: client, Addrs: s.addrs, NS: s.ns, MinTTL: 30, Print: print}
 			want := full.Observe(&o)
 			o.LevelOnly = true
 			v = brief.Observe(&o)
@@ -115,9 +128,9 @@ func TestLevelOnlyRepeats(t *testing.T) {
 	}
 }
 
-// TestPrecheck checks which queries Precheck counts before they are answered,
-// that the queries it counts reach the name's state, and which names it
-// finds new.
+// TestPrecheck checks which queries Precheck counts, before they are answered
+// or as their answers, of a print, are to be read, that the queries it
+// counts reach the name's state, and which names it finds new.
 func TestPrecheck(t *testing.T) {
 	benign := addrs("45.1.0.1", "46.1.0.1") // fewer than min_ips: steady at once
 	fluxSet := addrs("45.1.0.1", "46.1.0.1", "47.1.0.1", "48.1.0.1", "49.1.0.1", "50.1.0.1")
@@ -126,28 +139,41 @@ func TestPrecheck(t *testing.T) {
 	const name, flux = "x.example.net", "x.evil.tk"
 	repeat := func(l Level) Precheck { return Precheck{Repeat: true, Level: l} }
 	for _, tc := range []struct {
-		name     string
-		set      []netip.Addr
-		answered string // the name whose answers prime the engine
-		primes   int    // answers of set from 10.0.0.1, at 10:00:00
-		after    time.Duration
-		query    string // the name queried
-		v6       bool
-		client   string // "" for none
-		primed   Level  // the answered name's level, once primed
-		want     Precheck
+		name       string
+		set        []netip.Addr
+		answered   string // the name whose answers prime the engine
+		primes     int    // answers of set from 10.0.0.1, at 10:00:00
+		primePrint uint32 // their print
+		after      time.Duration
+		query      string // the name queried
+		print      uint32 // its answer's print, 0 before the answer
+		v6         bool
+		client     string // "" for none
+		primed     Level  // the answered name's level, once primed
+		want       Precheck
 	}{
-		{"same family, second and client", benign, name, 2, 0, name, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
-		{"no client", benign, name, 2, 0, name, false, "", LevelNone, repeat(LevelNone)},
-		{"no repeat seen yet", benign, name, 1, 0, name, false, "10.0.0.1", LevelNone, Precheck{}},
-		{"AAAA after A", benign, name, 2, 0, name, true, "10.0.0.1", LevelNone, Precheck{}},
-		{"another client", benign, name, 2, 0, name, false, "10.0.0.2", LevelNone, Precheck{}},
-		{"the next second", benign, name, 2, time.Second, name, false, "10.0.0.1", LevelNone, Precheck{}},
-		{"a name not tracked: new", benign, name, 2, 0, "y.example.net", false, "10.0.0.1", LevelNone, Precheck{New: true}},
-		{"an excluded name: not new", benign, name, 2, 0, "printer.corp", false, "10.0.0.1", LevelNone, Precheck{}},
+		{"same family, second and client", benign, name, 2, 0, 0, name, 0, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
+		{"no client", benign, name, 2, 0, 0, name, 0, false, "", LevelNone, repeat(LevelNone)},
+		{"no repeat seen yet", benign, name, 1, 0, 0, name, 0, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"AAAA after A", benign, name, 2, 0, 0, name, 0, true, "10.0.0.1", LevelNone, Precheck{}},
+		{"another client", benign, name, 2, 0, 0, name, 0, false, "10.0.0.2", LevelNone, Precheck{}},
+		{"the next second", benign, name, 2, 0, time.Second, name, 0, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"a name not tracked: new", benign, name, 2, 0, 0, "y.example.net", 0, false, "10.0.0.1", LevelNone, Precheck{New: true}},
+		{"an excluded name: not new", benign, name, 2, 0, 0, "printer.corp", 0, false, "10.0.0.1", LevelNone, Precheck{}},
 		// The third answer makes the name a candidate, the fourth repeats it.
-		{"a suspicious name", fluxSet, name, 4, 0, name, false, "10.0.0.1", LevelSuspicious, repeat(LevelSuspicious)},
-		{"a flagged name: read", fluxSet, flux, 4, 0, flux, false, "10.0.0.1", LevelFlagged, Precheck{}},
+		{"a suspicious name", fluxSet, name, 4, 0, 0, name, 0, false, "10.0.0.1", LevelSuspicious, repeat(LevelSuspicious)},
+		{"a flagged name: read", fluxSet, flux, 4, 0, 0, flux, 0, false, "10.0.0.1", LevelFlagged, Precheck{}},
+		// With the answer's print, a repeat needs no repeat seen before it,
+		// and counts in the same query-count bucket (5 minutes here).
+		{"the same print", benign, name, 1, 7, 0, name, 7, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
+		{"the same print, a minute on", benign, name, 1, 7, time.Minute, name, 7, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
+		{"the same print, the next bucket", benign, name, 1, 7, 5 * time.Minute, name, 7, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"another print", benign, name, 1, 7, 0, name, 8, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"another print, seen repeated in this second", benign, name, 2, 7, 0, name, 8, false, "10.0.0.1", LevelNone, repeat(LevelNone)},
+		{"a print, the last answer had none", benign, name, 1, 0, 0, name, 7, false, "10.0.0.1", LevelNone, Precheck{}},
+		{"the same print, another client", benign, name, 2, 7, 0, name, 7, false, "10.0.0.2", LevelNone, Precheck{}},
+		{"the same print, AAAA after A", benign, name, 2, 7, 0, name, 7, true, "10.0.0.1", LevelNone, Precheck{}},
+		{"the same print, a flagged name: read", fluxSet, flux, 4, 7, 0, flux, 7, false, "10.0.0.1", LevelFlagged, Precheck{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := &fakeClock{t: at("10:00:00")}
@@ -155,7 +181,7 @@ func TestPrecheck(t *testing.T) {
 			first := netip.MustParseAddr("10.0.0.1")
 			var v Verdict
 			for range tc.primes {
-				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, LevelOnly: true})
+				v = e.Observe(&Observation{Name: tc.answered, Client: first, Addrs: tc.set, MinTTL: 30, Print: tc.primePrint, LevelOnly: true})
 			}
 			if v.Level != tc.primed {
 				t.Fatalf("primed to %s, want %s", v.Level, tc.primed)
@@ -165,7 +191,11 @@ func TestPrecheck(t *testing.T) {
 			if tc.client != "" {
 				client = netip.MustParseAddr(tc.client)
 			}
-			if got := e.Precheck(tc.query, tc.v6, client); got != tc.want {
+			var printOf func() uint32
+			if tc.print != 0 {
+				printOf = func() uint32 { return tc.print }
+			}
+			if got := e.Precheck(tc.query, tc.v6, client, printOf); got != tc.want {
 				t.Fatalf("Precheck = %+v, want %+v", got, tc.want)
 			}
 			want := tc.primes
