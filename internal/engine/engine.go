@@ -178,6 +178,24 @@ func (e *Engine) each(f func(sc scope, sh *shard, en *entry) bool) {
 	}
 }
 
+// eachHeld calls f for every entry of every scope held at now. Unlike
+// each, it leaves the repeats the slots hold uncounted: a held name is
+// flagged, and its repeats, of its judged answer's second (see repeats),
+// would move neither its last seen nor its hold, while counting in every
+// name's, a miss to memory each, would make every pass over the held
+// names (the flagged gauge's, every housekeepEvery) cost as many misses
+// as there are names.
+func (e *Engine) eachHeld(now uint32, f func(sc scope, sh *shard, en *entry)) {
+	for _, sc := range e.scopes() {
+		sc.st.eachUnsettled(func(sh *shard, en *entry) bool {
+			if en.heldUntil > now {
+				f(sc, sh, en)
+			}
+			return true
+		})
+	}
+}
+
 // Config returns the engine's configuration.
 func (e *Engine) Config() Config { return e.cfg }
 

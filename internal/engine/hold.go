@@ -101,11 +101,8 @@ func (e *Engine) Flagged(limit int) (names []string, total int) {
 		last uint32
 	}
 	var items []item
-	e.each(func(sc scope, sh *shard, en *entry) bool {
-		if en.heldUntil > now {
-			items = append(items, item{sc.prefix + sh.name(en), en.last})
-		}
-		return true
+	e.eachHeld(now, func(sc scope, sh *shard, en *entry) {
+		items = append(items, item{sc.prefix + sh.name(en), en.last})
 	})
 	sort.Slice(items, func(i, j int) bool { return items[i].last > items[j].last })
 	for _, it := range items[:min(limit, len(items))] {
@@ -138,16 +135,10 @@ func (e *Engine) HeldNames(addrs bool) []HeldName {
 	now := internalTime(unix)
 	var out []HeldName
 	if e.holdsAny(now) {
-		e.each(func(sc scope, sh *shard, en *entry) bool {
-			if en.heldUntil <= now {
-				return true
+		e.eachHeld(now, func(sc scope, sh *shard, en *entry) {
+			if name := sh.name(en); !p.allowed(name, nil, unix) {
+				out = append(out, HeldName{Name: name, Subdomains: !sc.names(), Until: e.time(en.heldUntil), Last: e.time(en.last)})
 			}
-			name := sh.name(en)
-			if p.allowed(name, nil, unix) {
-				return true
-			}
-			out = append(out, HeldName{Name: name, Subdomains: !sc.names(), Until: e.time(en.heldUntil), Last: e.time(en.last)})
-			return true
 		})
 		sort.Slice(out, func(i, j int) bool {
 			if !out[i].Last.Equal(out[j].Last) {

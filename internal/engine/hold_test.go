@@ -227,3 +227,42 @@ func TestHeldAskedNotEvicted(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldPassesLeaveRepeats checks that the passes over the held names
+// (Flagged, HeldNames) leave the repeats other names' slots hold
+// uncounted, a miss to memory each, and find what they would with every
+// repeat counted in: a held name's repeats move neither its last seen nor
+// its hold.
+func TestHeldPassesLeaveRepeats(t *testing.T) {
+	clk := &fakeClock{t: at("10:00:00")}
+	e := newTestEngine(t, clk, nil)
+	client := netip.MustParseAddr("10.0.0.1")
+	observe := func(name string, set ...string) {
+		e.Observe(&Observation{Name: name, Client: client, Addrs: addrs(set...), MinTTL: 30, LevelOnly: true})
+	}
+	for _, set := range [][]string{{"45.0.0.1", "45.0.0.2"}, {"45.0.0.3", "45.0.0.4"}, {"45.0.0.5"}, {"45.0.0.5"}} {
+		observe("a.evil.tk", set...) // flagged by the third, the fourth a repeat
+	}
+	clk.add(time.Minute)
+	observe("quiet.example.com", "93.184.215.14")
+	clk.add(time.Second)
+	observe("quiet.example.com", "93.184.215.14") // a repeat, the next second
+	if slotRepeats(e.st, "a.evil.tk") != 1 || slotRepeats(e.st, "quiet.example.com") != 1 {
+		t.Fatalf("repeats in the slots: %d and %d, want 1 and 1", slotRepeats(e.st, "a.evil.tk"), slotRepeats(e.st, "quiet.example.com"))
+	}
+	names, total := e.Flagged(10)
+	held := e.HeldNames(false)
+	if slotRepeats(e.st, "a.evil.tk") != 1 || slotRepeats(e.st, "quiet.example.com") != 1 {
+		t.Error("a pass over the held names counted repeats in")
+	}
+	e.Report() // counts every repeat in
+	if slotRepeats(e.st, "a.evil.tk") != 0 || slotRepeats(e.st, "quiet.example.com") != 0 {
+		t.Fatal("Report left repeats uncounted")
+	}
+	if n, tot := e.Flagged(10); !slices.Equal(n, names) || tot != total || total != 1 {
+		t.Errorf("Flagged: %v of %d before the repeats were counted in, %v of %d after", names, total, n, tot)
+	}
+	if h := e.HeldNames(false); !slices.Equal(h, held) || len(held) != 1 {
+		t.Errorf("HeldNames: %+v before the repeats were counted in, %+v after", held, h)
+	}
+}

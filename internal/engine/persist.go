@@ -54,7 +54,7 @@ func (e *Engine) Save(w io.Writer) error {
 	records := uint64(0)
 	for _, sc := range e.scopes() {
 		for i := range sc.st.shards {
-			sc.st.eachIn(&sc.st.shards[i], func(sh *shard, en *entry) bool {
+			sc.st.eachIn(&sc.st.shards[i], true, func(sh *shard, en *entry) bool {
 				rec = appendEntry(rec[:0], sc.prefix+sh.name(en), sh, en)
 				buf = append(binary.AppendUvarint(buf, uint64(len(rec))), rec...)
 				records++

@@ -288,15 +288,25 @@ func (s *store) len() int { return int(s.count.Load()) }
 // kept (see forgetRecent).
 func (s *store) each(f func(sh *shard, en *entry) bool) {
 	for i := range s.shards {
-		s.eachIn(&s.shards[i], f)
+		s.eachIn(&s.shards[i], true, f)
 	}
 }
 
-// eachIn is each for the entries of shard sh of s.
-func (s *store) eachIn(sh *shard, f func(sh *shard, en *entry) bool) {
+// eachUnsettled is each without counting in the repeats the slots hold.
+func (s *store) eachUnsettled(f func(sh *shard, en *entry) bool) {
+	for i := range s.shards {
+		s.eachIn(&s.shards[i], false, f)
+	}
+}
+
+// eachIn is each for the entries of shard sh of s; settle tells whether
+// the repeats its slots hold are counted in first.
+func (s *store) eachIn(sh *shard, settle bool, f func(sh *shard, en *entry) bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.settle(false)
+	if settle {
+		sh.settle(false)
+	}
 	for c, chunk := range sh.entries.chunks {
 		for j := range chunk {
 			if en := &chunk[j]; en.name.cap != 0 && !f(sh, en) {
