@@ -104,13 +104,10 @@ func nameServers(m *dns.Msg, buf *[maxNS]string) []string {
 // asked about. It finds no address when m is not evidence: nil, not
 // NOERROR, truncated, or without an address for the question.
 func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]string) (addrs []netip.Addr, minTTL uint32, targets []string, found bool) {
-	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
+	if !addressAnswer(m) {
 		return nil, 0, nil, false
 	}
 	qtype := m.Question[0].Qtype
-	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
-		return nil, 0, nil, false
-	}
 	target, n, hops := m.Question[0].Name, 0, 0
 	for {
 		next := ""
@@ -149,6 +146,16 @@ func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]s
 	return buf[:n], minTTL, chain[:hops], found
 }
 
+// addressAnswer reports whether m may be evidence: a whole NOERROR
+// response to one A or AAAA question.
+func addressAnswer(m *dns.Msg) bool {
+	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
+		return false
+	}
+	qtype := m.Question[0].Qtype
+	return qtype == dns.TypeA || qtype == dns.TypeAAAA
+}
+
 // answerPrint hashes the records of m that readAnswer reads, in order,
 // TTLs left out (a cache counts them down): two answers of the same print
 // make the same observation, and an answer can be told to repeat the
@@ -157,7 +164,7 @@ func answerAddrs(m *dns.Msg, buf *[maxAnswerAddrs]netip.Addr, chain *[maxChain]s
 // servers, which the engine reads in every answer. Its keys are the
 // process's own: an upstream cannot aim two answers at one print.
 func answerPrint(m *dns.Msg) uint32 {
-	if m == nil || m.Rcode != dns.RcodeSuccess || m.Truncated || !m.Response || len(m.Question) != 1 {
+	if !addressAnswer(m) {
 		return 0
 	}
 	for _, rr := range m.Ns {

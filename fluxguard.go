@@ -276,8 +276,9 @@ type query struct {
 func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg) *answerBuffers {
 	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
 	var pr uint32 // m's print, once taken
+	taken := false
 	printOf := func() uint32 {
-		pr = answerPrint(m)
+		pr, taken = answerPrint(m), true
 		return pr
 	}
 	if repeat, _ := f.precheck(q, printOf); repeat {
@@ -285,8 +286,8 @@ func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m
 	}
 	b := readAnswer(m, q.name, q.client)
 	if b != nil {
-		if pr == 0 {
-			pr = answerPrint(m)
+		if !taken {
+			printOf()
 		}
 		b.obs.Print = pr
 	}
