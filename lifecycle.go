@@ -77,12 +77,13 @@ func (f *Fluxguard) adoptState() {
 	}
 }
 
-// inBackground runs fn in a goroutine that stop waits for.
+// inBackground runs fn in a goroutine that stop waits for, below a
+// reserve (see parkDeep).
 func (f *Fluxguard) inBackground(fn func()) {
 	f.background.Add(1)
 	go func() {
 		defer f.background.Done()
-		fn()
+		parkDeep(fn)
 	}()
 }
 
@@ -204,19 +205,30 @@ func stillRunning(f *Fluxguard) bool {
 	return f.key != "" && running[f.key] == f
 }
 
-// housekeepEvery is how often expired names are swept and gauges refreshed.
-const housekeepEvery = 10 * time.Second
+// housekeepEvery is how often gauges are refreshed and the policy's files
+// reread; sweepEvery, how often names past the window are swept out. A
+// sweep reads every name's index slot, a pass over the state's memory that
+// costs every query a little, for names that stay tracked a minute longer
+// at most.
+const (
+	housekeepEvery = 10 * time.Second
+	sweepEvery     = time.Minute
+)
 
 func (f *Fluxguard) housekeep(done <-chan struct{}) {
 	t := time.NewTicker(housekeepEvery)
 	defer t.Stop()
+	var swept time.Time
 	for {
 		select {
 		case <-done:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.Sub(swept) > sweepEvery-housekeepEvery/2 { // ticks drift
+				f.eng.Sweep()
+				swept = now
+			}
 		}
-		f.eng.Sweep()
 		f.reloadPolicy()
 		all := f.metrics.Load()
 		if all == nil {

@@ -28,6 +28,23 @@ func growStack() {
 	}
 }
 
+// parkDeep runs fn, a goroutine's loop that waits most of its time, below
+// a reserve of upstreamStackReserve bytes. The runtime starts each new
+// goroutine with a stack the size of the average in use found at the last
+// GC; fluxguard's few goroutines, waiting in shallow frames, would lower
+// it, so that more of the queries' goroutines outgrow the stack they
+// start with and copy it. Waiting below the reserve, they count as deep
+// as a query's goroutine at its deepest (docs/performance.md).
+//
+//go:noinline
+func parkDeep(fn func()) {
+	if reserveUsed {
+		var reserve [upstreamStackReserve]byte
+		reserved(reserve[:])
+	}
+	fn()
+}
+
 // reserveUsed is never set; the compiler cannot tell, so the reserve stays
 // on its frame.
 var reserveUsed bool

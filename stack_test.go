@@ -96,3 +96,19 @@ func growStackBy64KiB() {
 
 //go:noinline
 func sinkBytes([]byte) {}
+
+// TestParkDeep checks that parkDeep runs its loop below the reserve: a
+// goroutine waiting there counts as that deep in the average the runtime
+// sizes new goroutines' stacks by.
+func TestParkDeep(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a GC may move the stack
+	depth := make(chan uintptr)
+	go func() {
+		growStackBy64KiB()
+		above := stackPointer()
+		parkDeep(func() { depth <- above - stackPointer() })
+	}()
+	if d := <-depth; d < upstreamStackReserve {
+		t.Errorf("Expected the loop to run at least %d bytes deeper, got %d", upstreamStackReserve, d)
+	}
+}
