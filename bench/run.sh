@@ -36,13 +36,15 @@
 #      by default
 #      STATE=1: BASE is fluxguard alone, FG fluxguard saving its state to a state_file every STATE_INTERVAL (1s, the
 #      least it takes) (written to bench/results/state-latest.md); CHAINS=full TRAFFIC=sites WORKLOADS=distinct by default
-#      TOGETHER=distinct (the workloads measured together: all configurations at once, a dnsperf each, for
-#      TOGETHER_DURATION=20 s in one slice, so that they share CPU 0 and its drift; qps ratio = ratio of CPU per query,
-#      and the processes share the core's caches too). Over 200,000 cached names, a GC cycle takes about 0.4 s of CPU
-#      every 60,000-90,000 queries: taken in turn, a 1 s slice with one runs at 2/3 the rate of one without, and part
-#      of a cycle runs in the idle time between slices, which spreads the rounds' A/A over 0.6-1.5
-#      (docs/performance.md). TOGETHER=1: every workload so; TOGETHER=0: none. The start order rotates with the round
-#      (the first started runs slower): take ROUNDS a multiple of 3
+#      DISTINCT_DURATION=30 DISTINCT_SLICE=5 (distinct: the DURATION and SLICE, s). Over 200,000 cached names a GC
+#      cycle takes about 0.4 s of CPU every 60,000-90,000 queries: in 1 s slices taken in turn, a slice with one runs
+#      at 2/3 the rate of one without, and part of a cycle runs in the idle time between slices, which spreads the
+#      rounds' A/A over 0.6-1.5; a 5 s slice, about a pass over the names, holds several (docs/performance.md)
+#      TOGETHER="" (the workloads measured together instead: all configurations at once, a dnsperf each, for
+#      TOGETHER_DURATION=20 s in one slice, so that they share CPU 0 and its drift; qps ratio = ratio of CPU per query.
+#      The processes share the core's caches and TLB too, which taxes a plugin's misses to memory more than a core of
+#      its own does). TOGETHER=1: every workload so. The start order rotates with the round (the first started runs
+#      slower): take ROUNDS a multiple of 3
 #      CLIENTS=8 OUTSTANDING=200 (dnsperf -c/-q: saturates one CoreDNS core from one dnsperf core)
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
@@ -59,7 +61,7 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-distinct} TOGETHER_DURATION=${TOGETHER_DURATION:-20} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-} TOGETHER_DURATION=${TOGETHER_DURATION:-20} DISTINCT_DURATION=${DISTINCT_DURATION:-30} DISTINCT_SLICE=${DISTINCT_SLICE:-5} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 PLUGIN=${PLUGIN:-} BINPKG=./cmd/coredns-fluxguard
 [ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
@@ -236,6 +238,7 @@ row() {
   # Together: one slice of TOGETHER_DURATION s. dnsperf reads its file from the start at each run: slice i starts
   # i/SLICES of the way into it, so that the slices of a round go on through the names rather than repeat the first ones.
   local together=0 slice=$SLICE slices=$((DURATION / SLICE)) lines; lines=$(wc -l <"$file")
+  [ "$wl" = distinct ] && slice=$DISTINCT_SLICE slices=$((DISTINCT_DURATION / DISTINCT_SLICE))
   if [ "$TOGETHER" = 1 ] || [[ " $TOGETHER " == *" $wl "* ]]; then together=1 slice=$TOGETHER_DURATION slices=1; fi
   for i in $(seq 0 $((slices - 1))); do
     awk -v off=$((i * lines / slices)) 'NR > off' "$file" >"$TMP/slice.$i"
@@ -404,7 +407,7 @@ compare() {
     done
   done
   {
-    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn$([ "$TOGETHER" != 0 ] && echo "; TOGETHER=$TOGETHER: ${TOGETHER_DURATION}s with all configurations at once instead") (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
+    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (distinct: ${DISTINCT_DURATION}s in ${DISTINCT_SLICE}s slices)$([ -n "$TOGETHER" ] && [ "$TOGETHER" != 0 ] && echo "; TOGETHER=$TOGETHER: ${TOGETHER_DURATION}s with all configurations at once instead") (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
     [ "$STATE" = 1 ] && echo && echo "**STATE=1: BASE is fluxguard alone, FG fluxguard with \`state_file\` saved every $STATE_INTERVAL.**" \
       "Failed saves / the state file's bytes at the end of each round: $SAVES"
