@@ -49,7 +49,7 @@
 #      PIN=1 (CoreDNS under test on CPU 0; dnsperf and the upstream on CPU 1; PIN=0 lets the kernel schedule)
 #      PORT_BASE=15353 (first port tried), MODE=compare|flood|soak, FLOOD_NAMES=5000000, MAX_NAMES=200000
 #      SOAK_DURATION=600 (s), SOAK_MAX_NAMES=50000, SOAK_RANDOM=400000 (distinct random names in the query file)
-#  Quick look: ROUNDS=2 DURATION=4 DISTINCT_NAMES=50000 PAIR_N=2000 bash bench/run.sh
+#  Quick look: ROUNDS=2 DURATION=4 DISTINCT_DURATION=10 DISTINCT_NAMES=50000 PAIR_N=2000 bash bench/run.sh
 # GOMAXPROCS is left alone: Go derives it from the CPU affinity, so it is 1 when pinned (2 with PIN=0).
 # Without prometheus (lean), the Go runtime figures and fluxguard's tracked names are not read.
 # Latency: one query in flight in each round with bench/pairlat, the same query to BASE and FG (and to BASE and AA)
