@@ -175,26 +175,22 @@ func answerPrint(m *dns.Msg) uint32 {
 	qname := m.Question[0].Name
 	h, owner := printKey, ""
 	for _, rr := range m.Answer {
-		hdr := rr.Header()
-		if hdr.Name != owner {
-			// Owners change seldom, and are mostly the question's name,
-			// whose hash is not needed: 1 stands for it.
-			owner = hdr.Name
-			x := uint64(1)
-			if owner != qname {
-				x = maphash.String(printSeed, owner)
-			}
-			h = printMix(h, x)
-		}
+		// The type switch first: each case reads its header in place,
+		// without a call through the interface.
 		switch rr := rr.(type) {
 		case *dns.A:
-			h = printIP(h, hdr.Rrtype, rr.A.To4())
+			h = printOwner(h, &owner, rr.Hdr.Name, qname)
+			h = printIP(h, rr.Hdr.Rrtype, rr.A.To4())
 		case *dns.AAAA:
-			h = printIP(h, hdr.Rrtype, rr.AAAA.To16())
+			h = printOwner(h, &owner, rr.Hdr.Name, qname)
+			h = printIP(h, rr.Hdr.Rrtype, rr.AAAA.To16())
 		case *dns.CNAME:
-			h = printMix(h, maphash.String(printSeed, rr.Target)^uint64(hdr.Rrtype))
+			h = printOwner(h, &owner, rr.Hdr.Name, qname)
+			h = printMix(h, maphash.String(printSeed, rr.Target)^uint64(rr.Hdr.Rrtype))
 		case *dns.NS:
 			return 0
+		default:
+			h = printOwner(h, &owner, rr.Header().Name, qname)
 		}
 	}
 	return max(uint32(h^h>>32), 1)
@@ -205,6 +201,22 @@ var (
 	printSeed = maphash.MakeSeed()
 	printKey  = rand.Uint64() | 1
 )
+
+// printOwner mixes name into h, an answer's print so far, when it is not
+// the owner of the record before, which owner holds. Owners change seldom,
+// and are mostly the question's name, qname, whose hash is not needed: 1
+// stands for it.
+func printOwner(h uint64, owner *string, name, qname string) uint64 {
+	if name == *owner {
+		return h
+	}
+	*owner = name
+	x := uint64(1)
+	if name != qname {
+		x = maphash.String(printSeed, name)
+	}
+	return printMix(h, x)
+}
 
 // printMix mixes x into h, an answer's print so far.
 func printMix(h, x uint64) uint64 {

@@ -135,7 +135,9 @@ func (f *Fluxguard) serveQuery(ctx context.Context, w dns.ResponseWriter, r *dns
 // (answered), or returns the captureWriter the chain is to write the
 // answer to, nil when r is not inspected, and whether the answer most
 // likely comes from upstream (see growStack). It fills in q for an
-// inspected query, but for what complete adds when the answer is queued.
+// inspected query, but for what readQueued adds when the answer is queued,
+// field by field: q is zero, and a struct stored whole through a pointer
+// goes through the runtime's bulk write barrier while the GC runs.
 func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, q *query) (cw *captureWriter, answered, upstream bool) {
 	if f.rpz != nil && f.rpz.answer(w, r) {
 		return nil, true, false
@@ -150,7 +152,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		// lookup here would wait on the miss that the batch overlaps
 		// with others (see observeQueue), which finds the server's
 		// counters and the client's address too (see readQueued).
-		*q = query{name: name, v6: v6}
+		q.name, q.v6 = name, v6
 		return &captureWriter{ResponseWriter: w, queued: true}, false, false
 	}
 	sm := f.metricsFor(ctx)
@@ -160,7 +162,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if !inspected {
 		return nil, false, false
 	}
-	*q = query{metrics: sm, name: name, client: clientAddr(w.RemoteAddr()), v6: v6}
+	q.metrics, q.name, q.client, q.v6 = sm, name, clientAddr(w.RemoteAddr()), v6
 	repeat, upstream := f.precheck(q, nil)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
@@ -194,7 +196,7 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 		}
 		return nil
 	case cw.queued:
-		if f.queue.push(ctx, q, cw.RemoteAddr(), m) {
+		if f.queue.push(ctx, q, cw) {
 			return nil
 		}
 		// Observed on the query's path, as a batch would.

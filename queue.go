@@ -2,11 +2,9 @@ package fluxguard
 
 import (
 	"context"
-	"net"
+	"slices"
 	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // observeQueue holds the answers monitor mode has written, for a
@@ -32,13 +30,15 @@ type observeQueue struct {
 	wake    chan struct{} // a batch has started to gather
 }
 
-// queued is an answer, m, to observe for q, with its query's context and
-// client (see readQueued).
+// queued is an answer to observe: the one cw holds, which also gives its
+// client, for the query of ctx for name, an AAAA query if v6 (see
+// readQueued). It holds few pointers, each a write barrier as it is
+// queued and cleared while the GC runs.
 type queued struct {
-	ctx    context.Context
-	q      query
-	remote net.Addr
-	m      *dns.Msg
+	ctx  context.Context
+	cw   *captureWriter
+	name string
+	v6   bool
 }
 
 const (
@@ -61,14 +61,14 @@ func newObserveQueue() *observeQueue {
 	return &observeQueue{wake: make(chan struct{}, 1), clock: func() time.Duration { return time.Since(start) }}
 }
 
-// push queues m, the answer for q, the query of ctx from remote. It
+// push queues the answer cw holds for q, the query of ctx. It
 // reports false, and keeps nothing, when the answer is to be observed on
 // its query's path: the queue is closed or full, or the answer is quiet,
 // finding the queue empty quietGap or more after the last answer queued
 // or the last batch. The clock is read only for an answer that finds the
 // queue empty, and as a batch takes the queue and ends: under load, three
 // times a batchDelay.
-func (q *observeQueue) push(ctx context.Context, query *query, remote net.Addr, m *dns.Msg) bool {
+func (q *observeQueue) push(ctx context.Context, query *query, cw *captureWriter) bool {
 	q.mu.Lock()
 	first := len(q.pending) == 0
 	ok := !q.closed && len(q.pending) < maxQueued
@@ -78,7 +78,10 @@ func (q *observeQueue) push(ctx context.Context, query *query, remote net.Addr, 
 		q.last = now
 	}
 	if ok {
-		q.pending = append(q.pending, queued{ctx, *query, remote, m})
+		// Field by field, as capture fills in a query.
+		q.pending = slices.Grow(q.pending, 1)[:len(q.pending)+1]
+		a := &q.pending[len(q.pending)-1]
+		a.ctx, a.cw, a.name, a.v6 = ctx, cw, query.name, query.v6
 	}
 	q.mu.Unlock()
 	if ok && first {
@@ -122,13 +125,14 @@ func (q *observeQueue) observe(f *Fluxguard) {
 	for i := 0; i < len(batch); i += preloadBatch {
 		part := batch[i:min(i+preloadBatch, len(batch))]
 		for j, a := range part {
-			names[j] = a.q.name
+			names[j] = a.name
 		}
 		f.eng.Preload(names[:len(part)])
 		for j := range part {
 			a := &part[j]
-			if b := f.readQueued(a.ctx, &a.q, a.remote, a.m); b != nil {
-				f.observeLater(a.ctx, a.q.metrics, b)
+			q := query{name: a.name, v6: a.v6}
+			if b := f.readQueued(a.ctx, &q, a.cw.RemoteAddr(), a.cw.held); b != nil {
+				f.observeLater(a.ctx, q.metrics, b)
 			}
 		}
 	}

@@ -117,12 +117,13 @@ func TestObserveQueueBounds(t *testing.T) {
 	for n := range 4 { // enough addresses for a detail to report
 		answer.Answer = append(answer.Answer, flux("c2.evil.tk.", dns.TypeA, n)...)
 	}
+	held := &captureWriter{ResponseWriter: &addrWriter{addr: client}, held: answer}
 	for i := range maxQueued {
-		if !q.push(ctx, query, client, answer) {
+		if !q.push(ctx, query, held) {
 			t.Fatalf("Push %d: expected room for %d answers", i, maxQueued)
 		}
 	}
-	if q.push(ctx, query, client, answer) {
+	if q.push(ctx, query, held) {
 		t.Errorf("Expected a full queue to refuse an answer")
 	}
 	q.close(f)
@@ -132,7 +133,7 @@ func TestObserveQueueBounds(t *testing.T) {
 	if d, ok := f.eng.Detail("c2.evil.tk"); !ok || d.QueryCount != maxQueued || d.UniqueClients != 1 {
 		t.Errorf("Expected c2.evil.tk's %d queries from its one client, got %+v", maxQueued, d.Row)
 	}
-	if q.push(ctx, query, client, answer) {
+	if q.push(ctx, query, held) {
 		t.Errorf("Expected a closed queue to refuse an answer")
 	}
 	if f.eng.Len() != 1 {
