@@ -25,6 +25,8 @@
 #      SLICE=1 (s per dnsperf run: the DURATION is taken in slices, the configurations in turn) WARMUP=2 (s; distinct:
 #      one pass over its names) FLOOR=1 (run AA beside BASE and FG; FLOOR=0: BASE and FG only)
 #      PAIR_N=5000 (queries to each configuration per round, one at a time, for the paired latency: bench/pairlat)
+#      PAIR_SETTLE=2 (s of quiet before a round's paired runs: a GC cycle that the throughput runs left going on a
+#      heap of cached names ends then, in idle time, on each server alike, rather than in the first pairing's tail)
 #      LAT_LOADS="" (fixed rates for latency runs, in % of the first round's BASE qps, e.g. "10 25 50"; none by
 #      default: this machine's p99 under load is noise, see docs/performance.md) LAT_ROUNDS=2 LAT_DURATION=2 (s)
 #      PLUGIN=loadbalance: FG has this plugin block in fluxguard's place instead (e.g. "acl { allow }", loadbalance): the
@@ -61,7 +63,7 @@ export PATH="$PATH:/usr/local/go/bin"
 MODE=${1:-${MODE:-compare}}
 case $MODE in compare | flood | soak) ;; *) echo "usage: $0 [compare|flood|soak]" >&2; exit 2 ;; esac
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} SLICE=${SLICE:-1} WARMUP=${WARMUP:-2} LAT_ROUNDS=${LAT_ROUNDS:-2} LAT_DURATION=${LAT_DURATION:-2}
-LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-} TOGETHER_DURATION=${TOGETHER_DURATION:-20} DISTINCT_DURATION=${DISTINCT_DURATION:-30} DISTINCT_SLICE=${DISTINCT_SLICE:-5} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
+LAT_LOADS=${LAT_LOADS:-} PAIR_N=${PAIR_N:-5000} PAIR_SETTLE=${PAIR_SETTLE:-2} AA=${AA:-0} SHARED=${SHARED:-0} STATE=${STATE:-0} STATE_INTERVAL=${STATE_INTERVAL:-1s} FLOOR=${FLOOR:-1} TOGETHER=${TOGETHER:-} TOGETHER_DURATION=${TOGETHER_DURATION:-20} DISTINCT_DURATION=${DISTINCT_DURATION:-30} DISTINCT_SLICE=${DISTINCT_SLICE:-5} CLIENTS=${CLIENTS:-8} OUTSTANDING=${OUTSTANDING:-200} PIN=${PIN:-1}
 FLOOD_NAMES=${FLOOD_NAMES:-5000000} MAX_NAMES=${MAX_NAMES:-200000} NEXT_PORT=${PORT_BASE:-15353}
 PLUGIN=${PLUGIN:-} BINPKG=./cmd/coredns-fluxguard
 [ "$STATE" = 1 ] && WORKLOADS=${WORKLOADS:-distinct}
@@ -313,6 +315,7 @@ row() {
     # Which pairing comes first alternates with the round: the first meets what the throughput runs left, a GC cycle
     # of a heap of cached names, say (docs/performance.md).
     local -a pairings=("${confs[@]:1}"); [ $((r % 2)) = 0 ] && pairings=($(printf '%s\n' "${pairings[@]}" | tac))
+    sleep "$PAIR_SETTLE"
     for c in "${pairings[@]}"; do
       out=$("${TOOL[@]}" "$PAIRLAT" -a "127.0.0.1:${port[BASE]}" -b "127.0.0.1:${port[$c]}" -names "$file" -n "$PAIR_N" -out "$TMP/pair.$c") ||
         die "pairlat failed: $out"
