@@ -130,9 +130,9 @@ func (q *observeQueue) observe(f *Fluxguard) {
 		f.eng.Preload(names[:len(part)])
 		for j := range part {
 			a := &part[j]
-			q := query{name: a.name, v6: a.v6}
-			if b := f.readQueued(a.ctx, &q, a.cw.RemoteAddr(), a.cw.held); b != nil {
-				f.observeLater(a.ctx, q.metrics, b)
+			asked := query{name: a.name, v6: a.v6}
+			if b := f.readQueued(a.ctx, &asked, a.cw.RemoteAddr(), a.cw.held); b != nil {
+				f.observeLater(a.ctx, asked.metrics, b)
 			}
 		}
 	}
