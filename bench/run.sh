@@ -410,7 +410,7 @@ compare() {
     done
   done
   {
-    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (distinct: ${DISTINCT_DURATION}s in ${DISTINCT_SLICE}s slices)$([ -n "$TOGETHER" ] && [ "$TOGETHER" != 0 ] && echo "; TOGETHER=$TOGETHER: ${TOGETHER_DURATION}s with all configurations at once instead") (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N"
+    header "ROUNDS=$ROUNDS fresh processes per row, DURATION=${DURATION}s per configuration and round in ${SLICE}s slices taken in turn (distinct: ${DISTINCT_DURATION}s in ${DISTINCT_SLICE}s slices)$([ -n "$TOGETHER" ] && [ "$TOGETHER" != 0 ] && echo "; TOGETHER=$TOGETHER: ${TOGETHER_DURATION}s with all configurations at once instead") (warm-up ${WARMUP}s; distinct: one pass), HOT_NAMES=$HOT_NAMES DISTINCT_NAMES=$DISTINCT_NAMES PAIR_N=$PAIR_N PAIR_SETTLE=${PAIR_SETTLE}s"
     [ "$AA" = 1 ] && echo && echo "**A/A run (AA=1): FG is a second BASE, without fluxguard.**"
     [ "$STATE" = 1 ] && echo && echo "**STATE=1: BASE is fluxguard alone, FG fluxguard with \`state_file\` saved every $STATE_INTERVAL.**" \
       "Failed saves / the state file's bytes at the end of each round: $SAVES"
