@@ -137,7 +137,7 @@ func benchmarkReadQueued(b *testing.B, eachSecond bool) {
 	for i = 0; b.Loop(); i++ {
 		m := answers[i&(benchNames-1)]
 		q := query{name: engine.Normalize(m.Question[0].Name)}
-		if later := f.readQueued(ctx, &q, remote, m); later != nil {
+		if later := f.readQueued(ctx, &q, remote, m, answerPrint(m)); later != nil {
 			f.observeLater(ctx, q.metrics, later)
 		}
 	}

@@ -182,6 +182,12 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 	if cw.read {
 		m, later = f.inspect(ctx, cw.ResponseWriter, r, q, m, sent)
 	}
+	var pr uint32 // m's print, for the queue
+	if cw.queued {
+		// Now, while its records are in the CPU's caches: the chain has
+		// just made them, and a batch comes a millisecond later.
+		pr = answerPrint(m)
+	}
 	if !sent {
 		if err := cw.ResponseWriter.WriteMsg(m); err != nil {
 			log.Debugf("writing the answer to %s: %v", r.Question[0].Name, err)
@@ -196,11 +202,11 @@ func (f *Fluxguard) answer(ctx context.Context, r *dns.Msg, cw *captureWriter, q
 		}
 		return nil
 	case cw.queued:
-		if f.queue.push(ctx, q, cw) {
+		if f.queue.push(ctx, q, cw, pr) {
 			return nil
 		}
 		// Observed on the query's path, as a batch would.
-		return f.readQueued(ctx, q, cw.RemoteAddr(), m)
+		return f.readQueued(ctx, q, cw.RemoteAddr(), m, pr)
 	}
 	return later
 }
@@ -272,25 +278,15 @@ type query struct {
 // completes q with what capture leaves out, the server's counters, from
 // ctx, and the client's address, from remote (done in a batch, these run
 // on cached code and lines); counts the answer if it repeats the name's
-// last, which its print tells when the name's answer was not seen
-// repeated in this second (see answerPrint); and returns the evidence to
-// observe, with its print, nil for none.
-func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg) *answerBuffers {
+// last, as pr, m's print (see answerPrint), tells; and returns the
+// evidence to observe, with its print, nil for none.
+func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg, pr uint32) *answerBuffers {
 	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
-	var pr uint32 // m's print, once taken
-	taken := false
-	printOf := func() uint32 {
-		pr, taken = answerPrint(m), true
-		return pr
-	}
-	if repeat, _ := f.precheck(q, printOf); repeat {
+	if repeat, _ := f.precheck(q, func() uint32 { return pr }); repeat {
 		return nil
 	}
 	b := readAnswer(m, q.name, q.client)
 	if b != nil {
-		if !taken {
-			printOf()
-		}
 		b.obs.Print = pr
 	}
 	return b

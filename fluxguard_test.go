@@ -1158,7 +1158,7 @@ func TestQueuedRepeatsByPrint(t *testing.T) {
 		now = now.Add(s.after)
 		f.labelsWanted.Store(s.labels)
 		q := query{name: "c2.evil.tk"}
-		b := f.readQueued(ctx, &q, s.client, s.answer)
+		b := f.readQueued(ctx, &q, s.client, s.answer, answerPrint(s.answer))
 		if (b != nil) != s.read {
 			t.Fatalf("%s: read %t, want %t", s.name, b != nil, s.read)
 		}

@@ -35,10 +35,11 @@ type observeQueue struct {
 // readQueued). It holds few pointers, each a write barrier as it is
 // queued and cleared while the GC runs.
 type queued struct {
-	ctx  context.Context
-	cw   *captureWriter
-	name string
-	v6   bool
+	ctx   context.Context
+	cw    *captureWriter
+	name  string
+	v6    bool
+	print uint32 // the answer's (see answerPrint)
 }
 
 const (
@@ -61,14 +62,14 @@ func newObserveQueue() *observeQueue {
 	return &observeQueue{wake: make(chan struct{}, 1), clock: func() time.Duration { return time.Since(start) }}
 }
 
-// push queues the answer cw holds for q, the query of ctx. It
+// push queues the answer cw holds, of print pr, for q, the query of ctx. It
 // reports false, and keeps nothing, when the answer is to be observed on
 // its query's path: the queue is closed or full, or the answer is quiet,
 // finding the queue empty quietGap or more after the last answer queued
 // or the last batch. The clock is read only for an answer that finds the
 // queue empty, and as a batch takes the queue and ends: under load, three
 // times a batchDelay.
-func (q *observeQueue) push(ctx context.Context, query *query, cw *captureWriter) bool {
+func (q *observeQueue) push(ctx context.Context, query *query, cw *captureWriter, pr uint32) bool {
 	q.mu.Lock()
 	first := len(q.pending) == 0
 	ok := !q.closed && len(q.pending) < maxQueued
@@ -81,7 +82,7 @@ func (q *observeQueue) push(ctx context.Context, query *query, cw *captureWriter
 		// Field by field, as capture fills in a query.
 		q.pending = slices.Grow(q.pending, 1)[:len(q.pending)+1]
 		a := &q.pending[len(q.pending)-1]
-		a.ctx, a.cw, a.name, a.v6 = ctx, cw, query.name, query.v6
+		a.ctx, a.cw, a.name, a.v6, a.print = ctx, cw, query.name, query.v6, pr
 	}
 	q.mu.Unlock()
 	if ok && first {
@@ -131,7 +132,7 @@ func (q *observeQueue) observe(f *Fluxguard) {
 		for j := range part {
 			a := &part[j]
 			asked := query{name: a.name, v6: a.v6}
-			if b := f.readQueued(a.ctx, &asked, a.cw.RemoteAddr(), a.cw.held); b != nil {
+			if b := f.readQueued(a.ctx, &asked, a.cw.RemoteAddr(), a.cw.held, a.print); b != nil {
 				f.observeLater(a.ctx, asked.metrics, b)
 			}
 		}

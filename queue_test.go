@@ -119,11 +119,11 @@ func TestObserveQueueBounds(t *testing.T) {
 	}
 	held := &captureWriter{ResponseWriter: &addrWriter{addr: client}, held: answer}
 	for i := range maxQueued {
-		if !q.push(ctx, query, held) {
+		if !q.push(ctx, query, held, answerPrint(answer)) {
 			t.Fatalf("Push %d: expected room for %d answers", i, maxQueued)
 		}
 	}
-	if q.push(ctx, query, held) {
+	if q.push(ctx, query, held, answerPrint(answer)) {
 		t.Errorf("Expected a full queue to refuse an answer")
 	}
 	q.close(f)
@@ -133,7 +133,7 @@ func TestObserveQueueBounds(t *testing.T) {
 	if d, ok := f.eng.Detail("c2.evil.tk"); !ok || d.QueryCount != maxQueued || d.UniqueClients != 1 {
 		t.Errorf("Expected c2.evil.tk's %d queries from its one client, got %+v", maxQueued, d.Row)
 	}
-	if q.push(ctx, query, held) {
+	if q.push(ctx, query, held, answerPrint(answer)) {
 		t.Errorf("Expected a closed queue to refuse an answer")
 	}
 	if f.eng.Len() != 1 {
