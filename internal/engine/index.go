@@ -12,7 +12,7 @@ import (
 // compare: on the query path each is a cache miss.
 type index struct {
 	mem   *arena
-	slots []slot // a power of two of them, at most 3/4 used, in mem
+	slots []slot // a power of two of them, at most maxLoadNum/maxLoadDen used, in mem
 	n     int
 
 	// The slots' address and their number less one, set as slots is, for
@@ -45,6 +45,14 @@ func (k key) owner() uint32 { return uint32(k.hash) | 1 }
 // minIndexSlots is the size of a shard's index when it gets its first
 // name: a page of them.
 const minIndexSlots = 128
+
+// maxLoadNum/maxLoadDen is the share of an index's slots in use past
+// which it doubles. Over many names a lookup misses the CPU's caches
+// however full the index; the fuller it is, the less memory it spans and
+// the more often its slot is cached. The longer probes that come with it
+// mostly stay in the home slot's line, or run on to the next: two slots
+// share a line, and the probes follow one another in memory.
+const maxLoadNum, maxLoadDen = 7, 8
 
 // home returns the slot where the search for hash h starts. The low bits
 // of h picked the shard, so they are the same for all its names.
@@ -91,7 +99,7 @@ func (x *index) at(h uint64) (uint32, bool) {
 
 // put maps k to the entry at off, replacing what its hash mapped to.
 func (x *index) put(k key, off uint32) {
-	if (x.n+1)*4 > len(x.slots)*3 {
+	if (x.n+1)*maxLoadDen > len(x.slots)*maxLoadNum {
 		x.grow()
 	}
 	i, ok := x.find(k.hash)
