@@ -163,7 +163,7 @@ func (f *Fluxguard) capture(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return nil, false, false
 	}
 	q.metrics, q.name, q.client, q.v6 = sm, name, clientAddr(w.RemoteAddr()), v6
-	repeat, upstream := f.precheck(q, nil)
+	repeat, upstream := f.precheck(q, 0)
 	return &captureWriter{ResponseWriter: w, read: !repeat}, false, upstream
 }
 
@@ -278,11 +278,11 @@ type query struct {
 // completes q with what capture leaves out, the server's counters, from
 // ctx, and the client's address, from remote (done in a batch, these run
 // on cached code and lines); counts the answer if it repeats the name's
-// last, as pr, m's print (see answerPrint), tells; and returns the
+// last, as pr, m's print (see answerPrint), can tell; and returns the
 // evidence to observe, with its print, nil for none.
 func (f *Fluxguard) readQueued(ctx context.Context, q *query, remote net.Addr, m *dns.Msg, pr uint32) *answerBuffers {
 	q.metrics, q.client = f.metricsFor(ctx), clientAddr(remote)
-	if repeat, _ := f.precheck(q, func() uint32 { return pr }); repeat {
+	if repeat, _ := f.precheck(q, pr); repeat {
 		return nil
 	}
 	b := readAnswer(m, q.name, q.client)
@@ -335,17 +335,17 @@ func (f *Fluxguard) flagging(ctx context.Context, q *query, m *dns.Msg) (engine.
 }
 
 // precheck looks q's name up before its answer is read: before the chain
-// answers (printOf nil), or, with the answer's printOf, in the batch it
-// is queued in. It reports a query counted as a repeat of the name's last
+// answers (pr 0), or, with the answer's print pr, in the batch it is
+// queued in. It reports a query counted as a repeat of the name's last
 // answer to this client (cache hits, typically), whose answer is not to
 // be read, and a name not seen before, whose answer most likely comes from
 // upstream (see engine.Precheck). With the labels wanted, every answer is
 // read.
-func (f *Fluxguard) precheck(q *query, printOf func() uint32) (repeat, upstream bool) {
+func (f *Fluxguard) precheck(q *query, pr uint32) (repeat, upstream bool) {
 	if f.labelsWanted.Load() {
 		return false, false
 	}
-	pc := f.eng.Precheck(q.name, q.v6, q.client, printOf)
+	pc := f.eng.Precheck(q.name, q.v6, q.client, pr)
 	if pc.Repeat {
 		q.metrics.inspected.Inc()
 		q.metrics.verdicts[pc.Level].Inc()

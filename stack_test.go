@@ -71,7 +71,7 @@ func TestUpstreamReserve(t *testing.T) {
 			r := newQuery(tc.query, tc.qtype)
 			upstream := false
 			if name, inspected, ok := f.zoneName(r); ok && inspected {
-				_, upstream = f.precheck(&query{metrics: f.metricsFor(ctx), name: name, v6: tc.qtype == dns.TypeAAAA}, nil)
+				_, upstream = f.precheck(&query{metrics: f.metricsFor(ctx), name: name, v6: tc.qtype == dns.TypeAAAA}, 0)
 			}
 			if upstream != tc.want {
 				t.Errorf("Expected upstream %t, got %t", tc.want, upstream)

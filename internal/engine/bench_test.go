@@ -115,8 +115,8 @@ func xorshift(x uint64) uint64 {
 // (see fluxguard's observeQueue) over many names: 64 cache hits' names,
 // preloaded (Preload) or not, then each looked up as a repeat (Precheck),
 // over a full store at the default max_names, 200,000 names, in a
-// pseudo-random order; ns/op is per name. The
-// names are built as they come, in the CPU's caches as a query's are.
+// pseudo-random order; ns/op is per name. The names are built as they
+// come, in the CPU's caches as a query's are.
 func BenchmarkPrecheckBatch(b *testing.B) {
 	b.Run("preloaded", func(b *testing.B) { benchmarkPrecheckBatch(b, true) })
 	b.Run("not preloaded", func(b *testing.B) { benchmarkPrecheckBatch(b, false) })
@@ -143,7 +143,7 @@ func benchmarkPrecheckBatch(b *testing.B, preload bool) {
 				e.Preload(names)
 			}
 		}
-		e.Precheck(names[j], false, client, nil)
+		e.Precheck(names[j], false, client, 0)
 	}
 }
 

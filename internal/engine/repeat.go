@@ -85,22 +85,21 @@ type Precheck struct {
 }
 
 // Precheck looks name up as a query for it from client (invalid for none)
-// comes, or as its answer is to be read; printOf, nil before the answer,
-// returns the answer's print (Observation.Print). It tells a name neither
-// tracked nor skipped (Precheck.New), and counts a query whose answer is
-// taken to repeat the name's last one (Precheck.Repeat): an answer to that
-// client of the same family (AAAA if v6, A otherwise) was judged, steady
-// (see recent), and either in this second another was seen to repeat it,
-// or it had the answer's print, as repeat would count it: printOf is
-// called only then. Answers that rotate are all read; one that changes
+// comes, or as its answer, of print pr (Observation.Print; 0 before the
+// answer), is to be read. It tells a name neither tracked nor skipped
+// (Precheck.New), and counts a query whose answer is taken to repeat the
+// name's last one (Precheck.Repeat): an answer to that client of the same
+// family (AAAA if v6, A otherwise) was judged, steady (see recent), and
+// either in this second another was seen to repeat it, or it had the
+// answer's print, as repeat would count it. Answers that rotate are all read; one that changes
 // after a repeat in the same second (a cache entry renewed then) is not,
 // and the first query of a later second reads the name's answer again,
 // unless its print tells it repeats. A flagged name's answers are all
 // read, for a caller that replaces them and for a recheck (see rechecks).
 // The caller must need no more than a brief verdict
 // (Observation.LevelOnly).
-func (e *Engine) Precheck(name string, v6 bool, client netip.Addr, printOf func() uint32) Precheck {
-	rc, tracked := e.precheck(name, v6, client, printOf)
+func (e *Engine) Precheck(name string, v6 bool, client netip.Addr, pr uint32) Precheck {
+	rc, tracked := e.precheck(name, v6, client, pr)
 	if !tracked {
 		rc.New = e.Skipped(name, nil) == SkipNone
 	}
@@ -109,7 +108,7 @@ func (e *Engine) Precheck(name string, v6 bool, client netip.Addr, printOf func(
 
 // precheck is Precheck's part under the shard's lock; it also reports whether
 // name is tracked.
-func (e *Engine) precheck(name string, v6 bool, client netip.Addr, printOf func() uint32) (Precheck, bool) {
+func (e *Engine) precheck(name string, v6 bool, client netip.Addr, pr uint32) (Precheck, bool) {
 	sh, k := e.st.locate(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -122,7 +121,7 @@ func (e *Engine) precheck(name string, v6 bool, client netip.Addr, printOf func(
 		return Precheck{}, true
 	}
 	seen := r.repeats != 0 && r.at == now
-	if !seen && (printOf == nil || r.flags&recentPrinted == 0 || r.fingerprint != printOf()) {
+	if !seen && (pr == 0 || r.flags&recentPrinted == 0 || r.fingerprint != pr) {
 		return Precheck{}, true
 	}
 	r.repeats++

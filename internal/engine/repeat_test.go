@@ -191,11 +191,7 @@ func TestPrecheck(t *testing.T) {
 			if tc.client != "" {
 				client = netip.MustParseAddr(tc.client)
 			}
-			var printOf func() uint32
-			if tc.print != 0 {
-				printOf = func() uint32 { return tc.print }
-			}
-			if got := e.Precheck(tc.query, tc.v6, client, printOf); got != tc.want {
+			if got := e.Precheck(tc.query, tc.v6, client, tc.print); got != tc.want {
 				t.Fatalf("Precheck = %+v, want %+v", got, tc.want)
 			}
 			want := tc.primes
