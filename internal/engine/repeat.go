@@ -91,13 +91,13 @@ type Precheck struct {
 // name's last one (Precheck.Repeat): an answer to that client of the same
 // family (AAAA if v6, A otherwise) was judged, steady (see recent), and
 // either in this second another was seen to repeat it, or it had the
-// answer's print, as repeat would count it. Answers that rotate are all read; one that changes
-// after a repeat in the same second (a cache entry renewed then) is not,
-// and the first query of a later second reads the name's answer again,
-// unless its print tells it repeats. A flagged name's answers are all
-// read, for a caller that replaces them and for a recheck (see rechecks).
-// The caller must need no more than a brief verdict
-// (Observation.LevelOnly).
+// answer's print, as repeat would count it. Answers that rotate are all
+// read; one that changes after a repeat in the same second (a cache entry
+// renewed then) is not, and the first query of a later second reads the
+// name's answer again, unless its print tells it repeats. A flagged
+// name's answers are all read, for a caller that replaces them and for a
+// recheck (see rechecks). The caller must need no more than a brief
+// verdict (Observation.LevelOnly).
 func (e *Engine) Precheck(name string, v6 bool, client netip.Addr, pr uint32) Precheck {
 	rc, tracked := e.precheck(name, v6, client, pr)
 	if !tracked {
